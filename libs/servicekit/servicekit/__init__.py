@@ -1,0 +1,1 @@
+"""Shared building blocks every service of the suite needs, and nothing more."""

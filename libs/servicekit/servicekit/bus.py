@@ -1,0 +1,254 @@
+"""NATS: durable events through a transactional outbox, and request/reply with timeouts.
+
+* A service writes events with :func:`add_event` inside the same DB transaction as the change.
+* :class:`OutboxRelay` publishes pending rows to JetStream with ``Nats-Msg-Id`` = event id (the stream drops
+  duplicates inside its window), then marks them published. Several replicas share the table safely
+  (``FOR UPDATE SKIP LOCKED``).
+* Consumers are durable JetStream pull consumers shared by a service's replicas; handlers are made
+  idempotent with :func:`handled_once` (MySQL) or the caller's own store (realtime uses Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+from opentelemetry import propagate
+
+from servicekit.db import Connection, Database
+from servicekit.events import Event, RpcReply, new_event
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+_event_decoder = msgspec.json.Decoder(Event)
+_reply_decoder = msgspec.json.Decoder(RpcReply)
+
+STREAM_SERVICES = ("auth", "link", "conference", "telemetry", "recording", "realtime")
+
+
+def stream_name(service: str) -> str:
+    return f"EVENTS_{service.upper()}"
+
+
+class RpcError(Exception):
+    """A request/reply call failed: ``code`` is ``timeout``, ``unavailable`` or the responder's own code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Bus:
+    def __init__(self, nc: NATS, service: str) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.service = service
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    @classmethod
+    async def connect(cls, url: str, service: str) -> Bus:
+        nc = await nats.connect(
+            url, name=service, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=3
+        )
+        return cls(nc, service)
+
+    @property
+    def connected(self) -> bool:
+        return self.nc.is_connected
+
+    async def ensure_stream(self, service: str | None = None) -> str:
+        """Create (or keep) the stream holding ``<service>.>`` events; duplicates are dropped for 2 minutes."""
+        owner = service or self.service
+        name = stream_name(owner)
+        config = StreamConfig(name=name, subjects=[f"{owner}.>"], duplicate_window=120.0, max_age=7 * 86400.0)
+        try:
+            await self.js.stream_info(name)
+        except NotFoundError:
+            with contextlib.suppress(Exception):  # a replica may have created it meanwhile
+                await self.js.add_stream(config)
+        return name
+
+    async def publish_event(self, event: Event, headers: dict[str, str] | None = None) -> None:
+        hdrs = {"Nats-Msg-Id": event.id, **(headers or {})}
+        await self.js.publish(event.subject, _encoder.encode(event), headers=hdrs, timeout=5)
+
+    # ---- request / reply ---------------------------------------------------------------------------------
+    async def request(self, subject: str, payload: msgspec.Struct, timeout: float = 2.0) -> Any:
+        """Ask another service; returns the reply's ``data`` or raises :class:`RpcError`."""
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        try:
+            msg = await self.nc.request(subject, _encoder.encode(payload), timeout=timeout, headers=headers)
+        except NoRespondersError as exc:
+            raise RpcError("unavailable", f"no service answers {subject}") from exc
+        except NatsTimeout as exc:
+            raise RpcError("timeout", f"{subject} did not answer within {timeout}s") from exc
+        reply = _reply_decoder.decode(msg.data)
+        if not reply.ok:
+            raise RpcError(reply.code or "error", reply.error)
+        return reply.data
+
+    async def serve(self, subject: str, request_type: type[T], handler: Callable[[T], Awaitable[Any]]) -> None:
+        """Answer ``subject`` in a queue group (one replica answers each request)."""
+        decoder = msgspec.json.Decoder(request_type)
+
+        async def on_request(msg: Msg) -> None:
+            try:
+                request = decoder.decode(msg.data)
+                reply = RpcReply(ok=True, data=await handler(request))
+            except msgspec.ValidationError as exc:
+                reply = RpcReply(ok=False, code="bad_request", error=str(exc))
+            except LookupError as exc:
+                reply = RpcReply(ok=False, code="not_found", error=str(exc) or "not found")
+            except Exception as exc:  # the caller gets a clear error instead of a timeout
+                log.exception("request handler failed", extra={"subject": subject})
+                reply = RpcReply(ok=False, code="error", error=type(exc).__name__)
+            await msg.respond(_encoder.encode(reply))
+
+        await self.nc.subscribe(subject, queue=self.service, cb=on_request)
+
+    # ---- durable consumption -----------------------------------------------------------------------------
+    def consume(
+        self,
+        owner: str,
+        durable: str,
+        handler: Callable[[Event], Awaitable[None]],
+        filter_subject: str | None = None,
+    ) -> None:
+        """Pull events of ``owner``'s stream through durable consumer ``durable`` (shared by replicas)."""
+        self._tasks.append(asyncio.create_task(self._consume_loop(owner, durable, handler, filter_subject)))
+
+    async def _consume_loop(
+        self,
+        owner: str,
+        durable: str,
+        handler: Callable[[Event], Awaitable[None]],
+        filter_subject: str | None,
+    ) -> None:
+        stream = await self.ensure_stream(owner)
+        subject = filter_subject or f"{owner}.>"
+        config = ConsumerConfig(durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=DeliverPolicy.NEW)
+        sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(batch=64, timeout=1.0)
+            except NatsTimeout:
+                continue
+            except Exception:
+                log.exception("fetch failed", extra={"stream": stream})
+                await asyncio.sleep(1.0)
+                continue
+            for msg in msgs:
+                try:
+                    event = _event_decoder.decode(msg.data)
+                except msgspec.DecodeError:
+                    log.error("undecodable event dropped", extra={"subject": msg.subject})
+                    await msg.term()
+                    continue
+                try:
+                    await handler(event)
+                except Exception:
+                    log.exception("event handler failed; redelivery later", extra={"event_id": event.id})
+                    await msg.nak(delay=1.0)
+                else:
+                    await msg.ack()
+
+    async def close(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+
+
+async def add_event(conn: Connection, subject: str, data: msgspec.Struct | dict[str, Any]) -> Event:
+    """Record an event in the outbox, inside the caller's transaction."""
+    event = new_event(subject, data)
+    await conn.execute(
+        "INSERT INTO outbox (event_id, subject, payload) VALUES (%s, %s, %s)",
+        (event.id, event.subject, _encoder.encode(event)),
+    )
+    conn.events_added += 1
+    return event
+
+
+async def handled_once(conn: Connection, consumer: str, event_id: str) -> bool:
+    """True the first time ``consumer`` sees ``event_id`` (call inside the transaction that applies it)."""
+    changed = await conn.execute(
+        "INSERT IGNORE INTO handled_event (consumer, event_id) VALUES (%s, %s)", (consumer, event_id)
+    )
+    return changed == 1
+
+
+class OutboxRelay:
+    """Publishes outbox rows in order; woken right after each commit, and polls as a safety net."""
+
+    def __init__(self, db: Database, bus: Bus, poll_seconds: float = 1.0, batch: int = 200) -> None:
+        self.db = db
+        self.bus = bus
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        db.on_events_committed.append(self._wake.set)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
+            try:
+                while await self.flush_once() == self.batch:
+                    pass
+            except Exception:
+                log.exception("outbox relay failed; will retry")
+                await asyncio.sleep(self.poll_seconds)
+
+    async def flush_once(self) -> int:
+        """Publish one batch of pending events; returns how many were published."""
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch_all(
+                "SELECT id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (self.batch,),
+            )
+            for row in rows:
+                await self.bus.publish_event(_event_decoder.decode(row["payload"]))
+            if rows:
+                ids = [row["id"] for row in rows]
+                marks = ", ".join(["%s"] * len(ids))
+                await conn.execute(
+                    f"UPDATE outbox SET published_at = CURRENT_TIMESTAMP(3) WHERE id IN ({marks})",  # noqa: S608
+                    ids,
+                )
+            return len(rows)
+
+    async def stop(self) -> None:
+        """Flush what is pending, then stop (graceful shutdown)."""
+        self._stop.set()
+        self._wake.set()
+        if self._task:
+            with contextlib.suppress(Exception):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.flush_once()

@@ -1,0 +1,170 @@
+"""MySQL/MariaDB access: one asyncmy pool per service, always parameterised SQL, ordered SQL migrations."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncmy
+from asyncmy.cursors import DictCursor
+
+from servicekit.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+Args = Sequence[Any] | dict[str, Any]
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+class Connection:
+    """A pooled connection; inside :meth:`Database.transaction` everything runs in one transaction."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.events_added = 0  # outbox rows written in this transaction
+
+    async def fetch_one(self, sql: str, args: Args = ()) -> dict[str, Any] | None:
+        async with self.raw.cursor(DictCursor) as cur:
+            await cur.execute(sql, args)
+            return await cur.fetchone()
+
+    async def fetch_all(self, sql: str, args: Args = ()) -> list[dict[str, Any]]:
+        async with self.raw.cursor(DictCursor) as cur:
+            await cur.execute(sql, args)
+            return list(await cur.fetchall())
+
+    async def execute(self, sql: str, args: Args = ()) -> int:
+        """Run a statement; returns the number of rows it changed."""
+        async with self.raw.cursor() as cur:
+            return await cur.execute(sql, args)
+
+    async def insert(self, sql: str, args: Args = ()) -> int:
+        """Run an INSERT; returns the new AUTO_INCREMENT id."""
+        async with self.raw.cursor() as cur:
+            await cur.execute(sql, args)
+            return cur.lastrowid
+
+
+class Database:
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        # Run after a transaction that wrote outbox events commits: the relay publishes without polling delay.
+        self.on_events_committed: list[Callable[[], None]] = []
+
+    @classmethod
+    async def connect(cls, settings: CommonSettings, create: bool = True) -> Database:
+        if not _IDENTIFIER.match(settings.mysql_database):
+            raise ValueError(f"invalid MYSQL_DATABASE name: {settings.mysql_database!r}")
+        common = dict(
+            host=settings.mysql_host,
+            port=settings.mysql_port,
+            user=settings.mysql_user,
+            password=settings.mysql_password,
+            charset="utf8mb4",
+            autocommit=True,
+        )
+        if create:
+            conn = await asyncmy.connect(**common)
+            try:
+                async with conn.cursor() as cur:
+                    # The name is checked against _IDENTIFIER above; identifiers cannot be bound parameters.
+                    await cur.execute(
+                        f"CREATE DATABASE IF NOT EXISTS `{settings.mysql_database}` "  # noqa: S608
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    )
+            finally:
+                conn.close()
+        pool = await asyncmy.create_pool(
+            db=settings.mysql_database, minsize=1, maxsize=settings.mysql_pool_size, pool_recycle=3600, **common
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        self.pool.close()
+        await self.pool.wait_closed()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        async with self.pool.acquire() as raw:
+            yield Connection(raw)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """All-or-nothing: commits when the block ends, rolls back on any exception."""
+        async with self.pool.acquire() as raw:
+            conn = Connection(raw)
+            await raw.begin()
+            try:
+                yield conn
+            except BaseException:
+                await raw.rollback()
+                raise
+            await raw.commit()
+        if conn.events_added:
+            for hook in self.on_events_committed:
+                hook()
+
+    async def fetch_one(self, sql: str, args: Args = ()) -> dict[str, Any] | None:
+        async with self.connection() as conn:
+            return await conn.fetch_one(sql, args)
+
+    async def fetch_all(self, sql: str, args: Args = ()) -> list[dict[str, Any]]:
+        async with self.connection() as conn:
+            return await conn.fetch_all(sql, args)
+
+    async def execute(self, sql: str, args: Args = ()) -> int:
+        async with self.connection() as conn:
+            return await conn.execute(sql, args)
+
+    async def ping(self) -> bool:
+        row = await self.fetch_one("SELECT 1 AS ok")
+        return bool(row and row["ok"] == 1)
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a migration on ``;`` at line ends; migrations keep one statement per ``;``-terminated block."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [stmt.strip() for stmt in re.split(r";\s*$", "\n".join(lines), flags=re.M) if stmt.strip()]
+
+
+def _migration_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix == ".sql")
+
+
+async def migrate(db: Database, service_migrations: Path | None) -> list[str]:
+    """Apply the kit's tables (outbox, handled events) then the service's own SQL files, in order, once each.
+
+    A named lock serialises replicas starting together; each applied file is recorded in ``schema_migrations``.
+    """
+    kit_dir = Path(str(resources.files("servicekit") / "migrations"))
+    sources = [("servicekit", kit_dir)] + ([("service", service_migrations)] if service_migrations else [])
+    applied_now: list[str] = []
+    async with db.connection() as conn:
+        await conn.fetch_one("SELECT GET_LOCK('schema_migrations', 60) AS got")
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version VARCHAR(191) NOT NULL PRIMARY KEY,"
+                " applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP"
+                ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+            )
+            done = {r["version"] for r in await conn.fetch_all("SELECT version FROM schema_migrations")}
+            for origin, directory in sources:
+                for path in _migration_files(directory):
+                    version = f"{origin}:{path.name}"
+                    if version in done:
+                        continue
+                    # MySQL DDL commits implicitly, so each file should be safe to re-run (IF NOT EXISTS).
+                    for statement in _split_statements(path.read_text(encoding="utf-8")):
+                        await conn.execute(statement)
+                    await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                    applied_now.append(version)
+                    log.info("migration applied", extra={"version": version})
+        finally:
+            await conn.fetch_one("SELECT RELEASE_LOCK('schema_migrations') AS released")
+    return applied_now

@@ -1,0 +1,64 @@
+"""Settings from the environment, typed and validated with msgspec.
+
+A service declares a ``msgspec.Struct`` subclass of :class:`CommonSettings`; each field is read from the
+upper-cased env var of the same name. The original gateway's variable names are kept where they apply, so an
+existing ``.env`` still works.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+import msgspec
+
+
+class CommonSettings(msgspec.Struct, kw_only=True):
+    service_name: str = "service"
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    mysql_user: str = "root"
+    mysql_password: str = ""
+    mysql_database: str = ""
+    mysql_pool_size: int = 10
+    redis_url: str = ""
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_pass: str = ""
+    nats_url: str = "nats://127.0.0.1:4222"
+    livekit_api_key: str = "devkey"
+    livekit_api_secret: str = "secret"
+    log_level: str = "INFO"
+    max_body_bytes: int = 1_048_576
+    # OpenTelemetry: standard OTEL_* variables are honoured by the SDK; this switches tracing on.
+    otel_enabled: bool = False
+
+    @property
+    def redis_dsn(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        auth = f":{self.redis_pass}@" if self.redis_pass else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/0"
+
+
+S = TypeVar("S", bound=CommonSettings)
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env_value(raw: str, field_type: object) -> object:
+    if field_type is bool:
+        return raw.strip().lower() in _TRUE
+    return raw
+
+
+def load_settings(cls: type[S], environ: dict[str, str] | None = None, **overrides: object) -> S:
+    """Build ``cls`` from env vars named like its fields (upper case); overrides win."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for field in msgspec.structs.fields(cls):
+        raw = env.get(field.name.upper())
+        if raw is not None:
+            values[field.name] = _env_value(raw, field.type)
+    values.update(overrides)
+    return msgspec.convert(values, cls, strict=False)

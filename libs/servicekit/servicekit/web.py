@@ -1,0 +1,294 @@
+"""The HTTP frame every service shares: envelope errors, body/query parsing, health and readiness, request ids,
+JSON access logs, OpenAPI at ``/schema``, and a lifespan that opens and drains the service's connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
+from redis.asyncio import Redis
+
+from servicekit.bus import Bus, OutboxRelay
+from servicekit.db import Database, migrate
+from servicekit.logs import request_id, setup_logging
+from servicekit.settings import CommonSettings
+from servicekit.tokens import TokenRejected, bearer_token, verify_token
+
+log = logging.getLogger("servicekit.web")
+T = TypeVar("T")
+
+
+# ---- the original's envelope -----------------------------------------------------------------------------
+class ApiError(Exception):
+    """Answer ``body`` with ``status_code``; by default the original's ``{"status":"FAIL","message":...}``."""
+
+    def __init__(self, message: str, status_code: int = 400, body: Any = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body if body is not None else {"status": "FAIL", "message": message}
+
+
+def fail(message: str, status_code: int = 400, **extra: Any) -> ApiError:
+    return ApiError(message, status_code, {"status": "FAIL", "message": message, **extra})
+
+
+def _on_api_error(_: Request, exc: ApiError) -> Response:
+    if isinstance(exc.body, str):
+        return Response(exc.body, status_code=exc.status_code, media_type="text/html; charset=utf-8")
+    return Response(exc.body, status_code=exc.status_code)
+
+
+def _on_token_rejected(_: Request, exc: TokenRejected) -> Response:
+    return Response(exc.body, status_code=200)  # the original answered auth failures with HTTP 200
+
+
+def _on_http_error(_: Request, exc: HTTPException) -> Response:
+    message = exc.detail or "Error"
+    if isinstance(exc, ValidationException) and exc.extra:
+        message = f"{message}: {exc.extra}"
+    return Response({"status": "FAIL", "message": message}, status_code=exc.status_code)
+
+
+def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return Response({"status": "FAIL", "message": "Internal Server Error"}, status_code=500)
+
+
+# ---- input parsing -----------------------------------------------------------------------------------------
+def _convert(raw: Any, schema: type[T]) -> T:
+    try:
+        return msgspec.convert(raw, schema, strict=False)
+    except msgspec.ValidationError as exc:
+        raise fail(f"Invalid parameter: {exc}") from exc
+
+
+async def parse_body(request: Request, schema: type[T]) -> T:
+    """JSON or form body (the original accepted both) validated into ``schema``; 400 envelope otherwise."""
+    content_type = request.headers.get("content-type", "")
+    if "application/x-www-form-urlencoded" in content_type or "multipart/form-data" in content_type:
+        form = await request.form()
+        raw: Any = {key: form.get(key) for key in form}
+    else:
+        body = await request.body()
+        try:
+            raw = msgspec.json.decode(body) if body.strip() else {}
+        except msgspec.DecodeError as exc:
+            raise fail("Invalid JSON body") from exc
+    if not isinstance(raw, dict):
+        raise fail("Invalid JSON body: an object is expected")
+    return _convert(raw, schema)
+
+
+def parse_query(request: Request, schema: type[T]) -> T:
+    return _convert(dict(request.query_params), schema)
+
+
+# ---- runtime: the connections a service holds ------------------------------------------------------------
+@dataclass
+class Runtime:
+    settings: CommonSettings
+    db: Database | None = None
+    redis: Redis | None = None
+    bus: Bus | None = None
+    relay: OutboxRelay | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def require_token(self, request: Request) -> dict[str, Any]:
+        """Claims of the request's LiveKit bearer token, or the original's FAIL answer."""
+        return verify_token(bearer_token(request.headers.get("authorization")), self.settings.livekit_api_secret)
+
+
+def provide_runtime(state: State) -> Runtime:
+    return state.runtime
+
+
+@dataclass
+class ServiceSpec:
+    """What a service declares; :func:`create_app` wires the rest the same way for every service."""
+
+    settings: CommonSettings
+    route_handlers: Sequence[Any]
+    migrations: Path | None = None
+    uses_db: bool = True
+    uses_redis: bool = True
+    uses_bus: bool = True
+    publishes_events: bool = True
+    on_startup: Callable[[Runtime], Awaitable[None]] | None = None
+    on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None
+    title: str = ""
+
+
+async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, bool]:
+    try:
+        async with asyncio.timeout(1.5):
+            await probe()
+        return name, True
+    except Exception:
+        return name, False
+
+
+def health_handlers(service: str) -> list[Any]:
+    @get("/health", include_in_schema=True, tags=["ops"], sync_to_thread=False)
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "OK", "service": service}
+
+    @get("/ready", tags=["ops"])
+    async def ready(runtime: Runtime) -> Response:
+        """Readiness: every backing service this one uses answers."""
+        probes: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        if runtime.db:
+            probes.append(("mysql", runtime.db.ping))
+        if runtime.redis:
+            probes.append(("redis", runtime.redis.ping))
+        if runtime.bus:
+            bus = runtime.bus
+
+            async def nats_ok() -> None:
+                if not bus.connected:
+                    raise ConnectionError("nats disconnected")
+                await bus.nc.flush(timeout=1)
+
+            probes.append(("nats", nats_ok))
+        results = dict(await asyncio.gather(*(_check(n, p) for n, p in probes)))
+        ok = all(results.values())
+        body = {"status": "OK" if ok else "FAIL", "service": service, "checks": results}
+        return Response(body, status_code=200 if ok else 503)
+
+    return [health, ready]
+
+
+class RequestContextMiddleware:
+    """Request id (``X-Request-ID`` in and out), served-by header, and one JSON access-log line per request."""
+
+    def __init__(self, app: ASGIApp, service: str, access_log: bool) -> None:
+        self.app = app
+        self.service = service.encode()
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                rid = value.decode("latin-1")[:64]
+                break
+        rid = rid or uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers += [(b"x-request-id", rid.encode()), (b"x-served-by", self.service)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if self.access_log:
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+            request_id.reset(token)
+
+
+def create_app(spec: ServiceSpec) -> Litestar:
+    settings = spec.settings
+    setup_logging(settings.service_name, settings.log_level)
+    runtime = Runtime(settings=settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.runtime = runtime
+        setup_logging(settings.service_name, settings.log_level)  # again: the server may reset logging
+        if spec.uses_db:
+            runtime.db = await Database.connect(settings)
+            await migrate(runtime.db, spec.migrations)
+        if spec.uses_redis:
+            runtime.redis = Redis.from_url(settings.redis_dsn, decode_responses=True)
+        if spec.uses_bus:
+            runtime.bus = await Bus.connect(settings.nats_url, settings.service_name)
+            if spec.publishes_events:
+                await runtime.bus.ensure_stream()
+                if runtime.db:
+                    runtime.relay = OutboxRelay(runtime.db, runtime.bus)
+                    runtime.relay.start()
+        if spec.on_startup:
+            await spec.on_startup(runtime)
+        log.info("service started")
+        try:
+            yield
+        finally:
+            # Graceful shutdown: the server has stopped taking requests; finish background work, flush the
+            # outbox, then close connections.
+            if spec.on_shutdown:
+                await spec.on_shutdown(runtime)
+            for task in runtime.background:
+                task.cancel()
+            if runtime.relay:
+                await runtime.relay.stop()
+            if runtime.bus:
+                await runtime.bus.close()
+            if runtime.redis:
+                await runtime.redis.aclose()
+            if runtime.db:
+                await runtime.db.close()
+            log.info("service stopped")
+
+    plugins: list[Any] = []
+    middleware: list[Any] = []
+    if settings.otel_enabled:
+        from litestar.contrib.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+        from servicekit.tracing import setup_tracing
+
+        setup_tracing(settings.service_name)
+        plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig()))
+
+    def request_context(app: ASGIApp) -> ASGIApp:
+        return RequestContextMiddleware(app, settings.service_name, settings.log_level.upper() == "DEBUG")
+
+    middleware.append(request_context)
+    return Litestar(
+        route_handlers=[*health_handlers(settings.service_name), *spec.route_handlers],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        exception_handlers={
+            ApiError: _on_api_error,
+            TokenRejected: _on_token_rejected,
+            HTTPException: _on_http_error,
+            Exception: _on_unexpected,
+        },
+        lifespan=[lifespan],
+        middleware=middleware,
+        plugins=plugins,
+        openapi_config=OpenAPIConfig(title=spec.title or f"{settings.service_name} service", version="1.0.0"),
+        request_max_body_size=settings.max_body_bytes,
+    )

@@ -1,0 +1,80 @@
+"""HTTP controllers of /auth/*."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from servicekit.bus import RpcError
+from servicekit.events import (
+    RPC_LINK_VERIFY_PASSWORD,
+    RPC_PARTICIPANT_TOKEN,
+    LinkCredentials,
+    ParticipantTokenRequest,
+)
+from servicekit.tokens import TokenRejected
+from servicekit.web import ApiError, Runtime, fail, parse_body
+
+from auth.domain import agent_console_token
+
+INVALID_LOGIN = {"status": "FAIL", "message": "invalid id or password"}
+
+
+class VerifyUserBody(msgspec.Struct, kw_only=True):
+    linkID: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+    password: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    userName: Annotated[str, msgspec.Meta(max_length=100)] = ""
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+
+    @get("/create")
+    async def create_token(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """Agent console bearer token. The original minted one for anybody; here the caller must present the
+        operator's API key (``x-api-key``) or an agent token that is still valid."""
+        settings = runtime.settings
+        api_key = request.headers.get("x-api-key", "")
+        if not (settings.auth_api_key and api_key and hmac.compare_digest(api_key, settings.auth_api_key)):
+            try:
+                runtime.require_token(request)
+            except TokenRejected as exc:
+                raise ApiError("unauthorized", 401, exc.body) from exc
+        ttl = timedelta(days=min(settings.auth_token_ttl_days, settings.auth_token_max_ttl_days))
+        token = agent_console_token(settings.livekit_api_key, settings.livekit_api_secret, ttl)
+        return {"status": "OK", "token": token}
+
+    @post("/verifyuser", status_code=200)
+    async def verify_user(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """Password check of a link, then a participant token for the link's room."""
+        body = await parse_body(request, VerifyUserBody)
+        assert runtime.bus is not None
+        try:
+            link = await runtime.bus.request(
+                RPC_LINK_VERIFY_PASSWORD, LinkCredentials(linkID=body.linkID, password=body.password)
+            )
+        except RpcError as exc:
+            if exc.code in ("not_found", "denied"):
+                raise ApiError("invalid id or password", 200, INVALID_LOGIN) from exc
+            raise fail("link service unavailable", 503) from exc
+        try:
+            token = await runtime.bus.request(
+                RPC_PARTICIPANT_TOKEN,
+                ParticipantTokenRequest(
+                    room=link["room"],
+                    userName=body.userName or link.get("userName"),
+                    userType="admin" if str(link.get("isAdmin")) == "1" else (link.get("userType") or "user"),
+                    linkType=link.get("linkType"),
+                    mobile=link.get("mobile"),
+                    linkID=body.linkID,
+                    roomJoin=int(link.get("requireJoinPermission") or 0) != 1,
+                    isAddUser=False,
+                ),
+            )
+        except RpcError as exc:
+            raise fail("conference service unavailable", 503) from exc
+        return {"status": "OK", "data": token}
