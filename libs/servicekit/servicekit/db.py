@@ -142,7 +142,8 @@ async def migrate(db: Database, service_migrations: Path | None) -> list[str]:
     A named lock serialises replicas starting together; each applied file is recorded in ``schema_migrations``.
     """
     kit_dir = Path(str(resources.files("servicekit") / "migrations"))
-    sources = [("servicekit", kit_dir)] + ([("service", service_migrations)] if service_migrations else [])
+    own = [("service", service_migrations)] if service_migrations and service_migrations.is_dir() else []
+    sources = [("servicekit", kit_dir), *own]
     applied_now: list[str] = []
     async with db.connection() as conn:
         await conn.fetch_one("SELECT GET_LOCK('schema_migrations', 60) AS got")

@@ -72,6 +72,7 @@ class LinkLocationUpdated(msgspec.Struct, kw_only=True):
 # ---- conference ------------------------------------------------------------------------------------------
 ROOM_CREATED = "conference.room.created"
 ROOM_CLOSED = "conference.room.closed"
+ROOM_UPDATED = "conference.room.updated"  # RoomChanged: type/status changed (a location room became a conference)
 
 
 class RoomChanged(msgspec.Struct, kw_only=True):
@@ -130,6 +131,13 @@ class ParticipantTokenRequest(msgspec.Struct, kw_only=True):
     isAddUser: bool = False
     userAgent: str = ""
     withParticipants: bool = False
+    # Added by conference (optional, defaults keep the fields above unchanged in meaning):
+    color: str | None = None  # explicit colour; else a random one of color_scheme
+    conference: int | None = None  # room_user.conference on insert and echoed in the reply (default 1)
+    # /link/getdetail's lookups the link service cannot make (room_user is conference's): when true and an
+    # identity is given, the user's stored colour is reused and a missing userName becomes the stored name,
+    # else "User-<0..99>".
+    useKnownUser: bool = False
 
 
 RPC_LINK_VERIFY_PASSWORD = "rpc.link.link.verify_password"
@@ -140,3 +148,15 @@ class LinkCredentials(msgspec.Struct, kw_only=True):
 
     linkID: str
     password: str = ""
+
+
+# ---- realtime asks link ----------------------------------------------------------------------------------
+# Reply data: the `history` payload pushed on /data/{linkID} (realtime.md §11): a list (max 100, oldest first)
+# of {linkID, mobile, status, linkType, dtmCreated, userType, latitude, longitude[, currentLocation,
+# pickLocation]} usage-status rows of the link, or false when there are none. Served by link.
+RPC_LINK_STATUS_HISTORY = "rpc.link.link.status_history"
+
+
+class LinkHistoryQuery(msgspec.Struct, kw_only=True):
+    linkID: str
+    linkType: str = ""  # "location" keeps every userType's rows; otherwise only userType "user"

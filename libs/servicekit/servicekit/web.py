@@ -174,7 +174,7 @@ def health_handlers(service: str) -> list[Any]:
 
 
 class RequestContextMiddleware:
-    """Request id (``X-Request-ID`` in and out), served-by header, and one JSON access-log line per request."""
+    """Request id (``X-Request-ID`` in and out) and one JSON access-log line per request (at DEBUG level)."""
 
     def __init__(self, app: ASGIApp, service: str, access_log: bool) -> None:
         self.app = app
@@ -200,7 +200,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers += [(b"x-request-id", rid.encode()), (b"x-served-by", self.service)]
+                headers.append((b"x-request-id", rid.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -277,7 +277,15 @@ def create_app(spec: ServiceSpec) -> Litestar:
         return RequestContextMiddleware(app, settings.service_name, settings.log_level.upper() == "DEBUG")
 
     middleware.append(request_context)
+    served_by = (b"x-served-by", settings.service_name.encode())
+
+    async def add_served_by(message: Any, scope: Scope) -> None:
+        # On every response, unknown paths included (route middleware never sees those): the edge test relies on it.
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), served_by]
+
     return Litestar(
+        before_send=[add_served_by],
         route_handlers=[*health_handlers(settings.service_name), *spec.route_handlers],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={

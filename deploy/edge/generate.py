@@ -1,0 +1,185 @@
+"""Generate the edge from the route table: nginx config (local processes and compose) and the Kubernetes
+Gateway API HTTPRoute. Nothing here is written by hand twice.
+
+    python -m deploy.edge.generate          # rewrite the committed files
+    python -m deploy.edge.generate --check  # fail when they are out of date (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from deploy.edge.routes import RouteTable, load
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_CONF = ROOT / "deploy" / "edge" / "nginx.compose.conf"
+HTTPROUTE = ROOT / "k8s" / "base" / "edge" / "httproute.yaml"
+STICKY = {"realtime"}  # Socket.IO long-polling needs every request of a session on one instance
+JSON_404 = '{"status":"FAIL","message":"Not Found"}'
+JSON_502 = '{"status":"FAIL","message":"Service unavailable"}'
+JSON_413 = '{"status":"FAIL","message":"Request Entity Too Large"}'
+# Bodies bigger than this never reach a service; services enforce their own (smaller) limits in the envelope.
+MAX_BODY = {"recording": "600m"}
+DEFAULT_MAX_BODY = "8m"
+
+
+def _locations(table: RouteTable) -> list[tuple[str, str, bool]]:
+    """(nginx location, service, websocket) in a stable order; exact matches before prefixes."""
+    seen: dict[str, tuple[str, bool]] = {}
+    for route in table.routes:
+        key = ("^~ " if route.is_prefix else "= ") + route.location
+        previous = seen.get(key)
+        if previous and previous[0] != route.service:
+            raise ValueError(f"{route.location} is claimed by {previous[0]} and {route.service}")
+        seen[key] = (route.service, route.websocket or (previous[1] if previous else False))
+    return sorted(((k, s, ws) for k, (s, ws) in seen.items()), key=lambda item: (item[0][0] != "=", item[0]))
+
+
+def render_nginx(
+    table: RouteTable,
+    upstreams: Mapping[str, str],
+    listen: str,
+    run_dir: str | None = None,
+    as_root: bool = False,
+) -> str:
+    """nginx.conf for the edge. ``upstreams`` maps service -> host:port; ``run_dir`` keeps pid/temp files out of
+    system paths when nginx runs as a local process."""
+    out: list[str] = []
+    if as_root:
+        out.append("user root;")
+    out += ["worker_processes auto;", "worker_rlimit_nofile 65535;"]
+    if run_dir:
+        out += [f"pid {run_dir}/nginx.pid;", f"error_log {run_dir}/error.log warn;"]
+    else:
+        out += ["error_log /dev/stderr warn;"]
+    out += ["events { worker_connections 8192; multi_accept on; }", "", "http {"]
+    body = [
+        "access_log off;",
+        "server_tokens off;",
+        "default_type application/json;",
+        "keepalive_requests 100000;",
+        "proxy_http_version 1.1;",
+        "proxy_set_header Host $host;",
+        "proxy_set_header X-Real-IP $remote_addr;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Request-ID $request_id;",
+        # Upgrade only when the client asks (Socket.IO websockets); otherwise an empty Connection header keeps
+        # upstream connections alive. Set here once: a location's own proxy_set_header would drop these.
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $connection_upgrade;",
+        "proxy_connect_timeout 3s;",
+        "proxy_read_timeout 60s;",
+        f"client_max_body_size {DEFAULT_MAX_BODY};",
+        "map $http_upgrade $connection_upgrade { default upgrade; '' ''; }",
+    ]
+    if run_dir:
+        body += [
+            f"client_body_temp_path {run_dir}/body;",
+            f"proxy_temp_path {run_dir}/proxy;",
+            f"fastcgi_temp_path {run_dir}/fastcgi;",
+            f"uwsgi_temp_path {run_dir}/uwsgi;",
+            f"scgi_temp_path {run_dir}/scgi;",
+        ]
+    for service in sorted(upstreams):
+        balance = "hash $remote_addr consistent; " if service in STICKY else ""
+        body.append(f"upstream svc_{service} {{ {balance}server {upstreams[service]}; keepalive 64; }}")
+    body += ["", "server {", f"    listen {listen} reuseport;" if ":" not in listen else f"    listen {listen};"]
+    server = [
+        "error_page 404 = @not_found;",
+        "error_page 413 = @too_large;",
+        "error_page 502 503 504 = @unavailable;",
+        f"location @not_found {{ return 404 '{JSON_404}'; }}",
+        f"location @too_large {{ return 413 '{JSON_413}'; }}",
+        f"location @unavailable {{ return 503 '{JSON_502}'; }}",
+        'location = / { return 200 \'{"message":"SMS Link Backend"}\'; }',
+        'location = /health { return 200 \'{"status":"OK","service":"edge"}\'; }',
+        f"location / {{ return 404 '{JSON_404}'; }}",
+    ]
+    for location, service, websocket in _locations(table):
+        if service not in upstreams:  # a partial local run: the owner is not running
+            server.append(f"location {location} {{ return 503 '{JSON_502}'; }}")
+            continue
+        directives = [f"proxy_pass http://svc_{service};"]
+        if service in MAX_BODY:
+            directives.append(f"client_max_body_size {MAX_BODY[service]};")
+        if websocket:
+            directives += ["proxy_read_timeout 3600s;", "proxy_buffering off;"]
+        server.append(f"location {location} {{ {' '.join(directives)} }}")
+    body += ["    " + line for line in server] + ["}"]
+    out += ["    " + line if line else "" for line in body] + ["}", ""]
+    return "\n".join(out)
+
+
+def render_httproute(table: RouteTable, namespace: str = "ems", gateway: str = "ems-edge") -> str:
+    """Gateway API HTTPRoutes: one per service, exact and prefix matches, backend = the service's Service."""
+    documents = []
+    for service in sorted(table.service_ports):
+        matches = []
+        for route in table.routes_of(service):
+            kind = "PathPrefix" if route.is_prefix else "Exact"
+            value = route.location.rstrip("/") if route.is_prefix else route.location
+            match = {"path": {"type": kind, "value": value or "/"}}
+            if match not in matches:
+                matches.append(match)
+        if not matches:
+            continue
+        # The Gateway API allows at most 64 matches per rule (and 16 rules per route).
+        rules = [
+            {
+                "matches": matches[i : i + 64],
+                "backendRefs": [{"name": service, "port": table.service_ports[service]}],
+            }
+            for i in range(0, len(matches), 64)
+        ]
+        documents.append(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {
+                    "name": f"edge-{service}",
+                    "namespace": namespace,
+                    "labels": {"app.kubernetes.io/part-of": "ems"},
+                },
+                "spec": {"parentRefs": [{"name": gateway}], "rules": rules},
+            }
+        )
+    header = "# Generated from deploy/routes.toml by `python -m deploy.edge.generate`: do not edit by hand.\n"
+    return header + yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def compose_nginx(table: RouteTable) -> str:
+    upstreams = {s: f"{s}:{p}" for s, p in table.service_ports.items()}
+    header = "# Generated from deploy/routes.toml by `python -m deploy.edge.generate`: do not edit by hand.\n"
+    return header + render_nginx(table, upstreams, listen=str(table.edge_port))
+
+
+def generated_files(table: RouteTable) -> dict[Path, str]:
+    return {COMPOSE_CONF: compose_nginx(table), HTTPROUTE: render_httproute(table)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail when generated files are out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in generated_files(load()).items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != text:
+            stale.append(path)
+            if not args.check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+    if args.check and stale:
+        print("out of date: " + ", ".join(str(p.relative_to(ROOT)) for p in stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

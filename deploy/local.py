@@ -1,0 +1,192 @@
+"""Run the whole suite on this machine as processes: every service under granian, nginx as the edge.
+
+Used by ``just up`` (foreground, Ctrl-C stops everything) and by the test harness (free ports, a database per
+service per run, private NATS and Redis when asked).
+
+    python -m deploy.local up [--edge-port 5500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.edge.generate import render_nginx
+from deploy.edge.routes import load
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES_DIR = ROOT / "services"
+# Variables every service reads; per-service databases are named <prefix><service>.
+DEFAULT_ENV = {
+    "MYSQL_HOST": "127.0.0.1",
+    "MYSQL_PORT": "3306",
+    "MYSQL_USER": "root",
+    "MYSQL_PASSWORD": "",
+    "LIVEKIT_API_KEY": "devkey",
+    "LIVEKIT_API_SECRET": "secret",
+    "ROOM_DAY_DEFAULT_TIMEOUT": "1",
+}
+# Services with no tables of their own get no database.
+NO_DATABASE = {"auth", "realtime"}
+
+
+def discover_services() -> list[str]:
+    return sorted(p.name for p in SERVICES_DIR.iterdir() if (p / p.name / "app.py").exists())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except Exception as exc:  # not up yet
+            last = str(exc)
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout}s: {last}")
+
+
+@dataclass
+class LocalSuite:
+    edge_port: int
+    service_ports: dict[str, int]
+    db_prefix: str = ""
+    nats_url: str = "nats://127.0.0.1:4222"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ems-suite-")))
+    log_dir: Path | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def edge(self) -> str:
+        return f"http://127.0.0.1:{self.edge_port}"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.service_ports[service]}"
+
+    def db_name(self, service: str) -> str:
+        return f"{self.db_prefix}{service}"
+
+    def service_env(self, service: str) -> dict[str, str]:
+        env = {**os.environ, **DEFAULT_ENV, **self.extra_env}
+        env.update(
+            SERVICE_NAME=service,
+            NATS_URL=self.nats_url,
+            REDIS_URL=self.redis_url,
+            MYSQL_DATABASE="" if service in NO_DATABASE else self.db_name(service),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log_dir = self.log_dir or self.run_dir
+        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.processes[name] = process
+        return process
+
+    def start_service(self, service: str) -> subprocess.Popen[bytes]:
+        argv = [
+            sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+            "--port", str(self.service_ports[service]), "--workers", "1", "--log-level", "warning",
+            "--no-ws" if service != "realtime" else "--ws", f"{service}.app:app",
+        ]  # fmt: skip
+        return self._spawn(service, argv, self.service_env(service))
+
+    def start_edge(self) -> subprocess.Popen[bytes]:
+        nginx_dir = self.run_dir / "nginx"
+        nginx_dir.mkdir(parents=True, exist_ok=True)
+        upstreams = {s: f"127.0.0.1:{p}" for s, p in self.service_ports.items()}
+        conf = render_nginx(
+            load(), upstreams, listen=f"127.0.0.1:{self.edge_port}", run_dir=str(nginx_dir), as_root=os.geteuid() == 0
+        )
+        (nginx_dir / "nginx.conf").write_text(conf, encoding="utf-8")
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        argv = [nginx, "-p", str(nginx_dir), "-c", str(nginx_dir / "nginx.conf"), "-g", "daemon off;"]
+        return self._spawn("edge", argv, dict(os.environ))
+
+    def start(self, services: list[str] | None = None, timeout: float = 60.0) -> None:
+        names = services or discover_services()
+        for service in names:
+            self.start_service(service)
+        self.start_edge()
+        for service in names:
+            wait_http(f"{self.url(service)}/ready", timeout, self.processes[service])
+        wait_http(f"{self.edge}/health", timeout, self.processes["edge"])
+
+    def stop(self) -> None:
+        """SIGTERM everything (graceful shutdown), then SIGKILL what is left."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the suite locally")
+    parser.add_argument("command", choices=["up"])
+    parser.add_argument("--edge-port", type=int, default=int(os.environ.get("PORT", "0") or 0))
+    args = parser.parse_args(argv)
+    table = load()
+    log_dir = ROOT / ".run" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    suite = LocalSuite(
+        edge_port=args.edge_port or table.edge_port,
+        service_ports={s: table.service_ports[s] for s in discover_services()},
+        nats_url=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        db_prefix=os.environ.get("DB_PREFIX", ""),
+        run_dir=ROOT / ".run",
+        log_dir=log_dir,
+    )
+    stop = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        suite.start()
+        print(f"suite up: edge {suite.edge}; logs in {log_dir}", flush=True)
+        while not stop:
+            dead = [n for n, p in suite.processes.items() if p.poll() is not None]
+            if dead:
+                print(f"exited: {dead}; see {log_dir}", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    finally:
+        suite.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# System packages the suite needs on a fresh Debian machine: nginx (the local edge) and wrk (benchmarks).
+set -euo pipefail
+missing=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v wrk >/dev/null || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The edge is started by the suite itself, never as the system's nginx service.

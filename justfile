@@ -1,0 +1,35 @@
+# Recipes for the suite. On a fresh machine run them through ./dev (it installs uv and just first).
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+default:
+    @just --list
+
+# Everything a fresh machine needs: system packages, Python workspace, Node test clients, backing services.
+setup:
+    deploy/system-packages.sh
+    if [ -x deploy/install-tools.sh ]; then deploy/install-tools.sh; fi
+    uv sync --all-packages --frozen
+    if [ -f tests/js/package.json ]; then npm ci --prefix tests/js --no-audit --no-fund --loglevel=error; fi
+    deploy/backing-services.sh
+
+# Bring the whole suite up on localhost: every service plus the nginx edge on :5500 (Ctrl-C stops it).
+up: setup
+    uv run python -m deploy.local up
+
+# Run the whole test suite (lint, generated-file check, tests against real MariaDB/Redis/NATS).
+test: setup
+    uv run ruff check services libs tests deploy
+    uv run python -m deploy.edge.generate --check
+    uv run pytest
+
+# Regenerate the edge configs (nginx, Kubernetes HTTPRoutes) from deploy/routes.toml.
+generate:
+    uv run python -m deploy.edge.generate
+
+# Benchmarks through the edge (prints requests/s and latency percentiles).
+bench: setup
+    uv run python -m tests.bench.run
+
+lint:
+    uv run ruff check services libs tests deploy
+    uv run ruff format --check services libs tests deploy

@@ -1,0 +1,162 @@
+"""The test harness: the whole suite as real processes (granian services, nginx edge) against real MariaDB,
+and a private NATS (JetStream) and Redis per test run, so concurrent runs never see each other's data.
+
+``SUITE_SERVICES=auth,link`` limits which services start (default: every service under services/).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncmy
+import jwt
+import pytest
+from asyncmy.cursors import DictCursor
+
+from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wait_port(port: int, timeout: float = 10.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} not listening")
+
+
+class TestSuite:
+    """What tests get: URLs, env, direct DB reads, tokens."""
+
+    __test__ = False
+
+    def __init__(self, local: LocalSuite, env: dict[str, str]) -> None:
+        self.local = local
+        self.edge = local.edge
+        self.env = env
+        self.nats_url = local.nats_url
+        self.redis_url = local.redis_url
+        self.services = list(local.service_ports)
+
+    def url(self, service: str) -> str:
+        return self.local.url(service)
+
+    def db_name(self, service: str) -> str:
+        return self.local.db_name(service)
+
+    async def connect(self, service: str) -> Any:
+        return await asyncmy.connect(
+            host="127.0.0.1", port=3306, user="root", password="", db=self.db_name(service), autocommit=True
+        )
+
+    async def query(self, service: str, sql: str, args: Any = ()) -> list[dict[str, Any]]:
+        conn = await self.connect(service)
+        try:
+            async with conn.cursor(DictCursor) as cur:
+                await cur.execute(sql, args)
+                return list(await cur.fetchall())
+        finally:
+            conn.close()
+
+    async def execute(self, service: str, sql: str, args: Any = ()) -> int:
+        """Direct write, for test set-up only (e.g. rows as an old installation left them)."""
+        conn = await self.connect(service)
+        try:
+            async with conn.cursor() as cur:
+                return await cur.execute(sql, args)
+        finally:
+            conn.close()
+
+    def agent_token(self, ttl: int = 3600, **claims: Any) -> str:
+        """A LiveKit access token like the agent console's (GET /auth/create)."""
+        now = int(time.time())
+        payload = {
+            "iss": self.env["LIVEKIT_API_KEY"],
+            "sub": "agent-" + uuid.uuid4().hex[:6],
+            "name": "Example",
+            "video": {"roomJoin": False},
+            "nbf": now - 5,
+            "exp": now + ttl,
+            **claims,
+        }
+        return jwt.encode(payload, self.env["LIVEKIT_API_SECRET"], algorithm="HS256")
+
+
+@pytest.fixture(scope="session")
+def suite() -> Iterator[TestSuite]:
+    run_dir = Path(tempfile.mkdtemp(prefix="ems-test-"))
+    helpers: list[subprocess.Popen[bytes]] = []
+    nats_port, redis_port = free_port(), free_port()
+    helpers.append(
+        subprocess.Popen(
+            [shutil.which("nats-server") or "/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(nats_port),
+             "-js", "-sd", str(run_dir / "nats")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    )  # fmt: skip
+    helpers.append(
+        subprocess.Popen(
+            [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    )  # fmt: skip
+    _wait_port(nats_port)
+    _wait_port(redis_port)
+    wanted = os.environ.get("SUITE_SERVICES")
+    services = [s for s in discover_services() if not wanted or s in wanted.split(",")]
+    extra_env = {
+        "AUTH_API_KEY": "test-operator-key",
+        "CUSTOM_CHARSET": "abcdefghijklmopqrstuvwxyzABCDEFGHIJKLMOPQRSTUVWXYZ",
+    }
+    local = LocalSuite(
+        edge_port=free_port(),
+        service_ports={s: free_port() for s in services},
+        db_prefix=f"t{uuid.uuid4().hex[:8]}_",
+        nats_url=f"nats://127.0.0.1:{nats_port}",
+        redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        extra_env=extra_env,
+        run_dir=run_dir,
+    )
+    try:
+        local.start(services)
+    except Exception:
+        local.stop()
+        for name in [*services, "edge"]:
+            log = run_dir / f"{name}.log"
+            if log.exists():
+                print(f"--- {name}.log ---\n{log.read_text(errors='replace')[-4000:]}")
+        for helper in helpers:
+            helper.kill()
+        raise
+    env = {**DEFAULT_ENV, **extra_env}
+    try:
+        yield TestSuite(local, env)
+    finally:
+        local.stop()
+        for helper in helpers:
+            helper.terminate()
+        _drop_databases(local, services)
+        if os.environ.get("KEEP_TEST_LOGS"):
+            print(f"logs kept in {run_dir}")
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _drop_databases(local: LocalSuite, services: list[str]) -> None:
+    names = [local.db_name(s) for s in services if s not in NO_DATABASE]
+    statements = "".join(f"DROP DATABASE IF EXISTS `{name}`;" for name in names)
+    subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", statements], check=False, capture_output=True)
