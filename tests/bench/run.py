@@ -1,0 +1,168 @@
+"""Benchmark of hot routes through the edge, with wrk. Prints requests/s and p50/p99 latency per route.
+
+    uv run python -m tests.bench.run [--duration 15] [--connections 64] [--links 200] [--baseline]
+
+It starts its own copy of the suite (free ports, databases prefixed ``bench_``, the machine's NATS and Redis),
+creates links through the API, then drives each route. With ``--baseline`` it also runs the original-stack
+baseline (../shared/bench/original-stack, Node) against the same databases and prints the ratio: only ratios
+measured in one run mean anything on a shared machine. Not a test: no thresholds, just figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jwt
+
+from deploy.local import DEFAULT_ENV, LocalSuite, discover_services, free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE_DIR = ROOT.parent / "shared" / "bench" / "original-stack"
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class Result:
+    route: str
+    target: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def agent_token() -> str:
+    now = int(time.time())
+    claims = {"iss": DEFAULT_ENV["LIVEKIT_API_KEY"], "sub": "bench", "name": "Example", "video": {"roomJoin": False}}
+    return jwt.encode({**claims, "nbf": now - 5, "exp": now + 3600}, DEFAULT_ENV["LIVEKIT_API_SECRET"], "HS256")
+
+
+def seed_links(edge: str, count: int) -> tuple[list[str], list[str]]:
+    """Create ``count`` links in ``count // 4`` rooms through the edge; returns (link ids, room names)."""
+    headers = {"Authorization": f"Bearer {agent_token()}"}
+    links, rooms = [], []
+    with httpx.Client(base_url=edge, headers=headers, timeout=30) as client:
+        for i in range(count):
+            room = f"bench{chr(97 + (i // 4) % 26)}{chr(97 + (i // 104) % 26)}"
+            body = {"room": room, "mobile": f"08{i:08d}", "userName": f"user{i}", "linkType": "video", "sms": 0}
+            response = client.post("/link/create", json=body)
+            response.raise_for_status()
+            data = response.json()
+            links.append(data["linkID"])
+            rooms.append(data.get("room", room))
+    return links, sorted(set(rooms))
+
+
+def _lua_script(paths: list[str], method: str = "GET", body: str | None = None) -> Path:
+    lines = ["local paths = {" + ",".join(f'"{p}"' for p in paths) + "}", "local i = 0"]
+    lines.append('wrk.headers["Content-Type"] = "application/json"')
+    lines.append("request = function()")
+    lines.append("  i = i % #paths + 1")
+    call = f'wrk.format("{method}", paths[i], nil, {body!r})' if body else f'wrk.format("{method}", paths[i])'
+    lines += [f"  return {call}", "end"]
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text("\n".join(lines), encoding="utf-8")
+    return script
+
+
+def run_wrk(base: str, route: str, target: str, paths: list[str], args: argparse.Namespace) -> Result:
+    script = _lua_script(paths)
+    load = [f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s"]
+    argv = ["wrk", *load, "--latency", "-s", str(script), base]
+    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    script.unlink()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    percentiles = {
+        m.group(1): float(m.group(2)) * _UNITS[m.group(3)]
+        for m in re.finditer(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+    }
+    errors_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = int(errors_match.group(1)) if errors_match else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return Result(route, target, rps, percentiles.get("50", 0.0), percentiles.get("99", 0.0), errors)
+
+
+def start_baseline(db_prefix: str) -> tuple[subprocess.Popen[bytes], str]:
+    work = Path(tempfile.mkdtemp(prefix="baseline-"))
+    for name in ("package.json", "server.js"):
+        shutil.copy(BASELINE_DIR / name, work / name)
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, check=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "LINK_DB": f"{db_prefix}link",
+        "CONFERENCE_DB": f"{db_prefix}conference",
+        "LIVEKIT_URL": "",
+        "LIVEKIT_API_KEY": DEFAULT_ENV["LIVEKIT_API_KEY"],
+        "LIVEKIT_API_SECRET": DEFAULT_ENV["LIVEKIT_API_SECRET"],
+    }
+    process = subprocess.Popen(["node", "server.js"], cwd=work, env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/room/detail?room=x", 30, process)
+    return process, url
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--links", type=int, default=200)
+    parser.add_argument("--baseline", action="store_true", help="also run the original-stack baseline")
+    args = parser.parse_args()
+
+    services = discover_services()
+    db_prefix = f"bench_{uuid.uuid4().hex[:6]}_"
+    suite = LocalSuite(edge_port=free_port(), service_ports={s: free_port() for s in services}, db_prefix=db_prefix)
+    baseline = None
+    try:
+        suite.start(services)
+        links, rooms = seed_links(suite.edge, args.links)
+        targets = [("suite (edge)", suite.edge)]
+        if args.baseline:
+            baseline, baseline_url = start_baseline(db_prefix)
+            targets.append(("original stack", baseline_url))
+        routes = {
+            "GET /link/getdetail": [
+                f"/link/getdetail?linkId={link}&identity=bench{i % 50}" for i, link in enumerate(links)
+            ],
+            "GET /room/detail": [f"/room/detail?room={room}" for room in rooms],
+        }
+        results = [
+            run_wrk(base, route, target, paths, args) for route, paths in routes.items() for target, base in targets
+        ]
+    finally:
+        if baseline:
+            baseline.terminate()
+        suite.stop()
+        names = " ".join(f"`{db_prefix}{s}`" for s in services)
+        drop = ";".join(f"DROP DATABASE IF EXISTS {n}" for n in names.split())
+        subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False)
+
+    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {len(links)} links, {os.cpu_count()} cores")
+    print(f"{'route':<22} {'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for r in results:
+        print(f"{r.route:<22} {r.target:<16} {r.rps:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>7}")
+    if args.baseline:
+        for route in routes:
+            ours = next(r for r in results if r.route == route and r.target == "suite (edge)")
+            theirs = next(r for r in results if r.route == route and r.target == "original stack")
+            print(f"{route}: suite/original throughput ratio {ours.rps / max(theirs.rps, 1):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
