@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+
+from auth.domain import agent_console_token
 from servicekit.bus import RpcError
 from servicekit.events import (
     RPC_LINK_VERIFY_PASSWORD,
@@ -17,8 +19,6 @@ from servicekit.events import (
 )
 from servicekit.tokens import TokenRejected
 from servicekit.web import ApiError, Runtime, fail, parse_body
-
-from auth.domain import agent_console_token
 
 INVALID_LOGIN = {"status": "FAIL", "message": "invalid id or password"}
 

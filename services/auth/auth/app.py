@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from auth.api import AuthController
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import ServiceSpec, create_app
-
-from auth.api import AuthController
 
 
 class AuthSettings(CommonSettings, kw_only=True):
