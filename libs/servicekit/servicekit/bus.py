@@ -24,17 +24,19 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 
 from servicekit.db import Connection, Database
 from servicekit.events import Event, RpcReply, new_event
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("servicekit.bus")
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(Event)
 _reply_decoder = msgspec.json.Decoder(RpcReply)
 
+MAX_REQUESTS_IN_FLIGHT = 256  # per Bus: requests answered concurrently before new ones wait
 STREAM_SERVICES = ("auth", "link", "conference", "telemetry", "recording", "realtime")
 
 
@@ -58,6 +60,8 @@ class Bus:
         self.service = service
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._requests: set[asyncio.Task[None]] = set()  # requests being answered (see serve)
+        self._in_flight = asyncio.Semaphore(MAX_REQUESTS_IN_FLIGHT)
 
     @classmethod
     async def connect(cls, url: str, service: str) -> Bus:
@@ -106,18 +110,32 @@ class Bus:
         """Answer ``subject`` in a queue group (one replica answers each request)."""
         decoder = msgspec.json.Decoder(request_type)
 
-        async def on_request(msg: Msg) -> None:
+        async def answer(msg: Msg) -> None:
             try:
-                request = decoder.decode(msg.data)
-                reply = RpcReply(ok=True, data=await handler(request))
-            except msgspec.ValidationError as exc:
-                reply = RpcReply(ok=False, code="bad_request", error=str(exc))
-            except LookupError as exc:
-                reply = RpcReply(ok=False, code="not_found", error=str(exc) or "not found")
-            except Exception as exc:  # the caller gets a clear error instead of a timeout
-                log.exception("request handler failed", extra={"subject": subject})
-                reply = RpcReply(ok=False, code="error", error=type(exc).__name__)
-            await msg.respond(_encoder.encode(reply))
+                try:
+                    request = decoder.decode(msg.data)
+                    reply = RpcReply(ok=True, data=await handler(request))
+                except msgspec.DecodeError as exc:  # undecodable JSON or a ValidationError (its subclass)
+                    reply = RpcReply(ok=False, code="bad_request", error=str(exc))
+                except LookupError as exc:
+                    reply = RpcReply(ok=False, code="not_found", error=str(exc) or "not found")
+                except Exception as exc:  # the caller gets a clear error instead of a timeout
+                    log.exception("request handler failed", extra={"subject": subject})
+                    reply = RpcReply(ok=False, code="error", error=type(exc).__name__)
+                try:
+                    await msg.respond(_encoder.encode(reply))
+                except Exception:
+                    log.warning("reply not sent", extra={"subject": subject}, exc_info=True)
+            finally:
+                self._in_flight.release()
+
+        async def on_request(msg: Msg) -> None:
+            # nats-py awaits a subscription's callback message by message: answer each request in its own task
+            # so one slow request (e.g. a LiveKit call) does not hold up the others. Bounded by a semaphore.
+            await self._in_flight.acquire()
+            task = asyncio.create_task(answer(msg))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
 
         await self.nc.subscribe(subject, queue=self.service, cb=on_request)
 
@@ -146,7 +164,7 @@ class Bus:
         while not self._stopping.is_set():
             try:
                 msgs = await sub.fetch(batch=64, timeout=1.0)
-            except NatsTimeout:
+            except TimeoutError:  # nats-py raises the plain asyncio one when a fetch finds nothing
                 continue
             except Exception:
                 log.exception("fetch failed", extra={"stream": stream})
@@ -159,8 +177,12 @@ class Bus:
                     log.error("undecodable event dropped", extra={"subject": msg.subject})
                     await msg.term()
                     continue
+                context = propagate.extract(msg.headers or {})
                 try:
-                    await handler(event)
+                    with tracer.start_as_current_span(
+                        f"consume {event.subject}", context=context, kind=trace.SpanKind.CONSUMER
+                    ):
+                        await handler(event)
                 except Exception:
                     log.exception("event handler failed; redelivery later", extra={"event_id": event.id})
                     await msg.nak(delay=1.0)
@@ -169,6 +191,8 @@ class Bus:
 
     async def close(self) -> None:
         self._stopping.set()
+        if self._requests:  # let requests being answered finish (graceful shutdown), within a bound
+            await asyncio.wait(set(self._requests), timeout=10)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -181,9 +205,11 @@ class Bus:
 async def add_event(conn: Connection, subject: str, data: msgspec.Struct | dict[str, Any]) -> Event:
     """Record an event in the outbox, inside the caller's transaction."""
     event = new_event(subject, data)
+    trace_headers: dict[str, str] = {}
+    propagate.inject(trace_headers)  # the relay publishes later: keep the caller's trace with the event
     await conn.execute(
-        "INSERT INTO outbox (event_id, subject, payload) VALUES (%s, %s, %s)",
-        (event.id, event.subject, _encoder.encode(event)),
+        "INSERT INTO outbox (event_id, subject, payload, headers) VALUES (%s, %s, %s, %s)",
+        (event.id, event.subject, _encoder.encode(event), _encoder.encode(trace_headers) if trace_headers else None),
     )
     conn.events_added += 1
     return event
@@ -229,11 +255,12 @@ class OutboxRelay:
         """Publish one batch of pending events; returns how many were published."""
         async with self.db.transaction() as conn:
             rows = await conn.fetch_all(
-                "SELECT id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                "SELECT id, payload, headers FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (self.batch,),
             )
             for row in rows:
-                await self.bus.publish_event(_event_decoder.decode(row["payload"]))
+                headers = msgspec.json.decode(row["headers"]) if row["headers"] else None
+                await self.bus.publish_event(_event_decoder.decode(row["payload"]), headers)
             if rows:
                 ids = [row["id"] for row in rows]
                 marks = ", ".join(["%s"] * len(ids))
