@@ -65,3 +65,15 @@ async def test_route_reaches_its_owner(suite, openapi, route: Route) -> None:
         assert not served, f'{route.path} is served now: set state = "built" in deploy/routes.toml'
         assert response.status_code == 404
         assert response.json() == {"status": "FAIL", "message": "Not Found"}
+
+
+async def test_edge_root_and_aggregated_health(suite) -> None:
+    async with httpx.AsyncClient(base_url=suite.edge, timeout=10) as client:
+        root = await client.get("/")
+        assert root.json() == {"message": "SMS Link Backend"}
+        health = await client.get("/health")
+        assert health.status_code == 200
+        assert health.json() == {"status": "OK", "service": "edge", "checks": dict.fromkeys(suite.services, True)}
+        unknown = await client.get("/no/such/path")
+        assert unknown.status_code == 404
+        assert unknown.json() == {"status": "FAIL", "message": "Not Found"}

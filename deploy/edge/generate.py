@@ -40,16 +40,23 @@ def _locations(table: RouteTable) -> list[tuple[str, str, bool]]:
     return sorted(((k, s, ws) for k, (s, ws) in seen.items()), key=lambda item: (item[0][0] != "=", item[0]))
 
 
+HEALTH_JS = Path(__file__).resolve().parent / "health.js"
+JS_MODULE_LOCAL = "/usr/lib/nginx/modules/ngx_http_js_module.so"  # Debian's libnginx-mod-http-js
+JS_MODULE_IMAGE = "modules/ngx_http_js_module.so"  # the official nginx image
+
+
 def render_nginx(
     table: RouteTable,
     upstreams: Mapping[str, str],
     listen: str,
     run_dir: str | None = None,
     as_root: bool = False,
+    js_module: str = JS_MODULE_LOCAL,
+    js_path: str = str(HEALTH_JS.parent),
 ) -> str:
     """nginx.conf for the edge. ``upstreams`` maps service -> host:port; ``run_dir`` keeps pid/temp files out of
-    system paths when nginx runs as a local process."""
-    out: list[str] = []
+    system paths when nginx runs as a local process. njs (``health.js``) aggregates the services' readiness."""
+    out: list[str] = [f"load_module {js_module};"]
     if as_root:
         out.append("user root;")
     out += ["worker_processes auto;", "worker_rlimit_nofile 65535;"]
@@ -77,6 +84,8 @@ def render_nginx(
         "proxy_read_timeout 60s;",
         f"client_max_body_size {DEFAULT_MAX_BODY};",
         "map $http_upgrade $connection_upgrade { default upgrade; '' ''; }",
+        f"js_path {js_path};",
+        "js_import edge_health from health.js;",
     ]
     if run_dir:
         body += [
@@ -98,9 +107,11 @@ def render_nginx(
         f"location @too_large {{ return 413 '{JSON_413}'; }}",
         f"location @unavailable {{ return 503 '{JSON_502}'; }}",
         'location = / { return 200 \'{"message":"SMS Link Backend"}\'; }',
-        'location = /health { return 200 \'{"status":"OK","service":"edge"}\'; }',
+        f"location = /health {{ set $edge_services {','.join(sorted(upstreams))}; js_content edge_health.health; }}",
         f"location / {{ return 404 '{JSON_404}'; }}",
     ]
+    for service in sorted(upstreams):
+        server.append(f"location = /_ready/{service} {{ internal; proxy_pass http://svc_{service}/ready; }}")
     for location, service, websocket in _locations(table):
         if service not in upstreams:  # a partial local run: the owner is not running
             server.append(f"location {location} {{ return 503 '{JSON_502}'; }}")
@@ -156,7 +167,9 @@ def render_httproute(table: RouteTable, namespace: str = "ems", gateway: str = "
 def compose_nginx(table: RouteTable) -> str:
     upstreams = {s: f"{s}:{p}" for s, p in table.service_ports.items()}
     header = "# Generated from deploy/routes.toml by `python -m deploy.edge.generate`: do not edit by hand.\n"
-    return header + render_nginx(table, upstreams, listen=str(table.edge_port))
+    return header + render_nginx(
+        table, upstreams, listen=str(table.edge_port), js_module=JS_MODULE_IMAGE, js_path="/etc/nginx/edge"
+    )
 
 
 def generated_files(table: RouteTable) -> dict[Path, str]:
