@@ -25,7 +25,7 @@ JSON_502 = '{"status":"FAIL","message":"Service unavailable"}'
 JSON_413 = '{"status":"FAIL","message":"Request Entity Too Large"}'
 # Bodies bigger than this never reach a service; services enforce their own (smaller) limits in the envelope.
 MAX_BODY = {"recording": "600m"}
-DEFAULT_MAX_BODY = "8m"
+DEFAULT_MAX_BODY = "1m"  # = servicekit MAX_BODY_BYTES default
 
 
 def _locations(table: RouteTable) -> list[tuple[str, str, bool]]:

@@ -255,7 +255,8 @@ class OutboxRelay:
         """Publish one batch of pending events; returns how many were published."""
         async with self.db.transaction() as conn:
             rows = await conn.fetch_all(
-                "SELECT id, payload, headers FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                "SELECT id, payload, headers FROM outbox WHERE published_at IS NULL "
+                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (self.batch,),
             )
             for row in rows:

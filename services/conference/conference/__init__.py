@@ -1,0 +1,1 @@
+"""Conference service: rooms, users in rooms, LiveKit nodes and participant tokens."""

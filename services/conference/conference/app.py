@@ -1,0 +1,57 @@
+"""Wiring of the conference service."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conference.api import RoomController
+from conference.events import Conference, serve_requests
+from conference.livekit_nodes import LiveKitNodes
+from servicekit.settings import CommonSettings, load_settings
+from servicekit.web import Runtime, ServiceSpec, create_app
+
+
+class ConferenceSettings(CommonSettings, kw_only=True):
+    # The default LiveKit node (used when node_livekit is empty); "" = no LiveKit server calls, tokens only.
+    livekit_host: str = ""
+    # Room lifetime: days ("1") or hours ("24H").
+    room_day_default_timeout: str = "1"
+
+
+def load_conference_settings(environ: dict[str, str] | None = None) -> ConferenceSettings:
+    env = os.environ if environ is None else environ
+    settings = load_settings(ConferenceSettings, env, service_name="conference")
+    if not settings.livekit_host.strip() and env.get("LIVEKIT_URL", "").strip():
+        settings = load_settings(ConferenceSettings, env, service_name="conference", livekit_host=env["LIVEKIT_URL"])
+    return settings
+
+
+settings = load_conference_settings()
+
+
+async def on_startup(runtime: Runtime) -> None:
+    assert runtime.db is not None
+    nodes = LiveKitNodes(runtime.db, settings.livekit_host, settings.livekit_api_key, settings.livekit_api_secret)
+    conference = Conference(runtime.db, nodes, settings.room_day_default_timeout)
+    runtime.extras["conference"] = conference
+    await serve_requests(runtime, conference)
+
+
+async def on_shutdown(runtime: Runtime) -> None:
+    conference: Conference | None = runtime.extras.get("conference")
+    if conference is not None:
+        await conference.nodes.close()
+
+
+app = create_app(
+    ServiceSpec(
+        settings=settings,
+        route_handlers=[RoomController],
+        migrations=Path(__file__).parent / "migrations",
+        uses_redis=False,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        title="conference",
+    )
+)

@@ -1,0 +1,208 @@
+"""Rules of rooms and participant tokens, free of I/O (the original's room.service / user.service logic)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from livekit import api
+
+from servicekit.clock import LOCAL_TZ, js_iso
+
+IDENTITY_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase + "$"
+TOKEN_TTL = timedelta(hours=6)  # the LiveKit SDK default the original relied on
+ROOM_NAME_MAX = 50  # room_conference.room is varchar(50)
+LIVEKIT_EMPTY_TIMEOUT = 600  # CreateRoom options of the original
+LIVEKIT_MAX_PARTICIPANTS = 100
+
+# Columns of the original's getRoomDetail, in its order.
+DETAIL_COLUMNS = (
+    "id",
+    "status",
+    "room",
+    "roomType",
+    "recordId",
+    "autoRecord",
+    "recordType",
+    "encodingOptionsPreset",
+    "chatEnabled",
+    "messageUnread",
+    "userAgent",
+    "dtmCreated",
+    "dtmStartRecord",
+    "dtmStopRecord",
+    "webSocketURL",
+)
+_DATE_COLUMNS = {"dtmCreated", "dtmStartRecord", "dtmStopRecord"}
+
+
+# ---- rooms -----------------------------------------------------------------------------------------------
+def room_status_and_type(link_type: str | None) -> tuple[str, str]:
+    """A location-only link makes a closed ``location`` room; everything else an open ``conference`` room."""
+    if link_type == "location":
+        return "close", "location"
+    return "open", "conference"
+
+
+def converts_location_room(room_type: str | None, link_type: str | None) -> bool:
+    """A video/conference link for a ``location`` room turns it into an open conference room."""
+    return room_type == "location" and link_type in ("video", "conference")
+
+
+def room_lock_name(room: str) -> str:
+    """Name of the MySQL user lock serialising creation of one room name (the column compares case- and
+    trailing-space-insensitively, so the lock does too; hashed to stay under the 64-character limit)."""
+    digest = hashlib.sha1(room.rstrip(" ").lower().encode("utf-8"), usedforsecurity=False).hexdigest()
+    return f"conference.room.{digest}"
+
+
+def room_detail(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The original getRoomDetail object: its 15 columns (dates as JS ISO strings) and, when a recording has
+    started, ``recordDuration`` = |dtmStartRecord - now| in milliseconds. ``now`` is timezone-aware."""
+    detail: dict[str, Any] = {}
+    for column in DETAIL_COLUMNS:
+        value = row.get(column)
+        detail[column] = js_iso(value) if column in _DATE_COLUMNS else value
+    started = row.get("dtmStartRecord")
+    if started is not None:
+        aware = started.replace(tzinfo=LOCAL_TZ) if started.tzinfo is None else started
+        detail["recordDuration"] = abs(int((aware - now).total_seconds() * 1000))
+    return detail
+
+
+# ---- participants ----------------------------------------------------------------------------------------
+def random_identity(length: int = 10) -> str:
+    return "".join(secrets.choice(IDENTITY_ALPHABET) for _ in range(length))
+
+
+def participant_identity(identity: str | None, user_type: str | None) -> str:
+    """The given identity, or a new one when missing, empty or the string ``"null"`` (``viewer_`` for
+    viewers). (An empty identity cannot join a LiveKit room, so it counts as missing.)"""
+    if not identity or identity == "null":
+        new = random_identity()
+        return f"viewer_{new}" if user_type == "viewer" else new
+    return identity
+
+
+def participant_user_name(user_name: str | None) -> str | None:
+    """``""`` becomes ``Guest-<0..99>``; a missing name stays missing (the token then has no name)."""
+    if user_name == "":
+        return f"Guest-{secrets.randbelow(100)}"
+    return user_name
+
+
+def generated_user_name() -> str:
+    return f"User-{secrets.randbelow(100)}"
+
+
+def pick_color(colors: list[str]) -> str | None:
+    return secrets.choice(colors) if colors else None
+
+
+def participant_metadata(
+    *,
+    user_name: str | None,
+    user_type: str,
+    color: str | None,
+    link_type: str | None,
+    mobile: str | None,
+    link_id: str | None,
+) -> str:
+    """JSON metadata as the original's JSON.stringify wrote it (keys in its order, missing values dropped)."""
+    items = {
+        "userName": user_name,
+        "userType": user_type,
+        "color": color,
+        "linkType": link_type,
+        "mobile": mobile,
+        "linkID": link_id,
+    }
+    return json.dumps({k: v for k, v in items.items() if v is not None}, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    api_key: str
+    api_secret: str
+
+
+def participant_token(
+    key: SigningKey,
+    *,
+    identity: str,
+    user_name: str | None,
+    metadata: str,
+    room: str,
+    room_join: bool,
+    ttl: timedelta = TOKEN_TTL,
+) -> str:
+    """A LiveKit access token with exactly the original's grants (no admin, hidden or record grants)."""
+    token = (
+        api.AccessToken(key.api_key, key.api_secret)
+        .with_identity(identity)
+        .with_metadata(metadata)
+        .with_grants(
+            api.VideoGrants(
+                room_join=room_join,
+                room=room,
+                can_publish=True,
+                can_subscribe=True,
+                can_publish_data=True,
+                room_list=True,
+            )
+        )
+        .with_ttl(ttl)
+    )
+    if user_name is not None:
+        token = token.with_name(user_name)
+    return token.to_jwt()
+
+
+# ---- LiveKit objects as JSON -----------------------------------------------------------------------------
+_INT64_TYPES = {3, 4, 6, 16, 18}  # FieldDescriptor TYPE_INT64, TYPE_UINT64, TYPE_FIXED64, TYPE_SFIXED64, TYPE_SINT64
+
+
+def proto_to_json(message: Any) -> dict[str, Any]:
+    """A LiveKit protobuf object as the plain JSON object the original's SDK (1.x) returned: camelCase keys,
+    every field present, enums as numbers, 64-bit integers as numbers (not the protobuf-JSON strings)."""
+    out: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            out[field.json_name] = {
+                k: proto_to_json(v) if value_field.message_type is not None else v for k, v in value.items()
+            }
+        elif field.message_type is not None:
+            if _is_repeated(field):
+                out[field.json_name] = [proto_to_json(item) for item in value]
+            elif message.HasField(field.name):
+                out[field.json_name] = proto_to_json(value)
+            else:
+                out[field.json_name] = None
+        elif _is_repeated(field):
+            out[field.json_name] = [_scalar(field, item) for item in value]
+        else:
+            out[field.json_name] = _scalar(field, value)
+    return out
+
+
+def _is_repeated(field: Any) -> bool:
+    is_repeated = getattr(field, "is_repeated", None)
+    if is_repeated is not None:
+        return bool(is_repeated)
+    return field.label == field.LABEL_REPEATED
+
+
+def _scalar(field: Any, value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if field.type in _INT64_TYPES:
+        return int(value)
+    return value

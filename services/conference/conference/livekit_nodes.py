@@ -1,0 +1,149 @@
+"""LiveKit nodes: which server a room lives on, its signing key, and the RoomService calls we make.
+
+Nodes come from table ``node_livekit`` when it has rows (the room's remembered ``nodeLivekitId``, else the
+first healthy node, else the first node); otherwise the env default node (``LIVEKIT_HOST`` + key/secret).
+Server-to-server calls use a node's ``livekitLocal`` URL when set, else its ``livekitHost``. Tokens are
+signed with the chosen node's key/secret. RoomService calls are bounded by timeouts and never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from livekit import api
+
+from conference import repository
+from conference.domain import LIVEKIT_EMPTY_TIMEOUT, LIVEKIT_MAX_PARTICIPANTS, SigningKey, proto_to_json
+from servicekit.clock import now_local
+from servicekit.db import Database
+
+log = logging.getLogger(__name__)
+
+# A node whose last successful health probe is older than this is not preferred for new rooms.
+HEALTHY_WITHIN = timedelta(minutes=30)
+CREATE_ROOM_TIMEOUT = 5.0
+LIST_PARTICIPANTS_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int | None  # None: the env default node
+    name: str
+    api_url: str  # "" when no server is configured (tokens only)
+    key: SigningKey
+
+
+def _http_url(url: str) -> str:
+    """RoomService speaks HTTP(S); accept the ws(s):// form operators often configure."""
+    if url.startswith("wss://"):
+        return "https://" + url[6:]
+    if url.startswith("ws://"):
+        return "http://" + url[5:]
+    return url
+
+
+def _node_from_row(row: dict[str, Any], default_key: SigningKey) -> Node:
+    url = (row.get("livekitLocal") or row.get("livekitHost") or "").strip()
+    key = SigningKey(
+        row.get("livekitApiKey") or default_key.api_key, row.get("livekitApiSecret") or default_key.api_secret
+    )
+    return Node(id=row["id"], name=row.get("nodeName") or f"node-{row['id']}", api_url=_http_url(url), key=key)
+
+
+def choose_node(
+    rows: list[dict[str, Any]], remembered_id: int | None, default: Node, now: datetime | None = None
+) -> Node:
+    """Pure choice among ``node_livekit`` rows (see the module doc)."""
+    if not rows:
+        return default
+    default_key = default.key
+    if remembered_id is not None:
+        for row in rows:
+            if row["id"] == remembered_id:
+                return _node_from_row(row, default_key)
+    current = now or now_local()
+    for row in rows:
+        checked = row.get("lastHealthCheck")
+        if checked is not None and current - checked <= HEALTHY_WITHIN:
+            return _node_from_row(row, default_key)
+    return _node_from_row(rows[0], default_key)
+
+
+class LiveKitNodes:
+    """Resolves nodes and holds one RoomService client per server URL."""
+
+    def __init__(self, db: Database, host: str, api_key: str, api_secret: str) -> None:
+        self.db = db
+        self.default = Node(
+            id=None, name="default", api_url=_http_url(host.strip()), key=SigningKey(api_key, api_secret)
+        )
+        self._clients: dict[tuple[str, str, str], api.LiveKitAPI] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def for_room(self, remembered_id: int | None) -> Node:
+        return choose_node(await repository.livekit_nodes(self.db), remembered_id, self.default)
+
+    def _client(self, node: Node) -> api.LiveKitAPI:
+        key = (node.api_url, node.key.api_key, node.key.api_secret)
+        client = self._clients.get(key)
+        if client is None:
+            client = api.LiveKitAPI(
+                node.api_url,
+                node.key.api_key,
+                node.key.api_secret,
+                timeout=aiohttp.ClientTimeout(total=CREATE_ROOM_TIMEOUT),
+                failover=False,
+            )
+            self._clients[key] = client
+        return client
+
+    async def create_room(self, node: Node, room: str) -> bool:
+        """CreateRoom as the original (emptyTimeout 600 s, maxParticipants 100); False on any failure."""
+        if not node.api_url:
+            return False
+        try:
+            async with asyncio.timeout(CREATE_ROOM_TIMEOUT):
+                await self._client(node).room.create_room(
+                    api.CreateRoomRequest(
+                        name=room, empty_timeout=LIVEKIT_EMPTY_TIMEOUT, max_participants=LIVEKIT_MAX_PARTICIPANTS
+                    )
+                )
+            return True
+        except Exception as exc:
+            log.warning("LiveKit CreateRoom failed", extra={"room": room, "node": node.name, "error": repr(exc)})
+            return False
+
+    def create_room_later(self, node: Node, room: str) -> None:
+        """Fire the CreateRoom without holding up the caller (the original did not wait either)."""
+        if not node.api_url:
+            return
+        task = asyncio.create_task(self.create_room(node, room))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def list_participants(self, node: Node, room: str) -> list[dict[str, Any]]:
+        """The room's participants as JSON objects; [] without a server or on any failure (2 s bound)."""
+        if not node.api_url:
+            return []
+        try:
+            async with asyncio.timeout(LIST_PARTICIPANTS_TIMEOUT):
+                reply = await self._client(node).room.list_participants(api.ListParticipantsRequest(room=room))
+        except Exception as exc:
+            log.warning("LiveKit ListParticipants failed", extra={"room": room, "node": node.name, "error": repr(exc)})
+            return []
+        return [proto_to_json(p) for p in reply.participants]
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for client in self._clients.values():
+            try:
+                await client.aclose()
+            except Exception:
+                log.debug("closing a LiveKit client failed", exc_info=True)
+        self._clients.clear()

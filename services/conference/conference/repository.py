@@ -1,0 +1,167 @@
+"""SQL of the conference service (always parameterised)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from conference.domain import DETAIL_COLUMNS, room_lock_name
+from servicekit.db import Connection, Database
+
+_DETAIL_SELECT = ", ".join(f"`{c}`" for c in DETAIL_COLUMNS)
+ROOM_LOCK_TIMEOUT_SECONDS = 10
+
+
+class RoomLockTimeout(Exception):
+    """Another creation of the same room name held the lock too long."""
+
+
+# ---- rooms -----------------------------------------------------------------------------------------------
+async def room_detail_row(conn: Connection | Database, room: str) -> dict[str, Any] | None:
+    return await conn.fetch_one(
+        f"SELECT {_DETAIL_SELECT} FROM room_conference WHERE room = %s ORDER BY id LIMIT 1",  # noqa: S608
+        (room,),
+    )
+
+
+async def room_head(conn: Connection | Database, room: str) -> dict[str, Any] | None:
+    """Id, type, status and LiveKit node of a room (the oldest row when the name was duplicated)."""
+    return await conn.fetch_one(
+        "SELECT id, roomType, status, nodeLivekitId FROM room_conference WHERE room = %s ORDER BY id LIMIT 1",
+        (room,),
+    )
+
+
+async def insert_room(
+    conn: Connection,
+    *,
+    room: str,
+    status: str,
+    room_type: str,
+    service: int,
+    auto_record: int,
+    record_type: str,
+    encoding_options_preset: str,
+    chat_enabled: int,
+    web_socket_url: str,
+    user_agent: str,
+    node_id: int | None,
+    now: datetime,
+    expires: datetime,
+) -> int:
+    return await conn.insert(
+        "INSERT INTO room_conference (nodeLivekitId, status, roomType, room, service, recordId, autoRecord,"
+        " recordType, encodingOptionsPreset, chatEnabled, webSocketURL, userAgent, dtmCreated, dtmUpdated,"
+        " dtmExpired) VALUES (%s, %s, %s, %s, %s, '', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            node_id,
+            status,
+            room_type,
+            room,
+            service,
+            auto_record,
+            record_type,
+            encoding_options_preset,
+            chat_enabled,
+            web_socket_url,
+            user_agent,
+            now,
+            now,
+            expires,
+        ),
+    )
+
+
+async def open_as_conference(conn: Connection, room: str, now: datetime) -> int:
+    """A location room becomes an open conference room (the original also cleared messageUnread here)."""
+    return await conn.execute(
+        "UPDATE room_conference SET roomType = 'conference', status = 'open', messageUnread = 0, dtmUpdated = %s"
+        " WHERE room = %s",
+        (now, room),
+    )
+
+
+@asynccontextmanager
+async def room_creation(db: Database, room: str) -> AsyncIterator[Connection]:
+    """One transaction holding the room name's user lock until after it commits, so concurrent creations of
+    one name see each other's row (the table keeps the original's non-unique ``room`` column)."""
+    lock = room_lock_name(room)
+    async with db.connection() as conn:
+        got = await conn.fetch_one("SELECT GET_LOCK(%s, %s) AS got", (lock, ROOM_LOCK_TIMEOUT_SECONDS))
+        if not got or got["got"] != 1:
+            raise RoomLockTimeout(room)
+        try:
+            await conn.raw.begin()
+            try:
+                yield conn
+            except BaseException:
+                await conn.raw.rollback()
+                raise
+            await conn.raw.commit()
+        finally:
+            await conn.fetch_one("SELECT RELEASE_LOCK(%s) AS released", (lock,))
+    if conn.events_added:
+        for hook in db.on_events_committed:
+            hook()
+
+
+# ---- LiveKit nodes ---------------------------------------------------------------------------------------
+_NODE_COLUMNS = "id, nodeName, livekitHost, livekitLocal, livekitApiKey, livekitApiSecret, lastHealthCheck"
+
+
+async def livekit_nodes(db: Connection | Database) -> list[dict[str, Any]]:
+    return await db.fetch_all(f"SELECT {_NODE_COLUMNS} FROM node_livekit ORDER BY id")  # noqa: S608
+
+
+# ---- colours ---------------------------------------------------------------------------------------------
+async def colors(db: Database) -> list[str]:
+    rows = await db.fetch_all("SELECT color_hex FROM color_scheme WHERE color_hex IS NOT NULL ORDER BY id")
+    return [row["color_hex"] for row in rows]
+
+
+# ---- users in rooms --------------------------------------------------------------------------------------
+async def room_user(db: Connection | Database, room: str, identity: str) -> dict[str, Any] | None:
+    return await db.fetch_one(
+        "SELECT userName, color, userType, status FROM room_user WHERE room = %s AND identity = %s ORDER BY id LIMIT 1",
+        (room, identity),
+    )
+
+
+async def add_user(
+    db: Database,
+    *,
+    room: str,
+    identity: str,
+    user_name: str | None,
+    user_type: str,
+    color: str | None,
+    conference: int,
+    user_agent: str,
+    now: datetime,
+) -> None:
+    """The original addUser: insert (status join) when (room, identity) is new, else update name and type."""
+    async with db.transaction() as conn:
+        changed = await conn.execute(
+            "UPDATE room_user SET userName = %s, userType = %s WHERE room = %s AND identity = %s",
+            (user_name, user_type, room, identity),
+        )
+        if changed:
+            return
+        exists = await conn.fetch_one(
+            "SELECT id FROM room_user WHERE room = %s AND identity = %s LIMIT 1", (room, identity)
+        )
+        if exists:  # matched but unchanged (same name and type)
+            return
+        await conn.execute(
+            "INSERT INTO room_user (userAgent, room, identity, color, userName, userType, status, socketId,"
+            " conference, dtmcreated, dtmupdated) VALUES (%s, %s, %s, %s, %s, %s, 'join', '', %s, %s, %s)",
+            (user_agent, room, identity, color, user_name, user_type, conference, now, now),
+        )
+
+
+async def update_user_agent(db: Database, room: str, identity: str, user_agent: str) -> None:
+    await db.execute(
+        "UPDATE room_user SET userAgent = %s WHERE room = %s AND identity = %s", (user_agent, room, identity)
+    )

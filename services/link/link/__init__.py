@@ -1,0 +1,1 @@
+"""The link service: links to rooms, their usage log and tenants (``/link/*``)."""

@@ -1,0 +1,459 @@
+"""HTTP controllers of /link/* (create, getdetail, update/latlng, share, history)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+
+from link import domain, events, repository
+from servicekit.bus import RpcError
+from servicekit.clock import now_local, parse_lifetime, parse_local
+from servicekit.events import (
+    RPC_PARTICIPANT_TOKEN,
+    RPC_ROOM_DETAIL,
+    RPC_ROOM_ENSURE,
+    EnsureRoom,
+    LinkCreated,
+    LinkLocationUpdated,
+    ParticipantTokenRequest,
+    Position,
+    RoomQuery,
+)
+from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
+
+RPC_TIMEOUT = 5.0
+INT_MAX = 2_147_483_647
+
+Count = Annotated[int, msgspec.Meta(ge=0, le=INT_MAX)]
+Flag = Annotated[int, msgspec.Meta(ge=0, le=1)]
+
+
+Str10 = Annotated[str, msgspec.Meta(max_length=10)]
+Str11 = Annotated[str, msgspec.Meta(max_length=11)]
+Str20 = Annotated[str, msgspec.Meta(max_length=20)]
+Str40 = Annotated[str, msgspec.Meta(max_length=40)]
+Str50 = Annotated[str, msgspec.Meta(max_length=50)]
+Str100 = Annotated[str, msgspec.Meta(max_length=100)]
+Str200 = Annotated[str, msgspec.Meta(max_length=200)]
+LinkType = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class CreateLinkBody(msgspec.Struct, kw_only=True):
+    service: int | str | None = None
+    mobile: Str20 = ""
+    room: Str200 | None = None
+    autoRecord: Count = 0
+    recordType: Str50 = domain.DEFAULT_RECORD_TYPE
+    encodingOptionsPreset: Str50 = domain.DEFAULT_ENCODING_PRESET
+    isAdmin: Count | Str11 = "0"
+    crmSender: Str100 = ""
+    userType: Str10 = "user"
+    linkType: LinkType = "video"
+    requireUserName: Count = 0
+    userName: Str100 | None = None
+    password: Str200 = ""
+    requireJoinPermission: Count = 0
+    dtmExpired: Str40 | None = None
+    oneTimeLink: Flag = 0
+    chatEnabled: Count = 1
+    caseId: int | Str50 | None = None
+    sms: Count = 1
+
+
+class DetailQuery(msgspec.Struct, kw_only=True):
+    linkId: str = ""
+    identity: str = ""
+
+
+Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
+Measure = Annotated[float, msgspec.Meta(ge=-1e9, le=1e9)]
+
+
+class LatLngBody(msgspec.Struct, kw_only=True):
+    linkID: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+    room: Str50 = ""
+    userType: Str10 = ""
+    latitude: Latitude
+    longitude: Longitude
+    accuracy: Measure | None = None
+    altitude: Measure | None = None
+    altitudeAccuracy: Measure | None = None
+    heading: Measure | None = None
+    speed: Measure | None = None
+
+
+_OPTIONAL_MEASURES = ("accuracy", "altitude", "altitudeAccuracy", "heading", "speed")
+_EMPTY_VALUES = ("", "null", "undefined")
+
+
+class ShareQuery(msgspec.Struct, kw_only=True):
+    room: str = ""
+
+
+class HistoryQuery(msgspec.Struct, kw_only=True):
+    roomName: str = ""
+    page: str | None = None
+
+
+def _rpc_failure(exc: RpcError) -> ApiError:
+    if exc.code == "bad_request":
+        return fail(f"Invalid parameter: {exc.message}", 400)
+    return fail("conference service unavailable", 503)
+
+
+def _user_agent(request: Request) -> str:
+    return request.headers.get("user-agent", "")
+
+
+class LinkController(Controller):
+    path = "/link"
+    tags = ["link"]
+
+    # ---- POST /link/create -----------------------------------------------------------------------------
+    @post("/create", status_code=200)
+    async def create(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """A link to a room (the room is made by conference when missing), with its usage log row and event."""
+        runtime.require_token(request)
+        body = await parse_body(request, CreateLinkBody)
+        settings = runtime.settings
+        assert runtime.db is not None and runtime.bus is not None
+
+        service = domain.service_id(body.service)
+        room = domain.sanitize_room(body.room or "")
+        if not room.strip():
+            room = domain.sanitize_room(domain.random_id(settings.custom_charset)) or domain.random_id(
+                domain.DEFAULT_CHARSET
+            )
+        if len(room) > 50:
+            raise fail("Invalid parameter: room is longer than 50 characters")
+        now = now_local()
+        if body.dtmExpired:
+            expires = parse_local(body.dtmExpired)
+            if expires is None:
+                raise fail("Invalid parameter: dtmExpired")
+        else:
+            expires = now + parse_lifetime(settings.room_day_default_timeout)
+        default_expiry = now + parse_lifetime(settings.room_day_default_timeout)
+
+        async with runtime.db.connection() as conn:
+            tenant = await repository.get_tenant(conn, service)
+        if tenant is None:
+            raise fail("Invalid service")
+        target = domain.link_target(tenant, body.linkType, settings.my_webui_video_domain)
+        if not target.domain:
+            raise fail("Invalid link type: the service has no domain for it")
+
+        user_agent = _user_agent(request)
+        try:
+            ensured = await runtime.bus.request(
+                RPC_ROOM_ENSURE,
+                EnsureRoom(
+                    room=room,
+                    service=service,
+                    linkType=body.linkType,
+                    autoRecord=body.autoRecord,
+                    recordType=body.recordType,
+                    encodingOptionsPreset=body.encodingOptionsPreset,
+                    chatEnabled=body.chatEnabled,
+                    userAgent=user_agent[:255],
+                ),
+                timeout=RPC_TIMEOUT,
+            )
+        except RpcError as exc:
+            raise _rpc_failure(exc) from exc
+        room_created = bool(ensured.get("created"))
+        room_detail = ensured.get("room") or {}
+
+        password_hash = await asyncio.to_thread(domain.hash_password, body.password) if body.password else ""
+        user_name = body.userName if body.userName is not None else body.mobile
+        is_admin = str(body.isAdmin)
+        fields = {
+            "share": 0,
+            "mobile": body.mobile,
+            "room": room,
+            "crmSender": body.crmSender,
+            "userType": body.userType,
+            "linkType": body.linkType,
+            "userName": user_name,
+            "isAdmin": is_admin,
+            "requireJoinPermission": body.requireJoinPermission,
+            "requireUserName": body.requireUserName,
+            "requirePassword": 1 if body.password else 0,
+            "oneTimeLink": body.oneTimeLink,
+            "password": password_hash,
+            "service": service,
+            "sms": body.sms,
+            "dtmCreated": now,
+            "dtmExpired": expires,
+            "userAgent": user_agent,
+        }
+        async with runtime.db.transaction() as conn:
+            if room_created:
+                for share_name, share_type in (("Guest", "user"), ("Viewer", "viewer")):
+                    await repository.insert_link(
+                        conn,
+                        settings.custom_charset,
+                        {
+                            "share": 1,
+                            "room": room,
+                            "userType": share_type,
+                            "linkType": "video",
+                            "userName": share_name,
+                            "service": service,
+                            "dtmCreated": now,
+                            "dtmExpired": default_expiry,
+                        },
+                    )
+            link_id = await repository.insert_link(conn, settings.custom_charset, fields)
+            url = domain.link_url(target.domain, body.linkType, link_id)
+            link = {
+                "linkID": link_id,
+                "isAdmin": body.isAdmin,
+                "requireJoinPermission": body.requireJoinPermission,
+                "userName": user_name,
+                "dtmExpired": expires.strftime("%Y-%m-%d %H:%M:%S"),
+                "url": url,
+                "linkType": body.linkType,
+            }
+            await repository.add_usage(
+                conn,
+                status=domain.STATUS_CREATE_LINK,
+                link_id=link_id,
+                room=room,
+                user_type=body.userType,
+                mobile=body.mobile,
+                link_type=body.linkType,
+                data=link,
+            )
+            await events.link_created(
+                conn,
+                LinkCreated(
+                    linkID=link_id,
+                    room=room,
+                    linkType=body.linkType,
+                    userType=body.userType,
+                    userName=user_name or "",
+                    mobile=body.mobile,
+                    service=service,
+                    roomCreated=room_created,
+                ),
+            )
+
+        # Issue 5 sends it (SMS_ENABLE, gateway, retries); the decision is made here already.
+        domain.sms_for_link(
+            mobile=body.mobile,
+            sms=body.sms,
+            link_type=body.linkType,
+            prefix=target.sms_prefix,
+            url=url,
+            sender=tenant.get("smsSenderName"),
+        )
+        return {**link, **room_detail}
+
+    # ---- GET /link/getdetail ---------------------------------------------------------------------------
+    @get("/getdetail")
+    async def get_detail(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """A link with its room, the room's participants, a participant token and the users' positions."""
+        query = parse_query(request, DetailQuery)
+        assert runtime.db is not None and runtime.bus is not None
+        link_id = query.linkId.strip()
+        identity = query.identity.strip()
+        user_agent = _user_agent(request)
+
+        row = None
+        if 0 < len(link_id) <= 50:
+            async with runtime.db.connection() as conn:
+                row = await repository.get_link_detail(conn, link_id)
+        if row is None:
+            raise ApiError("invalid linkID", 200)
+        if row["oneTimeLink"] == domain.ONE_TIME_USED:
+            raise ApiError("linkID expired", 200)
+        link = repository.plain(row)
+        room = row["room"] or ""
+
+        token_request = ParticipantTokenRequest(
+            room=room,
+            identity=identity or None,
+            userName=row["userName"],
+            userType=row["userType"] or "user",
+            linkType=row["linkType"],
+            mobile=row["mobile"],
+            linkID=row["linkID"],
+            roomJoin=row["requireJoinPermission"] != 1,
+            isAddUser=False,
+            userAgent=user_agent[:255],
+            withParticipants=True,
+            useKnownUser=True,
+        )
+        room_reply, token_reply = await asyncio.gather(
+            runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT),
+            runtime.bus.request(RPC_PARTICIPANT_TOKEN, token_request, timeout=RPC_TIMEOUT),
+            return_exceptions=True,
+        )
+        for reply in (room_reply, token_reply):
+            if isinstance(reply, RpcError):
+                if reply.code == "not_found":
+                    raise ApiError("invalid room", 200)
+                raise _rpc_failure(reply)
+            if isinstance(reply, BaseException):
+                raise reply
+        assert isinstance(room_reply, dict) and isinstance(token_reply, dict)
+
+        if domain.is_expired(row["dtmExpired"], now_local()):
+            raise ApiError(
+                "linkID expired",
+                200,
+                {"status": "FAIL", "message": "linkID expired", "data": {**link, "status": "linkExpired"}},
+            )
+
+        participants = token_reply.pop("listParticipants", [])
+        token = token_reply if int(row["requirePassword"] or 0) == 0 else {}
+        side_user_type = "admin" if str(row["isAdmin"]) == "1" else "user"
+        async with runtime.db.transaction() as conn:
+            if row["oneTimeLink"] == domain.ONE_TIME_UNUSED and not await repository.mark_one_time_used(conn, link_id):
+                raise ApiError("linkID expired", 200)
+            positions = domain.position_users(await repository.user_links_of_room(conn, room))
+            await repository.update_link_agent(conn, link_id, user_agent, domain.os_name(user_agent))
+            await repository.add_usage(
+                conn,
+                status=domain.STATUS_GET_LINK_DETAIL,
+                link_id=link_id,
+                room=room,
+                identity=str(token_reply.get("identity") or ""),
+                user_type=side_user_type,
+                link_type=row["linkType"] or "",
+                user_agent=user_agent,
+                data=link,
+            )
+        data = {
+            "id": link_id,
+            **link,
+            **room_reply,
+            "listParticipants": participants,
+            **token,
+            "positionUser": positions,
+        }
+        return {"status": "OK", "data": data}
+
+    # ---- POST /link/update/latlng ----------------------------------------------------------------------
+    @post("/update/latlng", status_code=200)
+    async def update_latlng(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """A link's current position: stored, logged and published (realtime emits it)."""
+        raw = await parse_body(request, dict[str, Any])
+        for key in _OPTIONAL_MEASURES:
+            if raw.get(key) in _EMPTY_VALUES:
+                raw[key] = None
+        try:
+            body = msgspec.convert(raw, LatLngBody, strict=False)
+        except msgspec.ValidationError as exc:
+            raise fail(f"Invalid parameter: {exc}") from exc
+        assert runtime.db is not None
+
+        async with runtime.db.transaction() as conn:
+            row = await repository.lock_link(conn, body.linkID)
+            if row is None:
+                return {"status": "FAIL"}
+            room = body.room or row["room"] or ""
+            user_type = body.userType or row["userType"] or ""
+            await repository.update_position(
+                conn, body.linkID, body.latitude, body.longitude, domain.number_text(body.accuracy)
+            )
+            await repository.add_usage(
+                conn,
+                status=domain.STATUS_UPDATE_LATLNG,
+                link_id=body.linkID,
+                room=room,
+                user_type=user_type,
+                latitude=body.latitude,
+                longitude=body.longitude,
+            )
+            await events.link_location_updated(
+                conn,
+                LinkLocationUpdated(
+                    linkID=body.linkID,
+                    room=room,
+                    userType=user_type,
+                    position=Position(
+                        latitude=body.latitude,
+                        longitude=body.longitude,
+                        accuracy=body.accuracy,
+                        altitude=body.altitude,
+                        altitudeAccuracy=body.altitudeAccuracy,
+                        heading=body.heading,
+                        speed=body.speed,
+                    ),
+                    timestamp=int(time.time() * 1000),
+                ),
+            )
+        return {"status": "OK"}
+
+    # ---- GET /link/share -------------------------------------------------------------------------------
+    @get("/share")
+    async def share(self, request: Request, runtime: Runtime) -> dict[str, str]:
+        """The room's guest and viewer share URLs."""
+        query = parse_query(request, ShareQuery)
+        assert runtime.db is not None
+        room = query.room.strip()
+        if not room or len(room) > 50:
+            raise ApiError("invalid", 404, "invalid")
+        async with runtime.db.connection() as conn:
+            service = await repository.room_service(conn, room)
+            if service is None:
+                raise ApiError("invalid", 404, "invalid")
+            tenant = await repository.get_tenant(conn, service)
+            guest = await repository.share_link_id(conn, room, "Guest")
+            viewer = await repository.share_link_id(conn, room, "Viewer")
+        target = domain.link_target(tenant, "video")
+        guest_url = f"{target.domain}/video/{guest}" if target.domain and guest else "-"
+        viewer_url = f"{target.domain}/viewer/{viewer}" if target.domain and viewer else "-"
+        return {"url": guest_url, "guest": guest_url, "viewer": viewer_url}
+
+    # ---- GET /link/history -----------------------------------------------------------------------------
+    @get("/history")
+    async def history(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """The room's patient links (5 a page, oldest first) with their activity log."""
+        query = parse_query(request, HistoryQuery)
+        assert runtime.db is not None and runtime.bus is not None
+        room = query.roomName.strip()
+        if not room:
+            raise ApiError("Invalid parameter", 404, "Invalid parameter")
+        if len(room) > 50:
+            return {"data": [], "count": 0}
+        try:
+            room_detail = await runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT)
+        except RpcError as exc:
+            if exc.code == "not_found":
+                return {"data": [], "count": 0}
+            raise _rpc_failure(exc) from exc
+
+        offset = domain.history_offset(query.page)
+        async with runtime.db.connection() as conn:
+            rows = await repository.history_rows(conn, room, offset)
+            count = await repository.history_count(conn, room)
+            agent = await repository.room_agent(conn, room)
+            data = []
+            for row in rows:
+                item: dict[str, Any] = {
+                    "caseId": None,  # cases belong to conference; joined in a later issue
+                    "linkID": row["linkID"],
+                    "caseStatus": None,
+                    "hn": None,
+                    "patientMobile": None,
+                    **repository.plain(row),
+                    "id": room_detail.get("id"),
+                }
+                for key in ("latitude", "longitude"):
+                    if item[key] is None:
+                        del item[key]
+                log_rows = await repository.active_log(conn, row["linkID"])
+                item["agent"] = agent if agent is not None else False
+                item["status"] = room_detail.get("status") or False
+                item["activeLog"] = log_rows or False
+                item["recordVideos"] = []
+                data.append(item)
+        return {"data": data, "count": count}

@@ -1,0 +1,108 @@
+"""Namespace rules and emit payloads of the realtime service, free of I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+# Namespaces every instance serves without registration. ``/`` is socket.io's root namespace (always present
+# in the original); ``/queue`` existed there only after the first room close, ``/notification`` comes from
+# the conversion plan.
+ROOT = "/"
+STATIC_NAMESPACES: tuple[str, ...] = (ROOT, "/newqueue", "/queue", "/mobile", "/notification")
+DATA_PREFIX = "/data/"
+INVALID_NAMESPACE = "Invalid namespace"
+AUTH_ERROR = "Authentication error"
+# Names the original refused to register (a room or link id that was never set).
+_JUNK_NAMES = {"", "undefined", "null"}
+MAX_NAME_LENGTH = 200
+
+NamespaceKind = Literal["static", "room", "data"]
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    name: str  # the socket.io namespace, with its leading "/"
+    kind: NamespaceKind
+    key: str  # room name for "room", link id for "data", namespace without "/" for "static"
+
+
+def _plain(value: str) -> bool:
+    return value.strip() not in _JUNK_NAMES and len(value) <= MAX_NAME_LENGTH and "/" not in value
+
+
+def room_namespace(room: str) -> str | None:
+    """``/{room}``, or None for a name the original would not register."""
+    return f"/{room}" if _plain(room) else None
+
+
+def data_namespace(link_id: str) -> str | None:
+    """``/data/{linkID}``, or None for an unusable link id."""
+    return f"{DATA_PREFIX}{link_id}" if _plain(link_id) else None
+
+
+def classify(namespace: str) -> NamespaceInfo | None:
+    """What a namespace asked for by a client would be; None when it can never be valid."""
+    if namespace in STATIC_NAMESPACES:
+        return NamespaceInfo(namespace, "static", namespace.lstrip("/"))
+    if not namespace.startswith("/"):
+        return None
+    if namespace.startswith(DATA_PREFIX):
+        link_id = namespace[len(DATA_PREFIX) :]
+        return NamespaceInfo(namespace, "data", link_id) if data_namespace(link_id) else None
+    room = namespace[1:]
+    return NamespaceInfo(namespace, "room", room) if room_namespace(room) else None
+
+
+def room_label(info: NamespaceInfo) -> str:
+    """The original's "room" of a namespace: the namespace name without its leading slash."""
+    return info.name[1:] if info.name != ROOT else ""
+
+
+def namespace_list(registered: set[str]) -> list[str]:
+    """GET /namespace: static namespaces first (root first, like socket.io), then the registered ones."""
+    return [*STATIC_NAMESPACES, *sorted(registered - set(STATIC_NAMESPACES))]
+
+
+_POSITION_FIELDS = ("latitude", "longitude", "accuracy", "altitude", "altitudeAccuracy", "heading", "speed")
+
+
+def position_payload(data: dict[str, Any]) -> dict[str, Any]:
+    """``position`` on ``/data/{linkID}`` after a patient location update (original field order)."""
+    raw = data.get("position") or {}
+    seven = {name: raw.get(name) for name in _POSITION_FIELDS}
+    return {
+        "linkID": data.get("linkID"),
+        "service": 2,
+        **seven,
+        "currentLocation": dict(seven),
+        "pickLocation": None,
+        "timestamp": data.get("timestamp"),
+    }
+
+
+UPDATE_LATLNG_CASE_DATA = {"action": "updateLatLng", "message": "from sv"}
+
+
+def connection_success(room: str, detail: dict[str, Any] | None) -> dict[str, Any]:
+    """``connection-success`` to a newly connected room socket: room row fields, or ``{room}`` without a row."""
+    if not detail:
+        return {"room": room}
+    payload: dict[str, Any] = {
+        "status": detail.get("status"),
+        "room": room,
+        "recordId": detail.get("recordId") or "",
+        "dtmStartRecord": detail.get("dtmStartRecord"),
+        "dtmStopRecord": detail.get("dtmStopRecord"),
+    }
+    if detail.get("recordDuration") is not None:
+        payload["recordDuration"] = detail["recordDuration"]
+    return payload
+
+
+def token_room_matches(claims: dict[str, Any], room: str) -> bool:
+    """A token bound to a room (LiveKit ``video.room``) opens only that room's namespace; unbound tokens
+    (agent console, CRM data tokens) are accepted like in the original."""
+    video = claims.get("video")
+    bound = video.get("room") if isinstance(video, dict) else None
+    return not bound or bound == room

@@ -1,0 +1,145 @@
+"""Events realtime consumes (link and conference streams) and the Socket.IO emits they cause.
+
+Each durable consumer is shared by every realtime instance, so JetStream hands an event to one instance; that
+instance emits through the Redis manager, which reaches the clients of all instances. A Redis mark per event
+id makes redeliveries harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from realtime.domain import UPDATE_LATLNG_CASE_DATA, data_namespace, position_payload, room_namespace
+from realtime.repository import HandledEvents, Registry
+from realtime.sockets import RealtimeSockets
+from servicekit.bus import RpcError
+from servicekit.events import (
+    LINK_CREATED,
+    LINK_LOCATION_UPDATED,
+    ROOM_CLOSED,
+    ROOM_CREATED,
+    RPC_LINK_STATUS_HISTORY,
+    RPC_ROOM_DETAIL,
+    Event,
+    LinkHistoryQuery,
+    RoomQuery,
+)
+from servicekit.web import Runtime
+
+log = logging.getLogger("realtime.events")
+
+LINK_CONSUMER = "realtime-link"
+CONFERENCE_CONSUMER = "realtime-conference"
+HISTORY_DELAY_SECONDS = 1.0  # the original pushed `history` one second after the change
+
+
+class EventHandlers:
+    def __init__(self, runtime: Runtime, sockets: RealtimeSockets) -> None:
+        assert runtime.redis is not None
+        self.runtime = runtime
+        self.sockets = sockets
+        self.registry = Registry(runtime.redis)
+        self.handled = HandledEvents(runtime.redis)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._routes: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            LINK_CREATED: self.link_created,
+            LINK_LOCATION_UPDATED: self.link_location_updated,
+            ROOM_CREATED: self.room_created,
+            ROOM_CLOSED: self.room_closed,
+        }
+
+    def start(self) -> None:
+        bus = self.runtime.bus
+        assert bus is not None
+        bus.consume("link", LINK_CONSUMER, self._dispatcher(LINK_CONSUMER))
+        bus.consume("conference", CONFERENCE_CONSUMER, self._dispatcher(CONFERENCE_CONSUMER))
+
+    def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _dispatcher(self, consumer: str) -> Callable[[Event], Awaitable[None]]:
+        async def handle(event: Event) -> None:
+            route = self._routes.get(event.subject)
+            if route is None:
+                return
+            if not await self.handled.claim(consumer, event.id):
+                log.info("duplicate event skipped", extra={"event_id": event.id, "subject": event.subject})
+                return
+            try:
+                await route(event.data)
+            except Exception:
+                await self.handled.release(consumer, event.id)  # let the redelivery apply it
+                raise
+
+        return handle
+
+    # ---- link ---------------------------------------------------------------------------------------------
+    async def link_created(self, data: dict[str, Any]) -> None:
+        names: list[str] = []
+        link_ns = data_namespace(str(data.get("linkID") or ""))
+        if link_ns:
+            names.append(link_ns)
+        room = str(data.get("room") or "")
+        room_ns = room_namespace(room)
+        if room_ns and (data.get("roomCreated") or await self._room_is_open(room)):
+            names.append(room_ns)
+        await self.registry.add(*names)
+
+    async def _room_is_open(self, room: str) -> bool:
+        """Whether an existing room takes socket connections; when conference cannot say, the new link wins."""
+        assert self.runtime.bus is not None
+        try:
+            detail = await self.runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=2.0)
+        except RpcError as exc:
+            if exc.code == "not_found":
+                return False
+            log.warning("room detail unavailable; registering the room", extra={"room": room, "code": exc.code})
+            return True
+        return isinstance(detail, dict) and detail.get("status") == "open"
+
+    async def link_location_updated(self, data: dict[str, Any]) -> None:
+        link_id = str(data.get("linkID") or "")
+        link_ns = data_namespace(link_id)
+        if link_ns:
+            await self.sockets.emit("position", position_payload(data), link_ns)
+        room_ns = room_namespace(str(data.get("room") or ""))
+        if room_ns:
+            await self.sockets.emit("case-data", dict(UPDATE_LATLNG_CASE_DATA), room_ns)
+        if link_ns:
+            self._later(self.push_history(link_id, "location"))
+
+    async def push_history(self, link_id: str, link_type: str) -> None:
+        """``history`` (the link's status timeline) to ``/data/{linkID}``, one second after the change."""
+        await asyncio.sleep(HISTORY_DELAY_SECONDS)
+        namespace = data_namespace(link_id)
+        assert self.runtime.bus is not None and namespace is not None
+        try:
+            rows = await self.runtime.bus.request(
+                RPC_LINK_STATUS_HISTORY, LinkHistoryQuery(linkID=link_id, linkType=link_type), timeout=2.0
+            )
+            await self.sockets.emit("history", rows if rows else False, namespace)
+        except RpcError as exc:
+            log.warning("link history unavailable", extra={"linkID": link_id, "code": exc.code})
+        except Exception:
+            log.exception("history push failed", extra={"linkID": link_id})
+
+    # ---- conference ---------------------------------------------------------------------------------------
+    async def room_created(self, data: dict[str, Any]) -> None:
+        room_ns = room_namespace(str(data.get("room") or ""))
+        if room_ns:
+            await self.registry.add(room_ns)
+
+    async def room_closed(self, data: dict[str, Any]) -> None:
+        room_ns = room_namespace(str(data.get("room") or ""))
+        if room_ns:
+            await self.registry.remove(room_ns)
+            await self.sockets.close_namespace(room_ns)
+
+    def _later(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

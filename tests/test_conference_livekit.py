@@ -1,0 +1,183 @@
+"""Conference and LiveKit: node choice (node_livekit), CreateRoom on room creation, participants listed with a
+token, signing with the node's key. A small fake LiveKit (Twirp, protobuf) runs inside the test process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jwt
+import nats
+import pytest
+from aiohttp import web
+from livekit.protocol import models
+from livekit.protocol import room as room_pb
+
+from conference.domain import SigningKey, proto_to_json
+from conference.livekit_nodes import Node, choose_node
+from deploy.local import free_port
+
+ENSURE = "rpc.conference.room.ensure"
+TOKEN = "rpc.conference.participant.token"
+LOCAL_TZ = ZoneInfo("Asia/Bangkok")
+NODE_KEY, NODE_SECRET = "nodekey", "node-secret-0123456789abcdef"
+
+
+# ---- pure parts ------------------------------------------------------------------------------------------
+def test_choose_node_prefers_remembered_then_healthy_then_first():
+    default = Node(id=None, name="default", api_url="http://env", key=SigningKey("k", "s"))
+    now = datetime(2025, 1, 1, 12, 0, 0)
+    rows = [
+        {"id": 1, "nodeName": "a", "livekitHost": "wss://a.example", "livekitLocal": None,
+         "livekitApiKey": "ka", "livekitApiSecret": "sa", "lastHealthCheck": now - timedelta(hours=2)},
+        {"id": 2, "nodeName": "b", "livekitHost": "wss://b.example", "livekitLocal": "http://b.local:7880",
+         "livekitApiKey": None, "livekitApiSecret": None, "lastHealthCheck": now - timedelta(minutes=5)},
+    ]  # fmt: skip
+    assert choose_node([], None, default, now) is default
+    remembered = choose_node(rows, 1, default, now)
+    assert (remembered.id, remembered.api_url, remembered.key) == (1, "https://a.example", SigningKey("ka", "sa"))
+    healthy = choose_node(rows, None, default, now)
+    assert (healthy.id, healthy.api_url, healthy.key) == (2, "http://b.local:7880", SigningKey("k", "s"))
+    stale = [{**rows[0]}, {**rows[1], "lastHealthCheck": None}]
+    assert choose_node(stale, None, default, now).id == 1
+    assert choose_node(rows, 99, default, now).id == 2  # remembered node gone: choose again
+
+
+def test_proto_to_json_is_plain_json_with_numbers():
+    info = models.ParticipantInfo(
+        sid="PA_1", identity="u1", name="Ann", state=models.ParticipantInfo.State.ACTIVE, joined_at=1700000000,
+        metadata='{"userName":"Ann"}',
+        tracks=[models.TrackInfo(sid="TR_1", type=models.TrackType.VIDEO, muted=True)],
+    )  # fmt: skip
+    data = proto_to_json(info)
+    assert data["sid"] == "PA_1" and data["identity"] == "u1" and data["name"] == "Ann"
+    assert data["state"] == 2 and data["joinedAt"] == 1700000000 and isinstance(data["joinedAt"], int)
+    assert data["tracks"][0]["sid"] == "TR_1" and data["tracks"][0]["muted"] is True and data["tracks"][0]["type"] == 1
+    assert data["permission"] is None and data["isPublisher"] is False
+    json.dumps(data)  # serialisable as is
+
+
+# ---- through the running service -------------------------------------------------------------------------
+class FakeLiveKit:
+    """RoomService over Twirp with protobuf bodies; checks the API token like LiveKit does."""
+
+    def __init__(self, key: str, secret: str) -> None:
+        self.key, self.secret = key, secret
+        self.created: list[tuple[room_pb.CreateRoomRequest, dict[str, Any]]] = []
+        self.participants: dict[str, list[models.ParticipantInfo]] = {}
+        self.list_delay = 0.0
+        self.port = free_port()
+        self.runner: web.AppRunner | None = None
+
+    def _claims(self, request: web.Request) -> dict[str, Any]:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        claims = jwt.decode(token, self.secret, algorithms=["HS256"])
+        assert claims["iss"] == self.key
+        return claims
+
+    async def create_room(self, request: web.Request) -> web.Response:
+        claims = self._claims(request)
+        create = room_pb.CreateRoomRequest.FromString(await request.read())
+        self.created.append((create, claims))
+        return web.Response(body=models.Room(sid="RM_1", name=create.name).SerializeToString(),
+                            content_type="application/protobuf")  # fmt: skip
+
+    async def list_participants(self, request: web.Request) -> web.Response:
+        self._claims(request)
+        query = room_pb.ListParticipantsRequest.FromString(await request.read())
+        if self.list_delay:
+            await asyncio.sleep(self.list_delay)
+        reply = room_pb.ListParticipantsResponse(participants=self.participants.get(query.room, []))
+        return web.Response(body=reply.SerializeToString(), content_type="application/protobuf")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/twirp/livekit.RoomService/CreateRoom", self.create_room)
+        app.router.add_post("/twirp/livekit.RoomService/ListParticipants", self.list_participants)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+
+@pytest.fixture
+async def livekit_node(suite):
+    """A fake LiveKit registered as the only (healthy) row of node_livekit; removed afterwards so the other
+    tests use the env default again."""
+    fake = FakeLiveKit(NODE_KEY, NODE_SECRET)
+    await fake.start()
+    now = datetime.now(LOCAL_TZ).replace(tzinfo=None, microsecond=0)
+    await suite.execute(
+        "conference",
+        "INSERT INTO node_livekit (nodeName, livekitHost, livekitLocal, livekitApiKey, livekitApiSecret,"
+        " lastHealthCheck, description) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        ("test-node", "wss://lk.example", f"http://127.0.0.1:{fake.port}", NODE_KEY, NODE_SECRET, now, "fake"),
+    )
+    rows = await suite.query("conference", "SELECT id FROM node_livekit WHERE nodeName = 'test-node'")
+    try:
+        yield fake, rows[0]["id"]
+    finally:
+        await suite.execute("conference", "UPDATE room_conference SET nodeLivekitId = NULL WHERE nodeLivekitId = %s",
+                            (rows[0]["id"],))  # fmt: skip
+        await suite.execute("conference", "DELETE FROM node_livekit WHERE id = %s", (rows[0]["id"],))
+        await fake.stop()
+
+
+async def rpc(suite, subject: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    nc = await nats.connect(suite.nats_url)
+    try:
+        msg = await nc.request(subject, json.dumps(payload).encode(), timeout=timeout)
+        return json.loads(msg.data)
+    finally:
+        await nc.close()
+
+
+async def test_room_on_a_livekit_node(suite, livekit_node):
+    fake, node_id = livekit_node
+    room = "Lk" + "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:10])
+
+    created = await rpc(suite, ENSURE, {"room": room})
+    assert created["ok"] and created["data"]["created"] is True
+    rows = await suite.query("conference", "SELECT nodeLivekitId FROM room_conference WHERE room = %s", (room,))
+    assert rows == [{"nodeLivekitId": node_id}]
+
+    for _ in range(100):  # CreateRoom is fired after the reply
+        if fake.created:
+            break
+        await asyncio.sleep(0.05)
+    assert len(fake.created) == 1
+    request, claims = fake.created[0]
+    assert (request.name, request.empty_timeout, request.max_participants) == (room, 600, 100)
+    assert claims["video"].get("roomCreate") is True
+
+    fake.participants[room] = [
+        models.ParticipantInfo(sid="PA_x", identity="patient1", name="Patient", joined_at=1700000001,
+                               state=models.ParticipantInfo.State.ACTIVE, metadata='{"userType":"user"}'),
+    ]  # fmt: skip
+    reply = await rpc(suite, TOKEN, {"room": room, "userName": "Agent", "withParticipants": True})
+    assert reply["ok"] is True
+    data = reply["data"]
+    listed = data["listParticipants"]
+    assert [(p["identity"], p["name"], p["sid"], p["joinedAt"], p["state"]) for p in listed] == [
+        ("patient1", "Patient", "PA_x", 1700000001, 2)
+    ]
+    # Signed with the node's key and secret.
+    token_claims = jwt.decode(data["token"], NODE_SECRET, algorithms=["HS256"])
+    assert token_claims["iss"] == NODE_KEY and token_claims["video"]["room"] == room
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(data["token"], suite.env["LIVEKIT_API_SECRET"], algorithms=["HS256"])
+
+    # A LiveKit that hangs costs at most ~2 s and yields an empty list.
+    fake.list_delay = 6.0
+    started = time.monotonic()
+    slow = await rpc(suite, TOKEN, {"room": room, "userName": "Agent", "withParticipants": True})
+    assert time.monotonic() - started < 4.5
+    assert slow["ok"] is True and slow["data"]["listParticipants"] == []
