@@ -20,11 +20,13 @@ up: setup
 test: setup
     uv run ruff check services libs tests deploy
     uv run python -m deploy.edge.generate --check
+    uv run python deploy/k8s-gen/generate.py --check
     uv run pytest
 
-# Regenerate the edge configs (nginx, Kubernetes HTTPRoutes) from deploy/routes.toml.
+# Regenerate the edge (nginx, HTTPRoutes) and the deployment files (k8s base, compose.yaml).
 generate:
     uv run python -m deploy.edge.generate
+    uv run python deploy/k8s-gen/generate.py
 
 # Benchmarks through the edge (prints requests/s and latency percentiles).
 bench: setup

@@ -121,6 +121,8 @@ def suite() -> Iterator[TestSuite]:
     extra_env = {
         "AUTH_API_KEY": "test-operator-key",
         "CUSTOM_CHARSET": "abcdefghijklmopqrstuvwxyzABCDEFGHIJKLMOPQRSTUVWXYZ",
+        # tests write node_livekit rows directly and expect them used at once
+        "LIVEKIT_NODE_CACHE_SECONDS": "0",
     }
     local = LocalSuite(
         edge_port=free_port(),

@@ -312,17 +312,23 @@ async def test_status_history_rpc(suite: Any) -> None:
 
 # ---- conference down ----------------------------------------------------------------------------------------
 async def test_conference_unavailable_is_503(suite: Any) -> None:
-    """Runs when the suite is started without conference (SUITE_SERVICES=link)."""
-    import pytest
+    """Conference frozen (SIGSTOP): link's requests to it time out; link answers 503 and writes nothing."""
+    import asyncio
+    import subprocess
 
-    if "conference" in suite.services:
-        pytest.skip("conference is running")
     await _insert_link(suite, "NoConf", "Some Room")
     before = await suite.query("link", "SELECT COUNT(*) AS n FROM link_connect")
-    async with httpx.AsyncClient(timeout=15) as client:
-        created = await client.post(f"{suite.edge}/link/create", json={"room": "Any Room"}, headers=_auth(suite))
-        detail = await _detail(client, suite, linkId="NoConf")
-        history = await client.get(f"{suite.edge}/link/history", params={"roomName": "Some Room"})
+    conference = str(suite.local.processes["conference"].pid)
+    subprocess.run(["pkill", "-STOP", "-P", conference], check=True)  # granian's worker processes
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            created, detail, history = await asyncio.gather(
+                client.post(f"{suite.edge}/link/create", json={"room": "Any Room"}, headers=_auth(suite)),
+                _detail(client, suite, linkId="NoConf"),
+                client.get(f"{suite.edge}/link/history", params={"roomName": "Some Room"}),
+            )
+    finally:
+        subprocess.run(["pkill", "-CONT", "-P", conference], check=True)
     for response in (created, detail, history):
         assert response.status_code == 503
         assert response.json()["status"] == "FAIL"

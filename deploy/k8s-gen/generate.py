@@ -76,7 +76,7 @@ SERVICES: dict[str, Service] = {
     ),
     "conference": Service(
         database="conference",
-        config={"ROOM_DAY_DEFAULT_TIMEOUT": ("1", None)},
+        config={"ROOM_DAY_DEFAULT_TIMEOUT": ("1", None), "LIVEKIT_NODE_CACHE_SECONDS": ("30", None)},
         memory="512Mi",
         livekit_server=True,
     ),

@@ -161,33 +161,37 @@ class Bus:
         subject = filter_subject or f"{owner}.>"
         config = ConsumerConfig(durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=DeliverPolicy.NEW)
         sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
-        while not self._stopping.is_set():
-            try:
-                msgs = await sub.fetch(batch=64, timeout=1.0)
-            except TimeoutError:  # nats-py raises the plain asyncio one when a fetch finds nothing
-                continue
-            except Exception:
-                log.exception("fetch failed", extra={"stream": stream})
-                await asyncio.sleep(1.0)
-                continue
-            for msg in msgs:
+        try:
+            while not self._stopping.is_set():
                 try:
-                    event = _event_decoder.decode(msg.data)
-                except msgspec.DecodeError:
-                    log.error("undecodable event dropped", extra={"subject": msg.subject})
-                    await msg.term()
+                    msgs = await sub.fetch(batch=64, timeout=1.0)
+                except TimeoutError:  # nats-py raises the plain asyncio one when a fetch finds nothing
                     continue
-                context = propagate.extract(msg.headers or {})
-                try:
-                    with tracer.start_as_current_span(
-                        f"consume {event.subject}", context=context, kind=trace.SpanKind.CONSUMER
-                    ):
-                        await handler(event)
                 except Exception:
-                    log.exception("event handler failed; redelivery later", extra={"event_id": event.id})
-                    await msg.nak(delay=1.0)
-                else:
-                    await msg.ack()
+                    log.exception("fetch failed", extra={"stream": stream})
+                    await asyncio.sleep(1.0)
+                    continue
+                for msg in msgs:
+                    try:
+                        event = _event_decoder.decode(msg.data)
+                    except msgspec.DecodeError:
+                        log.error("undecodable event dropped", extra={"subject": msg.subject})
+                        await msg.term()
+                        continue
+                    context = propagate.extract(msg.headers or {})
+                    try:
+                        with tracer.start_as_current_span(
+                            f"consume {event.subject}", context=context, kind=trace.SpanKind.CONSUMER
+                        ):
+                            await handler(event)
+                    except Exception:
+                        log.exception("event handler failed; redelivery later", extra={"event_id": event.id})
+                        await msg.nak(delay=1.0)
+                    else:
+                        await msg.ack()
+        finally:
+            with contextlib.suppress(Exception):  # lets drain() finish at once on shutdown
+                await sub.unsubscribe()
 
     async def close(self) -> None:
         self._stopping.set()
@@ -198,8 +202,14 @@ class Bus:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
+        # Drain flushes what was published and stops subscriptions; it is bounded because a pull subscription
+        # whose fetch was cancelled can keep it waiting for its whole default timeout (30 s).
+        try:
+            async with asyncio.timeout(3):
+                await self.nc.drain()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
 
 
 async def add_event(conn: Connection, subject: str, data: msgspec.Struct | dict[str, Any]) -> Event:

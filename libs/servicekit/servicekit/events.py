@@ -98,7 +98,7 @@ class RpcReply(msgspec.Struct, kw_only=True, omit_defaults=True):
 # * RPC_ROOM_ENSURE  -> {"created": bool, "room": <room detail>}; creates the room (DB + LiveKit) when missing
 # * RPC_ROOM_DETAIL  -> <room detail> or code "not_found"
 # * RPC_PARTICIPANT_TOKEN -> {"identity","userName","token","conference","color"} (+ "listParticipants": [...]
-#   when withParticipants); code "not_found" when the room does not exist
+#   when withParticipants, + "room": <room detail> when withRoom); code "not_found" when the room does not exist
 # <room detail> is the original's getRoomDetail object: id, status, room, roomType, recordId, autoRecord,
 # recordType, encodingOptionsPreset, chatEnabled, messageUnread, userAgent, dtmCreated, dtmStartRecord,
 # dtmStopRecord, webSocketURL (dates as the original's UTC ISO strings) and recordDuration (ms) when recording.
@@ -138,6 +138,9 @@ class ParticipantTokenRequest(msgspec.Struct, kw_only=True):
     # identity is given, the user's stored colour is reused and a missing userName becomes the stored name,
     # else "User-<0..99>".
     useKnownUser: bool = False
+    # /link/getdetail needs the room detail too: when true the reply carries it as "room" (one request, one
+    # room lookup instead of two).
+    withRoom: bool = False
 
 
 RPC_LINK_VERIFY_PASSWORD = "rpc.link.link.verify_password"

@@ -17,6 +17,8 @@ class ConferenceSettings(CommonSettings, kw_only=True):
     livekit_host: str = ""
     # Room lifetime: days ("1") or hours ("24H").
     room_day_default_timeout: str = "1"
+    # How long the node_livekit table is cached: changes to it are seen within this many seconds.
+    livekit_node_cache_seconds: float = 30.0
 
 
 def load_conference_settings(environ: dict[str, str] | None = None) -> ConferenceSettings:
@@ -32,7 +34,13 @@ settings = load_conference_settings()
 
 async def on_startup(runtime: Runtime) -> None:
     assert runtime.db is not None
-    nodes = LiveKitNodes(runtime.db, settings.livekit_host, settings.livekit_api_key, settings.livekit_api_secret)
+    nodes = LiveKitNodes(
+        runtime.db,
+        settings.livekit_host,
+        settings.livekit_api_key,
+        settings.livekit_api_secret,
+        cache_seconds=settings.livekit_node_cache_seconds,
+    )
     conference = Conference(runtime.db, nodes, settings.room_day_default_timeout)
     runtime.extras["conference"] = conference
     await serve_requests(runtime, conference)

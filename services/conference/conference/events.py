@@ -115,7 +115,7 @@ class Conference:
 
     # ---- participants ------------------------------------------------------------------------------------
     async def participant_token(self, req: ParticipantTokenRequest) -> dict[str, Any]:
-        head = await repository.room_head(self.db, req.room)
+        head = await repository.room_detail_and_node(self.db, req.room)
         if head is None:
             raise LookupError(f"room {req.room!r} does not exist")
         node = await self.nodes.for_room(head["nodeLivekitId"])
@@ -176,6 +176,8 @@ class Conference:
         reply.update({"token": token, "conference": conference, "color": color})
         if req.withParticipants:
             reply["listParticipants"] = await self.nodes.list_participants(node, req.room)
+        if req.withRoom:
+            reply["room"] = domain.room_detail(head, datetime.now(UTC))
         return reply
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,8 +78,11 @@ def choose_node(
 class LiveKitNodes:
     """Resolves nodes and holds one RoomService client per server URL."""
 
-    def __init__(self, db: Database, host: str, api_key: str, api_secret: str) -> None:
+    def __init__(self, db: Database, host: str, api_key: str, api_secret: str, cache_seconds: float = 30.0) -> None:
         self.db = db
+        self.cache_seconds = cache_seconds
+        self._rows: list[dict[str, Any]] = []
+        self._rows_loaded_at = float("-inf")
         self.default = Node(
             id=None, name="default", api_url=_http_url(host.strip()), key=SigningKey(api_key, api_secret)
         )
@@ -86,7 +90,11 @@ class LiveKitNodes:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def for_room(self, remembered_id: int | None) -> Node:
-        return choose_node(await repository.livekit_nodes(self.db), remembered_id, self.default)
+        # Every token needs a node: the table is read at most once per cache period, not per request.
+        if time.monotonic() - self._rows_loaded_at >= self.cache_seconds:
+            self._rows = await repository.livekit_nodes(self.db)
+            self._rows_loaded_at = time.monotonic()
+        return choose_node(self._rows, remembered_id, self.default)
 
     def _client(self, node: Node) -> api.LiveKitAPI:
         key = (node.api_url, node.key.api_key, node.key.api_secret)

@@ -26,6 +26,14 @@ async def room_detail_row(conn: Connection | Database, room: str) -> dict[str, A
     )
 
 
+async def room_detail_and_node(conn: Connection | Database, room: str) -> dict[str, Any] | None:
+    """The detail columns plus the room's LiveKit node (one lookup serves a token and its room detail)."""
+    return await conn.fetch_one(
+        f"SELECT {_DETAIL_SELECT}, `nodeLivekitId` FROM room_conference WHERE room = %s ORDER BY id LIMIT 1",  # noqa: S608
+        (room,),
+    )
+
+
 async def room_head(conn: Connection | Database, room: str) -> dict[str, Any] | None:
     """Id, type, status and LiveKit node of a room (the oldest row when the name was duplicated)."""
     return await conn.fetch_one(

@@ -193,7 +193,9 @@ class LinkController(Controller):
             "userAgent": user_agent,
         }
         async with runtime.db.transaction() as conn:
-            if room_created:
+            # A new room gets its Guest and Viewer share links; so does a room whose first link creation failed
+            # after conference had made the room (the room is no longer "created" on the retry).
+            if room_created or await repository.share_link_id(conn, room, "Guest") is None:
                 for share_name, share_type in (("Guest", "user"), ("Viewer", "viewer")):
                     await repository.insert_link(
                         conn,
@@ -276,6 +278,20 @@ class LinkController(Controller):
         link = repository.plain(row)
         room = row["room"] or ""
 
+        if domain.is_expired(row["dtmExpired"], now_local()):
+            # The original answered "invalid room" first when the room was gone; no token for an expired link.
+            try:
+                await runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT)
+            except RpcError as exc:
+                if exc.code == "not_found":
+                    raise ApiError("invalid room", 200) from exc
+                raise _rpc_failure(exc) from exc
+            raise ApiError(
+                "linkID expired",
+                200,
+                {"status": "FAIL", "message": "linkID expired", "data": {**link, "status": "linkExpired"}},
+            )
+
         token_request = ParticipantTokenRequest(
             room=room,
             identity=identity or None,
@@ -289,27 +305,24 @@ class LinkController(Controller):
             userAgent=user_agent[:255],
             withParticipants=True,
             useKnownUser=True,
+            withRoom=True,
         )
-        room_reply, token_reply = await asyncio.gather(
-            runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT),
+        # One request to conference brings the room detail, the token and the participants; the positions of
+        # the room's users are read meanwhile.
+        token_reply, position_rows = await asyncio.gather(
             runtime.bus.request(RPC_PARTICIPANT_TOKEN, token_request, timeout=RPC_TIMEOUT),
+            repository.user_links_of_room(runtime.db, room),
             return_exceptions=True,
         )
-        for reply in (room_reply, token_reply):
-            if isinstance(reply, RpcError):
-                if reply.code == "not_found":
-                    raise ApiError("invalid room", 200)
-                raise _rpc_failure(reply)
+        if isinstance(token_reply, RpcError):
+            if token_reply.code == "not_found":
+                raise ApiError("invalid room", 200)
+            raise _rpc_failure(token_reply)
+        for reply in (token_reply, position_rows):
             if isinstance(reply, BaseException):
                 raise reply
-        assert isinstance(room_reply, dict) and isinstance(token_reply, dict)
-
-        if domain.is_expired(row["dtmExpired"], now_local()):
-            raise ApiError(
-                "linkID expired",
-                200,
-                {"status": "FAIL", "message": "linkID expired", "data": {**link, "status": "linkExpired"}},
-            )
+        assert isinstance(token_reply, dict) and isinstance(position_rows, list)
+        room_reply = token_reply.pop("room")
 
         participants = token_reply.pop("listParticipants", [])
         token = token_reply if int(row["requirePassword"] or 0) == 0 else {}
@@ -317,7 +330,6 @@ class LinkController(Controller):
         async with runtime.db.transaction() as conn:
             if row["oneTimeLink"] == domain.ONE_TIME_UNUSED and not await repository.mark_one_time_used(conn, link_id):
                 raise ApiError("linkID expired", 200)
-            positions = domain.position_users(await repository.user_links_of_room(conn, room))
             await repository.update_link_agent(conn, link_id, user_agent, domain.os_name(user_agent))
             await repository.add_usage(
                 conn,
@@ -330,6 +342,7 @@ class LinkController(Controller):
                 user_agent=user_agent,
                 data=link,
             )
+        positions = domain.position_users(position_rows)
         data = {
             "id": link_id,
             **link,

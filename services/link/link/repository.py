@@ -11,7 +11,7 @@ from asyncmy.errors import IntegrityError
 
 from link import domain
 from servicekit.clock import js_iso, now_local
-from servicekit.db import Connection
+from servicekit.db import Connection, Database
 
 DUPLICATE_KEY = 1062
 ID_ATTEMPTS = 20
@@ -110,7 +110,7 @@ async def update_link_agent(conn: Connection, link_id: str, user_agent: str, os_
     )
 
 
-async def user_links_of_room(conn: Connection, room: str) -> list[dict[str, Any]]:
+async def user_links_of_room(conn: Connection | Database, room: str) -> list[dict[str, Any]]:
     return await conn.fetch_all(
         "SELECT id, mobile, share, userName, accuracy, latitude, longitude, errorLocation FROM link_connect "
         "WHERE room = %s AND userType = 'user' ORDER BY id DESC",
