@@ -109,7 +109,7 @@ class LocalSuite:
     def start_service(self, service: str) -> subprocess.Popen[bytes]:
         argv = [
             sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-            "--port", str(self.service_ports[service]), "--workers", "1", "--log-level", "warning",
+            "--port", str(self.service_ports[service]), "--workers", "1", "--loop", "uvloop", "--log-level", "warning",
             "--no-ws" if service != "realtime" else "--ws", f"{service}.app:app",
         ]  # fmt: skip
         return self._spawn(service, argv, self.service_env(service))

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncmy
 import jwt
+import nats
 import pytest
 from asyncmy.cursors import DictCursor
 
@@ -80,6 +81,12 @@ class TestSuite:
         finally:
             conn.close()
 
+    def signal_service(self, service: str, signum: int) -> None:
+        """Signal a service's granian process and its workers (e.g. SIGSTOP/SIGCONT to freeze it)."""
+        root = self.local.processes[service].pid
+        for pid in [root, *_children(root)]:
+            os.kill(pid, signum)
+
     def agent_token(self, ttl: int = 3600, **claims: Any) -> str:
         """A LiveKit access token like the agent console's (GET /auth/create)."""
         now = int(time.time())
@@ -93,6 +100,26 @@ class TestSuite:
             **claims,
         }
         return jwt.encode(payload, self.env["LIVEKIT_API_SECRET"], algorithm="HS256")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+async def nc(suite: TestSuite) -> Any:
+    """A NATS connection to the suite's server (requests and JetStream as the services see them)."""
+    client = await nats.connect(suite.nats_url)
+    yield client
+    await client.close()
 
 
 @pytest.fixture(scope="session")

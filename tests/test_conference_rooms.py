@@ -10,8 +10,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import nats
 import pytest
+
+from tests.support import rpc
 
 ENSURE = "rpc.conference.room.ensure"
 DETAIL = "rpc.conference.room.detail"
@@ -33,19 +34,6 @@ DETAIL_KEYS = [
     "dtmStopRecord",
     "webSocketURL",
 ]
-
-
-@pytest.fixture(scope="module")
-async def nc(suite):
-    client = await nats.connect(suite.nats_url)
-    yield client
-    await client.close()
-
-
-async def rpc(nc, subject: str, payload: Any, timeout: float = 10.0) -> dict[str, Any]:
-    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    msg = await nc.request(subject, raw, timeout=timeout)
-    return json.loads(msg.data)
 
 
 def room_name() -> str:

@@ -8,8 +8,9 @@ import uuid
 from typing import Any
 
 import jwt
-import nats
 import pytest
+
+from tests.support import rpc
 
 ENSURE = "rpc.conference.room.ensure"
 TOKEN = "rpc.conference.participant.token"
@@ -22,19 +23,6 @@ SEED_COLOURS = {
     "#27AE60", "#2980B9", "#16A085", "#C0392B",
 }  # fmt: skip
 IDENTITY = re.compile(r"^[0-9a-zA-Z$]{10}$")
-
-
-@pytest.fixture(scope="module")
-async def nc(suite):
-    client = await nats.connect(suite.nats_url)
-    yield client
-    await client.close()
-
-
-async def rpc(nc, subject: str, payload: Any, timeout: float = 10.0) -> dict[str, Any]:
-    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    msg = await nc.request(subject, raw, timeout=timeout)
-    return json.loads(msg.data)
 
 
 async def new_room(nc) -> str:

@@ -82,7 +82,8 @@ def test_runtime_stage_is_non_root_with_service_selection_and_health_check() -> 
     healthcheck = next(rest for keyword, rest in runtime if keyword == "HEALTHCHECK")
     assert "/health" in healthcheck
     cmd = json.loads(next(rest for keyword, rest in runtime if keyword == "CMD"))
-    assert "granian --interface asgi --host 0.0.0.0" in cmd[-1] and "$SERVICE.app:app" in cmd[-1]
+    for part in ("granian --interface asgi", "--loop uvloop", "--host 0.0.0.0", "$SERVICE.app:app"):
+        assert part in cmd[-1]
 
 
 def test_build_context_keeps_what_the_build_needs() -> None:

@@ -314,12 +314,11 @@ async def test_status_history_rpc(suite: Any) -> None:
 async def test_conference_unavailable_is_503(suite: Any) -> None:
     """Conference frozen (SIGSTOP): link's requests to it time out; link answers 503 and writes nothing."""
     import asyncio
-    import subprocess
+    import signal
 
     await _insert_link(suite, "NoConf", "Some Room")
     before = await suite.query("link", "SELECT COUNT(*) AS n FROM link_connect")
-    conference = str(suite.local.processes["conference"].pid)
-    subprocess.run(["pkill", "-STOP", "-P", conference], check=True)  # granian's worker processes
+    suite.signal_service("conference", signal.SIGSTOP)
     try:
         async with httpx.AsyncClient(timeout=30) as client:
             created, detail, history = await asyncio.gather(
@@ -328,7 +327,7 @@ async def test_conference_unavailable_is_503(suite: Any) -> None:
                 client.get(f"{suite.edge}/link/history", params={"roomName": "Some Room"}),
             )
     finally:
-        subprocess.run(["pkill", "-CONT", "-P", conference], check=True)
+        suite.signal_service("conference", signal.SIGCONT)
     for response in (created, detail, history):
         assert response.status_code == 503
         assert response.json()["status"] == "FAIL"
