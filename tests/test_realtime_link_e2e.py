@@ -80,3 +80,35 @@ async def test_latlng_update_reaches_data_and_room_namespaces(suite: Any, node_c
         finally:
             await data_listener.close()
             await room_listener.close()
+
+
+async def test_video_link_for_a_location_room_emits_room_update(suite: Any, node_client: str) -> None:  # noqa: F811
+    """A location room gets a video link: conference opens it as a conference and `/{room}` hears
+    `case-data {action:"roomUpdate", roomType:"conference"}` (spec realtime.md §11)."""
+    await wait_for_consumers(suite.nats_url)
+    token = suite.agent_token()
+    headers = {"Authorization": f"Bearer {token}"}
+    room = "Locroom" + "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:6])
+    async with httpx.AsyncClient(base_url=suite.edge, timeout=20) as client:
+        first = await client.post(
+            "/link/create", json={"room": room, "linkType": "location", "sms": 0}, headers=headers
+        )
+        assert first.status_code == 200, first.text
+        assert first.json()["roomType"] == "location"
+        await wait_registered(suite, f"/{room}")
+        listener = await listen(
+            node_client, f"{suite.edge}/{room}", "--token", token, "--events", "case-data", "--timeout", "25000"
+        )
+        try:
+            await listener.connected()
+            second = await client.post(
+                "/link/create", json={"room": room, "linkType": "video", "sms": 0}, headers=headers
+            )
+            assert second.status_code == 200, second.text
+            event = await listener.until("event", "case-data", timeout=15)
+            assert event["data"] == {"action": "roomUpdate", "roomType": "conference"}
+        finally:
+            await listener.close()
+        detail = await client.get("/room/detail", params={"room": room})
+        assert detail.json()["data"]["roomType"] == "conference"
+        assert detail.json()["data"]["status"] == "open"

@@ -84,6 +84,11 @@ def position_payload(data: dict[str, Any]) -> dict[str, Any]:
 UPDATE_LATLNG_CASE_DATA = {"action": "updateLatLng", "message": "from sv"}
 
 
+def room_update_case_data(room_type: str) -> dict[str, str]:
+    """``case-data`` on ``/{room}`` when a link changed the room's type (a location room became a conference)."""
+    return {"action": "roomUpdate", "roomType": room_type}
+
+
 def connection_success(room: str, detail: dict[str, Any] | None) -> dict[str, Any]:
     """``connection-success`` to a newly connected room socket: room row fields, or ``{room}`` without a row."""
     if not detail:

@@ -12,7 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from realtime.domain import UPDATE_LATLNG_CASE_DATA, data_namespace, position_payload, room_namespace
+from realtime.domain import (
+    UPDATE_LATLNG_CASE_DATA,
+    data_namespace,
+    position_payload,
+    room_namespace,
+    room_update_case_data,
+)
 from realtime.repository import HandledEvents, Registry
 from realtime.sockets import RealtimeSockets
 from servicekit.bus import RpcError
@@ -21,6 +27,7 @@ from servicekit.events import (
     LINK_LOCATION_UPDATED,
     ROOM_CLOSED,
     ROOM_CREATED,
+    ROOM_UPDATED,
     RPC_LINK_STATUS_HISTORY,
     RPC_ROOM_DETAIL,
     Event,
@@ -49,6 +56,7 @@ class EventHandlers:
             LINK_LOCATION_UPDATED: self.link_location_updated,
             ROOM_CREATED: self.room_created,
             ROOM_CLOSED: self.room_closed,
+            ROOM_UPDATED: self.room_updated,
         }
 
     def start(self) -> None:
@@ -132,6 +140,14 @@ class EventHandlers:
         room_ns = room_namespace(str(data.get("room") or ""))
         if room_ns:
             await self.registry.add(room_ns)
+
+    async def room_updated(self, data: dict[str, Any]) -> None:
+        room_ns = room_namespace(str(data.get("room") or ""))
+        if not room_ns:
+            return
+        if data.get("status") == "open":
+            await self.registry.add(room_ns)
+        await self.sockets.emit("case-data", room_update_case_data(str(data.get("roomType") or "")), room_ns)
 
     async def room_closed(self, data: dict[str, Any]) -> None:
         room_ns = room_namespace(str(data.get("room") or ""))
