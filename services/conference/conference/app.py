@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conference.api import RoomController
 from conference.events import Conference, serve_requests
 from conference.livekit_nodes import LiveKitNodes
+from conference.routes import CONTROLLERS
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
 
@@ -55,7 +55,7 @@ async def on_shutdown(runtime: Runtime) -> None:
 app = create_app(
     ServiceSpec(
         settings=settings,
-        route_handlers=[RoomController],
+        route_handlers=CONTROLLERS,
         migrations=Path(__file__).parent / "migrations",
         uses_redis=False,
         on_startup=on_startup,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from link import domain, events
-from link.api import LinkController
+from link.routes import CONTROLLERS
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
 
@@ -27,7 +27,7 @@ settings = load_settings(LinkSettings, service_name="link")
 app = create_app(
     ServiceSpec(
         settings=settings,
-        route_handlers=[LinkController],
+        route_handlers=CONTROLLERS,
         migrations=Path(__file__).parent / "migrations",
         on_startup=on_startup,
         title="link",
