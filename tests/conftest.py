@@ -23,6 +23,7 @@ import pytest
 from asyncmy.cursors import DictCursor
 
 from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port
+from tests.fakes.sms_gateway import SmsGateway
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,7 +146,13 @@ def suite() -> Iterator[TestSuite]:
     _wait_port(redis_port)
     wanted = os.environ.get("SUITE_SERVICES")
     services = [s for s in discover_services() if not wanted or s in wanted.split(",")]
+    sms_gateway = SmsGateway().start()
     extra_env = {
+        # Off for the suite (link creations record `disabled` SMS rows in their own transaction); the SMS tests
+        # start a second link replica with SMS_ENABLE=true (tests/fakes/sms_gateway.py start_link_replica).
+        "SMS_ENABLE": "false",
+        "SMS_API_URL": sms_gateway.url,
+        "SMS_API_KEY": sms_gateway.api_key,
         "AUTH_API_KEY": "test-operator-key",
         "CUSTOM_CHARSET": "abcdefghijklmopqrstuvwxyzABCDEFGHIJKLMOPQRSTUVWXYZ",
         # tests write node_livekit rows directly and expect them used at once
@@ -176,6 +183,7 @@ def suite() -> Iterator[TestSuite]:
         yield TestSuite(local, env)
     finally:
         local.stop()
+        sms_gateway.stop()
         for helper in helpers:
             helper.terminate()
         _drop_databases(local, services)

@@ -130,7 +130,14 @@ async def test_ensure_event_reaches_jetstream(suite, nc):
             break
         await asyncio.sleep(0.1)
     assert event.get("subject") == "conference.room.created"
-    assert event["data"] == {"room": room, "roomType": "location", "status": "close"}
+    data = event["data"]
+    assert {k: data[k] for k in ("room", "roomType", "status")} == {
+        "room": room,
+        "roomType": "location",
+        "status": "close",
+    }
+    # the room's detail rides along (link's read model, issue 5)
+    assert data["detail"]["room"] == room and data["detail"]["status"] == "close" and data["usesDefaultKey"] is True
     # The relay marks the row published right after JetStream acknowledged it (same transaction, commit after).
     for _ in range(100):
         published = await suite.query(

@@ -79,6 +79,14 @@ class RoomChanged(msgspec.Struct, kw_only=True):
     room: str
     roomType: str
     status: str
+    # Added for link's room read model (optional; consumers that ignore them are unaffected):
+    # ``detail`` = the room's getRoomDetail object after the change (RPC_ROOM_DETAIL's reply without
+    # recordDuration, which readers compute from dtmStartRecord); ``nodeLivekitId`` = the room's LiveKit node
+    # row (None: env default node); ``usesDefaultKey`` = tokens for the room are signed with the shared
+    # LIVEKIT_API_KEY/SECRET (False when the node has its own key).
+    detail: dict[str, Any] | None = None
+    nodeLivekitId: int | None = None
+    usesDefaultKey: bool | None = None
 
 
 # ---- request/reply ---------------------------------------------------------------------------------------
@@ -163,3 +171,145 @@ RPC_LINK_STATUS_HISTORY = "rpc.link.link.status_history"
 class LinkHistoryQuery(msgspec.Struct, kw_only=True):
     linkID: str
     linkType: str = ""  # "location" keeps every userType's rows; otherwise only userType "user"
+
+
+# ---- conference: chat, cases, notifications --------------------------------------------------------------
+CASE_CREATED = "conference.case.created"  # CaseChanged; realtime: /newqueue case-data {"action":"caseCreated"}
+CASE_UPDATED = "conference.case.updated"  # CaseChanged; realtime: /newqueue case-data {"action":"caseUpdated"}
+NOTIFICATION_CREATED = "conference.notification.created"  # NotificationChanged (feeds the SSE /notification/events)
+NOTIFICATION_READ = "conference.notification.read"  # NotificationChanged (read flag set or cleared)
+
+
+class CaseChanged(msgspec.Struct, kw_only=True):
+    caseId: int
+    service: int
+    room: str | None = None  # the case's room name, when it has one
+    status: str | None = None
+
+
+class NotificationChanged(msgspec.Struct, kw_only=True):
+    """A row of ``notification`` as the /notification routes answer it (dates as UTC ISO strings)."""
+
+    notificationId: int
+    userName: str | None = None
+    mobile: str | None = None
+    message: str | None = None
+    caseId: int | None = None
+    read: int = 0
+    notificationType: str | None = None
+    relatedUrl: str | None = None
+    dtmRead: str | None = None
+    dtmCreated: str | None = None
+
+
+# Realtime asks conference to store a chat message sent over Socket.IO (`chat-message`, realtime.md §4.4).
+# Reply data: {"messageId": int, "dtmcreated": "YYYY-MM-DD HH:mm:ss" (local), "roomStatus": str | None,
+# "messageUnread": bool (true when this message set room_conference.messageUnread from 0 to 1: realtime then
+# emits /newqueue case-data {"action":"messageUnread","room":..,"messageUnread":1})}.
+RPC_CHAT_STORE = "rpc.conference.chat.store"
+
+
+class ChatMessageStore(msgspec.Struct, kw_only=True):
+    room: str
+    identity: str | None = None
+    chat_identity: str | None = None
+    userName: str | None = None
+    userType: str | None = None
+    text: str | None = None
+    color: str | None = None
+    files: Any = None  # stored as JSON text; absent/None -> ""
+    replyToMessageId: int | None = None
+    replyToUserName: str | None = None
+    replyToText: str | None = None
+
+
+# ---- link: SMS -------------------------------------------------------------------------------------------
+LINK_SMS_SENT = "link.sms.sent"  # SmsOutcome: the gateway accepted the message
+LINK_SMS_FAILED = "link.sms.failed"  # SmsOutcome: given up (4xx, or retries exhausted)
+
+
+class SmsOutcome(msgspec.Struct, kw_only=True):
+    """The final state of one outgoing SMS (``messageId`` is its idempotency key). Never carries the API key."""
+
+    messageId: str
+    status: str  # "sent" | "failed"
+    mobile: str
+    linkID: str = ""
+    room: str = ""
+    kind: str = "link"  # "link" | "custom" | "tracking"
+    attempts: int = 0
+    error: str = ""
+
+
+# ---- read models of /link/getdetail (issue 5) ------------------------------------------------------------
+# Every change of a room_conference row publishes a RoomChanged WITH ``detail`` (ROOM_CREATED, ROOM_UPDATED,
+# ROOM_CLOSED, or ROOM_DETAIL_CHANGED when no more specific subject fits: record status, messageUnread...).
+ROOM_DETAIL_CHANGED = "conference.room.detail_changed"
+# Every insert/update of a room_user row publishes RoomUserSaved (the oldest row of (room, identity)).
+PARTICIPANT_SAVED = "conference.participant.saved"
+
+
+class RoomUserSaved(msgspec.Struct, kw_only=True):
+    room: str
+    identity: str
+    userName: str | None = None
+    userType: str | None = None
+    color: str | None = None
+    userAgent: str | None = None
+
+
+# Link hands conference the room_user write of /link/getdetail (the original's
+# ``UPDATE room_user SET userAgent = ? WHERE room = ? AND identity = ?``).
+LINK_PARTICIPANT_SEEN = "link.participant.seen"
+
+
+class ParticipantSeen(msgspec.Struct, kw_only=True):
+    room: str
+    identity: str
+    userAgent: str
+    linkID: str = ""
+
+
+# LiveKit's live participant list, from LiveKit webhooks (participant_joined / participant_left) received by
+# recording. ``participant`` is LiveKit's ParticipantInfo as JSON (camelCase, every field, as
+# ListParticipants returned it to the original); ``timestamp`` = the webhook's createdAt in milliseconds
+# (readers ignore an event older than what they hold for that identity).
+RECORDING_PARTICIPANT_JOINED = "recording.participant.joined"
+RECORDING_PARTICIPANT_LEFT = "recording.participant.left"
+
+
+class ParticipantPresence(msgspec.Struct, kw_only=True):
+    room: str
+    identity: str
+    participant: dict[str, Any] = {}
+    timestamp: int = 0
+
+
+# Reply data: the colour palette (color_scheme.color_hex values, in id order) that participant colours are
+# picked from. Served by conference.
+RPC_CONFERENCE_PALETTE = "rpc.conference.palette"
+
+
+class PaletteQuery(msgspec.Struct, kw_only=True):
+    pass
+
+
+# ---- conference asks link --------------------------------------------------------------------------------
+# Reply data: true when `services` has a row with that id (POST /case/create checks the tenant exists).
+RPC_LINK_SERVICE_EXISTS = "rpc.link.service.exists"
+
+
+class ServiceQuery(msgspec.Struct, kw_only=True):
+    service: int
+
+
+# ---- link: positions picked on the map (POST /link/multilatlng/send) --------------------------------------
+# Realtime emits ``position`` on /data/{linkID} with ``emit`` as is, and sends the destination to the room's car
+# tasks on /mobile.
+LINK_MULTI_LATLNG = "link.location.multi"
+
+
+class LinkMultiLatLng(msgspec.Struct, kw_only=True):
+    linkID: str
+    room: str
+    emit: dict[str, Any]  # the original's emitted object (linkID, service 2, userType, room, 7 measures, ...)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from conference import consumers, messaging
 from conference.events import Conference, serve_requests
 from conference.livekit_nodes import LiveKitNodes
 from conference.routes import CONTROLLERS
@@ -44,6 +45,8 @@ async def on_startup(runtime: Runtime) -> None:
     conference = Conference(runtime.db, nodes, settings.room_day_default_timeout)
     runtime.extras["conference"] = conference
     await serve_requests(runtime, conference)
+    consumers.start(runtime)
+    await messaging.serve_requests(runtime)  # chat messages sent over Socket.IO (rpc.conference.chat.store)
 
 
 async def on_shutdown(runtime: Runtime) -> None:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from livekit import api
-
+from servicekit import tokens
 from servicekit.clock import LOCAL_TZ, js_iso
 
-IDENTITY_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase + "$"
+IDENTITY_ALPHABET = tokens.IDENTITY_ALPHABET
 TOKEN_TTL = timedelta(hours=6)  # the LiveKit SDK default the original relied on
 ROOM_NAME_MAX = 50  # room_conference.room is varchar(50)
 LIVEKIT_EMPTY_TIMEOUT = 600  # CreateRoom options of the original
@@ -77,53 +74,18 @@ def room_detail(row: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 # ---- participants ----------------------------------------------------------------------------------------
-def random_identity(length: int = 10) -> str:
-    return "".join(secrets.choice(IDENTITY_ALPHABET) for _ in range(length))
-
-
-def participant_identity(identity: str | None, user_type: str | None) -> str:
-    """The given identity, or a new one when missing, empty or the string ``"null"`` (``viewer_`` for
-    viewers). (An empty identity cannot join a LiveKit room, so it counts as missing.)"""
-    if not identity or identity == "null":
-        new = random_identity()
-        return f"viewer_{new}" if user_type == "viewer" else new
-    return identity
-
-
-def participant_user_name(user_name: str | None) -> str | None:
-    """``""`` becomes ``Guest-<0..99>``; a missing name stays missing (the token then has no name)."""
-    if user_name == "":
-        return f"Guest-{secrets.randbelow(100)}"
-    return user_name
-
-
-def generated_user_name() -> str:
-    return f"User-{secrets.randbelow(100)}"
+# The participant rules live in servicekit.tokens: link mints the same tokens for /link/getdetail.
+random_identity = tokens.random_identity
+participant_identity = tokens.participant_identity
+participant_user_name = tokens.participant_user_name
+generated_user_name = tokens.generated_user_name
 
 
 def pick_color(colors: list[str]) -> str | None:
     return secrets.choice(colors) if colors else None
 
 
-def participant_metadata(
-    *,
-    user_name: str | None,
-    user_type: str,
-    color: str | None,
-    link_type: str | None,
-    mobile: str | None,
-    link_id: str | None,
-) -> str:
-    """JSON metadata as the original's JSON.stringify wrote it (keys in its order, missing values dropped)."""
-    items = {
-        "userName": user_name,
-        "userType": user_type,
-        "color": color,
-        "linkType": link_type,
-        "mobile": mobile,
-        "linkID": link_id,
-    }
-    return json.dumps({k: v for k, v in items.items() if v is not None}, ensure_ascii=False, separators=(",", ":"))
+participant_metadata = tokens.participant_metadata
 
 
 @dataclass(frozen=True)
@@ -143,25 +105,16 @@ def participant_token(
     ttl: timedelta = TOKEN_TTL,
 ) -> str:
     """A LiveKit access token with exactly the original's grants (no admin, hidden or record grants)."""
-    token = (
-        api.AccessToken(key.api_key, key.api_secret)
-        .with_identity(identity)
-        .with_metadata(metadata)
-        .with_grants(
-            api.VideoGrants(
-                room_join=room_join,
-                room=room,
-                can_publish=True,
-                can_subscribe=True,
-                can_publish_data=True,
-                room_list=True,
-            )
-        )
-        .with_ttl(ttl)
+    return tokens.participant_token(
+        key.api_key,
+        key.api_secret,
+        identity=identity,
+        user_name=user_name,
+        metadata=metadata,
+        room=room,
+        room_join=room_join,
+        ttl_seconds=int(ttl.total_seconds()),
     )
-    if user_name is not None:
-        token = token.with_name(user_name)
-    return token.to_jwt()
 
 
 # ---- LiveKit objects as JSON -----------------------------------------------------------------------------

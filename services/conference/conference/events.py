@@ -5,7 +5,17 @@
   ``ROOM_CREATED`` / ``ROOM_UPDATED`` (RoomChanged) through the outbox in the same transaction.
 * ``RPC_ROOM_DETAIL`` (RoomQuery): the original getRoomDetail object.
 * ``RPC_PARTICIPANT_TOKEN`` (ParticipantTokenRequest): the original generateUser.
+* ``RPC_CONFERENCE_PALETTE`` (PaletteQuery): the colour list of ``color_scheme`` (link picks colours from it).
 Reply shapes are documented in ``servicekit.events``.
+
+Read models of other services (link's ``/link/getdetail`` answers from them without asking conference):
+* EVERY change of a room_conference row must publish a RoomChanged carrying ``detail`` in the changing
+  transaction: call :func:`publish_room_detail` with ROOM_CREATED / ROOM_UPDATED / ROOM_CLOSED, or with
+  ROOM_DETAIL_CHANGED for changes without a subject of their own (record status, messageUnread, ...).
+* EVERY insert/update of a room_user row must publish PARTICIPANT_SAVED: call :func:`publish_room_user` in the
+  changing transaction.
+* Link hands over the room_user user-agent write of getdetail as LINK_PARTICIPANT_SEEN, applied by
+  ``conference.consumers``.
 """
 
 from __future__ import annotations
@@ -18,20 +28,24 @@ from typing import Any
 import msgspec
 
 from conference import domain, repository
-from conference.livekit_nodes import LiveKitNodes
+from conference.livekit_nodes import LiveKitNodes, choose_node
 from servicekit.bus import add_event
 from servicekit.clock import now_local, parse_lifetime
-from servicekit.db import Database
+from servicekit.db import Connection, Database
 from servicekit.events import (
+    PARTICIPANT_SAVED,
     ROOM_CREATED,
     ROOM_UPDATED,
+    RPC_CONFERENCE_PALETTE,
     RPC_PARTICIPANT_TOKEN,
     RPC_ROOM_DETAIL,
     RPC_ROOM_ENSURE,
     EnsureRoom,
+    PaletteQuery,
     ParticipantTokenRequest,
     RoomChanged,
     RoomQuery,
+    RoomUserSaved,
 )
 from servicekit.web import Runtime
 
@@ -102,11 +116,11 @@ class Conference:
                     now=now,
                     expires=now + self.room_lifetime,
                 )
-                await add_event(conn, ROOM_CREATED, RoomChanged(room=room, roomType=room_type, status=status))
+                await publish_room_detail(conn, self.nodes, ROOM_CREATED, room)
                 created = True
             elif domain.converts_location_room(head["roomType"], req.linkType):
                 await repository.open_as_conference(conn, room, now)
-                await add_event(conn, ROOM_UPDATED, RoomChanged(room=room, roomType="conference", status="open"))
+                await publish_room_detail(conn, self.nodes, ROOM_UPDATED, room)
         if created:
             log.info("room created", extra={"room": room, "node": node.name})
             self.nodes.create_room_later(node, room)
@@ -156,19 +170,24 @@ class Conference:
         now = now_local()
         if req.isAddUser:
             _check_room_user_lengths(identity=identity, userName=user_name, userType=user_type, color=color)
-            await repository.add_user(
-                self.db,
-                room=req.room,
-                identity=identity,
-                user_name=user_name,
-                user_type=user_type,
-                color=color,
-                conference=conference,
-                user_agent=req.userAgent,
-                now=now,
-            )
+            async with self.db.transaction() as conn:
+                saved = await repository.save_user(
+                    conn,
+                    room=req.room,
+                    identity=identity,
+                    user_name=user_name,
+                    user_type=user_type,
+                    color=color,
+                    conference=conference,
+                    user_agent=req.userAgent,
+                    now=now,
+                )
+                if saved:
+                    await publish_room_user(conn, req.room, identity)
         else:
-            await repository.update_user_agent(self.db, req.room, identity, req.userAgent)
+            async with self.db.transaction() as conn:
+                if await repository.update_user_agent(conn, req.room, identity, req.userAgent):
+                    await publish_room_user(conn, req.room, identity)
 
         reply: dict[str, Any] = {"identity": identity}
         if user_name is not None:  # the original's JSON dropped an undefined userName
@@ -179,6 +198,39 @@ class Conference:
         if req.withRoom:
             reply["room"] = domain.room_detail(head, datetime.now(UTC))
         return reply
+
+    async def palette(self, _: PaletteQuery) -> list[str]:
+        return await repository.colors(self.db)
+
+
+async def publish_room_detail(conn: Connection, nodes: LiveKitNodes, subject: str, room: str) -> None:
+    """Publish the room's detail after a change, in the changing transaction (see the module doc)."""
+    row = await repository.room_detail_and_node(conn, room)
+    if row is None:
+        return
+    # The node table is read on this connection: the pool may be exhausted by creations waiting for the lock.
+    node = choose_node(await repository.livekit_nodes(conn), row["nodeLivekitId"], nodes.default)
+    detail = domain.room_detail(row, datetime.now(UTC))
+    detail.pop("recordDuration", None)  # readers compute it from dtmStartRecord at read time
+    await add_event(
+        conn,
+        subject,
+        RoomChanged(
+            room=room,
+            roomType=row["roomType"] or "",
+            status=row["status"] or "",
+            detail=detail,
+            nodeLivekitId=row["nodeLivekitId"],
+            usesDefaultKey=node.key == nodes.default.key,
+        ),
+    )
+
+
+async def publish_room_user(conn: Connection, room: str, identity: str) -> None:
+    """Publish (room, identity)'s room_user values after an insert/update, in the changing transaction."""
+    row = await repository.room_user_saved(conn, room, identity)
+    if row is not None:
+        await add_event(conn, PARTICIPANT_SAVED, msgspec.convert(row, RoomUserSaved))
 
 
 # room_user column sizes: an over-long value is a bad request, not a database error.
@@ -196,3 +248,4 @@ async def serve_requests(runtime: Runtime, conference: Conference) -> None:
     await runtime.bus.serve(RPC_ROOM_ENSURE, EnsureRoom, conference.ensure_room)
     await runtime.bus.serve(RPC_ROOM_DETAIL, RoomQuery, conference.room_detail)
     await runtime.bus.serve(RPC_PARTICIPANT_TOKEN, ParticipantTokenRequest, conference.participant_token)
+    await runtime.bus.serve(RPC_CONFERENCE_PALETTE, PaletteQuery, conference.palette)

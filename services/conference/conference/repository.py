@@ -151,25 +151,62 @@ async def add_user(
 ) -> None:
     """The original addUser: insert (status join) when (room, identity) is new, else update name and type."""
     async with db.transaction() as conn:
-        changed = await conn.execute(
-            "UPDATE room_user SET userName = %s, userType = %s WHERE room = %s AND identity = %s",
-            (user_name, user_type, room, identity),
-        )
-        if changed:
-            return
-        exists = await conn.fetch_one(
-            "SELECT id FROM room_user WHERE room = %s AND identity = %s LIMIT 1", (room, identity)
-        )
-        if exists:  # matched but unchanged (same name and type)
-            return
-        await conn.execute(
-            "INSERT INTO room_user (userAgent, room, identity, color, userName, userType, status, socketId,"
-            " conference, dtmcreated, dtmupdated) VALUES (%s, %s, %s, %s, %s, %s, 'join', '', %s, %s, %s)",
-            (user_agent, room, identity, color, user_name, user_type, conference, now, now),
+        await save_user(
+            conn,
+            room=room,
+            identity=identity,
+            user_name=user_name,
+            user_type=user_type,
+            color=color,
+            conference=conference,
+            user_agent=user_agent,
+            now=now,
         )
 
 
-async def update_user_agent(db: Database, room: str, identity: str, user_agent: str) -> None:
-    await db.execute(
+async def save_user(
+    conn: Connection,
+    *,
+    room: str,
+    identity: str,
+    user_name: str | None,
+    user_type: str,
+    color: str | None,
+    conference: int,
+    user_agent: str,
+    now: datetime,
+) -> bool:
+    """:func:`add_user` inside the caller's transaction; True when a row was inserted or changed."""
+    changed = await conn.execute(
+        "UPDATE room_user SET userName = %s, userType = %s WHERE room = %s AND identity = %s",
+        (user_name, user_type, room, identity),
+    )
+    if changed:
+        return True
+    exists = await conn.fetch_one(
+        "SELECT id FROM room_user WHERE room = %s AND identity = %s LIMIT 1", (room, identity)
+    )
+    if exists:  # matched but unchanged (same name and type)
+        return False
+    await conn.execute(
+        "INSERT INTO room_user (userAgent, room, identity, color, userName, userType, status, socketId,"
+        " conference, dtmcreated, dtmupdated) VALUES (%s, %s, %s, %s, %s, %s, 'join', '', %s, %s, %s)",
+        (user_agent, room, identity, color, user_name, user_type, conference, now, now),
+    )
+    return True
+
+
+async def update_user_agent(db: Connection | Database, room: str, identity: str, user_agent: str) -> int:
+    """Returns the number of rows changed (0: no such user, or the same user agent already)."""
+    return await db.execute(
         "UPDATE room_user SET userAgent = %s WHERE room = %s AND identity = %s", (user_agent, room, identity)
+    )
+
+
+async def room_user_saved(conn: Connection | Database, room: str, identity: str) -> dict[str, Any] | None:
+    """What PARTICIPANT_SAVED carries of (room, identity): its oldest row, as the token lookup reads it."""
+    return await conn.fetch_one(
+        "SELECT room, identity, userName, userType, color, userAgent FROM room_user"
+        " WHERE room = %s AND identity = %s ORDER BY id LIMIT 1",
+        (room, identity),
     )

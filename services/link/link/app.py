@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from link import domain, events
+from link import domain, events, readmodels, sms
 from link.routes import CONTROLLERS
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
@@ -17,10 +17,23 @@ class LinkSettings(CommonSettings, kw_only=True):
     room_day_default_timeout: str = "1"
     # Domain(s) of link types without a tenant domain (comma-separated; the first is used).
     my_webui_video_domain: str = ""
+    # SMS gateway: sending switched on (off: messages are recorded as `disabled`), its URL and API key.
+    sms_enable: bool = False
+    sms_api_url: str = ""
+    sms_api_key: str = ""
+    # Public base URL of the API: tenant logos are answered as <API_URL>/logo/<file>.
+    api_url: str = ""
 
 
 async def on_startup(runtime: Runtime) -> None:
     await events.serve(runtime)
+    runtime.extras["palette"] = await readmodels.start(runtime)
+    await sms.start(runtime)
+    await sms.requeue_stale(runtime)
+
+
+async def on_shutdown(runtime: Runtime) -> None:
+    await sms.stop(runtime)
 
 
 settings = load_settings(LinkSettings, service_name="link")
@@ -30,6 +43,7 @@ app = create_app(
         route_handlers=CONTROLLERS,
         migrations=Path(__file__).parent / "migrations",
         on_startup=on_startup,
+        on_shutdown=on_shutdown,
         title="link",
     )
 )

@@ -120,7 +120,7 @@ def sms_for_link(
     *, mobile: str, sms: int, link_type: str, prefix: str | None, url: str, sender: str | None
 ) -> SmsMessage | None:
     """The SMS a new link should send (the original: video and location links, when a mobile is given and the
-    request's ``sms`` is 1). Sending it (SMS_ENABLE, gateway, retries) is a later issue; this only decides."""
+    request's ``sms`` is 1). link.sms records and sends it (SMS_ENABLE, gateway, retries); this only decides."""
     if not mobile or sms != 1 or link_type not in ("video", "location"):
         return None
     return SmsMessage(sender=sender or "", mobile=mobile, text=f"{prefix or ''}\n{url}")
@@ -231,3 +231,44 @@ def number_text(value: float | None) -> str:
     if value is None:
         return "0"
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+# ---- SMS -------------------------------------------------------------------------------------------------
+_MOBILE = re.compile(r"^\+?[0-9]{6,15}$")
+SMS_TEXT_MAX = 1000  # characters; longer custom messages are refused
+
+
+def valid_mobile(mobile: str) -> bool:
+    """A phone number the gateway can take: digits only (6-15), optionally a leading ``+``."""
+    return bool(_MOBILE.match(mobile))
+
+
+def tracking_sms_text(link_type: str, car_registration: str, url: str) -> str:
+    """The SMS of a car-tracking link (the original's two Thai texts)."""
+    if link_type == "userTracking":
+        return f'ติดตามรถเจ้าหน้าที่เลขทะเบียน "{car_registration}\n{url}'
+    return f"ลิ้งติดตามพิกัด\n{url}"
+
+
+# ---- tenants and the domain round robin -------------------------------------------------------------------
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
+
+
+def valid_domains(value: str) -> bool:
+    """Comma-separated http(s) base URLs (no query, no spaces inside), at least one."""
+    parts = [part.strip() for part in value.split(",")]
+    return bool(parts) and all(_URL.match(part) for part in parts)
+
+
+def domain_pool(tenant: dict[str, Any] | None, link_type: str) -> list[str]:
+    """The tenant's domains for a link type (video and hls share the video domains)."""
+    tenant = tenant or {}
+    column = "domainsLocation" if link_type == "location" else "domainsVideo"
+    return [part.strip() for part in (tenant.get(column) or "").split(",") if part.strip()]
+
+
+def next_domain(pool: list[str], previous_index: int | None) -> tuple[int, str]:
+    """The original's round robin: the domain after the one the newest other link got (first when none)."""
+    if previous_index is None or previous_index >= len(pool) - 1 or previous_index < 0:
+        return 0, pool[0]
+    return previous_index + 1, pool[previous_index + 1]

@@ -4,7 +4,12 @@
   (:class:`LinkLocationUpdated`) when a link's position changes.
 * Requests it answers: ``RPC_LINK_VERIFY_PASSWORD`` (:class:`LinkCredentials`) for auth's ``/auth/verifyuser``;
   ``RPC_LINK_STATUS_HISTORY`` (:class:`LinkHistoryQuery`) for realtime's ``history`` emit.
-* Requests it makes (to conference): ``RPC_ROOM_ENSURE``, ``RPC_ROOM_DETAIL``, ``RPC_PARTICIPANT_TOKEN``.
+  ``RPC_LINK_SERVICE_EXISTS`` (:class:`ServiceQuery`) for conference's ``POST /case/create`` tenant check.
+* Requests it makes (to conference): ``RPC_ROOM_ENSURE``, ``RPC_ROOM_DETAIL``, ``RPC_PARTICIPANT_TOKEN``,
+  ``RPC_CONFERENCE_PALETTE``.
+* ``LINK_PARTICIPANT_SEEN`` (:class:`ParticipantSeen`): /link/getdetail's room_user user-agent write, handed to
+  conference (which owns room_user) in the same transaction as the usage row.
+* Consumed (``link.readmodels``): conference's room and room-user events, recording's participant events.
 """
 
 from __future__ import annotations
@@ -19,12 +24,16 @@ from servicekit.db import Connection
 from servicekit.events import (
     LINK_CREATED,
     LINK_LOCATION_UPDATED,
+    LINK_PARTICIPANT_SEEN,
+    RPC_LINK_SERVICE_EXISTS,
     RPC_LINK_STATUS_HISTORY,
     RPC_LINK_VERIFY_PASSWORD,
     LinkCreated,
     LinkCredentials,
     LinkHistoryQuery,
     LinkLocationUpdated,
+    ParticipantSeen,
+    ServiceQuery,
 )
 from servicekit.web import Runtime
 
@@ -39,6 +48,10 @@ async def link_created(conn: Connection, data: LinkCreated) -> None:
 
 async def link_location_updated(conn: Connection, data: LinkLocationUpdated) -> None:
     await add_event(conn, LINK_LOCATION_UPDATED, data)
+
+
+async def participant_seen(conn: Connection, data: ParticipantSeen) -> None:
+    await add_event(conn, LINK_PARTICIPANT_SEEN, data)
 
 
 class InvalidCredentials(LookupError):
@@ -84,3 +97,11 @@ async def serve(runtime: Runtime) -> None:
 
     await runtime.bus.serve(RPC_LINK_VERIFY_PASSWORD, LinkCredentials, on_verify)
     await runtime.bus.serve(RPC_LINK_STATUS_HISTORY, LinkHistoryQuery, on_history)
+
+    # Conference's POST /case/create checks the tenant exists (the original's SELECT count(*) FROM services).
+    async def on_service_exists(request: ServiceQuery) -> bool:
+        assert runtime.db is not None
+        async with runtime.db.connection() as conn:
+            return await repository.get_tenant(conn, request.service) is not None
+
+    await runtime.bus.serve(RPC_LINK_SERVICE_EXISTS, ServiceQuery, on_service_exists)

@@ -255,3 +255,86 @@ async def add_usage(
             msgspec.json.encode(data).decode() if data is not None else None,
         ),
     )
+
+
+# ---- tenants (routes/tenants.py) -------------------------------------------------------------------------
+TENANT_PUBLIC_COLUMNS = "id AS serviceId, name, webTitle, logo, titleColor, latitude, longitude"
+
+
+async def tenant_public(conn: Connection, service: int) -> dict[str, Any] | None:
+    return await conn.fetch_one(
+        f"SELECT {TENANT_PUBLIC_COLUMNS} FROM services WHERE id = %s LIMIT 1",  # noqa: S608 - constant columns
+        (service,),
+    )
+
+
+TENANT_EDITABLE = (
+    "name", "webTitle", "prefixHLSRecordVideoSMS", "prefixTextVideoSMS", "prefixTextLocationSMS", "domainsVideo",
+    "domainsLocation", "smsSenderName", "logo", "titleColor", "latitude", "longitude",
+)  # fmt: skip
+
+
+async def update_tenant(conn: Connection, service: int, values: dict[str, Any]) -> bool:
+    """Set the given editable columns of a tenant; False when the tenant does not exist."""
+    row = await conn.fetch_one("SELECT id FROM services WHERE id = %s FOR UPDATE", (service,))
+    if row is None:
+        return False
+    columns = [name for name in TENANT_EDITABLE if name in values]
+    if columns:
+        assignments = ", ".join(f"{name} = %s" for name in columns)  # names from the constant tuple only
+        await conn.execute(
+            f"UPDATE services SET {assignments} WHERE id = %s",  # noqa: S608 - constant column names
+            (*[values[name] for name in columns], service),
+        )
+    return True
+
+
+# ---- usage log reads and link errors (routes/usage.py) ---------------------------------------------------
+STATUS_LOG_LIMIT = 1000
+
+
+async def room_status_log(conn: Connection, room: str) -> list[dict[str, Any]]:
+    return await conn.fetch_all(
+        "SELECT id, linkID, room, identity, mobile, status, userAgent, data, dtmCreated FROM usage_status_log "
+        "WHERE room = %s ORDER BY id DESC LIMIT %s",
+        (room, STATUS_LOG_LIMIT),
+    )
+
+
+async def set_link_error(conn: Connection, link_id: str, column: str, error: str) -> None:
+    assert column in ("errorLocation", "errorVideo")
+    await conn.execute(f"UPDATE link_connect SET {column} = %s WHERE linkID = %s", (error, link_id))  # noqa: S608
+
+
+# ---- other link kinds (routes/link_kinds.py) -------------------------------------------------------------
+async def previous_domain_index(conn: Connection, link_id: str) -> int | None:
+    """The domain index of the newest other link (the original's round robin over a tenant's domains)."""
+    row = await conn.fetch_one(
+        "SELECT IFNULL(domainIndex, 0) AS domainIndex FROM link_connect WHERE linkID != %s ORDER BY id DESC LIMIT 1",
+        (link_id,),
+    )
+    return int(row["domainIndex"]) if row else None
+
+
+async def set_domain_index(conn: Connection, link_id: str, index: int) -> None:
+    await conn.execute("UPDATE link_connect SET domainIndex = %s WHERE linkID = %s", (index, link_id))
+
+
+async def link_service(conn: Connection, link_id: str) -> int | None:
+    row = await conn.fetch_one("SELECT service FROM link_connect WHERE linkID = %s", (link_id,))
+    return int(row["service"]) if row and row["service"] is not None else None
+
+
+async def disable_links_of_type(conn: Connection, room: str, link_type: str) -> int:
+    return await conn.execute(
+        "UPDATE link_connect SET enabled = 0 WHERE room = %s AND linkType = %s AND enabled = 1", (room, link_type)
+    )
+
+
+async def update_patient_position(
+    conn: Connection, link_id: str, latitude: float | None, longitude: float | None
+) -> int:
+    return await conn.execute(
+        "UPDATE link_connect SET patientLatitude = %s, patientLongitude = %s, patientUpdated = %s WHERE linkID = %s",
+        (latitude, longitude, now_local(), link_id),
+    )

@@ -23,6 +23,8 @@ from realtime.repository import HandledEvents, Registry
 from realtime.sockets import RealtimeSockets
 from servicekit.bus import RpcError
 from servicekit.events import (
+    CASE_CREATED,
+    CASE_UPDATED,
     LINK_CREATED,
     LINK_LOCATION_UPDATED,
     ROOM_CLOSED,
@@ -57,6 +59,8 @@ class EventHandlers:
             ROOM_CREATED: self.room_created,
             ROOM_CLOSED: self.room_closed,
             ROOM_UPDATED: self.room_updated,
+            CASE_CREATED: self.case_created,
+            CASE_UPDATED: self.case_updated,
         }
 
     def start(self) -> None:
@@ -154,6 +158,13 @@ class EventHandlers:
         if room_ns:
             await self.registry.remove(room_ns)
             await self.sockets.close_namespace(room_ns)
+
+    # POST /case/create and PUT /case/update: the original emitted on /newqueue right after the change.
+    async def case_created(self, data: dict[str, Any]) -> None:
+        await self.sockets.emit("case-data", {"action": "caseCreated"}, "/newqueue")
+
+    async def case_updated(self, data: dict[str, Any]) -> None:
+        await self.sockets.emit("case-data", {"action": "caseUpdated"}, "/newqueue")
 
     def _later(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -1,5 +1,8 @@
 """HTTP controllers of the link service, one module per URL area."""
 
+from link.routes.link_kinds import LinkKindsController
 from link.routes.links import LinkController
+from link.routes.tenants import TenantController
+from link.routes.usage import UsageController
 
-CONTROLLERS = [LinkController]
+CONTROLLERS = [LinkController, LinkKindsController, TenantController, UsageController]

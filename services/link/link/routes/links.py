@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 
-from link import domain, events, repository
+from link import domain, events, readmodels, repository, sms
 from servicekit.bus import RpcError
 from servicekit.clock import now_local, parse_lifetime, parse_local
 from servicekit.events import (
@@ -19,6 +19,7 @@ from servicekit.events import (
     EnsureRoom,
     LinkCreated,
     LinkLocationUpdated,
+    ParticipantSeen,
     ParticipantTokenRequest,
     Position,
     RoomQuery,
@@ -245,34 +246,45 @@ class LinkController(Controller):
                     roomCreated=room_created,
                 ),
             )
-
-        # Issue 5 sends it (SMS_ENABLE, gateway, retries); the decision is made here already.
-        domain.sms_for_link(
-            mobile=body.mobile,
-            sms=body.sms,
-            link_type=body.linkType,
-            prefix=target.sms_prefix,
-            url=url,
-            sender=tenant.get("smsSenderName"),
-        )
+            # The SMS row is written with the link (the row is the message's record); sent by an arq job.
+            message = domain.sms_for_link(
+                mobile=body.mobile,
+                sms=body.sms,
+                link_type=body.linkType,
+                prefix=target.sms_prefix,
+                url=url,
+                sender=tenant.get("smsSenderName"),
+            )
+            sms_key = None
+            if message is not None:
+                sms_key = await sms.record(
+                    conn, message, enabled=settings.sms_enable, link_id=link_id, room=room, kind="link"
+                )
+        if sms_key is not None:
+            await sms.enqueue(runtime, sms_key)
         return {**link, **room_detail}
 
     # ---- GET /link/getdetail ---------------------------------------------------------------------------
     @get("/getdetail")
     async def get_detail(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        """A link with its room, the room's participants, a participant token and the users' positions."""
+        """A link with its room, the room's participants, a participant token and the users' positions.
+
+        One hop: answered from link's database alone (the room, room users and participants are read models
+        fed by events, the token is signed here with the shared LiveKit key). A room not in the read model yet,
+        or on a LiveKit node with its own key, is asked of conference once (see link.readmodels)."""
         query = parse_query(request, DetailQuery)
         assert runtime.db is not None and runtime.bus is not None
         link_id = query.linkId.strip()
         identity = query.identity.strip()
         user_agent = _user_agent(request)
 
-        row = None
+        found = None
         if 0 < len(link_id) <= 50:
             async with runtime.db.connection() as conn:
-                row = await repository.get_link_detail(conn, link_id)
-        if row is None:
+                found = await readmodels.lookup(conn, link_id, identity)
+        if found is None:
             raise ApiError("invalid linkID", 200)
+        row = found.link
         if row["oneTimeLink"] == domain.ONE_TIME_USED:
             raise ApiError("linkID expired", 200)
         link = repository.plain(row)
@@ -280,68 +292,121 @@ class LinkController(Controller):
 
         if domain.is_expired(row["dtmExpired"], now_local()):
             # The original answered "invalid room" first when the room was gone; no token for an expired link.
-            try:
-                await runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT)
-            except RpcError as exc:
-                if exc.code == "not_found":
-                    raise ApiError("invalid room", 200) from exc
-                raise _rpc_failure(exc) from exc
+            if found.detail is None:
+                try:
+                    await runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT)
+                except RpcError as exc:
+                    if exc.code == "not_found":
+                        raise ApiError("invalid room", 200) from exc
+                    raise _rpc_failure(exc) from exc
             raise ApiError(
                 "linkID expired",
                 200,
                 {"status": "FAIL", "message": "linkID expired", "data": {**link, "status": "linkExpired"}},
             )
 
-        token_request = ParticipantTokenRequest(
-            room=room,
-            identity=identity or None,
-            userName=row["userName"],
-            userType=row["userType"] or "user",
-            linkType=row["linkType"],
-            mobile=row["mobile"],
-            linkID=row["linkID"],
-            roomJoin=row["requireJoinPermission"] != 1,
-            isAddUser=False,
-            userAgent=user_agent[:255],
-            withParticipants=True,
-            useKnownUser=True,
-            withRoom=True,
-        )
-        # One request to conference brings the room detail, the token and the participants; the positions of
-        # the room's users are read meanwhile.
-        token_reply, position_rows = await asyncio.gather(
-            runtime.bus.request(RPC_PARTICIPANT_TOKEN, token_request, timeout=RPC_TIMEOUT),
-            repository.user_links_of_room(runtime.db, room),
-            return_exceptions=True,
-        )
-        if isinstance(token_reply, RpcError):
-            if token_reply.code == "not_found":
-                raise ApiError("invalid room", 200)
-            raise _rpc_failure(token_reply)
-        for reply in (token_reply, position_rows):
-            if isinstance(reply, BaseException):
-                raise reply
-        assert isinstance(token_reply, dict) and isinstance(position_rows, list)
-        room_reply = token_reply.pop("room")
+        settings = runtime.settings
+        palette: readmodels.Palette = runtime.extras["palette"]
+        seen = None
+        if found.detail is not None and found.uses_default_key and palette.known:
+            # The one-hop path.
+            room_reply = readmodels.room_reply(found.detail)
+            token_reply = readmodels.mint(
+                api_key=settings.livekit_api_key,
+                api_secret=settings.livekit_api_secret,
+                room=room,
+                identity=identity or None,
+                user_name=row["userName"],
+                user_type=row["userType"] or "user",
+                link_type=row["linkType"],
+                mobile=row["mobile"],
+                link_id=row["linkID"],
+                room_join=row["requireJoinPermission"] != 1,
+                known=found.user,
+                color=palette.pick(),
+            )
+            async with runtime.db.connection() as conn:
+                position_rows = await repository.user_links_of_room(conn, room)
+                participants = await readmodels.participants(conn, room)
+            # room_user's user agent belongs to conference: handed over as an event, unless the read model
+            # shows it would change nothing (same agent, or no such user in a room known since its creation).
+            if identity and identity != "null":
+                known = found.user
+                if (known is None and not found.complete) or (known is not None and known.user_agent != user_agent):
+                    seen = ParticipantSeen(room=room, identity=identity, userAgent=user_agent, linkID=link_id)
+        else:
+            token_request = ParticipantTokenRequest(
+                room=room,
+                identity=identity or None,
+                userName=row["userName"],
+                userType=row["userType"] or "user",
+                linkType=row["linkType"],
+                mobile=row["mobile"],
+                linkID=row["linkID"],
+                roomJoin=row["requireJoinPermission"] != 1,
+                isAddUser=False,
+                userAgent=user_agent[:255],
+                withParticipants=True,
+                useKnownUser=True,
+                withRoom=True,
+            )
+            # Conference brings the room detail, the token and the participants (and updates room_user); the
+            # positions of the room's users are read meanwhile.
+            token_reply, position_rows = await asyncio.gather(
+                runtime.bus.request(RPC_PARTICIPANT_TOKEN, token_request, timeout=RPC_TIMEOUT),
+                repository.user_links_of_room(runtime.db, room),
+                return_exceptions=True,
+            )
+            if isinstance(token_reply, RpcError):
+                if token_reply.code == "not_found":
+                    raise ApiError("invalid room", 200)
+                raise _rpc_failure(token_reply)
+            for reply in (token_reply, position_rows):
+                if isinstance(reply, BaseException):
+                    raise reply
+            assert isinstance(token_reply, dict) and isinstance(position_rows, list)
+            room_reply = token_reply.pop("room")
+            participants = token_reply.pop("listParticipants", [])
+            # The read model learns the room, so the next request of it is answered in one hop.
+            await readmodels.store_room(
+                runtime.db,
+                room_reply,
+                room=room,
+                node_id=None,
+                uses_default_key=readmodels.signed_with(
+                    token_reply.get("token"), settings.livekit_api_key, settings.livekit_api_secret
+                ),
+                complete=False,
+                version=int(time.time() * 1000),
+            )
 
-        participants = token_reply.pop("listParticipants", [])
         token = token_reply if int(row["requirePassword"] or 0) == 0 else {}
         side_user_type = "admin" if str(row["isAdmin"]) == "1" else "user"
-        async with runtime.db.transaction() as conn:
-            if row["oneTimeLink"] == domain.ONE_TIME_UNUSED and not await repository.mark_one_time_used(conn, link_id):
-                raise ApiError("linkID expired", 200)
-            await repository.update_link_agent(conn, link_id, user_agent, domain.os_name(user_agent))
-            await repository.add_usage(
-                conn,
-                status=domain.STATUS_GET_LINK_DETAIL,
-                link_id=link_id,
-                room=room,
-                identity=str(token_reply.get("identity") or ""),
-                user_type=side_user_type,
-                link_type=row["linkType"] or "",
-                user_agent=user_agent,
-                data=link,
-            )
+        os_name = domain.os_name(user_agent)
+        agent_changed = found.link_agent != user_agent or found.link_os != os_name
+        one_time = row["oneTimeLink"] == domain.ONE_TIME_UNUSED
+        usage = {
+            "status": domain.STATUS_GET_LINK_DETAIL,
+            "link_id": link_id,
+            "room": room,
+            "identity": str(token_reply.get("identity") or ""),
+            "user_type": side_user_type,
+            "link_type": row["linkType"] or "",
+            "user_agent": user_agent,
+            "data": link,
+        }
+        if one_time or agent_changed or seen is not None:
+            async with runtime.db.transaction() as conn:
+                if one_time and not await repository.mark_one_time_used(conn, link_id):
+                    raise ApiError("linkID expired", 200)
+                if agent_changed:
+                    await repository.update_link_agent(conn, link_id, user_agent, os_name)
+                await repository.add_usage(conn, **usage)
+                if seen is not None:
+                    await events.participant_seen(conn, seen)
+        else:  # one statement: atomic on its own
+            async with runtime.db.connection() as conn:
+                await repository.add_usage(conn, **usage)
         positions = domain.position_users(position_rows)
         data = {
             "id": link_id,

@@ -1,0 +1,1 @@
+"""Protocol-level fakes of third parties (started by fixtures)."""
