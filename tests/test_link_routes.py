@@ -124,7 +124,9 @@ async def test_custom_sms_sent_with_room_sender_and_usage_row(suite: Any, sender
     async with httpx.AsyncClient(timeout=15) as client:
         await _create(client, suite, room="SurveyRoom", mobile="")
         reply = await client.post(
-            f"{sender}/sms/custom", json={"message": "Rate us: 1-5", "mobile": mobile, "room": "SurveyRoom"}
+            f"{sender}/sms/custom",
+            json={"message": "Rate us: 1-5", "mobile": mobile, "room": "SurveyRoom"},
+            headers=_auth(suite),
         )
         row = await _wait_sms(suite, mobile)
         delivered = await _delivered(client, suite, mobile)
@@ -153,7 +155,7 @@ async def test_custom_sms_bad_input_writes_nothing(suite: Any, body: dict[str, A
     async with httpx.AsyncClient(timeout=15) as client:
         await _create(client, suite, room="SurveyRoom", mobile="")
         before = await _counts(suite)
-        reply = await client.post(f"{suite.edge}/sms/custom", json=body)
+        reply = await client.post(f"{suite.edge}/sms/custom", json=body, headers=_auth(suite))
     assert reply.status_code == status, reply.text
     if text is not None:
         assert reply.text == text
@@ -230,9 +232,10 @@ async def test_car_tracking_links(suite: Any, sender: str) -> None:
     async with httpx.AsyncClient(timeout=15) as client:
         await _create(client, suite, room="CarRoom", mobile="")
         body = {"carRegisNumber": "1กข-1234", "room": "CarRoom", "mobile": mobile, "service": 999}
-        first = await client.post(f"{suite.edge}/link/cartracking", json=body)  # edge: SMS_ENABLE=false
-        second = await client.post(f"{sender}/link/cartracking", json=body)
-        user = await client.post(f"{sender}/link/cartracking", json={**body, "linkType": "userTracking"})
+        auth = _auth(suite)
+        first = await client.post(f"{suite.edge}/link/cartracking", json=body, headers=auth)  # SMS_ENABLE=false
+        second = await client.post(f"{sender}/link/cartracking", json=body, headers=auth)
+        user = await client.post(f"{sender}/link/cartracking", json={**body, "linkType": "userTracking"}, headers=auth)
         for _ in range(100):
             if len(await _delivered(client, suite, mobile)) >= 2:
                 break
@@ -275,8 +278,21 @@ async def test_car_tracking_bad_input_writes_nothing(suite: Any, body: dict[str,
     async with httpx.AsyncClient(timeout=15) as client:
         await _create(client, suite, room="CarRoom", mobile="")
         before = await _counts(suite)
-        reply = await client.post(f"{suite.edge}/link/cartracking", json=body)
+        reply = await client.post(f"{suite.edge}/link/cartracking", json=body, headers=_auth(suite))
     assert reply.status_code == 404 and reply.json() == {"message": message}
+    assert await _counts(suite) == before
+
+
+@pytest.mark.parametrize("path", ["/sms/custom", "/link/cartracking"])
+async def test_sms_sending_routes_need_an_agent_token(suite: Any, path: str) -> None:
+    body = {"message": "hi", "carRegisNumber": "A1", "room": "CarRoom", "mobile": "0812345678", "service": 999}
+    async with httpx.AsyncClient(timeout=15) as client:
+        await _create(client, suite, room="CarRoom", mobile="")
+        before = await _counts(suite)
+        anonymous = await client.post(f"{suite.edge}{path}", json=body)
+        forged = await client.post(f"{suite.edge}{path}", json=body, headers={"Authorization": "Bearer x.y.z"})
+    assert anonymous.json() == {"status": "FAIL", "message": "Invalid token"}
+    assert forged.json()["status"] == "FAIL" and forged.json()["data"]["name"] == "JsonWebTokenError"
     assert await _counts(suite) == before
 
 

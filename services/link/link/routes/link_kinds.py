@@ -181,7 +181,9 @@ class LinkKindsController(Controller):
     @post("/cartracking", status_code=200)
     async def car_tracking(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """A tracking link for a car (``agentCar``: earlier ones of the room are disabled) or a user
-        (``userTracking``), with its SMS."""
+        (``userTracking``), with its SMS. The original was open: anybody could make links and send SMS to any
+        number; the agent console's bearer token is required here."""
+        runtime.require_token(request)
         body = await parse_body(request, CarTrackingBody)
         assert runtime.db is not None
         if body.carRegisNumber is None or not body.carRegisNumber.strip():

@@ -94,7 +94,9 @@ class UsageController(Controller):
 
     @post("/sms/custom", status_code=200)
     async def custom_sms(self, request: Request, runtime: Runtime) -> dict[str, str]:
-        """Send a free text (e.g. a survey) to a mobile with the room tenant's sender; usage row ``smsSurvey``."""
+        """Send a free text (e.g. a survey) to a mobile with the room tenant's sender; usage row ``smsSurvey``.
+        The original was open (an SMS relay for anybody); the agent console's bearer token is required here."""
+        runtime.require_token(request)
         body = await parse_body(request, CustomSmsBody)
         assert runtime.db is not None
         if body.message is None:
