@@ -23,6 +23,7 @@ import pytest
 from asyncmy.cursors import DictCursor
 
 from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port
+from tests.fakes.livekit import FakeLiveKit
 from tests.fakes.sms_gateway import SmsGateway
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,6 +148,7 @@ def suite() -> Iterator[TestSuite]:
     wanted = os.environ.get("SUITE_SERVICES")
     services = [s for s in discover_services() if not wanted or s in wanted.split(",")]
     sms_gateway = SmsGateway().start()
+    livekit = FakeLiveKit(DEFAULT_ENV["LIVEKIT_API_KEY"], DEFAULT_ENV["LIVEKIT_API_SECRET"]).start()
     extra_env = {
         # Off for the suite (link creations record `disabled` SMS rows in their own transaction); the SMS tests
         # start a second link replica with SMS_ENABLE=true (tests/fakes/sms_gateway.py start_link_replica).
@@ -157,6 +159,10 @@ def suite() -> Iterator[TestSuite]:
         "CUSTOM_CHARSET": "abcdefghijklmopqrstuvwxyzABCDEFGHIJKLMOPQRSTUVWXYZ",
         # tests write node_livekit rows directly and expect them used at once
         "LIVEKIT_NODE_CACHE_SECONDS": "0",
+        "LIVEKIT_HOST": livekit.url,  # every conference RoomService call hits the fake (tests/fakes/livekit.py)
+        # recording: its media directory, and a small per-file upload limit the tests can exceed
+        "RECORD_PATH": str(run_dir / "media"),
+        "FILE_SIZE_LIMIT": "2000000",
     }
     local = LocalSuite(
         edge_port=free_port(),
@@ -180,10 +186,13 @@ def suite() -> Iterator[TestSuite]:
         raise
     env = {**DEFAULT_ENV, **extra_env}
     try:
-        yield TestSuite(local, env)
+        test_suite = TestSuite(local, env)
+        test_suite.livekit = livekit
+        yield test_suite
     finally:
         local.stop()
         sms_gateway.stop()
+        livekit.stop()
         for helper in helpers:
             helper.terminate()
         _drop_databases(local, services)

@@ -290,6 +290,8 @@ async def test_case_events_reach_newqueue_socket_clients(suite, nc, client):
     listener = await listen(
         shutil.which("node") or "node",
         f"{suite.edge}/newqueue",
+        "--token",
+        suite.agent_token(),  # /newqueue is for agent dashboards (realtime.md §13.1)
         "--events",
         "case-data",
         "--count",

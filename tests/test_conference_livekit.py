@@ -1,5 +1,5 @@
 """Conference and LiveKit: node choice (node_livekit), CreateRoom on room creation, participants listed with a
-token, signing with the node's key. A small fake LiveKit (Twirp, protobuf) runs inside the test process."""
+token, signing with the node's key. A second fake LiveKit (tests/fakes/livekit.py) plays a node_livekit row."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ from zoneinfo import ZoneInfo
 import jwt
 import nats
 import pytest
-from aiohttp import web
 from livekit.protocol import models
-from livekit.protocol import room as room_pb
 
 from conference.domain import SigningKey, proto_to_json
 from conference.livekit_nodes import Node, choose_node
-from deploy.local import free_port
+from tests.fakes.livekit import FakeLiveKit
 
 ENSURE = "rpc.conference.room.ensure"
 TOKEN = "rpc.conference.participant.token"
@@ -63,57 +61,11 @@ def test_proto_to_json_is_plain_json_with_numbers():
 
 
 # ---- through the running service -------------------------------------------------------------------------
-class FakeLiveKit:
-    """RoomService over Twirp with protobuf bodies; checks the API token like LiveKit does."""
-
-    def __init__(self, key: str, secret: str) -> None:
-        self.key, self.secret = key, secret
-        self.created: list[tuple[room_pb.CreateRoomRequest, dict[str, Any]]] = []
-        self.participants: dict[str, list[models.ParticipantInfo]] = {}
-        self.list_delay = 0.0
-        self.port = free_port()
-        self.runner: web.AppRunner | None = None
-
-    def _claims(self, request: web.Request) -> dict[str, Any]:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        claims = jwt.decode(token, self.secret, algorithms=["HS256"])
-        assert claims["iss"] == self.key
-        return claims
-
-    async def create_room(self, request: web.Request) -> web.Response:
-        claims = self._claims(request)
-        create = room_pb.CreateRoomRequest.FromString(await request.read())
-        self.created.append((create, claims))
-        return web.Response(body=models.Room(sid="RM_1", name=create.name).SerializeToString(),
-                            content_type="application/protobuf")  # fmt: skip
-
-    async def list_participants(self, request: web.Request) -> web.Response:
-        self._claims(request)
-        query = room_pb.ListParticipantsRequest.FromString(await request.read())
-        if self.list_delay:
-            await asyncio.sleep(self.list_delay)
-        reply = room_pb.ListParticipantsResponse(participants=self.participants.get(query.room, []))
-        return web.Response(body=reply.SerializeToString(), content_type="application/protobuf")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/twirp/livekit.RoomService/CreateRoom", self.create_room)
-        app.router.add_post("/twirp/livekit.RoomService/ListParticipants", self.list_participants)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
-
-
 @pytest.fixture
 async def livekit_node(suite):
     """A fake LiveKit registered as the only (healthy) row of node_livekit; removed afterwards so the other
     tests use the env default again."""
-    fake = FakeLiveKit(NODE_KEY, NODE_SECRET)
-    await fake.start()
+    fake = FakeLiveKit(NODE_KEY, NODE_SECRET).start()
     now = datetime.now(LOCAL_TZ).replace(tzinfo=None, microsecond=0)
     await suite.execute(
         "conference",
@@ -128,7 +80,7 @@ async def livekit_node(suite):
         await suite.execute("conference", "UPDATE room_conference SET nodeLivekitId = NULL WHERE nodeLivekitId = %s",
                             (rows[0]["id"],))  # fmt: skip
         await suite.execute("conference", "DELETE FROM node_livekit WHERE id = %s", (rows[0]["id"],))
-        await fake.stop()
+        fake.stop()
 
 
 async def rpc(suite, subject: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
@@ -150,24 +102,24 @@ async def test_room_on_a_livekit_node(suite, livekit_node):
     assert rows == [{"nodeLivekitId": node_id}]
 
     for _ in range(100):  # CreateRoom is fired after the reply
-        if fake.created:
+        if fake.calls_of("CreateRoom"):
             break
         await asyncio.sleep(0.05)
-    assert len(fake.created) == 1
-    request, claims = fake.created[0]
-    assert (request.name, request.empty_timeout, request.max_participants) == (room, 600, 100)
-    assert claims["video"].get("roomCreate") is True
+    assert len(fake.calls_of("CreateRoom")) == 1
+    call = fake.calls_of("CreateRoom")[0]
+    assert (call.request["name"], call.request["emptyTimeout"], call.request["maxParticipants"]) == (room, 600, 100)
+    assert call.claims["video"].get("roomCreate") is True
+    assert fake.rooms[room].max_participants == 100
+    # The suite's default node (LIVEKIT_HOST) saw nothing of this room.
+    assert room not in suite.livekit.rooms
 
-    fake.participants[room] = [
-        models.ParticipantInfo(sid="PA_x", identity="patient1", name="Patient", joined_at=1700000001,
-                               state=models.ParticipantInfo.State.ACTIVE, metadata='{"userType":"user"}'),
-    ]  # fmt: skip
+    added = fake.add_participant(room, "patient1", name="Patient", metadata='{"userType":"user"}')
     reply = await rpc(suite, TOKEN, {"room": room, "userName": "Agent", "withParticipants": True})
     assert reply["ok"] is True
     data = reply["data"]
     listed = data["listParticipants"]
     assert [(p["identity"], p["name"], p["sid"], p["joinedAt"], p["state"]) for p in listed] == [
-        ("patient1", "Patient", "PA_x", 1700000001, 2)
+        ("patient1", "Patient", added.sid, added.joined_at, 2)
     ]
     # Signed with the node's key and secret.
     token_claims = jwt.decode(data["token"], NODE_SECRET, algorithms=["HS256"])
@@ -176,7 +128,7 @@ async def test_room_on_a_livekit_node(suite, livekit_node):
         jwt.decode(data["token"], suite.env["LIVEKIT_API_SECRET"], algorithms=["HS256"])
 
     # A LiveKit that hangs costs at most ~2 s and yields an empty list.
-    fake.list_delay = 6.0
+    fake.delay = 6.0
     started = time.monotonic()
     slow = await rpc(suite, TOKEN, {"room": room, "userName": "Agent", "withParticipants": True})
     assert time.monotonic() - started < 4.5

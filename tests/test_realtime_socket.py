@@ -181,7 +181,9 @@ async def test_unknown_namespace_is_refused(suite: Any, node_client: str, transp
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_newqueue_greets_like_the_original(suite: Any, node_client: str, transport: str) -> None:
-    listener = await listen(node_client, f"{suite.edge}/newqueue", "--transport", transport, "--count", "2")
+    listener = await listen(
+        node_client, f"{suite.edge}/newqueue", "--transport", transport, "--count", "2", "--token", suite.agent_token()
+    )
     try:
         connect = await listener.connected()
         assert connect["transport"] == transport
@@ -197,7 +199,8 @@ async def test_newqueue_greets_like_the_original(suite: Any, node_client: str, t
 
 @pytest.mark.parametrize("namespace", ["/", "/queue", "/mobile", "/notification"])
 async def test_static_namespaces_accept_connections(suite: Any, node_client: str, namespace: str) -> None:
-    listener = await listen(node_client, f"{suite.edge}{namespace}", "--timeout", "1500")
+    args = [] if namespace in ("/", "/mobile") else ["--token", suite.agent_token()]  # dashboards need a token
+    listener = await listen(node_client, f"{suite.edge}{namespace}", "--timeout", "1500", *args)
     try:
         line = await listener.next(12)
         assert line["type"] == "connect"
@@ -241,7 +244,7 @@ async def test_room_namespace_requires_a_valid_token(suite: Any, node_client: st
             await listener.close()
     # a valid token (query like the original, or socket.io auth) is let in and greeted
     for args in (["--token", f"Bearer {suite.agent_token()}"], ["--auth-token", suite.agent_token()]):
-        listener = await listen(node_client, f"{suite.edge}/{room}", *args, "--count", "2")
+        listener = await listen(node_client, f"{suite.edge}/{room}", *args, "--events", "connection-success")
         try:
             await listener.connected()
             log = await listener.until("event", "log")
@@ -439,3 +442,23 @@ async def test_emit_from_another_instance_reaches_clients(suite: Any, node_clien
         await listener.close()
         if other.redis is not None:
             await other.redis.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_api_realtime_socketio_path_is_the_same_server(suite: Any, node_client: str, transport: str) -> None:
+    """A client configured with the original router's /api/realtime/socket.io path reaches the same namespaces."""
+    listener = await listen(
+        node_client, f"{suite.edge}/newqueue", "--path", "/api/realtime/socket.io", "--transport", transport,
+        "--token", suite.agent_token(), "--count", "2",
+    )  # fmt: skip
+    try:
+        assert (await listener.connected())["transport"] == transport
+        success = await listener.until("event", "connection-success")
+        assert success["data"] == {"room": "newqueue"}
+    finally:
+        await listener.close()
+    refused = await listen(node_client, f"{suite.edge}/nosuchroom", "--path", "/api/realtime/socket.io")
+    try:
+        assert await refused.next(12) == {"type": "connect_error", "message": "Invalid namespace", "data": None}
+    finally:
+        await refused.close()

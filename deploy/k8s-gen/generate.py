@@ -76,7 +76,14 @@ SERVICES: dict[str, Service] = {
     ),
     "conference": Service(
         database="conference",
-        config={"ROOM_DAY_DEFAULT_TIMEOUT": ("1", None), "LIVEKIT_NODE_CACHE_SECONDS": ("30", None)},
+        config={
+            "ROOM_DAY_DEFAULT_TIMEOUT": ("1", None),
+            "LIVEKIT_NODE_CACHE_SECONDS": ("30", None),
+            # expiry sweep every 30 min ("false" turns it off)
+            "AUTO_CLOSE_ROOM": ("true", None),
+        },
+        # GET /room/verifytoken's secret when it differs from LIVEKIT_API_SECRET
+        secrets=(Secret("SECRET_KEY", optional=True, compose_default=""),),
         memory="512Mi",
         livekit_server=True,
     ),
@@ -96,10 +103,25 @@ SERVICES: dict[str, Service] = {
     ),
     "telemetry": Service(database="telemetry"),
     "recording": Service(
-        database="recording", memory="1Gi", cpu="200m", media=True, grace_seconds=60, livekit_server=True
+        database="recording",
+        config={
+            # The media volume (uploads/, video-record/, logo/) is mounted at /data.
+            "RECORD_PATH": ("/data", None),
+            # Public base URL of the API (stored files are answered as <API_URL>/images/..., /record/...).
+            "API_URL": ("", None),
+            "FILE_SIZE_LIMIT": ("52428800", None),
+            "VIDEO_SIZE_LIMIT": ("629145600", None),
+        },
+        memory="1Gi",
+        cpu="200m",
+        media=True,
+        grace_seconds=60,
+        livekit_server=True,
     ),
     # Websocket clients get time to reconnect elsewhere while a pod drains.
-    "realtime": Service(memory="512Mi", grace_seconds=60, sticky=True),
+    "realtime": Service(
+        config={"JOIN_ROOM_REPEAT_DELAY": ("5000", None)}, memory="512Mi", grace_seconds=60, sticky=True
+    ),
 }
 
 # Settings deployed ahead of the code that reads them. The agreement test fails once a service reads one of

@@ -7,7 +7,7 @@
 // Exit codes: 0 after --count events (or a server-side disconnect), 1 on timeout, 2 on connect_error.
 //
 // Usage: node listen.mjs --url http://127.0.0.1:5500/data/ABC [--transport polling|websocket|both]
-//        [--count 1] [--timeout 10000] [--token JWT] [--auth-token JWT] [--query k=v ...] [--events a,b]
+//        [--count 1] [--timeout 10000] [--token JWT] [--auth-token JWT] [--query k=v ...] [--events a,b] [--path /socket.io]
 import { io } from "socket.io-client";
 
 function parseArgs(argv) {
@@ -22,6 +22,7 @@ function parseArgs(argv) {
       case "--timeout": opts.timeout = Number(value); i++; break;
       case "--token": opts.query.token = value; i++; break;
       case "--auth-token": opts.authToken = value; i++; break;
+      case "--path": opts.path = value; i++; break;
       case "--events": opts.events = new Set(value.split(",").filter(Boolean)); i++; break;
       case "--query": {
         const at = value.indexOf("=");
@@ -65,6 +66,7 @@ const socket = io(opts.url, {
   reconnection: false,
   timeout: opts.timeout,
   forceNew: true,
+  ...(opts.path ? { path: opts.path } : {}),
 });
 
 const timer = setTimeout(() => {

@@ -313,3 +313,133 @@ class LinkMultiLatLng(msgspec.Struct, kw_only=True):
     linkID: str
     room: str
     emit: dict[str, Any]  # the original's emitted object (linkID, service 2, userType, room, 7 measures, ...)
+
+
+# ---- realtime asks conference: presence of Socket.IO clients in room_user (realtime.md §6) ----------------
+# Every room_user write below publishes PARTICIPANT_SAVED (conference.events.publish_room_user). Served by
+# conference (conference/presence.py); realtime keeps socket ids, timers and the waiting room in Redis.
+#
+# RPC_PRESENCE_CONNECT (PresenceConnect): the handshake of a room socket. With ``hasMetadata`` (the token
+#   carried metadata) the (room, identity) row is inserted (status "connection") or its userName/color/socketId
+#   updated; always: status = "connection" (camera/microphone reset to 1). Reply data: the row as
+#   `user-connection` carries it {camera, microphone, identity, userName, userType, conference} or null.
+# RPC_PRESENCE_DISCONNECT (PresenceDisconnect): status = "disconnect", camera = microphone = 1 for (room,
+#   identity), ONLY while room_user.socketId is still ``socketId`` (a newer socket of the same identity wins).
+#   Reply data: {"updated": bool}.
+# RPC_PRESENCE_UPDATE (PresenceUpdate): camera / microphone / conference / userName of (room, identity) (only
+#   the fields given). Reply data: {"updated": int}.
+# RPC_PRESENCE_ADMIT (PresenceAdmit): a waiting-room guest admitted by an admin: a new identity + participant
+#   token for ``room`` (userType "user"), and room_user of (room, socketId) gets identity, userName, status
+#   "join". Reply data: {"identity", "userName", "token"}; code "not_found" when the room does not exist.
+# RPC_CHAT_HISTORY (ChatHistoryQuery): chat_message rows of ``room`` (the `chat-history` payload), or false.
+RPC_PRESENCE_CONNECT = "rpc.conference.presence.connect"
+RPC_PRESENCE_DISCONNECT = "rpc.conference.presence.disconnect"
+RPC_PRESENCE_UPDATE = "rpc.conference.presence.update"
+RPC_PRESENCE_ADMIT = "rpc.conference.presence.admit"
+RPC_CHAT_HISTORY = "rpc.conference.chat.history"
+
+
+class PresenceConnect(msgspec.Struct, kw_only=True):
+    room: str
+    identity: str
+    socketId: str
+    hasMetadata: bool = False
+    userName: str | None = None
+    userType: str | None = None
+    color: str | None = None
+
+
+class PresenceDisconnect(msgspec.Struct, kw_only=True):
+    room: str
+    identity: str
+    socketId: str
+
+
+class PresenceUpdate(msgspec.Struct, kw_only=True):
+    room: str
+    identity: str
+    camera: int | None = None
+    microphone: int | None = None
+    conference: int | None = None
+    userName: str | None = None
+
+
+class PresenceAdmit(msgspec.Struct, kw_only=True):
+    room: str
+    socketId: str
+    userName: str | None = None
+
+
+class ChatHistoryQuery(msgspec.Struct, kw_only=True):
+    room: str
+
+
+# ---- recording: LiveKit webhooks (issue 7) ---------------------------------------------------------------
+# Recording verifies LiveKit's webhooks and applies each event id once. Egress events carry what the original's
+# webhook controller wrote to room_conference and emitted as ``room-record`` on /{room}: conference sets
+# recordId/dtmStartRecord/recordStatus 1 on started (recordId "" / dtmStopRecord / recordStatus 2 on ended),
+# realtime emits ``room-record`` with ``egressInfo`` (+ dtmStartRecord / dtmStopRecord) on started.
+RECORDING_EGRESS_STARTED = "recording.egress.started"  # EgressChanged
+RECORDING_EGRESS_UPDATED = "recording.egress.updated"  # EgressChanged (status change while running)
+RECORDING_EGRESS_ENDED = "recording.egress.ended"  # EgressChanged
+RECORDING_ROOM_STARTED = "recording.room.started"  # LiveKitRoomEvent
+RECORDING_ROOM_FINISHED = "recording.room.finished"  # LiveKitRoomEvent (the original stopped the room's egress)
+# Every accepted webhook, raw, for telemetry's data_log (the original stored each one before handling it).
+RECORDING_WEBHOOK_RECEIVED = "recording.webhook.received"  # WebhookReceived
+# An uploaded video was stored (POST /upload/video): the encoder picks it up (the original's ENCODE_API call).
+RECORDING_MEDIA_UPLOADED = "recording.media.uploaded"  # MediaUploaded
+
+
+class EgressChanged(msgspec.Struct, kw_only=True):
+    room: str  # egressInfo.roomComposite.roomName / trackComposite.roomName / roomName
+    recordId: str  # the egress id ("" is never sent)
+    status: str  # LiveKit's EgressStatus name, e.g. "EGRESS_ACTIVE"
+    dtmStartRecord: str | None = None  # local "YYYY-MM-DD HH:mm:ss" (started)
+    dtmStopRecord: str | None = None  # local "YYYY-MM-DD HH:mm:ss" (ended)
+    egressInfo: dict[str, Any] = {}  # LiveKit's EgressInfo as JSON (camelCase)
+    timestamp: int = 0  # the webhook's createdAt in milliseconds
+
+
+class LiveKitRoomEvent(msgspec.Struct, kw_only=True):
+    room: str
+    roomInfo: dict[str, Any] = {}  # LiveKit's Room as JSON (camelCase)
+    timestamp: int = 0
+
+
+class WebhookReceived(msgspec.Struct, kw_only=True):
+    eventId: str
+    event: str
+    room: str = ""
+    data: str  # the webhook body as received (JSON text): data_log.data
+    createdAt: int = 0  # seconds, as LiveKit sent it
+
+
+class MediaUploaded(msgspec.Struct, kw_only=True):
+    recordId: int  # record_media.id
+    fileName: str
+    filePath: str
+    recordType: str = ""
+
+
+# ---- conference: room and track changes for realtime (issue 4, /room/* and /user/* routes) -----------------
+# RoomChanged WITH detail (so link's read model applies it like the other conference.room.* subjects):
+# PUT /room/updatetype changed the room's type. Realtime: emit ``room-data``
+# {"status": "roomUpdate", "room": <room>, "roomType": <roomType>} on /{room} (the original's emit).
+ROOM_TYPE_CHANGED = "conference.room.type_changed"
+# PUT /user/handle/track muted or unmuted a track. Realtime: emit ``track-muted-unmuted`` with ``payload`` (the
+# request body as the original forwarded it) on /{room}.
+TRACK_MUTED = "conference.track.muted"
+
+
+class TrackMuted(msgspec.Struct, kw_only=True):
+    room: str
+    payload: dict[str, Any]
+
+
+# ---- conference asks link: the room of a link (POST /user/joingenerate with linkID) -----------------------
+# Reply data: {"linkID", "room"}; code "not_found" when no link has that id.
+RPC_LINK_ROOM = "rpc.link.link.room"
+
+
+class LinkRoomQuery(msgspec.Struct, kw_only=True):
+    linkID: str

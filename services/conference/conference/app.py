@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conference import consumers, messaging
+from conference import consumers, jobs, messaging, presence
 from conference.events import Conference, serve_requests
 from conference.livekit_nodes import LiveKitNodes
 from conference.routes import CONTROLLERS
+from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
 
@@ -20,6 +21,10 @@ class ConferenceSettings(CommonSettings, kw_only=True):
     room_day_default_timeout: str = "1"
     # How long the node_livekit table is cached: changes to it are seen within this many seconds.
     livekit_node_cache_seconds: float = 30.0
+    # The expiry sweep (every 30 min, GET /room/checkexpired): "false" or "" turns it off, as in the original.
+    auto_close_room: str = "true"
+    # GET /room/verifytoken's secret when it differs from LIVEKIT_API_SECRET (the original's SECRET_KEY).
+    secret_key: str = ""
 
 
 def load_conference_settings(environ: dict[str, str] | None = None) -> ConferenceSettings:
@@ -47,9 +52,20 @@ async def on_startup(runtime: Runtime) -> None:
     await serve_requests(runtime, conference)
     consumers.start(runtime)
     await messaging.serve_requests(runtime)  # chat messages sent over Socket.IO (rpc.conference.chat.store)
+    assert runtime.redis is not None
+    scheduler = Scheduler(runtime.redis, "conference")
+    jobs.schedule(scheduler, runtime.db, nodes, settings.auto_close_room)
+    scheduler.start()
+    runtime.extras["scheduler"] = scheduler
+    await presence.serve_requests(
+        runtime, conference
+    )  # room_user writes of realtime's sockets (rpc.conference.presence.*)
 
 
 async def on_shutdown(runtime: Runtime) -> None:
+    scheduler: Scheduler | None = runtime.extras.get("scheduler")
+    if scheduler is not None:
+        await scheduler.stop()
     conference: Conference | None = runtime.extras.get("conference")
     if conference is not None:
         await conference.nodes.close()
@@ -60,7 +76,7 @@ app = create_app(
         settings=settings,
         route_handlers=CONTROLLERS,
         migrations=Path(__file__).parent / "migrations",
-        uses_redis=False,
+        uses_redis=True,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         title="conference",

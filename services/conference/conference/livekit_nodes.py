@@ -3,7 +3,9 @@
 Nodes come from table ``node_livekit`` when it has rows (the room's remembered ``nodeLivekitId``, else the
 first healthy node, else the first node); otherwise the env default node (``LIVEKIT_HOST`` + key/secret).
 Server-to-server calls use a node's ``livekitLocal`` URL when set, else its ``livekitHost``. Tokens are
-signed with the chosen node's key/secret. RoomService calls are bounded by timeouts and never fatal.
+signed with the chosen node's key/secret. RoomService calls are bounded by timeouts: :meth:`LiveKitNodes.call`
+raises :class:`LiveKitError` (LiveKit answered a Twirp error: ``code``/``msg`` as the original returned them) or
+:class:`LiveKitUnavailable` (no server, refused, 5xx, or no answer within the bound).
 """
 
 from __future__ import annotations
@@ -29,6 +31,27 @@ log = logging.getLogger(__name__)
 HEALTHY_WITHIN = timedelta(minutes=30)
 CREATE_ROOM_TIMEOUT = 5.0
 LIST_PARTICIPANTS_TIMEOUT = 2.0
+CALL_TIMEOUT = 3.0  # RoomService calls made for an HTTP request: a hung node costs at most this
+HEALTH_TIMEOUT = 5.0
+
+
+class LiveKitError(Exception):
+    """LiveKit answered with a Twirp error (4xx): ``code``/``msg`` as in its JSON error body."""
+
+    def __init__(self, code: str, msg: str) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code, self.msg = code, msg
+
+    def body(self) -> dict[str, str]:
+        return {"code": self.code, "msg": self.msg}
+
+
+class LiveKitUnavailable(Exception):
+    """No LiveKit server configured, connection failed, a 5xx answer, or no answer in time."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -145,6 +168,46 @@ class LiveKitNodes:
             log.warning("LiveKit ListParticipants failed", extra={"room": room, "node": node.name, "error": repr(exc)})
             return []
         return [proto_to_json(p) for p in reply.participants]
+
+    async def call(self, node: Node, method: str, request: Any, timeout: float = CALL_TIMEOUT) -> Any:
+        """``RoomService.<method>(request)`` on ``node`` within ``timeout`` seconds (see the module doc)."""
+        if not node.api_url:
+            raise LiveKitUnavailable("no LiveKit server configured")
+        try:
+            async with asyncio.timeout(timeout):
+                return await getattr(self._client(node).room, method)(request)
+        except TimeoutError as exc:
+            log.warning("LiveKit call timed out", extra={"method": method, "node": node.name})
+            raise LiveKitUnavailable("LiveKit did not answer in time", timed_out=True) from exc
+        except api.TwirpError as exc:
+            status = getattr(exc, "status", 500) or 500
+            if status >= 500:
+                log.warning("LiveKit call failed", extra={"method": method, "node": node.name, "error": str(exc)})
+                raise LiveKitUnavailable(f"LiveKit error: {exc.message}") from exc
+            raise LiveKitError(str(exc.code), exc.message) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            log.warning("LiveKit unreachable", extra={"method": method, "node": node.name, "error": repr(exc)})
+            raise LiveKitUnavailable("LiveKit unreachable") from exc
+
+    async def node_of_room(self, room: str) -> Node:
+        """The node a room lives on (its remembered nodeLivekitId), else the node new rooms go to."""
+        head = await repository.room_head(self.db, room)
+        return await self.for_room(head["nodeLivekitId"] if head else None)
+
+    async def all_nodes(self) -> list[Node]:
+        """Every node_livekit row as a node (fresh read), or just the env default node when the table is empty."""
+        rows = await repository.livekit_nodes(self.db)
+        if not rows:
+            return [self.default]
+        return [_node_from_row(row, self.default.key) for row in rows]
+
+    async def is_healthy(self, node: Node) -> bool:
+        """ListRooms answers (the health probe of the original's successor)."""
+        try:
+            await self.call(node, "list_rooms", api.ListRoomsRequest(), timeout=HEALTH_TIMEOUT)
+        except (LiveKitError, LiveKitUnavailable):
+            return False
+        return True
 
     async def close(self) -> None:
         if self._tasks:

@@ -210,3 +210,85 @@ async def room_user_saved(conn: Connection | Database, room: str, identity: str)
         " WHERE room = %s AND identity = %s ORDER BY id LIMIT 1",
         (room, identity),
     )
+
+
+# ---- /room/* and /user/* routes, sweeps (issue 4) --------------------------------------------------------
+async def room_statuses(conn: Connection, room: str) -> list[dict[str, Any]]:
+    """Every row of a room name (the column is not unique), locked for the closing transaction."""
+    return await conn.fetch_all("SELECT id, status FROM room_conference WHERE room = %s FOR UPDATE", (room,))
+
+
+async def close_room(conn: Connection, room: str, now: datetime) -> int:
+    """Close every not-yet-closed row of ``room``; an already closed row is left as it is (not rewritten)."""
+    return await conn.execute(
+        "UPDATE room_conference SET status = 'close', dtmClosed = %s, dtmUpdated = %s"
+        " WHERE room = %s AND (status IS NULL OR status <> 'close')",
+        (now, now, room),
+    )
+
+
+async def expired_open_rooms(conn: Connection | Database, now: datetime, limit: int = 500) -> list[str]:
+    """Names of open rooms whose dtmExpired has passed (a NULL dtmExpired never expires)."""
+    rows = await conn.fetch_all(
+        "SELECT DISTINCT room FROM room_conference WHERE status = 'open' AND dtmExpired < %s LIMIT %s",
+        (now, limit),
+    )
+    return [row["room"] for row in rows if row["room"] is not None]
+
+
+async def update_room_type(conn: Connection, room: str, room_type: str, now: datetime) -> int:
+    return await conn.execute(
+        "UPDATE room_conference SET roomType = %s, dtmUpdated = %s WHERE room = %s", (room_type, now, room)
+    )
+
+
+async def case_room_name(conn: Connection | Database, case_id: int, service: int | None) -> str | None:
+    """The room of a case (case_data.roomId -> room_conference.id), by caseId and service."""
+    row = await conn.fetch_one(
+        "SELECT room_conference.room FROM case_data JOIN room_conference ON case_data.roomId = room_conference.id"
+        " WHERE case_data.caseId = %s AND case_data.service <=> %s ORDER BY case_data.id DESC LIMIT 1",
+        (case_id, service),
+    )
+    return row["room"] if row else None
+
+
+async def update_room_status(conn: Connection, room: str, status: str, now: datetime) -> int:
+    """The original's status change (messageUnread cleared); rows already in that state are not rewritten."""
+    return await conn.execute(
+        "UPDATE room_conference SET status = %s, messageUnread = 0, dtmUpdated = %s"
+        " WHERE room = %s AND NOT (status <=> %s AND messageUnread = 0)",
+        (status, now, room, status),
+    )
+
+
+async def room_user_detail(db: Connection | Database, room: str, identity: str) -> dict[str, Any] | None:
+    return await db.fetch_one(
+        "SELECT room, identity, color, userName, status, camera, microphone, userType, conference FROM room_user"
+        " WHERE room = %s AND identity = %s ORDER BY id LIMIT 1",
+        (room, identity),
+    )
+
+
+async def count_room_user(db: Connection | Database, room: str, identity: str) -> int:
+    row = await db.fetch_one("SELECT count(*) AS n FROM room_user WHERE room = %s AND identity = %s", (room, identity))
+    return int(row["n"]) if row else 0
+
+
+async def update_user_name(conn: Connection, room: str, identity: str, user_name: str, now: datetime) -> int:
+    return await conn.execute(
+        "UPDATE room_user SET userName = %s, dtmupdated = %s WHERE room = %s AND identity = %s",
+        (user_name, now, room, identity),
+    )
+
+
+async def mark_node_healthy(conn: Connection | Database, node_id: int, now: datetime) -> int:
+    return await conn.execute("UPDATE node_livekit SET lastHealthCheck = %s WHERE id = %s", (now, node_id))
+
+
+async def close_expired_room(conn: Connection, room: str, now: datetime) -> int:
+    """Close the rows of ``room`` that are still open and expired (the sweep's re-check under the write)."""
+    return await conn.execute(
+        "UPDATE room_conference SET status = 'close', dtmClosed = %s, dtmUpdated = %s"
+        " WHERE room = %s AND status = 'open' AND dtmExpired < %s",
+        (now, now, room, now),
+    )

@@ -25,6 +25,7 @@ from servicekit.events import (
     LINK_CREATED,
     LINK_LOCATION_UPDATED,
     LINK_PARTICIPANT_SEEN,
+    RPC_LINK_ROOM,
     RPC_LINK_SERVICE_EXISTS,
     RPC_LINK_STATUS_HISTORY,
     RPC_LINK_VERIFY_PASSWORD,
@@ -32,6 +33,7 @@ from servicekit.events import (
     LinkCredentials,
     LinkHistoryQuery,
     LinkLocationUpdated,
+    LinkRoomQuery,
     ParticipantSeen,
     ServiceQuery,
 )
@@ -105,3 +107,14 @@ async def serve(runtime: Runtime) -> None:
             return await repository.get_tenant(conn, request.service) is not None
 
     await runtime.bus.serve(RPC_LINK_SERVICE_EXISTS, ServiceQuery, on_service_exists)
+
+    # Conference's POST /user/joingenerate with a linkID joins the link's room (the original's getLinkDetail).
+    async def on_link_room(request: LinkRoomQuery) -> dict[str, Any]:
+        assert runtime.db is not None
+        async with runtime.db.connection() as conn:
+            row = await repository.link_credentials(conn, request.linkID)
+        if row is None:
+            raise LookupError("no such link")
+        return {"linkID": row["linkID"], "room": row["room"]}
+
+    await runtime.bus.serve(RPC_LINK_ROOM, LinkRoomQuery, on_link_room)

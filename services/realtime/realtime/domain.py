@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -111,3 +112,114 @@ def token_room_matches(claims: dict[str, Any], room: str) -> bool:
     video = claims.get("video")
     bound = video.get("room") if isinstance(video, dict) else None
     return not bound or bound == room
+
+
+# ---- handshake claims --------------------------------------------------------------------------------------
+def token_metadata(claims: dict[str, Any]) -> dict[str, Any] | None:
+    """The token's ``metadata`` claim (a JSON string) as a mapping; None when absent or not a JSON object."""
+    raw = claims.get("metadata")
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def is_agent(claims: dict[str, Any]) -> bool:
+    """Agent console / CRM tokens are not bound to a room; admin links carry userType ``admin`` in metadata.
+    Patient and guest tokens (bound to a room, userType ``user``/``viewer``) are not agents."""
+    metadata = token_metadata(claims) or {}
+    if metadata.get("userType") == "admin":
+        return True
+    video = claims.get("video")
+    return not (isinstance(video, dict) and video.get("room"))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class SocketUser:
+    """Who a room socket is, fixed at handshake (the original's ``userDetail``, from the token, not the query)."""
+
+    identity: str
+    userName: str | None
+    userType: str | None
+    color: str | None
+    has_metadata: bool
+    admin: bool
+
+
+def socket_user(claims: dict[str, Any], query_user_name: str | None) -> SocketUser | None:
+    identity = claims.get("sub")
+    if not isinstance(identity, str) or not identity:
+        return None
+    metadata = token_metadata(claims)
+    if metadata is None:
+        return SocketUser(identity, query_user_name, "user", None, False, is_agent(claims))
+    return SocketUser(
+        identity,
+        _text(metadata.get("userName")),
+        _text(metadata.get("userType")),
+        _text(metadata.get("color")),
+        True,
+        is_agent(claims),
+    )
+
+
+USER_CONNECTION_FIELDS = ("camera", "microphone", "identity", "userName", "userType", "conference")
+
+
+def user_connection(row: dict[str, Any] | None) -> dict[str, Any]:
+    """``user-connection``: the room_user row's fields, ``{}`` when there is no row (undefined fields in JS)."""
+    if not row:
+        return {}
+    return {name: row.get(name) for name in USER_CONNECTION_FIELDS if row.get(name) is not None}
+
+
+def user_disconnect(row: dict[str, Any] | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"status": "disconnect"}
+    if row:
+        for name in ("identity", "userName"):
+            if row.get(name) is not None:
+                payload[name] = row[name]
+    return payload
+
+
+# ---- chat --------------------------------------------------------------------------------------------------
+CHAT_FIELDS = (
+    "identity", "chat_identity", "userName", "userType", "text", "files", "color",
+    "replyToMessageId", "replyToUserName", "replyToText",
+)  # fmt: skip
+
+
+def chat_broadcast(data: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """``chat-message`` as the original broadcast it: the client's object + ``dtmcreated`` (+ ``status: close``
+    in a closed room) + ``messageId``. Sent once (the original sent it twice in a closed room)."""
+    payload = dict(data)
+    payload["dtmcreated"] = stored.get("dtmcreated")
+    if stored.get("roomStatus") == "close":
+        payload["status"] = "close"
+    payload["messageId"] = stored.get("messageId")
+    return payload
+
+
+def message_unread(room: str) -> dict[str, Any]:
+    return {"action": "messageUnread", "room": room, "messageUnread": 1}
+
+
+# ---- waiting room ------------------------------------------------------------------------------------------
+def waiting_entry(room: str, user_name: Any, sid: str) -> dict[str, Any]:
+    return {"room": room, "userName": user_name, "socketID": sid, "authJoin": "waiting"}
+
+
+FORCE_LEAVE = {"userType": "admin", "command": "leaveConference"}
+FORCE_STOP_SHARESCREEN = {"userType": "admin", "command": "stopShareScreen"}
+
+
+def screen_owner(identity: str) -> str:
+    """``force-stop-sharescreen`` may name the screen track's identity (``<identity>_screen``)."""
+    return identity[: -len("_screen")] if identity.endswith("_screen") else identity

@@ -27,6 +27,7 @@ from servicekit.events import (
     CASE_UPDATED,
     LINK_CREATED,
     LINK_LOCATION_UPDATED,
+    NOTIFICATION_CREATED,
     ROOM_CLOSED,
     ROOM_CREATED,
     ROOM_UPDATED,
@@ -61,6 +62,7 @@ class EventHandlers:
             ROOM_UPDATED: self.room_updated,
             CASE_CREATED: self.case_created,
             CASE_UPDATED: self.case_updated,
+            NOTIFICATION_CREATED: self.notification_created,
         }
 
     def start(self) -> None:
@@ -165,6 +167,11 @@ class EventHandlers:
 
     async def case_updated(self, data: dict[str, Any]) -> None:
         await self.sockets.emit("case-data", {"action": "caseUpdated"}, "/newqueue")
+
+    # The conversion plan's /notification namespace (the Go port's `new` event): the created row, as the
+    # /notification REST routes answer it.
+    async def notification_created(self, data: dict[str, Any]) -> None:
+        await self.sockets.emit("new", data, "/notification")
 
     def _later(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -13,12 +13,16 @@ from realtime.domain import (
     AUTH_ERROR,
     INVALID_NAMESPACE,
     NamespaceInfo,
+    SocketUser,
     classify,
     connection_success,
+    is_agent,
     room_label,
+    socket_user,
     token_room_matches,
 )
 from realtime.repository import Registry
+from realtime.rooms import RoomEvents
 from servicekit.bus import RpcError
 from servicekit.events import RPC_ROOM_DETAIL, RoomQuery
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
@@ -69,15 +73,21 @@ class RealtimeSockets:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sio.on("connect", self._on_connect, namespace="*")
         self.sio.on("disconnect", self._on_disconnect, namespace="*")
+        self.sio.on("*", self._on_event, namespace="*")
+        self.rooms: RoomEvents | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
-    async def start(self, runtime: Runtime) -> None:
+    async def start(self, runtime: Runtime, join_room_repeat_delay_ms: int = 5000) -> None:
         self.runtime = runtime
+        self.rooms = RoomEvents(runtime, self, join_room_repeat_delay_ms)
+        self.rooms.start()
         if not self.sio.manager_initialized:  # listen to other instances' emits right away
             self.sio.manager_initialized = True
             self.manager.initialize()
 
     async def stop(self) -> None:
+        if self.rooms is not None:
+            self.rooms.stop()
         for task in list(self._tasks):
             task.cancel()
         thread = getattr(self.manager, "thread", None)
@@ -113,16 +123,26 @@ class RealtimeSockets:
         info = await self.is_valid(namespace)
         if info is None:
             raise socketio.exceptions.ConnectionRefusedError(INVALID_NAMESPACE)
-        if info.kind in ("room", "data"):
-            self._authenticate(info, environ, auth)
-        if info.name in ("/", "/queue", "/mobile", "/notification"):
+        if info.name in ("/", "/mobile"):
             return
-        self._spawn(self._greet(sid, info))
-
-    def _authenticate(self, info: NamespaceInfo, environ: dict[str, Any], auth: Any) -> dict[str, Any]:
-        """Room and data namespaces need a valid LiveKit token (``query.token`` like the original, or
-        ``auth.token``); a room-bound token only opens its own room."""
         query = parse_qs(environ.get("QUERY_STRING", ""))
+        claims = self._authenticate(info, query, auth)
+        if info.kind == "static" and not is_agent(claims):  # dashboards only (the original let anyone in)
+            raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
+        if info.name == "/queue":
+            return
+        if info.name == "/notification":
+            self._spawn(self._emit_soon("log", {"message": "connected to notifications"}, info.name, sid))
+            return
+        user = socket_user(claims, (query.get("userName") or [None])[0]) if info.kind == "room" else None
+        if info.kind == "room" and user is None:
+            raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
+        await self.sio.save_session(sid, {"user": user, "row": None}, namespace=info.name)
+        self._spawn(self._greet(sid, info, user))
+
+    def _authenticate(self, info: NamespaceInfo, query: dict[str, list[str]], auth: Any) -> dict[str, Any]:
+        """A valid LiveKit token (``query.token`` like the original, or ``auth.token``); a room-bound token only
+        opens its own room."""
         raw = (query.get("token") or [None])[0]
         if not raw and isinstance(auth, dict) and isinstance(auth.get("token"), str):
             raw = auth["token"]
@@ -135,12 +155,19 @@ class RealtimeSockets:
             raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
         return claims
 
-    async def _greet(self, sid: str, info: NamespaceInfo) -> None:
-        """``log`` then ``connection-success`` to the new socket (room row from conference when it has one)."""
+    async def _emit_soon(self, event: str, data: Any, namespace: str, sid: str) -> None:
         await asyncio.sleep(0)  # after the CONNECT packet has been queued
-        await self.emit("log", {"message": "connection success"}, info.name, to=sid)
+        await self.emit(event, data, namespace, to=sid)
+
+    async def _greet(self, sid: str, info: NamespaceInfo, user: SocketUser | None) -> None:
+        """``log`` to the new socket, then (rooms) ``user-connection`` to the namespace, and
+        ``connection-success`` (room row fields when the room has one) to the socket."""
+        await self._emit_soon("log", {"message": "connection success"}, info.name, sid)
         room = room_label(info)
-        detail = await self._room_detail(info.key) if info.kind == "room" else None
+        if info.kind == "room" and user is not None and self.rooms is not None:
+            detail, _ = await asyncio.gather(self._room_detail(info.key), self.rooms.connected(info, sid, user))
+        else:
+            detail = None
         await self.emit("connection-success", connection_success(room, detail), info.name, to=sid)
 
     async def _room_detail(self, room: str) -> dict[str, Any] | None:
@@ -156,7 +183,27 @@ class RealtimeSockets:
         return detail if isinstance(detail, dict) else None
 
     async def _on_disconnect(self, namespace: str, sid: str, reason: Any = None) -> None:
-        return None
+        info = classify(namespace)
+        if info is None or info.kind != "room" or self.rooms is None:
+            return
+        try:
+            session = await self.sio.get_session(sid, namespace=namespace)
+        except KeyError:
+            return
+        await self.rooms.disconnected(info, sid, session)
+
+    async def _on_event(self, event: str, namespace: str, sid: str, *args: Any) -> None:
+        info = classify(namespace)
+        if info is None or info.kind != "room" or self.rooms is None:
+            return  # /newqueue, /queue, /data/*, /notification: server push only (no client events)
+        try:
+            session = await self.sio.get_session(sid, namespace=namespace)
+        except KeyError:
+            return
+        try:
+            await self.rooms.handle(event, info, sid, session, args[0] if args else None)
+        except Exception:
+            log.exception("socket event failed", extra={"event": event, "namespace": namespace})
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -3,6 +3,7 @@
 from conference.routes.cases import CaseController
 from conference.routes.chat import ChatController
 from conference.routes.notifications import NotificationController
-from conference.routes.rooms import RoomController
+from conference.routes.rooms import RoomController, TestController
+from conference.routes.users import UserController
 
-CONTROLLERS = [RoomController, ChatController, CaseController, NotificationController]
+CONTROLLERS = [RoomController, UserController, TestController, ChatController, CaseController, NotificationController]

@@ -1,25 +1,78 @@
-"""HTTP controllers of the conference area (first slice: GET /room/detail)."""
+"""HTTP controllers of /room/* (the original's room.controller) and GET /test.
+
+Reply shapes are the original's. Unlike the original, every route that changes or deletes state requires the
+LiveKit bearer token (``runtime.require_token``); LiveKit calls are bounded (a node that is down or hangs answers
+503 ``{"status":"FAIL","message":...}`` within a few seconds, the database untouched).
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get, post, put
+from livekit import api
 
-from conference.domain import ROOM_NAME_MAX
-from conference.events import Conference
-from servicekit.web import Runtime, parse_query
+from conference import jobs, repository
+from conference.domain import ROOM_NAME_MAX, proto_to_json
+from conference.events import Conference, publish_room_detail, publish_room_user
+from conference.livekit_nodes import LiveKitError, LiveKitUnavailable
+from servicekit.clock import now_local
+from servicekit.events import (
+    ROOM_CLOSED,
+    ROOM_DETAIL_CHANGED,
+    ROOM_TYPE_CHANGED,
+    ROOM_UPDATED,
+    ParticipantTokenRequest,
+)
+from servicekit.tokens import TokenRejected, bearer_token, verify_token
+from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 
 INVALID_ROOM = {"status": "OK", "data": {"status": "invalid_room"}}  # the original's not-found answer
 
+RoomName = Annotated[str, msgspec.Meta(min_length=1, max_length=ROOM_NAME_MAX)]
+Identity = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+UserName = Annotated[str, msgspec.Meta(max_length=100)]
+
 
 class RoomDetailQuery(msgspec.Struct, kw_only=True):
-    room: Annotated[str, msgspec.Meta(min_length=1, max_length=ROOM_NAME_MAX)]
+    room: RoomName
+
+
+class RoomBody(msgspec.Struct, kw_only=True):
+    room: RoomName
+
+
+class UpdateUserBody(msgspec.Struct, kw_only=True):
+    room: RoomName
+    identity: Identity
+    userName: UserName
+
+
+class UpdateTypeBody(msgspec.Struct, kw_only=True):
+    room: RoomName | None = None
+    roomType: Annotated[str, msgspec.Meta(min_length=1, max_length=10)] | None = None
+    identity: Annotated[str, msgspec.Meta(max_length=50)] | None = None
+
+
+class UpdateStatusBody(msgspec.Struct, kw_only=True):
+    caseId: Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)] | None = None
+    service: Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)] | None = None
+    status: Annotated[str, msgspec.Meta(min_length=1, max_length=10)] | None = None
 
 
 def conference_of(runtime: Runtime) -> Conference:
     return runtime.extras["conference"]
+
+
+def unavailable(exc: LiveKitUnavailable) -> ApiError:
+    """LiveKit is down or hangs: 503 (no answer in time / unreachable) in the original's FAIL envelope."""
+    return fail(str(exc), 503)
+
+
+def text(body: str, status_code: int = 200) -> Response[str]:
+    return Response(body, status_code=status_code, media_type="text/html; charset=utf-8")
 
 
 class RoomController(Controller):
@@ -35,3 +88,205 @@ class RoomController(Controller):
         if detail is None:
             return INVALID_ROOM
         return {"status": "OK", "data": detail}
+
+    @get("/listrooms")
+    async def list_rooms(self, runtime: Runtime) -> Any:
+        """LiveKit ListRooms of the node new rooms go to, bare (a JSON array of Room objects); ``false`` when
+        LiveKit refuses; 503 when it is down or does not answer in time."""
+        nodes = conference_of(runtime).nodes
+        node = await nodes.for_room(None)
+        try:
+            reply = await nodes.call(node, "list_rooms", api.ListRoomsRequest())
+        except LiveKitError:
+            return False
+        except LiveKitUnavailable as exc:
+            raise unavailable(exc) from exc
+        return [proto_to_json(room) for room in reply.rooms]
+
+    @get("/checkexpired")
+    async def check_expired(self, request: Request, runtime: Runtime) -> Response[str]:
+        """Runs the expiry sweep now (auth required: it closes rooms); plain text as the original."""
+        runtime.require_token(request)
+        settings = runtime.settings
+        if jobs.auto_close_enabled(getattr(settings, "auto_close_room", "true")):
+            conference = conference_of(runtime)
+            await jobs.close_expired_rooms(conference.db, conference.nodes)
+        return text("Check room expired complete")
+
+    @get("/verifytoken")
+    async def verify_token(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """``{"status":"OK","data":<claims>}`` for a valid token with ``video.roomJoin`` true; FAIL otherwise
+        (``data`` = the claims, or the jsonwebtoken-style error)."""
+        secret = getattr(runtime.settings, "secret_key", "") or runtime.settings.livekit_api_secret
+        try:
+            claims = verify_token(bearer_token(request.headers.get("authorization")), secret)
+        except TokenRejected as exc:
+            return exc.body
+        video = claims.get("video")
+        if isinstance(video, dict) and video.get("roomJoin") is True:
+            return {"status": "OK", "data": claims}
+        return {"status": "FAIL", "data": claims}
+
+    @post("/verifyuser", status_code=200)
+    async def verify_user(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """Whether the token's participant may (re)enter body ``room`` (the original's verifyUser)."""
+        claims = runtime.require_token(request)
+        body = await parse_body(request, RoomBody)
+        conference = conference_of(runtime)
+        video = claims.get("video") if isinstance(claims.get("video"), dict) else {}
+        identity = claims.get("sub")
+        token_room = video.get("room")
+        if not isinstance(identity, str) or not identity or not isinstance(token_room, str) or not token_room:
+            return {"status": "FAIL"}
+        nodes = conference.nodes
+        node = await nodes.node_of_room(token_room)
+        try:
+            await nodes.call(node, "get_participant", api.RoomParticipantIdentity(room=token_room, identity=identity))
+            connected = True
+        except LiveKitError as exc:
+            if exc.msg != "participant does not exist":
+                return {"status": "FAIL", "data": exc.body()}
+            connected = False
+        except LiveKitUnavailable as exc:
+            raise unavailable(exc) from exc
+
+        if connected:  # a second tab: a fresh identity for the token's room
+            return await _token_reply(conference, ParticipantTokenRequest(room=token_room, isAddUser=True))
+
+        user = await repository.room_user_detail(conference.db, body.room, identity)
+        if user is not None and user["status"] == "wait":
+            return {"status": "FAIL"}
+        count = await repository.count_room_user(conference.db, body.room, identity)
+        room_join = video.get("roomJoin") is True
+        if body.room != token_room:
+            if count == 0:
+                return {"status": "FAIL", "data": {"message": "no user in room"}}
+            assert user is not None
+            return await _token_reply(
+                conference,
+                ParticipantTokenRequest(
+                    room=body.room, identity=identity, userName=user["userName"],
+                    userType=user["userType"] or "user", roomJoin=room_join, isAddUser=True,
+                ),
+            )  # fmt: skip
+        if count == 0:
+            return {"status": "FAIL"}
+        try:
+            token_name = json.loads(claims.get("metadata") or "{}").get("userName")
+        except (ValueError, AttributeError):
+            token_name = None
+        if user is not None and token_name != user["userName"]:
+            return await _token_reply(
+                conference,
+                ParticipantTokenRequest(
+                    room=token_room, userName=user["userName"], userType=user["userType"] or "user", isAddUser=True
+                ),
+            )
+        return {"status": "OK", "data": {"identity": identity, "token": bearer_token(request.headers["authorization"])}}
+
+    @post("/updateuser", status_code=200)
+    async def update_user(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """room_user.userName of (room, identity) (the original's evident intent; it never answered)."""
+        runtime.require_token(request)
+        body = await parse_body(request, UpdateUserBody)
+        conference = conference_of(runtime)
+        async with conference.db.transaction() as conn:
+            if not await repository.room_user_detail(conn, body.room, body.identity):
+                return {"status": "FAIL", "message": "invalid room or identity"}
+            if await repository.update_user_name(conn, body.room, body.identity, body.userName, now_local()):
+                await publish_room_user(conn, body.room, body.identity)
+        return {"status": "OK"}
+
+    @post("/deleteroom", status_code=200)
+    async def delete_room(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """LiveKit DeleteRoom; the room's row is closed too (ROOM_CLOSED). LiveKit down: 503, nothing written."""
+        runtime.require_token(request)
+        body = await parse_body(request, RoomBody)
+        conference = conference_of(runtime)
+        node = await conference.nodes.node_of_room(body.room)
+        try:
+            await conference.nodes.call(node, "delete_room", api.DeleteRoomRequest(room=body.room))
+        except LiveKitError as exc:
+            return {"status": "FAIL", "message": exc.msg}
+        except LiveKitUnavailable as exc:
+            raise unavailable(exc) from exc
+        await jobs.close_room(conference.db, conference.nodes, body.room)
+        return {"status": "OK", "message": f"Room {body.room} deleted"}
+
+    @put("/updatetype")
+    async def update_type(self, request: Request, runtime: Runtime) -> Any:
+        """roomType (default ``conference``) of the room; realtime emits ``room-data`` roomUpdate on /{room}.
+        Missing room: 404 text ``Invalid Room``. Only roomType and dtmUpdated change (not the original's resets)."""
+        runtime.require_token(request)
+        body = await parse_body(request, UpdateTypeBody)
+        if body.room is None:
+            return text("Invalid Room", 404)
+        room_type = body.roomType or "conference"
+        conference = conference_of(runtime)
+        async with conference.db.transaction() as conn:
+            if await repository.update_room_type(conn, body.room, room_type, now_local()):
+                await publish_room_detail(conn, conference.nodes, ROOM_TYPE_CHANGED, body.room)
+        reply: dict[str, Any] = {"status": "roomUpdate", "room": body.room}
+        if body.roomType is not None:
+            reply["roomType"] = body.roomType
+        return reply
+
+    @put("/updatestatus")
+    async def update_status(self, request: Request, runtime: Runtime) -> Any:
+        """Status of the case's room (by caseId + service), messageUnread cleared; ``{"status": <status>}``.
+        Missing caseId/status: 404 text ``Invalid parameter``."""
+        runtime.require_token(request)
+        body = await parse_body(request, UpdateStatusBody)
+        if body.caseId is None or body.status is None:
+            return text("Invalid parameter", 404)
+        conference = conference_of(runtime)
+        async with conference.db.transaction() as conn:
+            room = await repository.case_room_name(conn, body.caseId, body.service)
+            if room is not None and await repository.update_room_status(conn, room, body.status, now_local()):
+                subject = {"close": ROOM_CLOSED, "open": ROOM_UPDATED}.get(body.status, ROOM_DETAIL_CHANGED)
+                await publish_room_detail(conn, conference.nodes, subject, room)
+        return {"status": body.status}
+
+    @put("/close")
+    async def close(self, request: Request, runtime: Runtime) -> Any:
+        """Close the room (ROOM_CLOSED: realtime drops /{room}); ``{"status":"OK","room":..}``, unknown room
+        400 text ``Bad Request``. Closing a closed room answers the same and rewrites nothing."""
+        runtime.require_token(request)
+        body = await parse_body(request, RoomBody)
+        conference = conference_of(runtime)
+        rows, _ = await jobs.close_room(conference.db, conference.nodes, body.room)
+        if rows == 0:
+            return text("Bad Request", 400)
+        return {"status": "OK", "room": body.room}
+
+
+async def _token_reply(conference: Conference, req: ParticipantTokenRequest) -> dict[str, Any]:
+    try:
+        data = await conference.participant_token(req)
+    except (LookupError, msgspec.ValidationError):
+        return {"status": "FAIL"}
+    return {"status": "OK", "data": data}
+
+
+class TestQuery(msgspec.Struct, kw_only=True):
+    room: RoomName
+
+
+class TestController(Controller):
+    """GET /test (the original's testUnMuteAll: lists the room's participants, answers ``OK``)."""
+
+    path = "/test"
+    tags = ["test"]
+
+    @get("/")
+    async def unmute_all(self, request: Request, runtime: Runtime) -> Response[str]:
+        query = parse_query(request, TestQuery)
+        nodes = conference_of(runtime).nodes
+        node = await nodes.node_of_room(query.room)
+        try:
+            await nodes.call(node, "list_participants", api.ListParticipantsRequest(room=query.room))
+        except LiveKitError:
+            pass
+        except LiveKitUnavailable as exc:
+            raise unavailable(exc) from exc
+        return text("OK")

@@ -1,0 +1,133 @@
+"""Rules of the recording service, free of I/O: upload classification and names, webhook event mapping."""
+
+from __future__ import annotations
+
+import re
+import struct
+import unicodedata
+from typing import Any
+
+IMAGE_TYPES = frozenset(
+    {"image/apng", "image/avif", "image/gif", "image/jpeg", "image/png", "image/svg+xml", "image/webp"}
+)
+VIDEO_TYPES = frozenset(
+    t.lower()
+    for t in (
+        "video/x-flv",
+        "video/mp4",
+        "application/x-mpegURL",
+        "video/MP2T",
+        "video/3gpp",
+        "video/quicktime",
+        "video/x-msvideo",
+        "video/x-ms-wmv",
+        "video/webm",
+        "video/x-m4v",
+    )
+)
+PDF_TYPES = frozenset({"application/pdf"})
+# ISO base media files (mp4, mov, m4v, 3gp): the duration is read from their `mvhd` box.
+ISO_MEDIA_TYPES = frozenset({"video/mp4", "video/quicktime", "video/x-m4v", "video/3gpp"})
+
+MAX_NAME_BYTES = 200
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*\\/]")
+
+
+def file_type(mimetype: str) -> str:
+    """The original's classification: image, video, pdf or file."""
+    mime = (mimetype or "").lower()
+    if mime in IMAGE_TYPES:
+        return "image"
+    if mime in VIDEO_TYPES:
+        return "video"
+    if mime in PDF_TYPES:
+        return "pdf"
+    return "file"
+
+
+def safe_filename(client_name: str | None, default: str = "file") -> str:
+    """A stored name from the client's: its last path component only, no control or reserved characters, no
+    leading dots, at most MAX_NAME_BYTES bytes (the extension kept); ``.json`` becomes ``.txt`` as before."""
+    name = unicodedata.normalize("NFC", client_name or "")
+    name = re.split(r"[\\/]", name)[-1]
+    name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()
+    if not name:
+        name = default
+    if name.lower().endswith(".json"):
+        name = name[: -len(".json")] + ".txt"
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext.encode()) > 16:
+        stem, ext = name, ""
+    budget = MAX_NAME_BYTES - (len(ext.encode()) + 1 if ext else 0)
+    encoded = stem.encode()[:budget]
+    stem = encoded.decode("utf-8", errors="ignore") or default
+    return f"{stem}.{ext}" if ext else stem
+
+
+def content_matches(mimetype: str, head: bytes) -> bool:
+    """Whether the first bytes of a file agree with its declared type (images, pdf, ISO media); other types
+    are stored as plain files and served as downloads."""
+    mime = (mimetype or "").lower()
+    if mime == "image/png" or mime == "image/apng":
+        return head.startswith(b"\x89PNG\r\n\x1a\n")
+    if mime == "image/jpeg":
+        return head.startswith(b"\xff\xd8\xff")
+    if mime == "image/gif":
+        return head[:6] in (b"GIF87a", b"GIF89a")
+    if mime == "image/webp":
+        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    if mime == "image/avif":
+        return head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis")
+    if mime == "image/svg+xml":
+        text = head.lstrip(b"\xef\xbb\xbf").lstrip().lower()
+        return text.startswith((b"<svg", b"<?xml")) and b"<svg" in text
+    if mime in PDF_TYPES:
+        return head.startswith(b"%PDF-")
+    if mime in ISO_MEDIA_TYPES:
+        return head[4:8] == b"ftyp"
+    if mime == "video/webm":
+        return head.startswith(b"\x1a\x45\xdf\xa3")
+    return True
+
+
+def mp4_duration(data: bytes) -> int:
+    """Seconds from an ISO media file's `mvhd` box (0 when absent or malformed)."""
+    at = data.find(b"mvhd")
+    if at < 4:
+        return 0
+    body = data[at + 4 :]
+    try:
+        version = body[0]
+        if version == 1:
+            timescale, duration = struct.unpack(">IQ", body[20:32])
+        else:
+            timescale, duration = struct.unpack(">II", body[12:20])
+    except (IndexError, struct.error):
+        return 0
+    if not timescale:
+        return 0
+    return round(duration / timescale)
+
+
+# ---- webhooks -------------------------------------------------------------------------------------------
+EGRESS_EVENTS = frozenset({"egress_started", "egress_updated", "egress_ended"})
+
+
+def egress_room(egress: dict[str, Any]) -> str:
+    """The room of an EgressInfo (JSON, camelCase), as the original read it."""
+    for key in ("roomComposite", "trackComposite", "participant", "track", "web"):
+        value = egress.get(key)
+        if isinstance(value, dict) and value.get("roomName"):
+            return str(value["roomName"])
+    return str(egress.get("roomName") or "")
+
+
+def event_room(event: dict[str, Any]) -> str:
+    """The room a webhook event is about ("" when none)."""
+    room = event.get("room")
+    if isinstance(room, dict) and room.get("name"):
+        return str(room["name"])
+    egress = event.get("egressInfo")
+    if isinstance(egress, dict):
+        return egress_room(egress)
+    return ""

@@ -1,0 +1,314 @@
+"""A protocol-level fake of LiveKit's RoomService (Twirp over HTTP), for the test suite.
+
+It answers ``POST /twirp/livekit.RoomService/<Method>`` with protobuf bodies (``application/protobuf``, as the
+python livekit-api sends them) or protobuf-JSON bodies (``application/json``, as livekit-server-sdk 2.x sends
+them), answering in the request's format. Like LiveKit it checks the ``Authorization: Bearer`` API token: HS256
+signed with the node's secret, ``iss`` = the node's key, and the grant the method needs (``roomCreate`` for
+CreateRoom/DeleteRoom, ``roomList`` for ListRooms, ``roomAdmin`` + ``room`` = the request's room for the
+participant methods). Errors are Twirp JSON bodies ``{"code": ..., "msg": ...}`` with LiveKit's statuses.
+
+Rooms and participants live in memory. It runs in a background thread with its own event loop, so a
+session-scoped (synchronous) fixture can start it; the test controls are plain method calls:
+
+* :meth:`add_participant` (with tracks), :meth:`participant`, :meth:`room`;
+* :attr:`delay` (seconds before answering: a slow node) and :attr:`down` (answer 503 ``unavailable``);
+* :attr:`calls`: every request seen (method, request as a dict, token claims or None), :meth:`reset`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from livekit.protocol import models
+from livekit.protocol import room as room_pb
+
+from deploy.local import free_port
+
+PREFIX = "/twirp/livekit.RoomService/"
+
+
+class TwirpFailure(Exception):
+    def __init__(self, status: int, code: str, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+@dataclass
+class Call:
+    method: str
+    request: dict[str, Any]
+    claims: dict[str, Any] | None
+
+
+@dataclass
+class FakeLiveKit:
+    key: str = "devkey"
+    secret: str = "secret"
+    port: int = 0
+    delay: float = 0.0  # seconds before every answer (a slow node)
+    down: bool = False  # answer every call with 503 unavailable
+    rooms: dict[str, models.Room] = field(default_factory=dict)
+    participants: dict[str, dict[str, models.ParticipantInfo]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _sid: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+    def start(self) -> FakeLiveKit:
+        self.port = self.port or free_port()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:  # reported to start()
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-livekit", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+        return self
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_post(PREFIX + "{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    # ---- test controls ------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self._lock:
+            self.rooms.clear()
+            self.participants.clear()
+            self.calls.clear()
+            self.delay, self.down = 0.0, False
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [c for c in list(self.calls) if c.method == method]
+
+    def ensure_room(self, name: str) -> models.Room:
+        with self._lock:
+            room = self.rooms.get(name)
+            if room is None:
+                room = models.Room(
+                    sid=self._next("RM_"), name=name, empty_timeout=300, max_participants=0,
+                    creation_time=int(time.time()),
+                )  # fmt: skip
+                self.rooms[name] = room
+                self.participants.setdefault(name, {})
+            return room
+
+    def add_participant(
+        self,
+        room: str,
+        identity: str,
+        *,
+        name: str = "",
+        metadata: str = "",
+        tracks: list[dict[str, Any]] | None = None,
+    ) -> models.ParticipantInfo:
+        """A connected participant; ``tracks``: ``{"sid", "type" ("audio"|"video"), "muted", "source", "name"}``."""
+        self.ensure_room(room)
+        info = models.ParticipantInfo(
+            sid=self._next("PA_"), identity=identity, name=name, metadata=metadata,
+            state=models.ParticipantInfo.State.ACTIVE, joined_at=int(time.time()), version=1, is_publisher=bool(tracks),
+            permission=models.ParticipantPermission(can_subscribe=True, can_publish=True, can_publish_data=True),
+        )  # fmt: skip
+        for track in tracks or []:
+            info.tracks.append(
+                models.TrackInfo(
+                    sid=track.get("sid") or self._next("TR_"),
+                    type=models.TrackType.AUDIO if track.get("type") == "audio" else models.TrackType.VIDEO,
+                    name=track.get("name", ""),
+                    muted=bool(track.get("muted", False)),
+                    source=models.TrackSource.MICROPHONE if track.get("type") == "audio" else models.TrackSource.CAMERA,
+                )
+            )
+        with self._lock:
+            self.participants[room][identity] = info
+            self.rooms[room].num_participants = len(self.participants[room])
+        return info
+
+    def participant(self, room: str, identity: str) -> models.ParticipantInfo | None:
+        return self.participants.get(room, {}).get(identity)
+
+    def _next(self, prefix: str) -> str:
+        self._sid += 1
+        return f"{prefix}{self._sid:06d}"
+
+    # ---- protocol -----------------------------------------------------------------------------------------
+    def _claims(self, request: web.Request) -> dict[str, Any]:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            raise TwirpFailure(401, "unauthenticated", "no authorization header")
+        try:
+            claims = jwt.decode(header[7:], self.secret, algorithms=["HS256"], leeway=5)
+        except jwt.InvalidTokenError as exc:
+            raise TwirpFailure(401, "unauthenticated", f"invalid token: {exc}") from exc
+        if claims.get("iss") != self.key:
+            raise TwirpFailure(401, "unauthenticated", "invalid API key")
+        return claims
+
+    @staticmethod
+    def _need(claims: dict[str, Any], grant: str, room: str | None = None) -> None:
+        video = claims.get("video") or {}
+        if not video.get(grant):
+            raise TwirpFailure(403, "permission_denied", f"missing grant {grant}")
+        if room is not None and video.get("room") != room:
+            raise TwirpFailure(403, "permission_denied", "token is for another room")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        spec = _METHODS.get(method)
+        as_json = "json" in request.headers.get("Content-Type", "")
+        body = await request.read()
+        claims: dict[str, Any] | None = None
+        try:
+            if spec is None:
+                raise TwirpFailure(404, "bad_route", f"no handler for {method}")
+            request_type, handler = spec
+            try:
+                message = request_type()
+                if as_json:
+                    json_format.Parse(body or b"{}", message, ignore_unknown_fields=True)
+                else:
+                    message.ParseFromString(body)
+            except Exception as exc:
+                raise TwirpFailure(400, "malformed", f"bad request body: {exc}") from exc
+            record = Call(method, json_format.MessageToDict(message), None)
+            self.calls.append(record)
+            claims = self._claims(request)
+            record.claims = claims
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if self.down:
+                raise TwirpFailure(503, "unavailable", "node is down")
+            reply = handler(self, claims, message)
+        except TwirpFailure as failure:
+            return web.json_response({"code": failure.code, "msg": failure.msg}, status=failure.status)
+        if as_json:
+            return web.json_response(json_format.MessageToDict(reply))
+        return web.Response(body=reply.SerializeToString(), content_type="application/protobuf")
+
+    # ---- RoomService methods -------------------------------------------------------------------------------
+    def _room_or_404(self, name: str) -> models.Room:
+        room = self.rooms.get(name)
+        if room is None:
+            raise TwirpFailure(404, "not_found", "requested room does not exist")
+        return room
+
+    def _participant_or_404(self, room: str, identity: str) -> models.ParticipantInfo:
+        info = self.participants.get(room, {}).get(identity)
+        if info is None:
+            raise TwirpFailure(404, "not_found", "participant does not exist")
+        return info
+
+    def create_room(self, claims: dict[str, Any], req: room_pb.CreateRoomRequest) -> Message:
+        self._need(claims, "roomCreate")
+        room = self.ensure_room(req.name)
+        room.empty_timeout, room.max_participants = req.empty_timeout, req.max_participants
+        if req.metadata:
+            room.metadata = req.metadata
+        return room
+
+    def list_rooms(self, claims: dict[str, Any], req: room_pb.ListRoomsRequest) -> Message:
+        self._need(claims, "roomList")
+        rooms = [r for n, r in list(self.rooms.items()) if not req.names or n in req.names]
+        return room_pb.ListRoomsResponse(rooms=rooms)
+
+    def delete_room(self, claims: dict[str, Any], req: room_pb.DeleteRoomRequest) -> Message:
+        self._need(claims, "roomCreate")
+        with self._lock:
+            if req.room not in self.rooms:
+                raise TwirpFailure(404, "not_found", "requested room does not exist")
+            del self.rooms[req.room]
+            self.participants.pop(req.room, None)
+        return room_pb.DeleteRoomResponse()
+
+    def list_participants(self, claims: dict[str, Any], req: room_pb.ListParticipantsRequest) -> Message:
+        self._need(claims, "roomAdmin", req.room)
+        return room_pb.ListParticipantsResponse(participants=list(self.participants.get(req.room, {}).values()))
+
+    def get_participant(self, claims: dict[str, Any], req: room_pb.RoomParticipantIdentity) -> Message:
+        self._need(claims, "roomAdmin", req.room)
+        return self._participant_or_404(req.room, req.identity)
+
+    def remove_participant(self, claims: dict[str, Any], req: room_pb.RoomParticipantIdentity) -> Message:
+        self._need(claims, "roomAdmin", req.room)
+        self._participant_or_404(req.room, req.identity)
+        with self._lock:
+            del self.participants[req.room][req.identity]
+        return room_pb.RemoveParticipantResponse()
+
+    def mute_published_track(self, claims: dict[str, Any], req: room_pb.MuteRoomTrackRequest) -> Message:
+        self._need(claims, "roomAdmin", req.room)
+        info = self._participant_or_404(req.room, req.identity)
+        for track in info.tracks:
+            if track.sid == req.track_sid:
+                track.muted = req.muted
+                return room_pb.MuteRoomTrackResponse(track=track)
+        raise TwirpFailure(404, "not_found", "track is not found")
+
+    def update_participant(self, claims: dict[str, Any], req: room_pb.UpdateParticipantRequest) -> Message:
+        self._need(claims, "roomAdmin", req.room)
+        info = self._participant_or_404(req.room, req.identity)
+        if req.metadata:
+            info.metadata = req.metadata
+        if req.name:
+            info.name = req.name
+        if req.HasField("permission"):
+            info.permission.CopyFrom(req.permission)
+        info.version += 1
+        return info
+
+    def update_room_metadata(self, claims: dict[str, Any], req: room_pb.UpdateRoomMetadataRequest) -> Message:
+        self._need(claims, "roomAdmin", req.room)
+        room = self._room_or_404(req.room)
+        room.metadata = req.metadata
+        return room
+
+
+_METHODS: dict[str, tuple[type[Message], Any]] = {
+    "CreateRoom": (room_pb.CreateRoomRequest, FakeLiveKit.create_room),
+    "ListRooms": (room_pb.ListRoomsRequest, FakeLiveKit.list_rooms),
+    "DeleteRoom": (room_pb.DeleteRoomRequest, FakeLiveKit.delete_room),
+    "ListParticipants": (room_pb.ListParticipantsRequest, FakeLiveKit.list_participants),
+    "GetParticipant": (room_pb.RoomParticipantIdentity, FakeLiveKit.get_participant),
+    "RemoveParticipant": (room_pb.RoomParticipantIdentity, FakeLiveKit.remove_participant),
+    "MutePublishedTrack": (room_pb.MuteRoomTrackRequest, FakeLiveKit.mute_published_track),
+    "UpdateParticipant": (room_pb.UpdateParticipantRequest, FakeLiveKit.update_participant),
+    "UpdateRoomMetadata": (room_pb.UpdateRoomMetadataRequest, FakeLiveKit.update_room_metadata),
+}
