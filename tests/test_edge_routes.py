@@ -38,8 +38,13 @@ def test_no_path_is_claimed_twice() -> None:
 
 @pytest.fixture(scope="module")
 async def openapi(suite) -> dict[str, dict]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        return {s: (await client.get(f"{suite.url(s)}/schema/openapi.json")).json()["paths"] for s in suite.services}
+    paths: dict[str, dict] = {}
+    async with httpx.AsyncClient(timeout=20) as client:
+        for service in suite.services:
+            response = await client.get(f"{suite.url(service)}/schema/openapi.json")
+            assert response.status_code == 200 and "paths" in response.json(), (service, response.text[:500])
+            paths[service] = response.json()["paths"]
+    return paths
 
 
 @pytest.mark.parametrize("route", TABLE.routes, ids=lambda r: f"{r.service}:{r.path}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from deploy.edge.routes import RouteTable, load
+from deploy.edge.routes import Route, RouteTable, load
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_CONF = ROOT / "deploy" / "edge" / "nginx.compose.conf"
@@ -24,20 +24,21 @@ JSON_404 = '{"status":"FAIL","message":"Not Found"}'
 JSON_502 = '{"status":"FAIL","message":"Service unavailable"}'
 JSON_413 = '{"status":"FAIL","message":"Request Entity Too Large"}'
 # Bodies bigger than this never reach a service; services enforce their own (smaller) limits in the envelope.
-MAX_BODY = {"recording": "600m"}
-DEFAULT_MAX_BODY = "1m"  # = servicekit MAX_BODY_BYTES default
+DEFAULT_MAX_BODY = "1m"  # = servicekit MAX_BODY_BYTES default; routes.toml raises it per route (uploads)
 
 
-def _locations(table: RouteTable) -> list[tuple[str, str, bool]]:
-    """(nginx location, service, websocket) in a stable order; exact matches before prefixes."""
-    seen: dict[str, tuple[str, bool]] = {}
+def _locations(table: RouteTable) -> list[tuple[str, Route]]:
+    """(nginx location, route) in a stable order, exact matches before prefixes; one route per location."""
+    seen: dict[str, Route] = {}
     for route in table.routes:
         key = ("^~ " if route.is_prefix else "= ") + route.location
         previous = seen.get(key)
-        if previous and previous[0] != route.service:
-            raise ValueError(f"{route.location} is claimed by {previous[0]} and {route.service}")
-        seen[key] = (route.service, route.websocket or (previous[1] if previous else False))
-    return sorted(((k, s, ws) for k, (s, ws) in seen.items()), key=lambda item: (item[0][0] != "=", item[0]))
+        if previous and previous.service != route.service:
+            raise ValueError(f"{route.location} is claimed by {previous.service} and {route.service}")
+        if previous and (previous.websocket, previous.max_body) != (route.websocket, route.max_body):
+            raise ValueError(f"{route.location}: routes sharing a location must agree on websocket and max_body")
+        seen[key] = route
+    return sorted(seen.items(), key=lambda item: (item[0][0] != "=", item[0]))
 
 
 HEALTH_JS = Path(__file__).resolve().parent / "health.js"
@@ -112,14 +113,14 @@ def render_nginx(
     ]
     for service in sorted(upstreams):
         server.append(f"location = /_ready/{service} {{ internal; proxy_pass http://svc_{service}/ready; }}")
-    for location, service, websocket in _locations(table):
-        if service not in upstreams:  # a partial local run: the owner is not running
+    for location, route in _locations(table):
+        if route.service not in upstreams:  # a partial local run: the owner is not running
             server.append(f"location {location} {{ return 503 '{JSON_502}'; }}")
             continue
-        directives = [f"proxy_pass http://svc_{service};"]
-        if service in MAX_BODY:
-            directives.append(f"client_max_body_size {MAX_BODY[service]};")
-        if websocket:
+        directives = [f"proxy_pass http://svc_{route.service};"]
+        if route.max_body:
+            directives.append(f"client_max_body_size {route.max_body};")
+        if route.websocket:
             directives += ["proxy_read_timeout 3600s;", "proxy_buffering off;"]
         server.append(f"location {location} {{ {' '.join(directives)} }}")
     body += ["    " + line for line in server] + ["}"]

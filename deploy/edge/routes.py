@@ -16,6 +16,7 @@ class Route:
     service: str
     state: str
     websocket: bool = False
+    max_body: str = ""
 
     @property
     def is_prefix(self) -> bool:
@@ -55,6 +56,7 @@ def load(path: Path = TABLE) -> RouteTable:
             service=item["service"],
             state=item.get("state", "planned"),
             websocket=bool(item.get("websocket", False)),
+            max_body=str(item.get("max_body", "")),
         )
         for item in data["route"]
     )

@@ -263,7 +263,7 @@ class OutboxRelay:
 
     async def flush_once(self) -> int:
         """Publish one batch of pending events; returns how many were published."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(read_committed=True) as conn:
             rows = await conn.fetch_all(
                 "SELECT id, payload, headers FROM outbox WHERE published_at IS NULL "
                 "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",

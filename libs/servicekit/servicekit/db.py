@@ -94,10 +94,15 @@ class Database:
             yield Connection(raw)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """All-or-nothing: commits when the block ends, rolls back on any exception."""
+    async def transaction(self, read_committed: bool = False) -> AsyncIterator[Connection]:
+        """All-or-nothing: commits when the block ends, rolls back on any exception.
+
+        ``read_committed`` runs it at READ COMMITTED, where locking reads take no gap locks (the outbox relay
+        scans pending rows with FOR UPDATE while other transactions insert new ones)."""
         async with self.pool.acquire() as raw:
             conn = Connection(raw)
+            if read_committed:  # applies to the next transaction of this connection only
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             await raw.begin()
             try:
                 yield conn
