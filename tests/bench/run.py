@@ -11,6 +11,7 @@ measured in one run mean anything on a shared machine. Not a test: no thresholds
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -63,20 +64,44 @@ def seed_links(edge: str, count: int) -> tuple[list[str], list[str]]:
     return links, sorted(set(rooms))
 
 
-def _lua_script(paths: list[str], method: str = "GET", body: str | None = None) -> Path:
-    lines = ["local paths = {" + ",".join(f'"{p}"' for p in paths) + "}", "local i = 0"]
-    lines.append('wrk.headers["Content-Type"] = "application/json"')
-    lines.append("request = function()")
-    lines.append("  i = i % #paths + 1")
-    call = f'wrk.format("{method}", paths[i], nil, {body!r})' if body else f'wrk.format("{method}", paths[i])'
-    lines += [f"  return {call}", "end"]
+@dataclass
+class Load:
+    """One benchmarked route: the requests wrk cycles through, its owner, and whether the baseline serves it."""
+
+    owner: str
+    requests: list[tuple[str, str]]  # (path, JSON body or "")
+    method: str = "GET"
+    token: bool = False
+    in_baseline: bool = True
+
+
+def _lua_script(requests: list[tuple[str, str]], method: str = "GET", token: str = "") -> Path:
+    def lua(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [
+        "local paths = {" + ",".join(lua(p) for p, _ in requests) + "}",
+        "local bodies = {" + ",".join(lua(b) for _, b in requests) + "}",
+        "local i = 0",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
+    if token:
+        lines.append(f'wrk.headers["Authorization"] = {lua("Bearer " + token)}')
+    lines += [
+        "request = function()",
+        "  i = i % #paths + 1",
+        "  local body = nil",
+        '  if bodies[i] ~= "" then body = bodies[i] end',
+        f'  return wrk.format("{method}", paths[i], nil, body)',
+        "end",
+    ]
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     script.write_text("\n".join(lines), encoding="utf-8")
     return script
 
 
-def run_wrk(base: str, route: str, target: str, paths: list[str], args: argparse.Namespace) -> Result:
-    script = _lua_script(paths)
+def run_wrk(base: str, route: str, target: str, load_: Load, args: argparse.Namespace) -> Result:
+    script = _lua_script(load_.requests, load_.method, agent_token() if load_.token else "")
     load = [f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s"]
     argv = ["wrk", *load, "--latency", "-s", str(script), base]
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -135,19 +160,26 @@ def main() -> int:
         if args.baseline:
             baseline, baseline_url = start_baseline(db_prefix)
         routes = {
-            "GET /link/getdetail": [
-                f"/link/getdetail?linkId={link}&identity=bench{i % 50}" for i, link in enumerate(links)
-            ],
-            "GET /room/detail": [f"/room/detail?room={room}" for room in rooms],
+            "GET /link/getdetail": Load(
+                "link", [(f"/link/getdetail?linkId={link}&identity=bench{i % 50}", "") for i, link in enumerate(links)]
+            ),
+            "GET /room/detail": Load("conference", [(f"/room/detail?room={room}", "") for room in rooms]),
+            # The patient's "ask to join" token (no baseline: the yardstick does not serve this route).
+            "POST /user/joingenerate": Load(
+                "conference",
+                [("/user/joingenerate", json.dumps({"room": room, "userName": "bench"})) for room in rooms],
+                method="POST",
+                token=True,
+                in_baseline=False,
+            ),
         }
-        owners = {"GET /link/getdetail": "link", "GET /room/detail": "conference"}
         results = []
-        for route, paths in routes.items():
+        for route, load_ in routes.items():
             # Through the edge (what clients get), the owner directly (the edge's cost), and the original stack.
-            targets = [("suite (edge)", suite.edge), ("suite (direct)", suite.url(owners[route]))]
-            if baseline_url:
+            targets = [("suite (edge)", suite.edge), ("suite (direct)", suite.url(load_.owner))]
+            if baseline_url and load_.in_baseline:
                 targets.append(("original stack", baseline_url))
-            results += [run_wrk(base, route, target, paths, args) for target, base in targets]
+            results += [run_wrk(base, route, target, load_, args) for target, base in targets]
     finally:
         if baseline:
             baseline.terminate()
@@ -157,11 +189,11 @@ def main() -> int:
         subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False)
 
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {len(links)} links, {os.cpu_count()} cores")
-    print(f"{'route':<22} {'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'route':<24} {'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for r in results:
-        print(f"{r.route:<22} {r.target:<16} {r.rps:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>7}")
+        print(f"{r.route:<24} {r.target:<16} {r.rps:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>7}")
     if args.baseline:
-        for route in routes:
+        for route in (r for r, load_ in routes.items() if load_.in_baseline):
             ours = next(r for r in results if r.route == route and r.target == "suite (edge)")
             theirs = next(r for r in results if r.route == route and r.target == "original stack")
             direct = next(r for r in results if r.route == route and r.target == "suite (direct)")
