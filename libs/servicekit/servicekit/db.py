@@ -50,6 +50,10 @@ class Connection:
             return cur.lastrowid
 
 
+class LockTimeout(Exception):
+    """Another holder kept a named lock longer than the caller would wait."""
+
+
 class Database:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
@@ -110,6 +114,29 @@ class Database:
                 await raw.rollback()
                 raise
             await raw.commit()
+        self._committed(conn)
+
+    @asynccontextmanager
+    async def locked_transaction(self, lock: str, timeout: float) -> AsyncIterator[Connection]:
+        """A transaction holding the MySQL named lock ``lock`` until after it commits, so concurrent work on the
+        same key (e.g. creating a room of one name) is serialised across replicas without a unique key."""
+        async with self.connection() as conn:
+            got = await conn.fetch_one("SELECT GET_LOCK(%s, %s) AS got", (lock, timeout))
+            if not got or got["got"] != 1:
+                raise LockTimeout(lock)
+            try:
+                await conn.raw.begin()
+                try:
+                    yield conn
+                except BaseException:
+                    await conn.raw.rollback()
+                    raise
+                await conn.raw.commit()
+            finally:
+                await conn.fetch_one("SELECT RELEASE_LOCK(%s) AS released", (lock,))
+        self._committed(conn)
+
+    def _committed(self, conn: Connection) -> None:
         if conn.events_added:
             for hook in self.on_events_committed:
                 hook()

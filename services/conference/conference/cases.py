@@ -42,10 +42,6 @@ SEARCH_ALL_COLUMNS = (
 )
 
 
-class CaseLockTimeout(Exception):
-    """Another case creation of the same service held the lock too long."""
-
-
 def parse_id(value: object) -> int | None:
     """A non-negative id given as a number or a string of ASCII digits that fits an INT column; else None."""
     if isinstance(value, bool):
@@ -82,24 +78,8 @@ def crm_token(api_key: str, api_secret: str) -> str:
 async def case_allocation(db: Database, service: int) -> AsyncIterator[Connection]:
     """One transaction holding the service's case lock until after it commits."""
     digest = hashlib.sha1(str(service).encode(), usedforsecurity=False).hexdigest()
-    lock = f"conference.case.{digest}"
-    async with db.connection() as conn:
-        got = await conn.fetch_one("SELECT GET_LOCK(%s, %s) AS got", (lock, CASE_LOCK_TIMEOUT_SECONDS))
-        if not got or got["got"] != 1:
-            raise CaseLockTimeout(service)
-        try:
-            await conn.raw.begin()
-            try:
-                yield conn
-            except BaseException:
-                await conn.raw.rollback()
-                raise
-            await conn.raw.commit()
-        finally:
-            await conn.fetch_one("SELECT RELEASE_LOCK(%s) AS released", (lock,))
-    if conn.events_added:
-        for hook in db.on_events_committed:
-            hook()
+    async with db.locked_transaction(f"conference.case.{digest}", CASE_LOCK_TIMEOUT_SECONDS) as conn:
+        yield conn
 
 
 async def room_id_of(db: Database, room: str) -> int | None:

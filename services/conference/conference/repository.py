@@ -14,10 +14,6 @@ _DETAIL_SELECT = ", ".join(f"`{c}`" for c in DETAIL_COLUMNS)
 ROOM_LOCK_TIMEOUT_SECONDS = 10
 
 
-class RoomLockTimeout(Exception):
-    """Another creation of the same room name held the lock too long."""
-
-
 # ---- rooms -----------------------------------------------------------------------------------------------
 async def room_detail_row(conn: Connection | Database, room: str) -> dict[str, Any] | None:
     return await conn.fetch_one(
@@ -95,24 +91,8 @@ async def open_as_conference(conn: Connection, room: str, now: datetime) -> int:
 async def room_creation(db: Database, room: str) -> AsyncIterator[Connection]:
     """One transaction holding the room name's user lock until after it commits, so concurrent creations of
     one name see each other's row (the table keeps the original's non-unique ``room`` column)."""
-    lock = room_lock_name(room)
-    async with db.connection() as conn:
-        got = await conn.fetch_one("SELECT GET_LOCK(%s, %s) AS got", (lock, ROOM_LOCK_TIMEOUT_SECONDS))
-        if not got or got["got"] != 1:
-            raise RoomLockTimeout(room)
-        try:
-            await conn.raw.begin()
-            try:
-                yield conn
-            except BaseException:
-                await conn.raw.rollback()
-                raise
-            await conn.raw.commit()
-        finally:
-            await conn.fetch_one("SELECT RELEASE_LOCK(%s) AS released", (lock,))
-    if conn.events_added:
-        for hook in db.on_events_committed:
-            hook()
+    async with db.locked_transaction(room_lock_name(room), ROOM_LOCK_TIMEOUT_SECONDS) as conn:
+        yield conn
 
 
 # ---- LiveKit nodes ---------------------------------------------------------------------------------------
