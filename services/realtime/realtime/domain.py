@@ -90,6 +90,21 @@ def room_update_case_data(room_type: str) -> dict[str, str]:
     return {"action": "roomUpdate", "roomType": room_type}
 
 
+def room_data_update(room: str, room_type: Any) -> dict[str, Any]:
+    """``room-data`` on ``/{room}`` after PUT /room/updatetype (the original's emit)."""
+    return {"status": "roomUpdate", "room": room, "roomType": room_type}
+
+
+def egress_room_record(data: dict[str, Any]) -> dict[str, Any]:
+    """``room-record`` on ``/{roomName}`` after LiveKit's ``egress_started`` webhook: the webhook's egressInfo
+    object as is, plus ``dtmStartRecord`` (local ``YYYY-MM-DD HH:mm:ss``) and ``dtmStopRecord`` null."""
+    info = data.get("egressInfo")
+    payload = dict(info) if isinstance(info, dict) else {}
+    payload["dtmStartRecord"] = data.get("dtmStartRecord")
+    payload["dtmStopRecord"] = None
+    return payload
+
+
 def connection_success(room: str, detail: dict[str, Any] | None) -> dict[str, Any]:
     """``connection-success`` to a newly connected room socket: room row fields, or ``{room}`` without a row."""
     if not detail:

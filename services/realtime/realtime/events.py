@@ -1,4 +1,4 @@
-"""Events realtime consumes (link and conference streams) and the Socket.IO emits they cause.
+"""Events realtime consumes (link, conference and recording streams) and the Socket.IO emits they cause.
 
 Each durable consumer is shared by every realtime instance, so JetStream hands an event to one instance; that
 instance emits through the Redis manager, which reaches the clients of all instances. A Redis mark per event
@@ -15,7 +15,9 @@ from typing import Any
 from realtime.domain import (
     UPDATE_LATLNG_CASE_DATA,
     data_namespace,
+    egress_room_record,
     position_payload,
+    room_data_update,
     room_namespace,
     room_update_case_data,
 )
@@ -27,12 +29,16 @@ from servicekit.events import (
     CASE_UPDATED,
     LINK_CREATED,
     LINK_LOCATION_UPDATED,
+    LINK_MULTI_LATLNG,
     NOTIFICATION_CREATED,
+    RECORDING_EGRESS_STARTED,
     ROOM_CLOSED,
     ROOM_CREATED,
+    ROOM_TYPE_CHANGED,
     ROOM_UPDATED,
     RPC_LINK_STATUS_HISTORY,
     RPC_ROOM_DETAIL,
+    TRACK_MUTED,
     Event,
     LinkHistoryQuery,
     RoomQuery,
@@ -43,6 +49,7 @@ log = logging.getLogger("realtime.events")
 
 LINK_CONSUMER = "realtime-link"
 CONFERENCE_CONSUMER = "realtime-conference"
+RECORDING_CONSUMER = "realtime-recording"
 HISTORY_DELAY_SECONDS = 1.0  # the original pushed `history` one second after the change
 
 
@@ -57,12 +64,16 @@ class EventHandlers:
         self._routes: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             LINK_CREATED: self.link_created,
             LINK_LOCATION_UPDATED: self.link_location_updated,
+            LINK_MULTI_LATLNG: self.link_multi_latlng,
             ROOM_CREATED: self.room_created,
             ROOM_CLOSED: self.room_closed,
             ROOM_UPDATED: self.room_updated,
+            ROOM_TYPE_CHANGED: self.room_type_changed,
+            TRACK_MUTED: self.track_muted,
             CASE_CREATED: self.case_created,
             CASE_UPDATED: self.case_updated,
             NOTIFICATION_CREATED: self.notification_created,
+            RECORDING_EGRESS_STARTED: self.egress_started,
         }
 
     def start(self) -> None:
@@ -70,6 +81,7 @@ class EventHandlers:
         assert bus is not None
         bus.consume("link", LINK_CONSUMER, self._dispatcher(LINK_CONSUMER))
         bus.consume("conference", CONFERENCE_CONSUMER, self._dispatcher(CONFERENCE_CONSUMER))
+        bus.consume("recording", RECORDING_CONSUMER, self._dispatcher(RECORDING_CONSUMER))
 
     def stop(self) -> None:
         for task in list(self._tasks):
@@ -126,6 +138,13 @@ class EventHandlers:
         if link_ns:
             self._later(self.push_history(link_id, "location"))
 
+    # POST /link/multilatlng/send: ``position`` on /data/{linkID} with the object the route answered.
+    async def link_multi_latlng(self, data: dict[str, Any]) -> None:
+        link_ns = data_namespace(str(data.get("linkID") or ""))
+        emit = data.get("emit")
+        if link_ns and isinstance(emit, dict):
+            await self.sockets.emit("position", emit, link_ns)
+
     async def push_history(self, link_id: str, link_type: str) -> None:
         """``history`` (the link's status timeline) to ``/data/{linkID}``, one second after the change."""
         await asyncio.sleep(HISTORY_DELAY_SECONDS)
@@ -155,6 +174,20 @@ class EventHandlers:
             await self.registry.add(room_ns)
         await self.sockets.emit("case-data", room_update_case_data(str(data.get("roomType") or "")), room_ns)
 
+    # PUT /room/updatetype: ``room-data`` roomUpdate on /{room}.
+    async def room_type_changed(self, data: dict[str, Any]) -> None:
+        room = str(data.get("room") or "")
+        room_ns = room_namespace(room)
+        if room_ns:
+            await self.sockets.emit("room-data", room_data_update(room, data.get("roomType")), room_ns)
+
+    # PUT /user/handle/track: ``track-muted-unmuted`` on /{room} with the request body as the original got it.
+    async def track_muted(self, data: dict[str, Any]) -> None:
+        room_ns = room_namespace(str(data.get("room") or ""))
+        payload = data.get("payload")
+        if room_ns and isinstance(payload, dict):
+            await self.sockets.emit("track-muted-unmuted", payload, room_ns)
+
     async def room_closed(self, data: dict[str, Any]) -> None:
         room_ns = room_namespace(str(data.get("room") or ""))
         if room_ns:
@@ -172,6 +205,13 @@ class EventHandlers:
     # /notification REST routes answer it.
     async def notification_created(self, data: dict[str, Any]) -> None:
         await self.sockets.emit("new", data, "/notification")
+
+    # ---- recording ----------------------------------------------------------------------------------------
+    # LiveKit's egress_started webhook: ``room-record`` on /{roomName} (egressInfo + dtmStartRecord/StopRecord).
+    async def egress_started(self, data: dict[str, Any]) -> None:
+        room_ns = room_namespace(str(data.get("room") or ""))
+        if room_ns:
+            await self.sockets.emit("room-record", egress_room_record(data), room_ns)
 
     def _later(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
