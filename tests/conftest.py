@@ -24,6 +24,7 @@ from asyncmy.cursors import DictCursor
 
 from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port
 from tests.fakes.livekit import FakeLiveKit
+from tests.fakes.radio_api import FakeRadioApi
 from tests.fakes.sms_gateway import SmsGateway
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +150,7 @@ def suite() -> Iterator[TestSuite]:
     services = [s for s in discover_services() if not wanted or s in wanted.split(",")]
     sms_gateway = SmsGateway().start()
     livekit = FakeLiveKit(DEFAULT_ENV["LIVEKIT_API_KEY"], DEFAULT_ENV["LIVEKIT_API_SECRET"]).start()
+    radio_api = FakeRadioApi().start()  # telemetry's third-party radio location API (tests/fakes/radio_api.py)
     extra_env = {
         # Off for the suite (link creations record `disabled` SMS rows in their own transaction); the SMS tests
         # start a second link replica with SMS_ENABLE=true (tests/fakes/sms_gateway.py start_link_replica).
@@ -163,6 +165,10 @@ def suite() -> Iterator[TestSuite]:
         # recording: its media directory, and a small per-file upload limit the tests can exceed
         "RECORD_PATH": str(run_dir / "media"),
         "FILE_SIZE_LIMIT": "2000000",
+        "RADIO_LOCATION_API_URL": radio_api.url,
+        "RADIO_LOCATION_API_CREDENTIALS_USERNAME": radio_api.username,
+        "RADIO_LOCATION_API_CREDENTIALS_PASSWORD": radio_api.password,
+        "RADIO_LOCATION_API_TIMEOUT_SECONDS": "1.5",
     }
     local = LocalSuite(
         edge_port=free_port(),
@@ -188,11 +194,13 @@ def suite() -> Iterator[TestSuite]:
     try:
         test_suite = TestSuite(local, env)
         test_suite.livekit = livekit
+        test_suite.radio_api = radio_api
         yield test_suite
     finally:
         local.stop()
         sms_gateway.stop()
         livekit.stop()
+        radio_api.stop()
         for helper in helpers:
             helper.terminate()
         _drop_databases(local, services)

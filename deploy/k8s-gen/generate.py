@@ -101,7 +101,18 @@ SERVICES: dict[str, Service] = {
         },
         secrets=(Secret("SMS_API_KEY", optional=True, compose_default=""),),
     ),
-    "telemetry": Service(database="telemetry"),
+    "telemetry": Service(
+        database="telemetry",
+        config={
+            # The third-party radio location API behind GET /radio/* (empty: those routes answer 503).
+            "RADIO_LOCATION_API_URL": ("", None),
+            "RADIO_LOCATION_API_TIMEOUT_SECONDS": ("10", None),
+        },
+        secrets=(
+            Secret("RADIO_LOCATION_API_CREDENTIALS_USERNAME", optional=True, compose_default=""),
+            Secret("RADIO_LOCATION_API_CREDENTIALS_PASSWORD", optional=True, compose_default=""),
+        ),
+    ),
     "recording": Service(
         database="recording",
         config={
