@@ -30,7 +30,8 @@ generate:
 
 # Benchmarks through the edge (prints requests/s and latency percentiles).
 bench: setup
-    uv run python -m tests.bench.run
+    uv run python -m tests.bench.run --baseline
+    uv run python -m tests.bench.webhooks
 
 lint:
     uv run ruff check services libs tests deploy
