@@ -107,6 +107,8 @@ async def test_getdetail_answers_while_conference_is_frozen(suite: Any) -> None:
     async with httpx.AsyncClient(timeout=15) as client:
         link = await _create(suite, client, room=room, mobile="0811111111", userName="Patient F")
         await _until(lambda: _room_view(suite, room))
+        # link learns conference's colours shortly after start; until then getdetail still asks conference
+        await _until(lambda: suite.query("link", "SELECT 1 FROM palette_view LIMIT 1"))
         warm = await _detail(client, suite, linkId=link["linkID"], identity="frozen-1")
         assert warm.json()["status"] == "OK"
         suite.signal_service("conference", signal.SIGSTOP)

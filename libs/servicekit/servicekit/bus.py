@@ -32,6 +32,7 @@ from servicekit.events import Event, RpcReply, new_event
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("servicekit.bus")
 T = TypeVar("T")
+R = TypeVar("R")
 _encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(Event)
 _reply_decoder = msgspec.json.Decoder(RpcReply)
@@ -231,6 +232,26 @@ async def handled_once(conn: Connection, consumer: str, event_id: str) -> bool:
         "INSERT IGNORE INTO handled_event (consumer, event_id) VALUES (%s, %s)", (consumer, event_id)
     )
     return changed == 1
+
+
+def event_payload(event: Event, schema: type[T]) -> T | None:
+    """``event.data`` as ``schema``; None (logged) for a malformed event, which is dropped rather than retried."""
+    try:
+        return msgspec.convert(event.data, schema)
+    except msgspec.ValidationError:
+        log.warning("malformed event dropped", extra={"event_id": event.id, "subject": event.subject})
+        return None
+
+
+async def apply_once(
+    db: Database, consumer: str, event: Event, apply: Callable[[Connection], Awaitable[R]]
+) -> R | None:
+    """Run ``apply`` in one transaction with the record that ``consumer`` handled ``event``; None, and nothing
+    applied, when it already had (a redelivery)."""
+    async with db.transaction() as conn:
+        if not await handled_once(conn, consumer, event.id):
+            return None
+        return await apply(conn)
 
 
 class OutboxRelay:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import logging
 
-import msgspec
-
 from conference import repository
 from conference.events import publish_room_user
-from servicekit.bus import handled_once
-from servicekit.db import Database
+from servicekit.bus import apply_once, event_payload
+from servicekit.db import Connection, Database
 from servicekit.events import LINK_PARTICIPANT_SEEN, Event, ParticipantSeen
 from servicekit.web import Runtime
 
@@ -25,18 +23,17 @@ PARTICIPANT_SEEN_CONSUMER = "conference-participant-seen"
 
 async def apply_participant_seen(db: Database, event: Event) -> bool:
     """Apply one LINK_PARTICIPANT_SEEN event; True when it changed a row."""
-    try:
-        seen = msgspec.convert(event.data, ParticipantSeen)
-    except msgspec.ValidationError:
-        log.warning("malformed participant.seen event dropped", extra={"event_id": event.id})
+    seen = event_payload(event, ParticipantSeen)
+    if seen is None:
         return False
-    async with db.transaction() as conn:
-        if not await handled_once(conn, PARTICIPANT_SEEN_CONSUMER, event.id):
-            return False
+
+    async def apply(conn: Connection) -> int:
         changed = await repository.update_user_agent(conn, seen.room, seen.identity, seen.userAgent)
         if changed:
             await publish_room_user(conn, seen.room, seen.identity)
-    return bool(changed)
+        return changed
+
+    return bool(await apply_once(db, PARTICIPANT_SEEN_CONSUMER, event, apply))
 
 
 def start(runtime: Runtime) -> None:

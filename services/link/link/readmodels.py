@@ -35,7 +35,7 @@ import msgspec
 
 from link import repository
 from servicekit import tokens
-from servicekit.bus import RpcError, handled_once
+from servicekit.bus import RpcError, apply_once, event_payload
 from servicekit.db import Connection, Database
 from servicekit.events import (
     PARTICIPANT_SAVED,
@@ -277,16 +277,11 @@ _UPSERT_PARTICIPANT = (
 async def apply_conference_event(db: Database, event: Event) -> bool:
     """Apply one conference event to the views; True when it was applied (False: duplicate or not ours)."""
     if event.subject.startswith("conference.room."):
-        try:
-            changed = msgspec.convert(event.data, RoomChanged)
-        except msgspec.ValidationError:
-            log.warning("malformed room event dropped", extra={"event_id": event.id})
-            return False
-        if not changed.detail:
-            return False  # a publisher without details: the fallback fills the view
-        async with db.transaction() as conn:
-            if not await handled_once(conn, CONFERENCE_CONSUMER, event.id):
-                return False
+        changed = event_payload(event, RoomChanged)
+        if changed is None or not changed.detail:
+            return False  # malformed, or a publisher without details: the fallback fills the view
+
+        async def apply_room(conn: Connection) -> bool:
             await store_room(
                 conn,
                 changed.detail,
@@ -296,23 +291,22 @@ async def apply_conference_event(db: Database, event: Event) -> bool:
                 complete=event.subject == ROOM_CREATED,
                 version=event_ms(event),
             )
-        return True
+            return True
+
+        return bool(await apply_once(db, CONFERENCE_CONSUMER, event, apply_room))
     if event.subject == PARTICIPANT_SAVED:
-        try:
-            user = msgspec.convert(event.data, RoomUserSaved)
-        except msgspec.ValidationError:
-            log.warning("malformed participant event dropped", extra={"event_id": event.id})
+        user = event_payload(event, RoomUserSaved)
+        if user is None or len(user.room) > 100 or len(user.identity) > 50:
             return False
-        if len(user.room) > 100 or len(user.identity) > 50:
-            return False
-        async with db.transaction() as conn:
-            if not await handled_once(conn, CONFERENCE_CONSUMER, event.id):
-                return False
+
+        async def apply_user(conn: Connection) -> bool:
             await conn.execute(
                 _UPSERT_USER,
                 (user.room, user.identity, user.color, user.userName, user.userType, user.userAgent, event_ms(event)),
             )
-        return True
+            return True
+
+        return bool(await apply_once(db, CONFERENCE_CONSUMER, event, apply_user))
     return False
 
 
@@ -320,10 +314,8 @@ async def apply_recording_event(db: Database, event: Event) -> bool:
     """Apply one participant joined/left event to room_participant_view."""
     if event.subject not in (RECORDING_PARTICIPANT_JOINED, RECORDING_PARTICIPANT_LEFT):
         return False
-    try:
-        presence = msgspec.convert(event.data, ParticipantPresence)
-    except msgspec.ValidationError:
-        log.warning("malformed participant presence dropped", extra={"event_id": event.id})
+    presence = event_payload(event, ParticipantPresence)
+    if presence is None:
         return False
     if not presence.room or not presence.identity or len(presence.room) > 50 or len(presence.identity) > 255:
         return False
@@ -335,11 +327,12 @@ async def apply_recording_event(db: Database, event: Event) -> bool:
         joined_at = int(joined_at or 0)
     except (TypeError, ValueError):
         joined_at = 0
-    async with db.transaction() as conn:
-        if not await handled_once(conn, RECORDING_CONSUMER, event.id):
-            return False
+
+    async def apply_presence(conn: Connection) -> bool:
         await conn.execute(_UPSERT_PARTICIPANT, (presence.room, presence.identity, participant, joined_at, version))
-    return True
+        return True
+
+    return bool(await apply_once(db, RECORDING_CONSUMER, event, apply_presence))
 
 
 # ---- the palette -----------------------------------------------------------------------------------------

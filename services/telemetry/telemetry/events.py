@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-import msgspec
-
-from servicekit.bus import handled_once
+from servicekit.bus import apply_once, event_payload
 from servicekit.clock import now_local, parse_local
-from servicekit.db import Database
+from servicekit.db import Connection, Database
 from servicekit.events import RECORDING_WEBHOOK_RECEIVED, Event, WebhookReceived
 from servicekit.web import Runtime
 from telemetry import repository
@@ -31,16 +29,15 @@ def _received_at(event: Event) -> datetime:
 
 async def apply_webhook(db: Database, event: Event) -> bool:
     """Write one webhook event to data_log; False when malformed or already applied."""
-    try:
-        hook = msgspec.convert(event.data, WebhookReceived)
-    except msgspec.ValidationError:
-        log.warning("malformed webhook event dropped", extra={"event_id": event.id})
+    hook = event_payload(event, WebhookReceived)
+    if hook is None:
         return False
-    async with db.transaction() as conn:
-        if not await handled_once(conn, DATA_LOG_CONSUMER, event.id):
-            return False
+
+    async def apply(conn: Connection) -> bool:
         await repository.add_data_log(conn, hook.data, _received_at(event))
-    return True
+        return True
+
+    return bool(await apply_once(db, DATA_LOG_CONSUMER, event, apply))
 
 
 def start(runtime: Runtime) -> None:
