@@ -173,6 +173,22 @@ def health_handlers(service: str) -> list[Any]:
     return [health, ready]
 
 
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+async def _drain_body(receive: Receive) -> None:
+    """Read and drop what is left of a refused body before answering 413: a server that answers while the client
+    is still sending closes the connection under it, and the client sees a reset instead of the envelope."""
+    drained = 0
+    while drained <= DRAIN_LIMIT:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class RequestContextMiddleware:
     """Request id (``X-Request-ID`` in and out) and one JSON access-log line per request (at DEBUG level)."""
 
@@ -202,6 +218,8 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
                 message = {**message, "headers": headers}
+                if status == 413:
+                    await _drain_body(receive)
             await send(message)
 
         try:
