@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncmy
+import httpx
 import jwt
 import nats
 import pytest
@@ -25,7 +26,7 @@ from asyncmy.cursors import DictCursor
 from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port
 from tests.fakes.livekit import FakeLiveKit
 from tests.fakes.radio_api import FakeRadioApi
-from tests.fakes.sms_gateway import SmsGateway
+from tests.fakes.sms_gateway import SmsGateway, start_link_replica
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,6 +116,34 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+@pytest.fixture
+async def client(suite: TestSuite) -> Any:
+    """An HTTP client of the edge, as a frontend sees the suite."""
+    async with httpx.AsyncClient(base_url=suite.edge, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def livekit(suite: TestSuite) -> Iterator[FakeLiveKit]:
+    """The suite's fake LiveKit, answering promptly before and after the test."""
+    fake = suite.livekit
+    fake.delay, fake.down = 0.0, False
+    yield fake
+    fake.delay, fake.down = 0.0, False
+
+
+@pytest.fixture(scope="module")
+def sender(suite: TestSuite, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second link replica with SMS_ENABLE=true (the suite's own runs with it off); its base URL."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")  # e.g. link-sms
+    base, process = start_link_replica(suite, name, SMS_ENABLE="true")
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(20)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 
@@ -36,20 +35,6 @@ async def room_rows(suite, room: str) -> list[dict[str, Any]]:
 async def events_for(suite, room: str) -> list[str]:
     rows = await suite.query("conference", "SELECT subject, payload FROM outbox ORDER BY id")
     return [r["subject"] for r in rows if json.loads(r["payload"])["data"].get("room") == room]
-
-
-@pytest.fixture
-async def client(suite):
-    async with httpx.AsyncClient(base_url=suite.edge, timeout=15) as c:
-        yield c
-
-
-@pytest.fixture
-def livekit(suite):
-    fake = suite.livekit
-    fake.delay, fake.down = 0.0, False
-    yield fake
-    fake.delay, fake.down = 0.0, False
 
 
 async def test_listrooms_bare_from_livekit_and_503_when_down(suite, nc, client, livekit):

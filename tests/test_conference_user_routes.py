@@ -29,20 +29,6 @@ def auth(suite, **claims: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-async def client(suite):
-    async with httpx.AsyncClient(base_url=suite.edge, timeout=15) as c:
-        yield c
-
-
-@pytest.fixture
-def livekit(suite):
-    fake = suite.livekit
-    fake.delay, fake.down = 0.0, False
-    yield fake
-    fake.delay, fake.down = 0.0, False
-
-
-@pytest.fixture
 async def room(nc) -> str:
     name = room_name()
     assert (await rpc(nc, ENSURE, {"room": name}))["ok"]

@@ -6,24 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-
-from tests.fakes.sms_gateway import start_link_replica
-
-
-@pytest.fixture(scope="module")
-def sender(suite: Any) -> Iterator[str]:
-    """A link replica with SMS_ENABLE=true (the suite's own runs with it off)."""
-    base, process = start_link_replica(suite, "link-sms-routes", SMS_ENABLE="true")
-    try:
-        yield base
-    finally:
-        process.terminate()
-        process.wait(20)
 
 
 def _auth(suite: Any) -> dict[str, str]:

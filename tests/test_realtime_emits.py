@@ -61,20 +61,6 @@ async def recording_consumer(suite: Any) -> None:
 
 
 @pytest.fixture
-async def client(suite: Any):
-    async with httpx.AsyncClient(base_url=suite.edge, timeout=15) as c:
-        yield c
-
-
-@pytest.fixture
-def livekit(suite: Any):
-    fake = suite.livekit
-    fake.delay, fake.down = 0.0, False
-    yield fake
-    fake.delay, fake.down = 0.0, False
-
-
-@pytest.fixture
 async def room(suite: Any, nc: Any) -> str:
     name = room_name()
     reply = await rpc(nc, RPC_ROOM_ENSURE, {"room": name, "service": 999})

@@ -43,12 +43,6 @@ async def _count(suite: Any, table: str) -> int:
     return int(rows[0]["n"])
 
 
-@pytest.fixture
-async def client(suite: Any):
-    async with httpx.AsyncClient(base_url=suite.edge, timeout=30) as c:
-        yield c
-
-
 async def test_upload_files_stores_rows_files_and_thumbnails(suite: Any, client: httpx.AsyncClient) -> None:
     png = _png()
     pdf = b"%PDF-1.4\n% test\n" + b"0" * 500

@@ -35,12 +35,6 @@ async def _receipts(suite: Any, event_id: str) -> int:
     return int(rows[0]["n"])
 
 
-@pytest.fixture
-async def client(suite: Any):
-    async with httpx.AsyncClient(base_url=suite.edge, timeout=15) as c:
-        yield c
-
-
 async def test_participant_joined_is_applied_once_and_published(suite: Any, client: httpx.AsyncClient) -> None:
     key, secret = _keys(suite)
     room = _room()

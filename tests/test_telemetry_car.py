@@ -17,12 +17,6 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-async def client(suite: Any):
-    async with httpx.AsyncClient(base_url=suite.edge, timeout=15) as c:
-        yield c
-
-
 async def _seed(suite: Any, room: str, uid: str, status: str = "open", **extra: Any) -> None:
     columns = {"uid": uid, "room": room, "status": status, "mobile": "0812345678",
                "dtmCreated": "2024-05-01 10:00:00", "dtmUpdated": "2024-05-01 10:05:00", **extra}  # fmt: skip
