@@ -32,6 +32,8 @@ generate:
 bench: setup
     uv run python -m tests.bench.run --baseline
     uv run python -m tests.bench.webhooks
+    uv run python -m tests.bench.sockets --baseline
+    uv run python -m tests.bench.positions
 
 lint:
     uv run ruff check services libs tests deploy

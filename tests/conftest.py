@@ -24,6 +24,7 @@ import pytest
 from asyncmy.cursors import DictCursor
 
 from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port
+from tests.fakes.encode_api import FakeEncodeApi
 from tests.fakes.livekit import FakeLiveKit
 from tests.fakes.radio_api import FakeRadioApi
 from tests.fakes.sms_gateway import SmsGateway, start_link_replica
@@ -180,6 +181,7 @@ def suite() -> Iterator[TestSuite]:
     sms_gateway = SmsGateway().start()
     livekit = FakeLiveKit(DEFAULT_ENV["LIVEKIT_API_KEY"], DEFAULT_ENV["LIVEKIT_API_SECRET"]).start()
     radio_api = FakeRadioApi().start()  # telemetry's third-party radio location API (tests/fakes/radio_api.py)
+    encode_api = FakeEncodeApi().start()  # recording's encode API (tests/fakes/encode_api.py)
     extra_env = {
         # Off for the suite (link creations record `disabled` SMS rows in their own transaction); the SMS tests
         # start a second link replica with SMS_ENABLE=true (tests/fakes/sms_gateway.py start_link_replica).
@@ -194,6 +196,8 @@ def suite() -> Iterator[TestSuite]:
         # recording: its media directory, and a small per-file upload limit the tests can exceed
         "RECORD_PATH": str(run_dir / "media"),
         "FILE_SIZE_LIMIT": "2000000",
+        "ENCODE_API": encode_api.url,
+        "EGRESS_LIMIT": "5",
         "RADIO_LOCATION_API_URL": radio_api.url,
         "RADIO_LOCATION_API_CREDENTIALS_USERNAME": radio_api.username,
         "RADIO_LOCATION_API_CREDENTIALS_PASSWORD": radio_api.password,
@@ -224,12 +228,14 @@ def suite() -> Iterator[TestSuite]:
         test_suite = TestSuite(local, env)
         test_suite.livekit = livekit
         test_suite.radio_api = radio_api
+        test_suite.encode_api = encode_api
         yield test_suite
     finally:
         local.stop()
         sms_gateway.stop()
         livekit.stop()
         radio_api.stop()
+        encode_api.stop()
         for helper in helpers:
             helper.terminate()
         _drop_databases(local, services)

@@ -11,6 +11,7 @@ import httpx
 import jwt
 import pytest
 
+from servicekit.events import RPC_CASE_OF_ROOM
 from tests.support import rpc
 from tests.test_realtime_socket import consumers_ready, listen, node_client  # noqa: F401 - fixtures
 
@@ -65,9 +66,20 @@ async def test_create_get_update_history_round_trip(suite, nc, client):
     rows = await cases_of_room(suite, room)
     assert len(rows) == 1 and rows[0]["caseId"] == case_id and rows[0]["status"] == "On Case"
     assert rows[0]["mobileCreated"] == "0812345678" and rows[0]["caseType"] == "video" and rows[0]["organization"] == ""
-    assert {"caseId": case_id, "service": SERVICE, "room": room, "status": "On Case"} in await case_events(
-        suite, "conference.case.created"
-    )
+    # What realtime (/newqueue case-data) and link (the usage_status_log row) consume.
+    assert {
+        "caseId": case_id,
+        "service": SERVICE,
+        "room": room,
+        "status": "On Case",
+        "organization": "",
+        "userName": "Dr A",
+        "linkID": None,
+        "statusLog": f"Update Case id:{case_id} userName:Dr A organization:",
+        "hn": None,
+        "patientMobile": None,
+        "caseRowId": rows[0]["id"],
+    } in await case_events(suite, "conference.case.created")
 
     detail = (await client.get("/case/get", params={"service": SERVICE, "caseId": str(case_id)})).json()
     assert detail["caseId"] == str(case_id)
@@ -90,9 +102,18 @@ async def test_create_get_update_history_round_trip(suite, nc, client):
     await client.put("/case/update", json={"service": SERVICE, "caseId": case_id, "hn": "HN2", "operationNumber": None})
     row = (await cases_of_room(suite, room))[0]
     assert row["hn"] == "HN1" and row["operationNumber"] == ""
-    assert any(
-        e["caseId"] == case_id and e["status"] == "Closed" for e in await case_events(suite, "conference.case.updated")
+    updates = [e for e in await case_events(suite, "conference.case.updated") if e["caseId"] == case_id]
+    assert [e["status"] for e in updates] == ["Closed", "Closed"]
+    assert updates[0]["statusLog"] == (
+        f"Update Case operationNumber:undefined id:{case_id} status:Closed hn:HN1 patientMobile0899 userName:undefined"
     )
+    assert updates[1]["statusLog"] == (
+        f"Update Case operationNumber:null id:{case_id} status:undefined hn:HN2 patientMobileundefined"
+        " userName:undefined"
+    )
+    assert updates[0]["room"] == room and updates[0]["userName"] is None and updates[0]["linkID"] is None
+    # The row's values after each change, and the row's own id (link's history shows it as the caseId).
+    assert [(e["hn"], e["patientMobile"], e["caseRowId"]) for e in updates] == [("HN1", "0899", row["id"])] * 2
 
     history = (await client.get("/case/history", params={"service": SERVICE, "searchAllText": "", "limit": 500})).json()
     mine = [h for h in history["history"] if h["caseId"] == case_id]
@@ -310,3 +331,49 @@ async def test_case_events_reach_newqueue_socket_clients(suite, nc, client):
         assert second["data"] == {"action": "caseUpdated"}
     finally:
         await listener.close()
+
+
+async def test_case_of_room_rpc_answers_the_first_case_with_original_types(suite, nc, client):
+    """RPC_CASE_OF_ROOM (telemetry's GET /car/task): the room's first case, ints as ints, dtmCreated UTC ISO."""
+    room = await make_room(nc)
+    assert await rpc(nc, RPC_CASE_OF_ROOM, {"room": room}) == {"ok": True}  # data null (omitted): no case yet
+    first = await client.post(
+        "/case/create", json={"userName": "Dr A", "room": room, "mobile": "0812", "service": SERVICE}
+    )
+    assert first.status_code == 200 and first.json()["status"] == "OK", first.text
+    first_id = first.json()["data"]["caseId"]
+    updated = await client.put(
+        "/case/update",
+        json={"service": SERVICE, "caseId": first_id, "status": "Process", "hn": "HN7", "patientMobile": "0899"},
+    )
+    assert updated.status_code == 200, updated.text
+    await client.put("/case/update", json={"service": SERVICE, "caseId": first_id, "operationNumber": "OP-9"})
+    await suite.execute(
+        "conference", "UPDATE case_data SET dtmCreated = '2024-05-01 10:00:00' WHERE caseId = %s AND service = %s",
+        (first_id, SERVICE),
+    )  # fmt: skip
+    second = await client.post("/case/create", json={"userName": "Dr B", "room": room, "service": SERVICE})
+    assert second.json()["data"]["caseId"] == first_id + 1  # a later case of the room is not the answer
+
+    reply = await rpc(nc, RPC_CASE_OF_ROOM, {"room": room})
+    assert reply["ok"] is True, reply
+    assert reply["data"] == {
+        "service": SERVICE,
+        "caseId": first_id,
+        "operationNumber": "OP-9",
+        "hn": "HN7",
+        "patientMobile": "0899",
+        "userName": "Dr A",
+        "mobileCreated": "0812",
+        "dtmCreated": "2024-05-01T03:00:00.000Z",  # local Asia/Bangkok 10:00 as the original's driver sent it
+        "status": "Process",
+    }
+    assert list(reply["data"]) == [
+        "service", "caseId", "operationNumber", "hn", "patientMobile", "userName", "mobileCreated", "dtmCreated",
+        "status",
+    ]  # fmt: skip
+
+    for unknown in (room_name(), INJECTION):
+        assert await rpc(nc, RPC_CASE_OF_ROOM, {"room": unknown}) == {"ok": True}
+    bad = await rpc(nc, RPC_CASE_OF_ROOM, {"name": room})
+    assert bad["ok"] is False and bad["code"] == "bad_request"

@@ -5,16 +5,20 @@ clients, and each emit arrives exactly once."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from servicekit.events import LINK_CREATED, LINK_LOCATION_UPDATED
-from tests.test_realtime_rooms import NODE, chat, client, joined, participant, room_user  # noqa: F401
+from tests.test_realtime_rooms import NODE, chat, client, eventually, joined, participant, room_user  # noqa: F401
 from tests.test_realtime_rooms import room as room  # noqa: F401 - fixture
 from tests.test_realtime_socket import (  # noqa: F401 - fixtures
     consumers_ready,
@@ -36,9 +40,8 @@ def needs_both(suite: Any) -> None:
         pytest.skip("needs conference and realtime")
 
 
-@pytest.fixture(scope="module")
-def instance_b(suite: Any) -> Iterator[str]:
-    """A second realtime process (same env as the suite's, its own port)."""
+def start_instance(suite: Any, name: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Another realtime process with the suite's env (same Redis, NATS, secrets) on its own port."""
     from deploy.local import free_port, wait_http
 
     port = free_port()
@@ -46,18 +49,62 @@ def instance_b(suite: Any) -> Iterator[str]:
         sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
         "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "--ws", "realtime.app:app",
     ]  # fmt: skip
-    log = open(suite.local.run_dir / "realtime-b.log", "ab")  # noqa: SIM115 - owned by the child
-    process = subprocess.Popen(argv, env=suite.local.service_env("realtime"), stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    log = open(suite.local.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen(  # noqa: S603 - its own process group: granian's workers die with it (kill test)
+        argv, env=suite.local.service_env("realtime"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    log.close()
+    wait_http(f"http://127.0.0.1:{port}/ready", 30.0, process)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_instance(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
     try:
-        wait_http(f"http://127.0.0.1:{port}/ready", 30.0, process)
-        yield f"http://127.0.0.1:{port}"
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def instance_b(suite: Any) -> Iterator[str]:
+    """A second realtime process (same env as the suite's, its own port)."""
+    process, url = start_instance(suite, "realtime-b")
+    try:
+        yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        stop_instance(process)
+
+
+def failover_edge_conf(port: int, primary: str, backup: str, run_dir: Path) -> str:
+    """A small nginx in front of two realtime instances: ``primary`` takes every client while it is up, the
+    ``backup`` (the suite's instance) takes over when it dies (one live target keeps polling sessions sticky)."""
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return f"""{user}worker_processes 1;
+pid {run_dir}/nginx.pid;
+error_log {run_dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {run_dir}/body; proxy_temp_path {run_dir}/proxy; fastcgi_temp_path {run_dir}/fastcgi;
+  uwsgi_temp_path {run_dir}/uwsgi; scgi_temp_path {run_dir}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+  upstream realtime {{ server {primary} max_fails=1 fail_timeout=30s; server {backup} backup; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://realtime;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_connect_timeout 2s;
+      proxy_read_timeout 90s;
+      proxy_next_upstream error timeout;
+    }}
+  }}
+}}
+"""
 
 
 def events(c: Any, name: str) -> list[dict[str, Any]]:
@@ -156,3 +203,119 @@ async def test_jetstream_event_reaches_a_client_on_each_instance_once(suite: Any
     finally:
         await on_a.close()
         await on_b.close()
+
+
+@pytest.fixture
+def failover(suite: Any, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """(edge URL, the primary instance's process) of a failover edge: a killable instance C first, the suite's
+    instance as backup."""
+    from deploy.local import free_port
+
+    process, url = start_instance(suite, "realtime-c")
+    port = free_port()
+    (tmp_path / "nginx.conf").write_text(
+        failover_edge_conf(port, url.removeprefix("http://"), suite.url("realtime").removeprefix("http://"), tmp_path)
+    )
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    edge = subprocess.Popen(  # noqa: S603
+        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        from deploy.local import wait_http
+
+        wait_http(f"http://127.0.0.1:{port}/ready", 15.0, edge)
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        edge.terminate()
+        edge.wait(10)
+        if process.poll() is None:
+            stop_instance(process)
+
+
+async def test_killing_an_instance_loses_no_event_and_frees_its_users(
+    suite: Any, failover: tuple[str, subprocess.Popen[bytes]], room: str
+) -> None:
+    edge, doomed = failover
+    link = link_id()
+    await publish(suite.nats_url, "link", LINK_CREATED, link_created(link, room, room_created=False))
+    await wait_registered(suite, f"/data/{link}")
+    admin_id, admin_token = participant(suite, room, "admin", "Dr. A")
+    patient_id, patient_token = participant(suite, room, "user", "0812345678")
+    admin = await joined(NODE, suite, room, admin_token)  # the suite's instance, through the suite's edge
+    patient = crm = None
+    try:
+        # a polling-only patient and a CRM page on the doomed instance, through the failover edge
+        patient = await client(NODE, f"{edge}/{room}", "--token", patient_token, "--transport", "polling")
+        await patient.connected()
+        await patient.until("event", "connection-success")
+        assert (await admin.until("event", "user-connection"))["data"]["identity"] == patient_id
+        crm = await listen(NODE, f"{edge}/data/{link}", "--token", suite.agent_token(), "--count", "99",
+                           "--timeout", "90000", "--transport", "websocket")  # fmt: skip
+        await crm.connected()
+        await crm.until("event", "connection-success")
+
+        os.killpg(doomed.pid, signal.SIGKILL)  # granian and its worker: no shutdown, unacked events in flight
+        doomed.wait(5)
+        assert (await patient.until("disconnect", timeout=15))["reason"] in ("transport close", "transport error")
+        await crm.until("disconnect", timeout=15)
+        # events published right away: the dead instance may hold some of them unacked; none may be lost
+        for ts in range(1, 6):
+            await publish(suite.nats_url, "link", LINK_LOCATION_UPDATED, location_event(link, room, ts))
+        # a survivor notices the missing heartbeat and does the dead instance's disconnect work
+        gone = await admin.until("event", "user-disconnect", timeout=20)
+        assert gone["data"] == {"status": "disconnect", "identity": patient_id, "userName": "0812345678"}
+
+        async def marked() -> bool:
+            row = await room_user(suite, room, patient_id)
+            return bool(row and row["status"] == "disconnect")
+
+        await eventually(marked, timeout=10)
+        # the dashboard (connected all along) gets each of the five exactly once, redeliveries included
+        deadline = time.monotonic() + 45  # a redelivery comes after the consumer's ack wait (30 s)
+        while len(events(admin, "case-data")) < 5:
+            await admin.next(max(0.1, deadline - time.monotonic()))
+        await asyncio.sleep(1.5)
+        await admin.quiet("case-data", 0.5)
+        assert [x["data"] for x in events(admin, "case-data")] == [{"action": "updateLatLng", "message": "from sv"}] * 5
+
+        # the clients reconnect through the same edge (now the survivor) and get what follows, once
+        await patient.close()
+        await crm.close()
+        patient = await client(NODE, f"{edge}/{room}", "--token", patient_token, "--transport", "polling")
+        await patient.connected()
+        await patient.until("event", "connection-success")
+        assert (await admin.until("event", "user-connection"))["data"]["identity"] == patient_id
+        await eventually(lambda: _status_is(suite, room, patient_id, "connection"), timeout=10)
+        crm = await listen(NODE, f"{edge}/data/{link}", "--token", suite.agent_token(), "--count", "99",
+                           "--timeout", "60000")  # fmt: skip
+        await crm.connected()
+        await crm.until("event", "connection-success")
+        for ts in range(6, 9):
+            await publish(suite.nats_url, "link", LINK_LOCATION_UPDATED, location_event(link, room, ts))
+        stamps = [(await crm.until("event", "position", timeout=15))["data"]["timestamp"] for _ in range(3)]
+        assert sorted(stamps) == [6, 7, 8]
+        deadline = time.monotonic() + 15
+        while len(events(patient, "case-data")) < 3:
+            await patient.next(max(0.1, deadline - time.monotonic()))
+        await asyncio.sleep(1.5)
+        try:
+            while True:  # read what else arrived (duplicates would be here)
+                await crm.next(0.3)
+        except TimeoutError:
+            pass
+        assert len(events(crm, "position")) == 3
+        assert len(events(patient, "case-data")) == 3
+        # chat between the reconnected patient and the dashboard still works, once each
+        await patient.send("chat-message", chat("back again", patient_id, "user"))
+        assert (await admin.until("event", "chat-message"))["data"]["text"] == "back again"
+        assert (await patient.until("event", "chat-message"))["data"]["text"] == "back again"
+    finally:
+        for c in (admin, patient, crm):
+            if c is not None:
+                await c.close()
+
+
+async def _status_is(suite: Any, room: str, identity: str, status: str) -> bool:
+    row = await room_user(suite, room, identity)
+    return bool(row and row["status"] == status)

@@ -3,6 +3,7 @@ the declared type, limits hold, and a stored file always has its row (and a row 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -122,7 +123,7 @@ async def test_client_paths_stay_inside_the_media_dir(suite: Any, client: httpx.
         "/files/%2e%2e/%2e%2e/etc/passwd",
         "/images/..%2f..%2fetc%2fpasswd",
         "/files/.incoming/x",
-        "/record/request",
+        "/record/7/missing.mp4",
         "/logo/",
         "/thumbnails/nope.png",
     ],
@@ -243,6 +244,14 @@ async def test_upload_video_and_list(suite: Any, client: httpx.AsyncClient) -> N
         "recording", "SELECT payload FROM outbox WHERE subject = 'recording.media.uploaded' ORDER BY id DESC LIMIT 5"
     )
     assert any(json.loads(e["payload"])["data"]["recordId"] == row["id"] for e in events)
+    # one encode job: the encode API is asked once for this row
+    for _ in range(100):
+        jobs = await suite.query("recording", "SELECT status FROM encode_job WHERE recordId = %s", (row["id"],))
+        if jobs and jobs[0]["status"] != "queued":
+            break
+        await asyncio.sleep(0.1)
+    assert jobs == [{"status": "sent"}]
+    assert suite.encode_api.requests_for(row["id"]) == [{"recordId": row["id"], "hls": True}]
 
     # a second one, then the list
     second = await client.post(

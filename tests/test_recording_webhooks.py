@@ -114,7 +114,7 @@ async def test_egress_events_for_conference(suite: Any, client: httpx.AsyncClien
     [row] = await suite.query(
         "recording", "SELECT endRecord, status FROM record_media WHERE egressId = %s", (egress_id,)
     )
-    assert row["endRecord"] is not None and row["status"] == "complete"
+    assert row["endRecord"] is not None and row["status"] == "completed"  # the original's value
 
 
 async def test_room_events(suite: Any, client: httpx.AsyncClient) -> None:

@@ -81,6 +81,8 @@ SERVICES: dict[str, Service] = {
             "LIVEKIT_NODE_CACHE_SECONDS": ("30", None),
             # expiry sweep every 30 min ("false" turns it off)
             "AUTO_CLOSE_ROOM": ("true", None),
+            # Public base URL of the API (GET /room/picture answers <API_URL><file path>).
+            "API_URL": ("", None),
         },
         # GET /room/verifytoken's secret when it differs from LIVEKIT_API_SECRET
         secrets=(Secret("SECRET_KEY", optional=True, compose_default=""),),
@@ -107,6 +109,10 @@ SERVICES: dict[str, Service] = {
             # The third-party radio location API behind GET /radio/* (empty: those routes answer 503).
             "RADIO_LOCATION_API_URL": ("", None),
             "RADIO_LOCATION_API_TIMEOUT_SECONDS": ("10", None),
+            # Public base URL of the API (GET /car/task answers the crew app's socket URL built from it).
+            "API_URL": ("", None),
+            # Alphabet of car task uids (POST /car/task).
+            "CUSTOM_CHARSET": (CUSTOM_CHARSET, None),
         },
         secrets=(
             Secret("RADIO_LOCATION_API_CREDENTIALS_USERNAME", optional=True, compose_default=""),
@@ -122,6 +128,9 @@ SERVICES: dict[str, Service] = {
             "API_URL": ("", None),
             "FILE_SIZE_LIMIT": ("52428800", None),
             "VIDEO_SIZE_LIMIT": ("629145600", None),
+            # Most LiveKit egresses (recordings) at once, and the encode API called after each recording/upload.
+            "EGRESS_LIMIT": ("10", None),
+            "ENCODE_API": ("", None),
         },
         memory="1Gi",
         cpu="200m",

@@ -1,8 +1,8 @@
 """Benchmark of hot routes through the edge, with wrk. Prints requests/s and p50/p99 latency per route.
 
-    uv run python -m tests.bench.run [--duration 15] [--connections 64] [--links 200] [--baseline]
+    uv run python -m tests.bench.run [--duration 15] [--connections 64] [--links 200] [--baseline] [--only ROUTE]
 
-It starts its own copy of the suite (free ports, databases prefixed ``bench_``, the machine's NATS and Redis),
+It starts its own copy of the suite (free ports, databases prefixed ``bench_``, a private NATS and Redis),
 creates links through the API, then drives each route. With ``--baseline`` it also runs the original-stack
 baseline (../shared/bench/original-stack, Node) against the same databases and prints the ratio: only ratios
 measured in one run mean anything on a shared machine. Not a test: no thresholds, just figures.
@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -40,6 +41,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: float = 0.0  # CPU time of the serving processes per request (load on the machine does not inflate it)
 
 
 def agent_token() -> str:
@@ -100,11 +102,40 @@ def _lua_script(requests: list[tuple[str, str]], method: str = "GET", token: str
     return script
 
 
-def run_wrk(base: str, route: str, target: str, load_: Load, args: argparse.Namespace) -> Result:
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (granian runs its worker in a child process)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found += _tree(int(child))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` and their descendants."""
+    total = 0
+    for pid in {p for root in pids for p in _tree(root)}:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(
+    base: str, route: str, target: str, load_: Load, args: argparse.Namespace, pids: list[int] | None = None
+) -> Result:
     script = _lua_script(load_.requests, load_.method, agent_token() if load_.token else "")
     load = [f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s"]
     argv = ["wrk", *load, "--latency", "-s", str(script), base]
+    cpu_before = cpu_seconds(pids or [])
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    cpu_used = cpu_seconds(pids or []) - cpu_before
     script.unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     percentiles = {
@@ -116,7 +147,32 @@ def run_wrk(base: str, route: str, target: str, load_: Load, args: argparse.Name
     errors = int(errors_match.group(1)) if errors_match else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
-    return Result(route, target, rps, percentiles.get("50", 0.0), percentiles.get("99", 0.0), errors)
+    total = re.search(r"(\d+) requests in", output)
+    requests = int(total.group(1)) if total else 0
+    cpu_ms = cpu_used * 1000 / requests if requests and pids else 0.0
+    return Result(route, target, rps, percentiles.get("50", 0.0), percentiles.get("99", 0.0), errors, cpu_ms)
+
+
+def start_private_brokers(run_dir: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
+    """A NATS (JetStream) and a Redis of this run only: durable consumers and streams of other suites running on
+    the machine at the same time would otherwise take this run's events (and add their work to its figures)."""
+    nats_port, redis_port = free_port(), free_port()
+    nats = [shutil.which("nats-server") or "/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(nats_port), "-js",
+            "-sd", str(run_dir / "nats")]  # fmt: skip
+    redis = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(redis_port), "--bind",
+             "127.0.0.1", "--save", "", "--appendonly", "no"]  # fmt: skip
+    helpers = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for argv in (nats, redis)]
+    for port in (nats_port, redis_port):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    return helpers, f"nats://127.0.0.1:{nats_port}", f"redis://127.0.0.1:{redis_port}/0"
 
 
 def start_baseline(db_prefix: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -147,11 +203,21 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--links", type=int, default=200)
     parser.add_argument("--baseline", action="store_true", help="also run the original-stack baseline")
+    parser.add_argument("--only", action="append", default=[], help='only this route, e.g. "GET /link/getdetail"')
     args = parser.parse_args()
 
     services = discover_services()
     db_prefix = f"bench_{uuid.uuid4().hex[:6]}_"
-    suite = LocalSuite(edge_port=free_port(), service_ports={s: free_port() for s in services}, db_prefix=db_prefix)
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-"))
+    brokers, nats_url, redis_url = start_private_brokers(run_dir)
+    suite = LocalSuite(
+        edge_port=free_port(),
+        service_ports={s: free_port() for s in services},
+        db_prefix=db_prefix,
+        nats_url=nats_url,
+        redis_url=redis_url,
+        run_dir=run_dir,
+    )
     baseline = None
     try:
         suite.start(services)
@@ -173,25 +239,38 @@ def main() -> int:
                 in_baseline=False,
             ),
         }
+        if args.only:
+            routes = {route: load_ for route, load_ in routes.items() if route in args.only}
         results = []
         for route, load_ in routes.items():
             # Through the edge (what clients get), the owner directly (the edge's cost), and the original stack.
-            targets = [("suite (edge)", suite.edge), ("suite (direct)", suite.url(load_.owner))]
-            if baseline_url and load_.in_baseline:
-                targets.append(("original stack", baseline_url))
-            results += [run_wrk(base, route, target, load_, args) for target, base in targets]
+            owner = suite.processes[load_.owner].pid
+            targets = [
+                ("suite (edge)", suite.edge, [owner, suite.processes["edge"].pid]),
+                ("suite (direct)", suite.url(load_.owner), [owner]),
+            ]
+            if baseline_url and load_.in_baseline and baseline is not None:
+                targets.append(("original stack", baseline_url, [baseline.pid]))
+            results += [run_wrk(base, route, target, load_, args, pids) for target, base, pids in targets]
     finally:
         if baseline:
             baseline.terminate()
         suite.stop()
+        for broker in brokers:
+            broker.terminate()
+        shutil.rmtree(run_dir, ignore_errors=True)
         names = " ".join(f"`{db_prefix}{s}`" for s in services)
         drop = ";".join(f"DROP DATABASE IF EXISTS {n}" for n in names.split())
         subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False)
 
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {len(links)} links, {os.cpu_count()} cores")
-    print(f"{'route':<24} {'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'route':<24} {'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'cpu ms/req':>10}")
     for r in results:
-        print(f"{r.route:<24} {r.target:<16} {r.rps:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>7}")
+        print(
+            f"{r.route:<24} {r.target:<16} {r.rps:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>7}"
+            f" {r.cpu_ms:>10.3f}"
+        )
+    print("cpu ms/req: CPU of the serving processes (service, + nginx for the edge; not MariaDB) per request")
     if args.baseline:
         for route in (r for r, load_ in routes.items() if load_.in_baseline):
             ours = next(r for r in results if r.route == route and r.target == "suite (edge)")
@@ -199,7 +278,8 @@ def main() -> int:
             direct = next(r for r in results if r.route == route and r.target == "suite (direct)")
             print(
                 f"{route}: suite/original throughput {ours.rps / max(theirs.rps, 1):.2f} through the edge, "
-                f"{direct.rps / max(theirs.rps, 1):.2f} direct"
+                f"{direct.rps / max(theirs.rps, 1):.2f} direct; original/suite CPU per request "
+                f"{theirs.cpu_ms / max(ours.cpu_ms, 1e-9):.2f} through the edge"
             )
     return 0
 

@@ -5,13 +5,15 @@
 It starts its own recording service and edge (free ports, a ``bench_`` database, the machine's NATS and Redis),
 posts ``--events`` webhooks of which ``--replays`` are exact redeliveries of an earlier one (same body, same
 token), and prints events/s, p50/p99 latency and the applied count, which must equal the unique count (exit 1
-otherwise). Not a test: no thresholds, just figures.
+otherwise). Not a test: no thresholds, just figures. ``KEEP_BENCH_LOGS=1`` keeps the service logs;
+``BENCH_TRACE=1`` prints ``TRACE <start s> <latency ms>`` per post (where in the run the slow ones fall).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
 import subprocess
@@ -54,6 +56,7 @@ async def drive(edge: str, posts: list[tuple[bytes, str]], concurrency: int) -> 
         queue.put_nowait(item)
     latencies: list[float] = []
     errors = 0
+    origin = time.perf_counter()
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal errors
@@ -64,6 +67,8 @@ async def drive(edge: str, posts: list[tuple[bytes, str]], concurrency: int) -> 
                 "/webhook", content=body, headers={"Authorization": token, "Content-Type": lkw.CONTENT_TYPE}
             )
             latencies.append((time.perf_counter() - started) * 1000)
+            if os.environ.get("BENCH_TRACE"):
+                print(f"TRACE {started - origin:.3f} {latencies[-1]:.1f}")
             if response.status_code != 200:
                 errors += 1
 
@@ -104,7 +109,10 @@ def main() -> int:
         count = applied(suite.db_name("recording"), run)
     finally:
         suite.stop()
-        shutil.rmtree(suite.run_dir, ignore_errors=True)
+        if os.environ.get("KEEP_BENCH_LOGS"):
+            print(f"logs kept in {suite.run_dir}")
+        else:
+            shutil.rmtree(suite.run_dir, ignore_errors=True)
         shutil.rmtree(media, ignore_errors=True)
         subprocess.run(
             ["mysql", "-uroot", "-h127.0.0.1", "-e", f"DROP DATABASE IF EXISTS `{db_prefix}recording`"], check=False

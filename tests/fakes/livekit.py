@@ -13,6 +13,13 @@ session-scoped (synchronous) fixture can start it; the test controls are plain m
 * :meth:`add_participant` (with tracks), :meth:`participant`, :meth:`room`;
 * :attr:`delay` (seconds before answering: a slow node) and :attr:`down` (answer 503 ``unavailable``);
 * :attr:`calls`: every request seen (method, request as a dict, token claims or None), :meth:`reset`.
+
+It also serves LiveKit's Egress API (``POST /twirp/livekit.Egress/<Method>``: StartRoomCompositeEgress,
+StartTrackCompositeEgress, StopEgress, ListEgress; grant ``roomRecord``). Egresses live in :attr:`egresses`;
+:attr:`egress_failure` makes starts fail with that Twirp code. With :attr:`webhook_url` set it sends the
+egress webhooks LiveKit sends (``egress_started`` after a start, ``egress_ended`` after a stop or
+:meth:`end_egress`), signed like LiveKit's (tests/fakes/livekit_webhooks.py); :attr:`webhooks_sent` lists
+them (event, status of the answer).
 """
 
 from __future__ import annotations
@@ -23,16 +30,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import jwt
 from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from livekit.protocol import egress as egress_pb
 from livekit.protocol import models
 from livekit.protocol import room as room_pb
 
 from deploy.local import free_port
 
 PREFIX = "/twirp/livekit.RoomService/"
+EGRESS_PREFIX = "/twirp/livekit.Egress/"
 
 
 class TwirpFailure(Exception):
@@ -63,6 +73,12 @@ class FakeLiveKit:
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _sid: int = 0
+    # ---- Egress API ----
+    egresses: dict[str, egress_pb.EgressInfo] = field(default_factory=dict)
+    egress_failure: str = ""  # a Twirp code ("resource_exhausted", "unavailable"...): egress starts fail
+    webhook_url: str = ""  # where egress webhooks go ("" = none sent)
+    webhooks_sent: list[tuple[str, int]] = field(default_factory=list)
+    _pending: set[Any] = field(default_factory=set)
 
     @property
     def url(self) -> str:
@@ -98,6 +114,7 @@ class FakeLiveKit:
     async def _serve(self) -> None:
         app = web.Application()
         app.router.add_post(PREFIX + "{method}", self._handle)
+        app.router.add_post(EGRESS_PREFIX + "{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -115,6 +132,9 @@ class FakeLiveKit:
             self.participants.clear()
             self.calls.clear()
             self.delay, self.down = 0.0, False
+            self.egresses.clear()
+            self.webhooks_sent.clear()
+            self.egress_failure, self.webhook_url = "", ""
 
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in list(self.calls) if c.method == method]
@@ -192,7 +212,8 @@ class FakeLiveKit:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
-        spec = _METHODS.get(method)
+        table = _EGRESS_METHODS if request.path.startswith(EGRESS_PREFIX) else _METHODS
+        spec = table.get(method)
         as_json = "json" in request.headers.get("Content-Type", "")
         body = await request.read()
         claims: dict[str, Any] | None = None
@@ -300,6 +321,118 @@ class FakeLiveKit:
         room.metadata = req.metadata
         return room
 
+    # ---- Egress methods -----------------------------------------------------------------------------------
+    def _new_egress(self, room: str, filepath: str) -> egress_pb.EgressInfo:
+        self._need_record()
+        room_info = self.rooms.get(room)
+        info = egress_pb.EgressInfo(
+            egress_id=self._next("EG_"), room_id=room_info.sid if room_info else "", room_name=room,
+            status=egress_pb.EgressStatus.EGRESS_STARTING, started_at=time.time_ns(), updated_at=time.time_ns(),
+        )  # fmt: skip
+        info.file_results.append(egress_pb.FileInfo(filename=filepath, started_at=info.started_at))
+        return info
+
+    def _need_record(self) -> None:
+        if self.egress_failure:
+            raise TwirpFailure(
+                503 if self.egress_failure == "unavailable" else 400, self.egress_failure, "egress failed"
+            )
+
+    def _started(self, info: egress_pb.EgressInfo) -> egress_pb.EgressInfo:
+        with self._lock:
+            self.egresses[info.egress_id] = info
+        reply = egress_pb.EgressInfo()
+        reply.CopyFrom(info)
+        active = egress_pb.EgressInfo()
+        active.CopyFrom(info)
+        active.status = egress_pb.EgressStatus.EGRESS_ACTIVE
+        info.status = egress_pb.EgressStatus.EGRESS_ACTIVE
+        self._send_egress_event("egress_started", active)
+        return reply
+
+    def start_room_composite(self, claims: dict[str, Any], req: egress_pb.RoomCompositeEgressRequest) -> Message:
+        self._need(claims, "roomRecord")
+        path = req.file_outputs[0].filepath if req.file_outputs else req.file.filepath
+        info = self._new_egress(req.room_name, path)
+        info.room_composite.CopyFrom(req)
+        return self._started(info)
+
+    def start_track_composite(self, claims: dict[str, Any], req: egress_pb.TrackCompositeEgressRequest) -> Message:
+        self._need(claims, "roomRecord")
+        path = req.file_outputs[0].filepath if req.file_outputs else req.file.filepath
+        info = self._new_egress(req.room_name, path)
+        info.track_composite.CopyFrom(req)
+        return self._started(info)
+
+    def stop_egress(self, claims: dict[str, Any], req: egress_pb.StopEgressRequest) -> Message:
+        self._need(claims, "roomRecord")
+        info = self.egresses.get(req.egress_id)
+        if info is None:
+            raise TwirpFailure(404, "not_found", "egress does not exist")
+        if info.status != egress_pb.EgressStatus.EGRESS_ACTIVE:
+            raise TwirpFailure(412, "failed_precondition", "egress is not active")
+        info.status = egress_pb.EgressStatus.EGRESS_ENDING
+        reply = egress_pb.EgressInfo()
+        reply.CopyFrom(info)
+        self.end_egress(req.egress_id)
+        return reply
+
+    def list_egress(self, claims: dict[str, Any], req: egress_pb.ListEgressRequest) -> Message:
+        self._need(claims, "roomRecord")
+        items = [
+            e
+            for e in list(self.egresses.values())
+            if (not req.room_name or e.room_name == req.room_name)
+            and (not req.egress_id or e.egress_id == req.egress_id)
+            and (not req.active or e.status < egress_pb.EgressStatus.EGRESS_COMPLETE)
+        ]
+        return egress_pb.ListEgressResponse(items=items)
+
+    def end_egress(self, egress_id: str, status: str = "EGRESS_COMPLETE") -> None:
+        """LiveKit finished an egress (stopped, failed, room gone): the egress_ended webhook goes out."""
+        info = self.egresses[egress_id]
+        info.status = egress_pb.EgressStatus.Value(status)
+        info.ended_at = info.updated_at = time.time_ns()
+        for result in info.file_results:
+            result.ended_at, result.size, result.duration = info.ended_at, 1_000_000, 5_000_000_000
+        self._send_egress_event("egress_ended", info)
+
+    # ---- webhooks -----------------------------------------------------------------------------------------
+    def _send_egress_event(self, name: str, info: egress_pb.EgressInfo) -> None:
+        if not self.webhook_url:
+            return
+        body = {
+            "event": name,
+            "id": self._next("EV_"),
+            "createdAt": str(int(time.time())),
+            "egressInfo": json_format.MessageToDict(info),
+        }
+        self.send_webhook(body)
+
+    def send_webhook(self, body: dict[str, Any]) -> None:
+        """POST a webhook event to :attr:`webhook_url`, signed like LiveKit's, from the fake's loop (after the
+        answer that caused it, as LiveKit does)."""
+        from tests.fakes import livekit_webhooks as lkw
+
+        raw = lkw.encode(body)
+        token = lkw.sign(raw, self.key, self.secret)
+        url, name = self.webhook_url, str(body.get("event"))
+
+        async def deliver() -> None:
+            await asyncio.sleep(0.02)
+            async with aiohttp.ClientSession() as session:
+                headers = {"Authorization": token, "Content-Type": lkw.CONTENT_TYPE}
+                async with session.post(url, data=raw, headers=headers) as response:
+                    self.webhooks_sent.append((name, response.status))
+
+        def schedule() -> None:
+            task = asyncio.ensure_future(deliver())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(schedule)
+
 
 _METHODS: dict[str, tuple[type[Message], Any]] = {
     "CreateRoom": (room_pb.CreateRoomRequest, FakeLiveKit.create_room),
@@ -311,4 +444,11 @@ _METHODS: dict[str, tuple[type[Message], Any]] = {
     "MutePublishedTrack": (room_pb.MuteRoomTrackRequest, FakeLiveKit.mute_published_track),
     "UpdateParticipant": (room_pb.UpdateParticipantRequest, FakeLiveKit.update_participant),
     "UpdateRoomMetadata": (room_pb.UpdateRoomMetadataRequest, FakeLiveKit.update_room_metadata),
+}
+
+_EGRESS_METHODS: dict[str, tuple[type[Message], Any]] = {
+    "StartRoomCompositeEgress": (egress_pb.RoomCompositeEgressRequest, FakeLiveKit.start_room_composite),
+    "StartTrackCompositeEgress": (egress_pb.TrackCompositeEgressRequest, FakeLiveKit.start_track_composite),
+    "StopEgress": (egress_pb.StopEgressRequest, FakeLiveKit.stop_egress),
+    "ListEgress": (egress_pb.ListEgressRequest, FakeLiveKit.list_egress),
 }

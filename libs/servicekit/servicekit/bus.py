@@ -120,6 +120,8 @@ class Bus:
                     reply = RpcReply(ok=False, code="bad_request", error=str(exc))
                 except LookupError as exc:
                     reply = RpcReply(ok=False, code="not_found", error=str(exc) or "not found")
+                except RpcError as exc:  # a handler's own failure code (e.g. its third party is unavailable)
+                    reply = RpcReply(ok=False, code=exc.code, error=exc.message)
                 except Exception as exc:  # the caller gets a clear error instead of a timeout
                     log.exception("request handler failed", extra={"subject": subject})
                     reply = RpcReply(ok=False, code="error", error=type(exc).__name__)
@@ -147,9 +149,13 @@ class Bus:
         durable: str,
         handler: Callable[[Event], Awaitable[None]],
         filter_subject: str | None = None,
+        replay: bool = False,
     ) -> None:
-        """Pull events of ``owner``'s stream through durable consumer ``durable`` (shared by replicas)."""
-        self._tasks.append(asyncio.create_task(self._consume_loop(owner, durable, handler, filter_subject)))
+        """Pull events of ``owner``'s stream through durable consumer ``durable`` (shared by replicas).
+
+        A new consumer starts at new events, or with ``replay`` at the stream's first event (read models that must
+        be rebuildable); an existing durable consumer always resumes where it stopped."""
+        self._tasks.append(asyncio.create_task(self._consume_loop(owner, durable, handler, filter_subject, replay)))
 
     async def _consume_loop(
         self,
@@ -157,10 +163,12 @@ class Bus:
         durable: str,
         handler: Callable[[Event], Awaitable[None]],
         filter_subject: str | None,
+        replay: bool,
     ) -> None:
         stream = await self.ensure_stream(owner)
         subject = filter_subject or f"{owner}.>"
-        config = ConsumerConfig(durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=DeliverPolicy.NEW)
+        policy = DeliverPolicy.ALL if replay else DeliverPolicy.NEW
+        config = ConsumerConfig(durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=policy)
         sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
         try:
             while not self._stopping.is_set():
@@ -290,9 +298,18 @@ class OutboxRelay:
                 "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (self.batch,),
             )
-            for row in rows:
-                headers = msgspec.json.decode(row["headers"]) if row["headers"] else None
-                await self.bus.publish_event(_event_decoder.decode(row["payload"]), headers)
+            # Pipelined: every publish of the batch is written to the one connection in outbox order before any
+            # acknowledgement is awaited (a round trip per batch instead of per event). If one fails the batch
+            # stays unpublished and is sent again; JetStream drops the repeats by Nats-Msg-Id.
+            await asyncio.gather(
+                *(
+                    self.bus.publish_event(
+                        _event_decoder.decode(row["payload"]),
+                        msgspec.json.decode(row["headers"]) if row["headers"] else None,
+                    )
+                    for row in rows
+                )
+            )
             if rows:
                 ids = [row["id"] for row in rows]
                 marks = ", ".join(["%s"] * len(ids))

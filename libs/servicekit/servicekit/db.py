@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncmy
+import asyncmy.errors
 from asyncmy.cursors import DictCursor
 
 from servicekit.settings import CommonSettings
@@ -48,6 +49,10 @@ class Connection:
         async with self.raw.cursor() as cur:
             await cur.execute(sql, args)
             return cur.lastrowid
+
+
+# The driver's base exception (a failed query or lost connection): services catch it without importing the driver.
+DatabaseError = asyncmy.errors.Error
 
 
 class LockTimeout(Exception):

@@ -49,6 +49,16 @@ class LinkCreated(msgspec.Struct, kw_only=True):
     mobile: str
     service: int
     roomCreated: bool
+    # Added for telemetry's statistics read model (optional; None = the publisher does not send it yet):
+    # the link_connect values /stats/summary lists. Dates as local "YYYY-MM-DD HH:mm:ss".
+    linkRowId: int | None = None
+    crmSender: str | None = None
+    recordId: int | None = None
+    share: int | None = None
+    oneTimeLink: int | None = None
+    dtmCreated: str | None = None
+    dtmExpired: str | None = None
+    userAgent: str | None = None
 
 
 class Position(msgspec.Struct, kw_only=True):
@@ -87,6 +97,13 @@ class RoomChanged(msgspec.Struct, kw_only=True):
     detail: dict[str, Any] | None = None
     nodeLivekitId: int | None = None
     usesDefaultKey: bool | None = None
+    # Added by conference (issue 4): room_conference.service (realtime's /queue closeRoom emit on ROOM_CLOSED
+    # asks link for the room's SMS-link row) and recordStatus (0 none, 1 recording, 2 stopped).
+    service: int | None = None
+    recordStatus: int | None = None
+    # On ROOM_CLOSED only: what closed it: "close" (PUT /room/close), "delete" (POST /room/deleteroom),
+    # "expired" (the expiry sweep, GET /room/checkexpired), "status" (PUT /room/updatestatus).
+    closedBy: str | None = None
 
 
 # ---- request/reply ---------------------------------------------------------------------------------------
@@ -185,6 +202,17 @@ class CaseChanged(msgspec.Struct, kw_only=True):
     service: int
     room: str | None = None  # the case's room name, when it has one
     status: str | None = None
+    organization: str | None = None  # added for telemetry's /stats/summary (case_data.organization)
+    # Added by conference (issue 4) for link's usage_status_log row of the case action (see the issue-4
+    # section at the end of this file): who acted and the original's log text.
+    userName: str | None = None
+    linkID: str | None = None  # always None: the original's case log rows had linkID NULL
+    statusLog: str = ""
+    # Added by conference (IDEMS cases) for link's history: the case row's values after the change, and the row's
+    # own id (case_data.id: the original's history caseId). None when unknown (events published before).
+    hn: str | None = None
+    patientMobile: str | None = None
+    caseRowId: int | None = None
 
 
 class NotificationChanged(msgspec.Struct, kw_only=True):
@@ -443,3 +471,366 @@ RPC_LINK_ROOM = "rpc.link.link.room"
 
 class LinkRoomQuery(msgspec.Struct, kw_only=True):
     linkID: str
+
+
+# ---- telemetry: ambulance tasks and positions (issues 6 and 8: /car/task, /mobile, room ``carTracking``) ----
+# Realtime asks telemetry over request/reply; telemetry owns car_track and publishes what realtime emits.
+# RPC_TASK_DETAIL (TaskQuery): the /mobile ``connection`` payload of task ``uid`` (reply data = that payload:
+#   {task, status, dtmCreated, dtmUpdated, room, current:{latitude,longitude}, destination:{latitude,longitude}});
+#   code "not_found" for an unknown uid (realtime then emits status failed / "invalid task id" and disconnects).
+# RPC_TASK_LOCATION (TaskLocation): a /mobile ``location`` from the crew app: store it on the task; reply data
+#   {"stored": true}; code "bad_request" for out-of-range or far-future positions, "not_found" for unknown uid.
+# RPC_CAR_TRACKING (CarTracking): a room namespace ``carTracking`` payload: upsert the car position of
+#   (room, userName); reply data {"stored": true} ({"stored": false} when the payload has no position) or code
+#   "bad_request"; with status "getDestination" the reply also carries ``destination`` = the room's newest user
+#   link with a mobile {userName, mobile, latitude, longitude, patientLatitude, patientLongitude} (absent: none).
+RPC_TASK_DETAIL = "rpc.telemetry.task.detail"
+RPC_TASK_LOCATION = "rpc.telemetry.task.location"
+RPC_CAR_TRACKING = "rpc.telemetry.car.tracking"
+# Events (JetStream, through telemetry's outbox):
+# TASK_STATUS_CHANGED (TaskStatusChanged): PUT /car/task. Realtime: to /mobile sockets of task ``uid`` (socket.io
+#   room ``task:<uid>``) emit ``status`` {status} then ``message`` {"message": "task status update"}; when
+#   ``destination`` is set (status "arrive": the service location) also ``destination`` {latitude, longitude} then
+#   ``message`` {"message": "destination update"}.
+# TASK_DESTINATION_CHANGED (TaskDestination): the patient's position changed (telemetry consumed
+#   link.location.updated): to /mobile sockets of ``uid`` emit ``destination`` ``position`` then ``message``
+#   {"message": "destination update"}.
+# CAR_POSITION_UPDATED (CarPositionUpdated): a stored car position (from /mobile ``location`` or HTTP). Realtime:
+#   emit ``car-position`` with ``row`` (the car_track row, original JSON types) on /{room}.
+TASK_STATUS_CHANGED = "telemetry.task.status_changed"
+TASK_DESTINATION_CHANGED = "telemetry.task.destination_changed"
+CAR_POSITION_UPDATED = "telemetry.car.position_updated"
+
+
+class TaskQuery(msgspec.Struct, kw_only=True):
+    uid: str
+
+
+class TaskLocation(msgspec.Struct, kw_only=True):
+    uid: str
+    latitude: float | None = None
+    longitude: float | None = None
+    accuracy: float | None = None
+    speed: float | None = None
+    heading: float | None = None
+    altitude: float | None = None
+    altitudeAccuracy: float | None = None
+    timestamp: int | None = None  # the device's clock in ms, when it sends one (far future -> bad_request)
+
+
+class CarTracking(msgspec.Struct, kw_only=True):
+    room: str
+    userName: str
+    status: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    accuracy: float | None = None
+    speed: float | None = None
+    heading: float | None = None
+    altitude: float | None = None
+    altitudeAccuracy: float | None = None
+    timestamp: int | None = None  # added by telemetry: the device's clock in ms, when known (far future -> bad_request)
+
+
+class TaskStatusChanged(msgspec.Struct, kw_only=True):
+    uid: str
+    room: str | None = None
+    status: str
+    destination: dict[str, Any] | None = None  # {latitude, longitude} for "arrive"
+
+
+class TaskDestination(msgspec.Struct, kw_only=True):
+    uid: str
+    room: str
+    position: dict[str, Any]  # {latitude, longitude, accuracy, altitude, altitudeAccuracy, heading, speed}
+
+
+class CarPositionUpdated(msgspec.Struct, kw_only=True):
+    room: str
+    uid: str | None = None
+    row: dict[str, Any]  # the car_track row as /car/list shows it
+
+
+# ---- link: expiry, one-time use, IDEMS links (issue 5) ----------------------------------------------------
+# LINK_EXPIRED (LinkExpired): the 30-minute expiry sweep disabled a link whose dtmExpired passed (once per link).
+# LINK_USED (LinkUsed): a one-time link was opened (oneTimeLink 1 -> 2, once per link).
+LINK_EXPIRED = "link.link.expired"
+LINK_USED = "link.link.used"
+
+
+class LinkExpired(msgspec.Struct, kw_only=True):
+    linkID: str
+    room: str
+    linkType: str = ""
+    dtmExpired: str = ""  # local "YYYY-MM-DD HH:mm:ss"
+
+
+class LinkUsed(msgspec.Struct, kw_only=True):
+    linkID: str
+    room: str
+    identity: str = ""
+
+
+# Link asks conference to open the case of an IDEMS link (POST /link/idems; the original's caseService.create
+# with caseId = last caseId + 1). Conference allocates the id, writes the case row linked to room id ``roomId``
+# and publishes CASE_CREATED. Reply data: {"caseId": int, ...} (served by conference, see its case.open section).
+RPC_CASE_OPEN = "rpc.conference.case.open"
+
+
+class CaseOpen(msgspec.Struct, kw_only=True):
+    service: int
+    room: str
+    roomId: int | None = None  # room_conference.id
+    userName: str = ""
+    mobileCreated: str = ""
+    caseType: str = ""  # the link type: "video" | "location"
+    organization: str = ""  # the IDEMS branch
+
+
+# ---- realtime asks link: the /queue closeRoom row (issue 8) -----------------------------------------------
+# When conference publishes ROOM_CLOSED with closedBy "close" (PUT /room/close), realtime emits on /queue ``queue``
+# {"status": "closeRoom", "data": <row>}
+# where <row> is the room's FIRST SMS-link-history row, in the shape GET /link/history (and the socket ``queue``
+# reply) gives rows: {caseId, linkID, caseStatus, hn, patientMobile, room, id, mobile, linkType, crmSender,
+# latitude, longitude, patientLatitude, patientLongitude, patientUpdated, dtmCreated, agent, status, activeLog,
+# recordVideos}. Served by link (LinkRoomHistoryQuery); reply data = that row, or null when the room has no link
+# rows. No row (or link cannot answer): no emit.
+RPC_LINK_ROOM_HISTORY = "rpc.link.link.room_history"
+
+
+class LinkRoomHistoryQuery(msgspec.Struct, kw_only=True):
+    room: str
+
+
+# Realtime also reads an optional ``destination`` in RPC_CAR_TRACKING's reply (status "getDestination"): the
+# room's patient position {userName, mobile, latitude, longitude, patientLatitude, patientLongitude}; when it is
+# present realtime broadcasts it as ``destination`` on /{room} (realtime.md §4.5).
+
+
+# ---- conference: issue 4 completion (room close, case side effects, record status, room pictures) ----------
+# ROOM_CLOSED (RoomChanged with detail, ``service`` and ``closedBy``). Realtime: disconnect and drop /{room}
+#   (for closedBy "expired" also /data/{room}, as the original's sweep). Only for closedBy "close" (PUT /room/close)
+#   the original also emitted on /queue ``queue`` {"status": "closeRoom", "data": <row>} where <row> is the newest
+#   row of link's SMS-link history of ``room`` (link_connect mobile != '' and share = 0, newest first; the
+#   original's getSMSLinkHistory page 1, first row OBJECT, not a list); no row: no emit.
+#   Closing a room that is already closed changes nothing and publishes nothing.
+# CASE_CREATED / CASE_UPDATED (CaseChanged, now with userName, linkID, statusLog). Link: one usage_status_log row
+#   per event, as the original's addStatusLog({data, userName}) wrote it: linkID NULL, room "", identity "",
+#   userName = ``userName`` ("" when None), userType "", mobile "", linkType "", latitude/longitude NULL,
+#   status "", userAgent "", dtmCreated = the event's time (local), data = JSON string of ``statusLog``
+#   (i.e. the text in double quotes, as JSON.stringify of a string). statusLog texts:
+#   created: "Update Case id:<caseId> userName:<userName> organization:<organization>";
+#   updated: "Update Case operationNumber:<..> id:<caseId> status:<..> hn:<..> patientMobile<..> userName:<..>"
+#   (absent body fields render "undefined", JSON null "null", as the original's template string did).
+# CASE_ROOM_OPENED (CaseRoomOpened): GET /case/get found the case's room without a live Socket.IO namespace
+#   (room not open, or past dtmExpired): conference set dtmExpired = now + 1 day. Realtime: register /{room}
+#   with the full room handler set (the original's initialSocket), no emit.
+CASE_ROOM_OPENED = "conference.case.room_opened"
+
+
+class CaseRoomOpened(msgspec.Struct, kw_only=True):
+    room: str
+    caseId: int
+    service: int
+    dtmExpired: str  # local "YYYY-MM-DD HH:mm:ss"
+
+
+# ROOM_RECORD_CHANGED (RoomChanged with detail and recordStatus): conference applied a recording egress event
+#   (RECORDING_EGRESS_STARTED: recordId = egress id, dtmStartRecord, recordStatus 1; RECORDING_EGRESS_ENDED:
+#   recordId "", dtmStopRecord, recordStatus 2) to room_conference. Link's read model applies it like the other
+#   conference.room.* subjects; realtime needs nothing from it (its room-record emit follows the recording event).
+ROOM_RECORD_CHANGED = "conference.room.record_changed"
+
+# Files uploaded through a link (POST /upload/file?linkID=), for GET /room/picture. RECORDING must publish
+# RECORDING_FILE_STORED (FileStored) for every `files` row it inserts, in the inserting transaction. Conference
+# keeps a read model of them (with LINK_CREATED's linkID -> room) and answers GET /room/picture from it.
+RECORDING_FILE_STORED = "recording.file.stored"
+
+
+class FileStored(msgspec.Struct, kw_only=True):
+    fileId: int  # files.id
+    linkId: str  # files.linkId ("" when uploaded without one)
+    filename: str
+    url: str  # files.url, relative ("/images/<folder>/<name>"); readers prefix API_URL
+    width: int | None = None
+    height: int | None = None
+    createdAt: str  # local "YYYY-MM-DD HH:mm:ss" (files.createdAt)
+
+
+# ---- telemetry: statistics read model (issue 6, /stats/*) ----------------------------------------------------
+# Telemetry keeps a copy of the link_connect columns the statistics read. LINK_FIELDS_CHANGED (LinkFieldsChanged):
+# link publishes it in the transaction of every other write of those columns, with the columns written and their
+# new values (dates local "YYYY-MM-DD HH:mm:ss"): getdetail {"userAgent", "os"}, POST /log {"errorVideo"} or
+# {"errorLocation"}, one-time link used {"oneTimeLink": 2}, {"domainIndex"}, {"enabled"}. Telemetry applies only
+# the columns it knows (statistics.domain.LINK_COLUMNS).
+LINK_FIELDS_CHANGED = "link.link.fields_changed"
+
+
+class LinkFieldsChanged(msgspec.Struct, kw_only=True):
+    linkID: str
+    fields: dict[str, Any]
+
+
+# ---- telemetry: what car tasks need from link and conference (issue 6, /car/task) ------------------------
+# TASK_SMS_REQUESTED (TaskSmsRequested): a COMMAND to link, published through telemetry's outbox by POST /car/task
+#   (the original texted the crew its app link). Link consumes it (durable, once per ``messageId``): tenant =
+#   ``service`` (None: the tenant of the room's links); domain = the tenant's next ``linkType`` domain for
+#   ``linkID`` (the original's getDomain({service, type: "video", linkID: <task uid>})); text = ``prefix`` +
+#   domain + ``path`` (the original's "Task \n<domain>/app/<uid>"); sender = the tenant's smsSenderName ('' if
+#   none); then link's own SMS path (sms_message row of ``kind``, SMS_ENABLE honoured, link.sms.sent / failed).
+TASK_SMS_REQUESTED = "telemetry.sms.requested"
+# RPC_TENANT_DETAIL (ServiceQuery), served by link: the `services` row {"id", "name", "latitude", "longitude"}
+#   (latitude/longitude as the original's driver gave DECIMAL: strings, or null); code "not_found" when missing.
+# RPC_CASE_OF_ROOM (RoomQuery), served by conference: the room's first case (case_data joined to room_conference
+#   on roomId, lowest case_data.id) {"service", "caseId", "operationNumber", "hn", "patientMobile", "userName",
+#   "mobileCreated", "dtmCreated" (UTC ISO string), "status"}, or null when the room has none.
+# Telemetry asks both with a short timeout; while unanswered, GET /car/task answers without case fields and with
+# the tenant of the room's links as ``service`` (null fields when unknown), and "arrive" sends destination 0/0.
+RPC_TENANT_DETAIL = "rpc.link.service.detail"
+RPC_CASE_OF_ROOM = "rpc.conference.case.of_room"
+# RPC_ROOM_CAR_POSITION (RoomQuery), served by telemetry: the room's newest car_track row (the room namespace
+#   ``car-position`` a connecting ``user`` gets; same JSON types as CarPositionUpdated.row), or null when none.
+RPC_ROOM_CAR_POSITION = "rpc.telemetry.car.newest"
+
+
+class TaskSmsRequested(msgspec.Struct, kw_only=True):
+    messageId: str  # idempotency key (the consumer must apply it once)
+    mobile: str
+    room: str
+    linkID: str  # the task uid
+    path: str  # "/app/<uid>"
+    service: int | None = None
+    linkType: str = "video"
+    prefix: str = "Task \n"
+    kind: str = "task"
+
+
+# ---- recording: egresses and the encode queue (issue 7, continued) ---------------------------------------
+# Recording keeps each room's autoRecord / recordType / encodingOptionsPreset / tenant from conference's
+# ``conference.room.*`` RoomChanged events (durable consumer "recording-room-settings"), falling back to
+# RPC_ROOM_DETAIL for a room it has not seen. The tenant (room_conference.service) is read from
+# ``detail["service"]`` (or a top-level ``service`` field of the event data): conference must include it, else
+# such rooms cannot record (the original refused rooms without a tenant).
+# Recording owns which egress a room has (one at most, EGRESS_LIMIT in all). Consumers of its egress events:
+# conference sets room_conference.recordId / dtmStartRecord / recordStatus 1 on RECORDING_EGRESS_STARTED and
+# recordId "" / dtmStopRecord / recordStatus 2 on RECORDING_EGRESS_ENDED (EgressChanged.recordId = egress id);
+# realtime emits ``room-record`` on /{room} for RECORDING_EGRESS_STARTED (egressInfo + dtmStartRecord/StopRecord).
+
+
+# ---- realtime asks link, conference, recording: the remaining room socket events (issue 8, realtime.md §4.2) --
+# Realtime calls these for client->server socket events and emits the reply; while nobody serves a subject the
+# event is ignored (logged), as the original ignored failed handlers. Proposed by realtime; owners serve them.
+# RPC_LINK_USER_POSITION (LinkUserPosition), link: `user-position` from a room socket: store the link's position
+#   (link_connect lat/lng/accuracy of ``linkID`` IN ``room``; usage log UpdateLatLngLinkDetail). Reply data: the
+#   room's `user-position-group` list (realtime.md §4.5) that realtime broadcasts; code "not_found" when the link
+#   is not in that room (nothing emitted).
+# RPC_LINK_POSITION_GROUP (RoomQuery), link: the room's `user-position-group` list (realtime replies to the
+#   requester only, §13.4).
+# RPC_LINK_QUEUE_PAGE (QueuePage), link: the socket `queue` (SMS-link history page, realtime.md §9). Reply data:
+#   {"status": "data", service, page, maxRow, count, data: [rows]} for status init/changePage/searchAll/
+#   searchAdvanced, null otherwise (no reply then). Realtime accepts it from agent sockets only (§13.1).
+# RPC_CONFERENCE_PARTICIPANTS (RoomQuery), conference: LiveKit ListParticipants(room) as ParticipantInfo JSON
+#   list (`user-list` {userList: [...]}; realtime sends {userList: false} when it fails).
+# RPC_CONFERENCE_TRACK_MUTE (TrackMute), conference: LiveKit MutePublishedTrack; reply data {"muted": bool}.
+#   Realtime then broadcasts `track-muted-unmuted` (the socket payload echoed); admins only (§13.3).
+# RPC_RECORDING_TOGGLE (RoomQuery), recording: the `room-record` toggle (§4.3): start or stop the room's egress
+#   atomically; reply data = the `room-record` payload ({status: startRecord|stopRecord, data} or
+#   {status: "egressNotAvailable", message} or {status: "ERROR", message}); admins only.
+RPC_LINK_USER_POSITION = "rpc.link.link.user_position"
+RPC_LINK_POSITION_GROUP = "rpc.link.link.position_group"
+RPC_LINK_QUEUE_PAGE = "rpc.link.link.queue_page"
+RPC_CONFERENCE_PARTICIPANTS = "rpc.conference.participant.list"
+RPC_CONFERENCE_TRACK_MUTE = "rpc.conference.track.mute"
+RPC_RECORDING_TOGGLE = "rpc.recording.room.toggle"
+
+
+class LinkUserPosition(msgspec.Struct, kw_only=True):
+    room: str
+    linkID: str
+    latitude: float | None = None
+    longitude: float | None = None
+    accuracy: float | None = None
+
+
+class QueuePage(msgspec.Struct, kw_only=True):
+    status: str
+    service: int | str | None = None
+    page: int | str | None = None
+    maxRow: int | str | None = None
+    value: str | None = None
+    mobile: str | None = None
+    agentName: str | None = None
+    roomStatus: str | None = None
+    dateTimeStart: str | None = None
+    dateTimeEnd: str | None = None
+
+
+class TrackMute(msgspec.Struct, kw_only=True):
+    room: str
+    identity: str
+    trackSid: str
+    muted: bool
+
+
+# RECORDING_RECORD_USAGE (RecordUsage): GET /record/request's usage row of the original (status "StartRecord",
+# "FailRecord" or "StopRecord"; ``data`` = the egress info or the failure). Link: one usage_status_log row.
+RECORDING_RECORD_USAGE = "recording.record.usage"
+
+
+class RecordUsage(msgspec.Struct, kw_only=True):
+    room: str
+    identity: str = ""
+    status: str  # StartRecord | FailRecord | StopRecord
+    userAgent: str = ""
+    data: Any = None
+
+
+# ---- conference serves realtime's LiveKit socket calls (conference/participants.py) -----------------------
+# RPC_CONFERENCE_PARTICIPANTS: reply data = the ParticipantInfo JSON list (as GET /user/listparticipants), or
+#   false when LiveKit refuses (4xx). RPC_CONFERENCE_TRACK_MUTE: reply data {"muted": <the track's state LiveKit
+#   reports>, "applied": true}, or on a LiveKit refusal (unknown participant/track) still ok: {"muted": <as asked>,
+#   "applied": false, "error": {"code", "msg"}} (the original swallowed refusals and broadcast anyway). Both: bad
+#   fields -> "bad_request"; LiveKit down/5xx/silent -> a failed reply within 2 s (below realtime's 3 s wait), code
+#   "unavailable" once Bus.serve passes RpcError codes through (until then its generic "error").
+
+
+# ---- recording serves RPC_RECORDING_TOGGLE (issue 8, realtime.md §4.3) -----------------------------------
+# Reply data (realtime broadcasts it as `room-record`): {status: "startRecord"|"stopRecord", data: EgressInfo JSON
+# + dtmStartRecord/dtmStopRecord}, {status: "egressNotAvailable", message: "Record service not available"}
+# (EGRESS_LIMIT reached; LiveKit not asked), or {status: "ERROR", code, message} with nothing written, ``code`` =
+# LiveKit's Twirp code ("unavailable" when unreachable/5xx/slow) or recording's refusal ("starting": a start is
+# in flight, "already_recording", "no_service": the room has no tenant, "busy"). RpcError "not_found" for a room
+# nobody knows (the original crashed: nothing emitted), "bad_request" for an empty / >50-char room. The toggle
+# always records video+audio, grid, H264_720P_30 (as the original; the room's record settings are not used) and
+# writes no usage row. The egress events follow from LiveKit's webhooks, as for GET /record/request.
+# NOTE: a LiveKit call may take up to 10 s; realtime waits 3 s (RPC_TIMEOUT), so on a slow node it emits nothing
+# while the toggle still completes (LiveKit's egress_started webhook then reaches the room).
+
+
+# ---- conference serves RPC_CASE_OPEN (link's POST /link/idems) --------------------------------------------
+# Served since this section. Conference writes the case row as the original's IDEMS route did (status "On Case",
+#   userName, mobileCreated, caseType, organization, roomId = the room's room_conference.id) and publishes
+#   CASE_CREATED (CaseChanged, statusLog "" : the original wrote no usage log for it) in the same transaction.
+# Reply data: {"caseId": int, "caseRowId": int (case_data.id), "created": bool}.
+# Idempotent per (service, room): a retry of the same request (same room) answers the case already opened
+#   (created false) and writes nothing; link makes a fresh room per request, so the room is the request's key.
+# Errors: code "bad_request" when room is empty / over 50 characters, service or roomId out of range, a field
+#   is too long for its column, or no room has that name (or roomId is not that room's id).
+
+
+# ---- link serves realtime's room-socket events (RPC_LINK_USER_POSITION / _POSITION_GROUP / _QUEUE_PAGE) -------
+# Served since this section (link/events.py).
+# RPC_LINK_USER_POSITION: latitude/longitude required and in range (accuracy optional, |x| <= 1e9), else code
+#   "bad_request" and nothing written; a link not in ``room`` (or unknown): "not_found", nothing written. Else
+#   link_connect lat/lng/accuracy, usage row UpdateLatLngLinkDetail (userType = the link's, identity "") and
+#   LINK_LOCATION_UPDATED in one transaction; reply data = the room's position group (same as
+#   RPC_LINK_POSITION_GROUP: [] for an unknown room).
+# RPC_LINK_QUEUE_PAGE: reply data null for other statuses; "bad_request" where the original crashed (service or
+#   maxRow not a number, maxRow < 0, searchAll without value, unparsable dateTimeStart/End). maxRow capped at 500.
+#   ``page``/``maxRow`` are echoed as sent (absent when not sent). Rows are GET /link/history's (recordVideos =
+#   the room's recordings, as that route gives them). Differences from the original, on purpose: searches filter
+#   before paging (the original filtered only the page's rows while counting all matches) and list a row once
+#   even when several fields match; missing searchAdvanced fields match anything; searchAll matches the creation
+#   time as local "YYYY-MM-DD HH:mm:ss" text; the date range compares conference's room dtmCreated.
+# RECORDING_RECORD_USAGE: consumed by link (durable "link-record-usage", replayed, apply_once): one
+#   usage_status_log row (linkID "", room, identity, status, userAgent, data JSON or "\"\"", dtmCreated = event time).

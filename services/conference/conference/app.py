@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conference import consumers, jobs, messaging, presence
+from conference import consumers, jobs, messaging, participants, presence
 from conference.events import Conference, serve_requests
 from conference.livekit_nodes import LiveKitNodes
 from conference.routes import CONTROLLERS
@@ -25,6 +25,8 @@ class ConferenceSettings(CommonSettings, kw_only=True):
     auto_close_room: str = "true"
     # GET /room/verifytoken's secret when it differs from LIVEKIT_API_SECRET (the original's SECRET_KEY).
     secret_key: str = ""
+    # Public base URL of the API: GET /room/picture answers file URLs as <API_URL><files.url>.
+    api_url: str = ""
 
 
 def load_conference_settings(environ: dict[str, str] | None = None) -> ConferenceSettings:
@@ -50,7 +52,7 @@ async def on_startup(runtime: Runtime) -> None:
     conference = Conference(runtime.db, nodes, settings.room_day_default_timeout)
     runtime.extras["conference"] = conference
     await serve_requests(runtime, conference)
-    consumers.start(runtime)
+    consumers.start(runtime, nodes)
     await messaging.serve_requests(runtime)  # chat messages sent over Socket.IO (rpc.conference.chat.store)
     assert runtime.redis is not None
     scheduler = Scheduler(runtime.redis, "conference")
@@ -60,6 +62,8 @@ async def on_startup(runtime: Runtime) -> None:
     await presence.serve_requests(
         runtime, conference
     )  # room_user writes of realtime's sockets (rpc.conference.presence.*)
+    # LiveKit calls of realtime's room sockets: get-user-list, track-muted-unmuted
+    await participants.serve_requests(runtime, nodes)
 
 
 async def on_shutdown(runtime: Runtime) -> None:

@@ -6,6 +6,8 @@
 * ``RPC_ROOM_DETAIL`` (RoomQuery): the original getRoomDetail object.
 * ``RPC_PARTICIPANT_TOKEN`` (ParticipantTokenRequest): the original generateUser.
 * ``RPC_CONFERENCE_PALETTE`` (PaletteQuery): the colour list of ``color_scheme`` (link picks colours from it).
+* ``RPC_CASE_OF_ROOM`` (RoomQuery): the room's first case, or null (telemetry's GET /car/task merges it).
+* ``RPC_CASE_OPEN`` (CaseOpen): open the case of link's IDEMS room, once per (service, room); CASE_CREATED.
 Reply shapes are documented in ``servicekit.events``.
 
 Read models of other services (link's ``/link/getdetail`` answers from them without asking conference):
@@ -27,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from conference import domain, repository
+from conference import cases, domain, repository
 from conference.livekit_nodes import LiveKitNodes, choose_node
 from servicekit.bus import add_event
 from servicekit.clock import now_local, parse_lifetime
@@ -36,10 +38,13 @@ from servicekit.events import (
     PARTICIPANT_SAVED,
     ROOM_CREATED,
     ROOM_UPDATED,
+    RPC_CASE_OF_ROOM,
+    RPC_CASE_OPEN,
     RPC_CONFERENCE_PALETTE,
     RPC_PARTICIPANT_TOKEN,
     RPC_ROOM_DETAIL,
     RPC_ROOM_ENSURE,
+    CaseOpen,
     EnsureRoom,
     PaletteQuery,
     ParticipantTokenRequest,
@@ -202,9 +207,35 @@ class Conference:
     async def palette(self, _: PaletteQuery) -> list[str]:
         return await repository.colors(self.db)
 
+    # ---- cases -------------------------------------------------------------------------------------------
+    async def case_of_room(self, query: RoomQuery) -> dict[str, Any] | None:
+        """None (reply data null) when the room has no case, or no such room."""
+        row = await repository.first_case_of_room(self.db, query.room)
+        return None if row is None else domain.case_of_room_json(row)
 
-async def publish_room_detail(conn: Connection, nodes: LiveKitNodes, subject: str, room: str) -> None:
-    """Publish the room's detail after a change, in the changing transaction (see the module doc)."""
+    async def open_case(self, req: CaseOpen) -> dict[str, Any]:
+        """Link's IDEMS case (POST /link/idems); a retry of the same request answers the case it opened."""
+        _check_case_open(req)
+        opened = await cases.open_case(
+            self.db,
+            service=req.service,
+            room=req.room,
+            room_id=req.roomId,
+            user_name=req.userName,
+            mobile=req.mobileCreated,
+            case_type=req.caseType,
+            organization=req.organization,
+        )
+        if opened is None:
+            raise msgspec.ValidationError(f"invalid room {req.room!r}")
+        return {"caseId": opened.case_id, "caseRowId": opened.row_id, "created": opened.created}
+
+
+async def publish_room_detail(
+    conn: Connection, nodes: LiveKitNodes, subject: str, room: str, *, closed_by: str | None = None
+) -> None:
+    """Publish the room's detail after a change, in the changing transaction (see the module doc).
+    ``closed_by`` (ROOM_CLOSED only) tells realtime which close it was (servicekit.events, issue 4 section)."""
     row = await repository.room_detail_and_node(conn, room)
     if row is None:
         return
@@ -222,6 +253,9 @@ async def publish_room_detail(conn: Connection, nodes: LiveKitNodes, subject: st
             detail=detail,
             nodeLivekitId=row["nodeLivekitId"],
             usesDefaultKey=node.key == nodes.default.key,
+            service=row["service"],
+            recordStatus=row["recordStatus"],
+            closedBy=closed_by,
         ),
     )
 
@@ -237,6 +271,21 @@ async def publish_room_user(conn: Connection, room: str, identity: str) -> None:
 _ROOM_USER_LIMITS = {"identity": 50, "userName": 100, "userType": 50, "color": 50}
 
 
+# case_data column sizes (and room_conference.room's): bad input is a bad request, not a database error.
+_CASE_OPEN_LIMITS = {"room": 50, "userName": 100, "mobileCreated": 50, "caseType": 50, "organization": 50}
+_INT_MAX = 2_147_483_647
+
+
+def _check_case_open(req: CaseOpen) -> None:
+    if not req.room.strip():
+        raise msgspec.ValidationError("room is required")
+    for name, limit in _CASE_OPEN_LIMITS.items():
+        if len(getattr(req, name)) > limit:
+            raise msgspec.ValidationError(f"{name} must be at most {limit} characters")
+    if not 0 <= req.service <= _INT_MAX or (req.roomId is not None and not 0 < req.roomId <= _INT_MAX):
+        raise msgspec.ValidationError("service or roomId is out of range")
+
+
 def _check_room_user_lengths(**values: str | None) -> None:
     for name, value in values.items():
         if value is not None and len(value) > _ROOM_USER_LIMITS[name]:
@@ -249,3 +298,5 @@ async def serve_requests(runtime: Runtime, conference: Conference) -> None:
     await runtime.bus.serve(RPC_ROOM_DETAIL, RoomQuery, conference.room_detail)
     await runtime.bus.serve(RPC_PARTICIPANT_TOKEN, ParticipantTokenRequest, conference.participant_token)
     await runtime.bus.serve(RPC_CONFERENCE_PALETTE, PaletteQuery, conference.palette)
+    await runtime.bus.serve(RPC_CASE_OF_ROOM, RoomQuery, conference.case_of_room)
+    await runtime.bus.serve(RPC_CASE_OPEN, CaseOpen, conference.open_case)

@@ -35,14 +35,14 @@ def auto_close_enabled(value: str) -> bool:
     return value.strip().lower() not in ("false", "")
 
 
-async def close_room(db: Database, nodes: LiveKitNodes, room: str) -> tuple[int, int]:
+async def close_room(db: Database, nodes: LiveKitNodes, room: str, closed_by: str = "close") -> tuple[int, int]:
     """Close ``room`` (every row not closed yet): (rows of that name, rows changed). Publishes ROOM_CLOSED with
     the detail when something changed; closing a closed room rewrites nothing and publishes nothing."""
     async with db.transaction() as conn:
         rows = await repository.room_statuses(conn, room)
         changed = await repository.close_room(conn, room, now_local()) if rows else 0
         if changed:
-            await publish_room_detail(conn, nodes, ROOM_CLOSED, room)
+            await publish_room_detail(conn, nodes, ROOM_CLOSED, room, closed_by=closed_by)
     return len(rows), changed
 
 
@@ -67,9 +67,14 @@ async def close_expired_rooms(db: Database, nodes: LiveKitNodes) -> list[str]:
         async with db.transaction() as conn:
             if not await repository.close_expired_room(conn, room, now):
                 continue  # closed meanwhile (another replica, an HTTP close)
-            await publish_room_detail(conn, nodes, ROOM_CLOSED, room)
+            await publish_room_detail(conn, nodes, ROOM_CLOSED, room, closed_by="expired")
         closed.append(room)
         await delete_livekit_room(nodes, room)
+    # Namespaces GET /case/get reopened for a day on closed rooms (the original's socket sweep dropped them).
+    for room in await repository.expired_reopened_rooms(db, now):
+        async with db.transaction() as conn:
+            if await repository.drop_reopened_socket(conn, room, now):
+                await publish_room_detail(conn, nodes, ROOM_CLOSED, room, closed_by="expired")
     if closed:
         log.info("expired rooms closed", extra={"count": len(closed)})
     return closed

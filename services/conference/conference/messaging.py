@@ -153,7 +153,7 @@ async def store_chat_message(db: Database, req: ChatMessageStore) -> dict[str, A
             if admin is None:
                 await conn.execute("UPDATE room_conference SET messageUnread = 1 WHERE id = %s", (room["id"],))
                 raised = True
-                detail_row = await repository.room_detail_row(conn, req.room)
+                detail_row = await repository.room_detail_and_node(conn, req.room)
                 if detail_row is not None:
                     detail = domain.room_detail(detail_row, datetime.now(UTC))
                     detail.pop("recordDuration", None)
@@ -162,6 +162,8 @@ async def store_chat_message(db: Database, req: ChatMessageStore) -> dict[str, A
                         roomType=detail_row["roomType"] or "",
                         status=detail_row["status"] or "",
                         detail=detail,
+                        service=detail_row["service"],
+                        recordStatus=detail_row["recordStatus"],
                     )
                     await add_event(conn, ROOM_DETAIL_CHANGED, changed)
     return {

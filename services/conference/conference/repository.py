@@ -25,7 +25,8 @@ async def room_detail_row(conn: Connection | Database, room: str) -> dict[str, A
 async def room_detail_and_node(conn: Connection | Database, room: str) -> dict[str, Any] | None:
     """The detail columns plus the room's LiveKit node (one lookup serves a token and its room detail)."""
     return await conn.fetch_one(
-        f"SELECT {_DETAIL_SELECT}, `nodeLivekitId` FROM room_conference WHERE room = %s ORDER BY id LIMIT 1",  # noqa: S608
+        f"SELECT {_DETAIL_SELECT}, `nodeLivekitId`, `service`, `recordStatus` FROM room_conference"  # noqa: S608
+        " WHERE room = %s ORDER BY id LIMIT 1",
         (room,),
     )
 
@@ -232,12 +233,25 @@ async def case_room_name(conn: Connection | Database, case_id: int, service: int
     return row["room"] if row else None
 
 
+async def first_case_of_room(db: Connection | Database, room: str) -> dict[str, Any] | None:
+    """The room's first case (lowest case_data.id) with the columns GET /car/task merges (RPC_CASE_OF_ROOM)."""
+    return await db.fetch_one(
+        "SELECT case_data.service, case_data.caseId, case_data.operationNumber, case_data.hn,"
+        " case_data.patientMobile, case_data.userName, case_data.mobileCreated, case_data.dtmCreated,"
+        " case_data.status FROM case_data JOIN room_conference ON case_data.roomId = room_conference.id"
+        " WHERE room_conference.room = %s ORDER BY case_data.id LIMIT 1",
+        (room,),
+    )
+
+
 async def update_room_status(conn: Connection, room: str, status: str, now: datetime) -> int:
-    """The original's status change (messageUnread cleared); rows already in that state are not rewritten."""
+    """The original's status change (messageUnread cleared); rows already in that state are not rewritten.
+    A close sets dtmClosed (assigned first: MySQL evaluates SET left to right, so it still sees the old status)."""
     return await conn.execute(
-        "UPDATE room_conference SET status = %s, messageUnread = 0, dtmUpdated = %s"
+        "UPDATE room_conference SET dtmClosed = IF(%s = 'close' AND NOT (status <=> 'close'), %s, dtmClosed),"
+        " status = %s, messageUnread = 0, dtmUpdated = %s"
         " WHERE room = %s AND NOT (status <=> %s AND messageUnread = 0)",
-        (status, now, room, status),
+        (status, now, status, now, room, status),
     )
 
 
@@ -271,4 +285,86 @@ async def close_expired_room(conn: Connection, room: str, now: datetime) -> int:
         "UPDATE room_conference SET status = 'close', dtmClosed = %s, dtmUpdated = %s"
         " WHERE room = %s AND status = 'open' AND dtmExpired < %s",
         (now, now, room, now),
+    )
+
+
+# ---- recording state (RECORDING_EGRESS_* events) ---------------------------------------------------------
+async def record_started(conn: Connection, room: str, record_id: str, started: datetime) -> int:
+    return await conn.execute(
+        "UPDATE room_conference SET recordId = %s, dtmStartRecord = %s, recordStatus = 1 WHERE room = %s",
+        (record_id, started, room),
+    )
+
+
+async def record_ended(conn: Connection, room: str, record_id: str, stopped: datetime) -> int:
+    """Only while the room still records that egress (or nothing): a late end of an older egress must not
+    clear a newer one."""
+    return await conn.execute(
+        "UPDATE room_conference SET recordId = '', dtmStopRecord = %s, recordStatus = 2"
+        " WHERE room = %s AND (recordId IS NULL OR recordId IN (%s, ''))",
+        (stopped, room, record_id),
+    )
+
+
+# ---- GET /case/get: the room's socket reopened for a day --------------------------------------------------
+# A room's /{room} namespace is live while it is open, or reopened by GET /case/get after its last close, and
+# not past dtmExpired (NULL never expires).
+_SOCKET_LIVE = (
+    "((dtmExpired IS NULL OR dtmExpired >= %s) AND (status = 'open' OR (dtmSocketReopened IS NOT NULL"
+    " AND (dtmClosed IS NULL OR dtmSocketReopened >= dtmClosed))))"
+)
+
+
+async def reopen_room_socket(conn: Connection, room: str, now: datetime, expires: datetime) -> int:
+    """dtmExpired = ``expires`` for the rows of ``room`` without a live namespace: the original's updateExpired
+    after it re-created a missing namespace."""
+    return await conn.execute(
+        "UPDATE room_conference SET dtmExpired = %s, dtmSocketReopened = %s"  # noqa: S608 - fixed SQL
+        f" WHERE room = %s AND NOT {_SOCKET_LIVE}",
+        (expires, now, room, now),
+    )
+
+
+async def expired_reopened_rooms(conn: Connection | Database, now: datetime, limit: int = 500) -> list[str]:
+    """Closed rooms whose namespace GET /case/get reopened and whose day has passed."""
+    rows = await conn.fetch_all(
+        "SELECT DISTINCT room FROM room_conference WHERE status <> 'open' AND dtmSocketReopened IS NOT NULL"
+        " AND dtmExpired < %s LIMIT %s",
+        (now, limit),
+    )
+    return [row["room"] for row in rows if row["room"] is not None]
+
+
+async def drop_reopened_socket(conn: Connection, room: str, now: datetime) -> int:
+    return await conn.execute(
+        "UPDATE room_conference SET dtmSocketReopened = NULL WHERE room = %s AND status <> 'open'"
+        " AND dtmSocketReopened IS NOT NULL AND dtmExpired < %s",
+        (room, now),
+    )
+
+
+# ---- GET /room/picture read models ------------------------------------------------------------------------
+async def save_link_room(conn: Connection, link_id: str, room: str) -> int:
+    return await conn.execute(
+        "INSERT INTO room_link_view (linkID, room) VALUES (%s, %s) ON DUPLICATE KEY UPDATE room = VALUES(room)",
+        (link_id, room),
+    )
+
+
+async def save_file(conn: Connection, row: dict[str, Any]) -> int:
+    return await conn.execute(
+        "INSERT INTO room_file_view (fileId, linkId, filename, url, width, height, createdAt)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE linkId = VALUES(linkId),"
+        " filename = VALUES(filename), url = VALUES(url), width = VALUES(width), height = VALUES(height),"
+        " createdAt = VALUES(createdAt)",
+        (row["fileId"], row["linkId"], row["filename"], row["url"], row["width"], row["height"], row["createdAt"]),
+    )
+
+
+async def room_pictures(db: Connection | Database, room: str) -> list[dict[str, Any]]:
+    """Files uploaded through the links of ``room`` (the original: files JOIN link_connect ON linkId)."""
+    return await db.fetch_all(
+        "SELECT f.filename, f.url, f.width, f.height, f.createdAt FROM room_file_view f"
+        " JOIN room_link_view l ON f.linkId = l.linkID WHERE l.room = %s ORDER BY f.fileId",
+        (room,),
     )

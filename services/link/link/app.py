@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from link import domain, events, readmodels, sms
+from link import domain, events, jobs, readmodels, sms, tasks
 from link.routes import CONTROLLERS
+from link.usage_log import UsageBatcher
+from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
 
@@ -28,11 +30,27 @@ class LinkSettings(CommonSettings, kw_only=True):
 async def on_startup(runtime: Runtime) -> None:
     await events.serve(runtime)
     runtime.extras["palette"] = await readmodels.start(runtime)
+    assert runtime.db is not None
+    usage = UsageBatcher(runtime.db)
+    usage.start()
+    runtime.extras["usage"] = usage
     await sms.start(runtime)
     await sms.requeue_stale(runtime)
+    await tasks.start(runtime)
+    assert runtime.redis is not None and runtime.db is not None
+    scheduler = Scheduler(runtime.redis, "link")
+    jobs.schedule(scheduler, runtime.db)
+    scheduler.start()
+    runtime.extras["scheduler"] = scheduler
 
 
 async def on_shutdown(runtime: Runtime) -> None:
+    scheduler: Scheduler | None = runtime.extras.get("scheduler")
+    if scheduler is not None:
+        await scheduler.stop()
+    usage: UsageBatcher | None = runtime.extras.get("usage")
+    if usage is not None:
+        await usage.stop()
     await sms.stop(runtime)
 
 

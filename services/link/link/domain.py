@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 import secrets
 import string
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from servicekit import tokens
+from servicekit.clock import parse_local
 
 # The original's sample CUSTOM_CHARSET: Latin letters without N/n.
 DEFAULT_CHARSET = "".join(c for c in string.ascii_letters if c not in "Nn")
@@ -176,6 +182,7 @@ _OS_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1024)  # getdetail asks on every request; clients send the same few agents
 def os_name(user_agent: str) -> str:
     """Operating system name of a user agent, in the names UAParser gave the original ("" when unknown)."""
     for pattern, name in _OS_PATTERNS:
@@ -272,3 +279,182 @@ def next_domain(pool: list[str], previous_index: int | None) -> tuple[int, str]:
     if previous_index is None or previous_index >= len(pool) - 1 or previous_index < 0:
         return 0, pool[0]
     return previous_index + 1, pool[previous_index + 1]
+
+
+# ---- IDEMS links (POST /link/idems) ----------------------------------------------------------------------
+IDEMS_SERVICE = 1  # the original created every IDEMS link for tenant 1
+IDEMS_LINK_TYPES = ("video", "location")
+IDEMS_TOKEN_TTL_SECONDS = 24 * 3600
+
+
+def websocket_base(api_url: str) -> str:
+    """API_URL as a WebSocket origin (http -> ws, https -> wss; no scheme counts as http), as the original
+    built it; ``ws://localhost:5500`` when API_URL is not set."""
+    if not api_url:
+        return "ws://localhost:5500"
+    scheme, sep, rest = api_url.partition("://")
+    if not sep:
+        scheme, rest = "http", api_url
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest.rstrip('/')}"
+
+
+def data_socket_token(api_key: str, api_secret: str, name: str, now: int | None = None) -> str:
+    """The token of a /data/<linkID> socket: a LiveKit access token (random identity, ``name``, only grant
+    ``roomJoin: false``, valid one day), as the original's createToken({name, days: 1}) made it."""
+    issued = int(time.time()) if now is None else now
+    claims = {
+        "name": name,
+        "video": {"roomJoin": False},
+        "sub": tokens.random_identity(),
+        "iss": api_key,
+        "nbf": issued,
+        "exp": issued + IDEMS_TOKEN_TTL_SECONDS,
+    }
+    return jwt.encode(claims, api_secret, algorithm="HS256")
+
+
+def sms_flag(raw: Any) -> int:
+    """The request's ``sms`` as parseInt read it (missing: 1; not a number: no SMS)."""
+    if raw is None:
+        return 1
+    if isinstance(raw, bool):
+        return int(raw)
+    match = re.match(r"\s*(-?\d+)", str(raw))
+    return int(match.group(1)) if match else 0
+
+
+# ---- password brute force ----------------------------------------------------------------------------------
+# Every password check of a link reserves an attempt first (so parallel guesses count too); a success clears
+# them. Past MAX_PASSWORD_ATTEMPTS in PASSWORD_WINDOW_SECONDS the link is locked until the window ends, even for
+# the right password.
+MAX_PASSWORD_ATTEMPTS = 5
+PASSWORD_WINDOW_SECONDS = 15 * 60
+LOCKED_MESSAGE = "too many failed attempts: link locked, try again later"
+
+
+def password_attempts_key(link_id: str) -> str:
+    return f"link:password-attempts:{link_id}"
+
+
+def password_locked(attempts: int) -> bool:
+    """``attempts`` counts this one: the first MAX_PASSWORD_ATTEMPTS of a window are checked, the rest refused."""
+    return attempts > MAX_PASSWORD_ATTEMPTS
+
+
+# ---- the socket `queue` page (RPC_LINK_QUEUE_PAGE, realtime.md §9) -----------------------------------------
+QUEUE_STATUSES = ("init", "changePage", "searchAll", "searchAdvanced")
+QUEUE_DEFAULT_SERVICE = 1
+QUEUE_DEFAULT_ROWS = 5
+QUEUE_MAX_ROWS = 500  # the original had no bound; a page this size already takes seconds to enrich
+# The dashboard's free-text search matched these Thai labels of the room status and the link type.
+ROOM_STATUS_THAI = {"open": "กำลังสนทนา", "close": "สิ้นสุดการสนทนา"}
+LINK_TYPE_THAI = {"video": "วิดีโอ", "location": "พิกัด"}
+INT_MAX = 2_147_483_647
+
+
+class BadQueueRequest(ValueError):
+    """A socket ``queue`` request the original crashed on (no reply then)."""
+
+
+@dataclass(frozen=True)
+class QueueSearch:
+    """What one socket ``queue`` request selects: the tenant's patient links, newest first, optionally
+    narrowed by a free-text search (``text``) or the advanced search's fields (substring matches)."""
+
+    service: int
+    limit: int
+    offset: int
+    text: str = ""  # searchAll: matched against room status / link type labels, created time, mobile, agent
+    room_statuses: tuple[str, ...] = ()  # searchAll: the room statuses whose label contains ``text``
+    link_types: tuple[str, ...] = ()  # searchAll: the link types whose label contains ``text``
+    mobile: str = ""  # searchAdvanced
+    agent: str = ""  # searchAdvanced
+    room_status: str = ""  # searchAdvanced: substring of the room status ("" any)
+    nothing: bool = False  # searchAdvanced with room status "disable": the original matched no row
+    created_from: datetime | None = None  # searchAdvanced: the room's creation time range (local), both or none
+    created_to: datetime | None = None
+
+
+def _whole_number(raw: int | str | None, name: str) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(str(raw).strip())
+    except ValueError as exc:
+        raise BadQueueRequest(f"invalid {name}") from exc
+
+
+def queue_search(
+    status: str,
+    *,
+    service: int | str | None = None,
+    page: int | str | None = None,
+    max_row: int | str | None = None,
+    value: str | None = None,
+    mobile: str | None = None,
+    agent_name: str | None = None,
+    room_status: str | None = None,
+    date_start: str | None = None,
+    date_end: str | None = None,
+) -> QueueSearch:
+    """A socket ``queue`` request as a :class:`QueueSearch`. The original's rules: service 1 when absent, maxRow
+    5, OFFSET maxRow*(page-1) only when page > 1 (any other page: 0); ``all`` room status = any and ``disable``
+    = none. Where it crashed (service or maxRow not a number, searchAll without ``value``, a malformed date)
+    this raises BadQueueRequest. Missing advanced-search fields match anything (the original compared them as
+    the text "undefined", so its dashboard always sent them)."""
+    if status not in QUEUE_STATUSES:
+        raise BadQueueRequest("unknown queue status")
+    tenant = _whole_number(service, "service")
+    tenant = QUEUE_DEFAULT_SERVICE if tenant is None else tenant
+    if not 0 <= tenant <= INT_MAX:
+        raise BadQueueRequest("invalid service")
+    limit = _whole_number(max_row, "maxRow")
+    limit = QUEUE_DEFAULT_ROWS if limit is None else limit
+    if limit < 0:
+        raise BadQueueRequest("invalid maxRow")
+    limit = min(limit, QUEUE_MAX_ROWS)
+    try:
+        page_number = int(str(page).strip()) if page is not None else 1
+    except ValueError:
+        page_number = 1
+    page_number = min(page_number, 1_000_000)
+    offset = limit * (page_number - 1) if page_number > 1 else 0
+    if status == "searchAll":
+        if value is None:
+            raise BadQueueRequest("searchAll needs a value")
+        text = value.strip()
+        if not text:
+            return QueueSearch(service=tenant, limit=limit, offset=offset)
+        return QueueSearch(
+            service=tenant,
+            limit=limit,
+            offset=offset,
+            text=text,
+            room_statuses=tuple(key for key, label in ROOM_STATUS_THAI.items() if text in label),
+            link_types=tuple(key for key, label in LINK_TYPE_THAI.items() if text in label),
+        )
+    if status == "searchAdvanced":
+        wanted_status = room_status if room_status is not None else ""
+        created_from = created_to = None
+        if date_start is not None and date_end is not None:
+            created_from, created_to = parse_local(date_start), parse_local(date_end)
+            if created_from is None or created_to is None:
+                raise BadQueueRequest("invalid dateTimeStart or dateTimeEnd")
+        return QueueSearch(
+            service=tenant,
+            limit=limit,
+            offset=offset,
+            mobile=mobile or "",
+            agent=agent_name or "",
+            room_status="" if wanted_status in ("all", "disable") else wanted_status,
+            nothing=wanted_status == "disable",
+            created_from=created_from,
+            created_to=created_to,
+        )
+    return QueueSearch(service=tenant, limit=limit, offset=offset)
+
+
+def like_contains(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, its wildcards and escape character taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

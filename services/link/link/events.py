@@ -2,39 +2,65 @@
 
 * Events (outbox): ``LINK_CREATED`` (:class:`LinkCreated`) when a link is made, ``LINK_LOCATION_UPDATED``
   (:class:`LinkLocationUpdated`) when a link's position changes.
+* ``LINK_FIELDS_CHANGED`` (:class:`LinkFieldsChanged`) with every other write of a link_connect column
+  telemetry copies (userAgent/os, errorVideo/errorLocation, oneTimeLink, domainIndex, enabled).
+* ``LINK_USED`` (:class:`LinkUsed`) when a one-time link is opened; ``LINK_EXPIRED`` from the expiry sweep
+  (link.jobs); ``LINK_SMS_SENT`` / ``LINK_SMS_FAILED`` from link.sms.
 * Requests it answers: ``RPC_LINK_VERIFY_PASSWORD`` (:class:`LinkCredentials`) for auth's ``/auth/verifyuser``;
   ``RPC_LINK_STATUS_HISTORY`` (:class:`LinkHistoryQuery`) for realtime's ``history`` emit.
+  ``RPC_LINK_ROOM_HISTORY`` (:class:`LinkRoomHistoryQuery`) for realtime's /queue closeRoom row;
   ``RPC_LINK_SERVICE_EXISTS`` (:class:`ServiceQuery`) for conference's ``POST /case/create`` tenant check.
+  Realtime's room-socket events: ``RPC_LINK_USER_POSITION`` (:class:`LinkUserPosition`, ``user-position``),
+  ``RPC_LINK_POSITION_GROUP`` (``get-user-position-group``) and ``RPC_LINK_QUEUE_PAGE`` (:class:`QueuePage`,
+  ``queue``).
 * Requests it makes (to conference): ``RPC_ROOM_ENSURE``, ``RPC_ROOM_DETAIL``, ``RPC_PARTICIPANT_TOKEN``,
   ``RPC_CONFERENCE_PALETTE``.
 * ``LINK_PARTICIPANT_SEEN`` (:class:`ParticipantSeen`): /link/getdetail's room_user user-agent write, handed to
   conference (which owns room_user) in the same transaction as the usage row.
-* Consumed (``link.readmodels``): conference's room and room-user events, recording's participant events.
+* Consumed (``link.readmodels``): conference's room and room-user events, recording's participant events and
+  its ``RECORDING_RECORD_USAGE`` usage rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from typing import Any
 
-from link import domain, repository
+import msgspec
+
+from link import domain, readmodels, repository
 from servicekit.bus import add_event
 from servicekit.db import Connection
 from servicekit.events import (
     LINK_CREATED,
+    LINK_FIELDS_CHANGED,
     LINK_LOCATION_UPDATED,
     LINK_PARTICIPANT_SEEN,
+    LINK_USED,
+    RPC_LINK_POSITION_GROUP,
+    RPC_LINK_QUEUE_PAGE,
     RPC_LINK_ROOM,
+    RPC_LINK_ROOM_HISTORY,
     RPC_LINK_SERVICE_EXISTS,
     RPC_LINK_STATUS_HISTORY,
+    RPC_LINK_USER_POSITION,
     RPC_LINK_VERIFY_PASSWORD,
     LinkCreated,
     LinkCredentials,
+    LinkFieldsChanged,
     LinkHistoryQuery,
     LinkLocationUpdated,
+    LinkRoomHistoryQuery,
     LinkRoomQuery,
+    LinkUsed,
+    LinkUserPosition,
     ParticipantSeen,
+    Position,
+    QueuePage,
+    RoomQuery,
     ServiceQuery,
 )
 from servicekit.web import Runtime
@@ -52,12 +78,37 @@ async def link_location_updated(conn: Connection, data: LinkLocationUpdated) -> 
     await add_event(conn, LINK_LOCATION_UPDATED, data)
 
 
+async def link_used(conn: Connection, data: LinkUsed) -> None:
+    await add_event(conn, LINK_USED, data)
+
+
+async def link_fields_changed(conn: Connection, link_id: str, fields: dict[str, Any]) -> None:
+    """Telemetry's copy of link_connect columns: the columns this transaction wrote and their new values."""
+    await add_event(conn, LINK_FIELDS_CHANGED, LinkFieldsChanged(linkID=link_id, fields=fields))
+
+
 async def participant_seen(conn: Connection, data: ParticipantSeen) -> None:
     await add_event(conn, LINK_PARTICIPANT_SEEN, data)
 
 
 class InvalidCredentials(LookupError):
     """Unknown link or wrong password: one answer for both (code ``not_found``), so IDs cannot be probed."""
+
+
+class PasswordLocked(LookupError):
+    """Too many password attempts on the link. A LookupError, so callers get code ``not_found`` and auth answers
+    the original's ``invalid id or password`` (servicekit's bus has no code for "locked" yet); the reply's
+    ``error`` says locked."""
+
+
+async def _reserve_attempt(runtime: Runtime, key: str) -> int:
+    """Count one password attempt of the window (the window starts at its first attempt); returns the count."""
+    assert runtime.redis is not None
+    async with runtime.redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, domain.PASSWORD_WINDOW_SECONDS, nx=True)
+        count, _ = await pipe.execute()
+    return int(count)
 
 
 async def verify_password(runtime: Runtime, request: LinkCredentials) -> dict[str, Any]:
@@ -68,10 +119,16 @@ async def verify_password(runtime: Runtime, request: LinkCredentials) -> dict[st
     if row is None:
         raise InvalidCredentials("invalid id or password")
     if int(row["requirePassword"] or 0) != 0:
+        key = domain.password_attempts_key(request.linkID)
+        if domain.password_locked(await _reserve_attempt(runtime, key)):
+            log.warning("link password locked", extra={"linkID": request.linkID})
+            raise PasswordLocked(domain.LOCKED_MESSAGE)
         stored = row["password"] or ""
         check = await asyncio.to_thread(domain.check_password, stored, request.password)
         if not check.ok:
             raise InvalidCredentials("invalid id or password")
+        assert runtime.redis is not None
+        await runtime.redis.delete(key)
         if check.rehash:
             new_hash = await asyncio.to_thread(domain.hash_password, request.password)
             async with runtime.db.connection() as conn:
@@ -86,6 +143,107 @@ async def status_history(runtime: Runtime, request: LinkHistoryQuery) -> list[di
     async with runtime.db.connection() as conn:
         rows = await repository.active_log(conn, request.linkID, every_user_type=request.linkType == "location")
     return rows or False
+
+
+# ---- realtime's room-socket events ----------------------------------------------------------------------------
+ROOM_MAX = 50  # link_connect.room
+MEASURE_MAX = 1e9  # as POST /link/update/latlng bounds accuracy
+
+
+def _bad_request(message: str) -> msgspec.ValidationError:
+    """Bus.serve answers a ValidationError with code ``bad_request``."""
+    return msgspec.ValidationError(message)
+
+
+def _checked_position(request: LinkUserPosition) -> tuple[float, float, float | None]:
+    """The position, checked as POST /link/update/latlng checks it (out of range: bad_request, nothing written)."""
+    if not request.linkID or len(request.linkID) > 50 or not request.room or len(request.room) > ROOM_MAX:
+        raise _bad_request("invalid linkID or room")
+    latitude, longitude, accuracy = request.latitude, request.longitude, request.accuracy
+    if latitude is None or not math.isfinite(latitude) or not -90 <= latitude <= 90:
+        raise _bad_request("invalid latitude")
+    if longitude is None or not math.isfinite(longitude) or not -180 <= longitude <= 180:
+        raise _bad_request("invalid longitude")
+    if accuracy is not None and (not math.isfinite(accuracy) or not -MEASURE_MAX <= accuracy <= MEASURE_MAX):
+        raise _bad_request("invalid accuracy")
+    return latitude, longitude, accuracy
+
+
+async def position_group(runtime: Runtime, room: str) -> list[dict[str, Any]]:
+    """The room's ``user-position-group`` list (the same list /link/getdetail answers as ``positionUser``)."""
+    if not room or len(room) > ROOM_MAX:
+        return []
+    assert runtime.db is not None
+    async with runtime.db.connection() as conn:
+        return domain.position_users(await repository.user_links_of_room(conn, room))
+
+
+async def user_position(runtime: Runtime, request: LinkUserPosition) -> list[dict[str, Any]]:
+    """A room socket's ``user-position``: the link's position stored, logged (UpdateLatLngLinkDetail) and
+    published like POST /link/update/latlng does; replies the room's new position group. A link outside the
+    socket's room is not_found (the original updated any linkID sent to any room)."""
+    latitude, longitude, accuracy = _checked_position(request)
+    assert runtime.db is not None
+    async with runtime.db.transaction() as conn:
+        row = await repository.lock_link_in_room(conn, request.linkID, request.room)
+        if row is None:
+            raise LookupError("no such link in this room")
+        room, user_type = row["room"] or request.room, row["userType"] or ""
+        await repository.update_position(conn, request.linkID, latitude, longitude, domain.number_text(accuracy))
+        await repository.add_usage(
+            conn,
+            status=domain.STATUS_UPDATE_LATLNG,
+            link_id=request.linkID,
+            room=room,
+            user_type=user_type,
+            latitude=latitude,
+            longitude=longitude,
+        )
+        await link_location_updated(
+            conn,
+            LinkLocationUpdated(
+                linkID=request.linkID,
+                room=room,
+                userType=user_type,
+                position=Position(latitude=latitude, longitude=longitude, accuracy=accuracy),
+                timestamp=int(time.time() * 1000),
+            ),
+        )
+    return await position_group(runtime, request.room)
+
+
+async def queue_page(runtime: Runtime, request: QueuePage) -> dict[str, Any] | None:
+    """The socket ``queue``: one page of the tenant's SMS-link history, or None for statuses the original did
+    not answer. ``page`` and ``maxRow`` are echoed as sent (absent when not sent), ``service`` defaults to 1."""
+    if request.status not in domain.QUEUE_STATUSES:
+        return None
+    try:
+        search = domain.queue_search(
+            request.status,
+            service=request.service,
+            page=request.page,
+            max_row=request.maxRow,
+            value=request.value,
+            mobile=request.mobile,
+            agent_name=request.agentName,
+            room_status=request.roomStatus,
+            date_start=request.dateTimeStart,
+            date_end=request.dateTimeEnd,
+        )
+    except domain.BadQueueRequest as exc:
+        raise _bad_request(str(exc)) from exc
+    rows, count = await readmodels.queue_page(runtime, search)
+    reply: dict[str, Any] = {
+        "status": "data",
+        "service": request.service if request.service is not None else domain.QUEUE_DEFAULT_SERVICE,
+    }
+    if request.page is not None:
+        reply["page"] = request.page
+    if request.maxRow is not None:
+        reply["maxRow"] = request.maxRow
+    reply["count"] = count
+    reply["data"] = rows
+    return reply
 
 
 async def serve(runtime: Runtime) -> None:
@@ -118,3 +276,26 @@ async def serve(runtime: Runtime) -> None:
         return {"linkID": row["linkID"], "room": row["room"]}
 
     await runtime.bus.serve(RPC_LINK_ROOM, LinkRoomQuery, on_link_room)
+
+    # Realtime's /queue closeRoom row: the newest row of the room's SMS-link history (the original's
+    # getSMSLinkHistory page 1, default order DESC, first row), or None.
+    async def on_room_history(request: LinkRoomHistoryQuery) -> dict[str, Any] | None:
+        if not request.room or len(request.room) > 50:
+            return None
+        rows, _count = await readmodels.history(runtime, request.room, 0, limit=1, newest_first=True)
+        return rows[0] if rows else None
+
+    await runtime.bus.serve(RPC_LINK_ROOM_HISTORY, LinkRoomHistoryQuery, on_room_history)
+
+    async def on_user_position(request: LinkUserPosition) -> list[dict[str, Any]]:
+        return await user_position(runtime, request)
+
+    async def on_position_group(request: RoomQuery) -> list[dict[str, Any]]:
+        return await position_group(runtime, request.room)
+
+    async def on_queue_page(request: QueuePage) -> dict[str, Any] | None:
+        return await queue_page(runtime, request)
+
+    await runtime.bus.serve(RPC_LINK_USER_POSITION, LinkUserPosition, on_user_position)
+    await runtime.bus.serve(RPC_LINK_POSITION_GROUP, RoomQuery, on_position_group)
+    await runtime.bus.serve(RPC_LINK_QUEUE_PAGE, QueuePage, on_queue_page)

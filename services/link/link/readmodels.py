@@ -1,11 +1,14 @@
-"""Read models of GET /link/getdetail: conference's rooms and room users, LiveKit's participants and the colour
-palette, kept in link's own database and fed by events, so the route answers in one hop (no request to
-conference) once a room is known.
+"""Read models of GET /link/getdetail and /link/history: conference's rooms, room users and cases, LiveKit's
+participants and recordings, the colour palette, kept in link's own database and fed by events, so getdetail
+answers in one hop (no request to conference) once a room is known.
 
 * ``room_view``: conference's RoomChanged events carrying ``detail`` (conference.room.*). ``complete`` = the
   row began with the room's ``created`` event (so every later room_user change of it reached ``room_user_view``).
 * ``room_user_view``: PARTICIPANT_SAVED (room_user inserts/updates) — colour and name reused in tokens.
 * ``room_participant_view``: RECORDING_PARTICIPANT_JOINED / LEFT (LiveKit webhooks, via recording).
+* ``room_case_view`` (GET /link/history): conference.case.created / updated (CaseChanged); each also writes the
+  case action's usage_status_log row, as the original's case routes did. Own consumer, replayed from the start.
+* ``room_record_view`` (GET /link/history ``recordVideos``): recording.egress.* (EgressChanged), replayed too.
 * ``palette_view`` / :class:`Palette`: rpc.conference.palette at start-up, then every 5 minutes; the last known
   list is used while conference does not answer.
 
@@ -33,20 +36,32 @@ from typing import Any
 import jwt
 import msgspec
 
-from link import repository
+from link import domain, repository
 from servicekit import tokens
 from servicekit.bus import RpcError, apply_once, event_payload
+from servicekit.clock import LOCAL_TZ, now_local, parse_local
 from servicekit.db import Connection, Database
 from servicekit.events import (
+    CASE_CREATED,
+    CASE_UPDATED,
     PARTICIPANT_SAVED,
+    RECORDING_EGRESS_ENDED,
+    RECORDING_EGRESS_STARTED,
+    RECORDING_EGRESS_UPDATED,
     RECORDING_PARTICIPANT_JOINED,
     RECORDING_PARTICIPANT_LEFT,
+    RECORDING_RECORD_USAGE,
     ROOM_CREATED,
     RPC_CONFERENCE_PALETTE,
+    RPC_ROOM_DETAIL,
+    CaseChanged,
+    EgressChanged,
     Event,
     PaletteQuery,
     ParticipantPresence,
+    RecordUsage,
     RoomChanged,
+    RoomQuery,
     RoomUserSaved,
 )
 from servicekit.web import Runtime
@@ -55,9 +70,16 @@ log = logging.getLogger(__name__)
 
 CONFERENCE_CONSUMER = "link-readmodels-conference"
 RECORDING_CONSUMER = "link-readmodels-recording"
+EGRESS_CONSUMER = "link-readmodels-egress"
+CASE_CONSUMER = "link-readmodels-cases"
+RECORD_USAGE_CONSUMER = "link-record-usage"
+CASE_SUBJECTS = (CASE_CREATED, CASE_UPDATED)
+EGRESS_SUBJECTS = (RECORDING_EGRESS_STARTED, RECORDING_EGRESS_UPDATED, RECORDING_EGRESS_ENDED)
 PALETTE_REFRESH_SECONDS = 300.0
 PALETTE_RETRY_SECONDS = 1.0
 PALETTE_RPC_TIMEOUT = 2.0
+INT_MAX = 2_147_483_647
+HISTORY_RPC_TIMEOUT = 5.0
 
 _LINK_COLUMNS = [c.strip() for c in repository.LINK_DETAIL_COLUMNS.split(",")]
 _LINK_SELECT = ", ".join(f"l.`{c}`" for c in _LINK_COLUMNS)
@@ -65,7 +87,15 @@ _LOOKUP = (
     f"SELECT {_LINK_SELECT}"  # noqa: S608 - constant column names
     ", l.userAgent AS _linkAgent, l.os AS _linkOs, r.detail AS _detail, r.usesDefaultKey AS _defaultKey,"
     " r.complete AS _complete, u.identity AS _knownIdentity, u.color AS _knownColor, u.userName AS _knownName,"
-    " u.userAgent AS _knownAgent"
+    " u.userAgent AS _knownAgent,"
+    # The room's user links (positionUser) and live participants, as JSON arrays in the same round trip.
+    # DECIMAL as text (CAST), as the driver gives it; truncation (group_concat_max_len) is caught on decode.
+    " (SELECT CONCAT('[', GROUP_CONCAT(JSON_OBJECT('id', p.id, 'mobile', p.mobile, 'share', p.share,"
+    "  'userName', p.userName, 'accuracy', p.accuracy, 'latitude', CAST(p.latitude AS CHAR),"
+    "  'longitude', CAST(p.longitude AS CHAR), 'errorLocation', p.errorLocation) ORDER BY p.id DESC SEPARATOR ','),"
+    "  ']') FROM link_connect p WHERE p.room = l.room AND p.userType = 'user') AS _positions,"
+    " (SELECT CONCAT('[', GROUP_CONCAT(v.participant ORDER BY v.joinedAt, v.identity SEPARATOR ','), ']')"
+    "  FROM room_participant_view v WHERE v.room = l.room AND v.participant IS NOT NULL) AS _participants"
     " FROM link_connect l LEFT JOIN room_view r ON r.room = l.room"
     " LEFT JOIN room_user_view u ON u.room = l.room AND u.identity = %s"
     " WHERE l.linkID = %s"
@@ -80,6 +110,8 @@ _EXTRA = (
     "_knownColor",
     "_knownName",
     "_knownAgent",
+    "_positions",
+    "_participants",
 )
 _json = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -109,10 +141,25 @@ class Lookup:
     uses_default_key: bool
     complete: bool
     user: KnownUser | None  # (room, identity) in room_user_view
+    positions: list[dict[str, Any]] | None = None  # the room's user links, newest first (None: read apart)
+    participants: list[dict[str, Any]] | None = None  # the room's live participants (None: read apart)
+
+
+def _json_list(raw: Any) -> list[dict[str, Any]] | None:
+    """A JSON array built by the lookup; [] for none; None when it cannot be trusted (read the rows apart)."""
+    if raw is None:
+        return []
+    try:
+        value = _json.decode(raw)
+    except msgspec.DecodeError:
+        log.warning("lookup aggregate not decodable (group_concat_max_len?); reading rows apart")
+        return None
+    return value if isinstance(value, list) else None
 
 
 async def lookup(conn: Connection, link_id: str, identity: str) -> Lookup | None:
-    """The link, its room's read model and the identity's room user, in one query."""
+    """The link, its room's read model, the identity's room user, the room's user links and its participants,
+    in one query (one round trip: the getdetail hot path)."""
     row = await conn.fetch_one(_LOOKUP, (identity, link_id))
     if row is None:
         return None
@@ -130,6 +177,8 @@ async def lookup(conn: Connection, link_id: str, identity: str) -> Lookup | None
             if extra["_knownIdentity"] is not None
             else None
         ),
+        positions=_json_list(extra["_positions"]),
+        participants=_json_list(extra["_participants"]),
     )
 
 
@@ -310,6 +359,133 @@ async def apply_conference_event(db: Database, event: Event) -> bool:
     return False
 
 
+# ---- cases (conference.case.*) ----------------------------------------------------------------------------
+_UPSERT_CASE = (
+    "INSERT INTO room_case_view (service, caseId, room, status, version) VALUES (%s, %s, %s, %s, %s)"
+    " ON DUPLICATE KEY UPDATE"
+    " room = IF(VALUES(version) >= version, COALESCE(VALUES(room), room), room),"
+    " status = IF(VALUES(version) >= version, COALESCE(VALUES(status), status), status),"
+    " version = GREATEST(version, VALUES(version))"
+)
+
+
+def event_local(event: Event) -> datetime:
+    """The event's time as a naive local DATETIME (usage_status_log.dtmCreated of the original's action)."""
+    try:
+        at = datetime.fromisoformat(event.occurred_at)
+    except ValueError:
+        return now_local()
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(LOCAL_TZ).replace(tzinfo=None, microsecond=0)
+
+
+async def apply_case_event(db: Database, event: Event) -> bool:
+    """A case created/updated: the case read model (room, status) and the action's usage_status_log row, as the
+    original's case routes wrote it (linkID NULL, userName, data = the JSON string of the log text)."""
+    if event.subject not in CASE_SUBJECTS:
+        return False
+    case = event_payload(event, CaseChanged)
+    if case is None or not (0 <= case.caseId <= INT_MAX) or not (0 <= case.service <= INT_MAX):
+        return False
+    room = case.room[:50] if case.room else None
+    status = case.status[:50] if case.status else None
+
+    async def apply_case(conn: Connection) -> bool:
+        await conn.execute(_UPSERT_CASE, (case.service, case.caseId, room, status, event_ms(event)))
+        if case.statusLog:  # a case opened by /link/idems has no log text: the original wrote no row for it
+            await repository.add_case_usage(
+                conn, user_name=case.userName or "", status_log=case.statusLog, at=event_local(event)
+            )
+        return True
+
+    return bool(await apply_once(db, CASE_CONSUMER, event, apply_case))
+
+
+# ---- recording's usage rows (recording.record.usage) -----------------------------------------------------------
+async def apply_record_usage(db: Database, event: Event) -> bool:
+    """GET /record/request's usage_status_log row (StartRecord / FailRecord / StopRecord), as the original's
+    addStatusLog wrote it there: room, identity, status, userAgent and the JSON of ``data`` ("" when absent);
+    stamped with the time of the request."""
+    if event.subject != RECORDING_RECORD_USAGE:
+        return False
+    usage = event_payload(event, RecordUsage)
+    if usage is None:
+        return False
+    row = list(
+        repository.usage_row(
+            status=usage.status[:50],
+            room=usage.room[:100],
+            identity=usage.identity[:100],
+            user_agent=usage.userAgent,
+            data=usage.data if usage.data is not None else "",
+        )
+    )
+    row[_USAGE_CREATED_AT] = event_local(event)
+
+    async def apply_usage(conn: Connection) -> bool:
+        await repository.insert_usage_rows(conn, [tuple(row)])
+        return True
+
+    return bool(await apply_once(db, RECORD_USAGE_CONSUMER, event, apply_usage))
+
+
+_USAGE_CREATED_AT = 11  # dtmCreated's place in repository.usage_row
+
+
+# ---- recordings (recording.egress.*) ------------------------------------------------------------------------
+_UPSERT_RECORD = (
+    "INSERT INTO room_record_view (egressId, room, status, filename, recordType, startRecord, endRecord,"
+    " dtmUpdated, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE"
+    " room = IF(VALUES(version) >= version AND VALUES(room) != '', VALUES(room), room),"
+    " status = IF(VALUES(version) >= version, VALUES(status), status),"
+    " filename = IF(VALUES(filename) != '', VALUES(filename), filename),"
+    " recordType = IF(VALUES(recordType) != '', VALUES(recordType), recordType),"
+    " startRecord = COALESCE(startRecord, VALUES(startRecord)),"
+    " endRecord = COALESCE(VALUES(endRecord), endRecord),"
+    " dtmUpdated = GREATEST(COALESCE(dtmUpdated, VALUES(dtmUpdated)), VALUES(dtmUpdated)),"
+    " version = GREATEST(version, VALUES(version))"
+)
+
+
+def egress_file(info: dict[str, Any]) -> tuple[str, str]:
+    """(filename, recordType) of a LiveKit EgressInfo, in the original's record_media terms."""
+    filename = ""
+    results = info.get("fileResults")
+    if isinstance(results, list) and results and isinstance(results[0], dict):
+        filename = str(results[0].get("filename") or "")
+    if not filename and isinstance(info.get("file"), dict):
+        filename = str(info["file"].get("filename") or "")
+    record_type = ""
+    if isinstance(info.get("roomComposite"), dict):
+        record_type = "RoomCompositeAudio" if info["roomComposite"].get("audioOnly") else "RoomCompositeVideoAudio"
+    elif isinstance(info.get("trackComposite"), dict):
+        record_type = "TrackComposite"
+    return filename[:500], record_type
+
+
+async def apply_egress_event(db: Database, event: Event) -> bool:
+    if event.subject not in EGRESS_SUBJECTS:
+        return False
+    egress = event_payload(event, EgressChanged)
+    if egress is None or not egress.recordId or len(egress.recordId) > 100 or len(egress.room) > 50:
+        return False
+    filename, record_type = egress_file(egress.egressInfo)
+    started = parse_local(egress.dtmStartRecord) if egress.dtmStartRecord else None
+    ended = parse_local(egress.dtmStopRecord) if egress.dtmStopRecord else None
+    version = egress.timestamp or event_ms(event)
+
+    async def apply_record(conn: Connection) -> bool:
+        await conn.execute(
+            _UPSERT_RECORD,
+            (egress.recordId, egress.room, egress.status[:50], filename, record_type, started, ended,
+             event_local(event), version),
+        )  # fmt: skip
+        return True
+
+    return bool(await apply_once(db, EGRESS_CONSUMER, event, apply_record))
+
+
 async def apply_recording_event(db: Database, event: Event) -> bool:
     """Apply one participant joined/left event to room_participant_view."""
     if event.subject not in (RECORDING_PARTICIPANT_JOINED, RECORDING_PARTICIPANT_LEFT):
@@ -401,4 +577,108 @@ async def start(runtime: Runtime) -> Palette:
 
     runtime.bus.consume("conference", CONFERENCE_CONSUMER, on_conference)
     runtime.bus.consume("recording", RECORDING_CONSUMER, on_recording, filter_subject="recording.participant.>")
+
+    async def on_egress(event: Event) -> None:
+        await apply_egress_event(db, event)
+
+    # New read models: replayed from the streams' first events, so they hold what happened before link consumed.
+    runtime.bus.consume("recording", EGRESS_CONSUMER, on_egress, filter_subject="recording.egress.>", replay=True)
+
+    async def on_case(event: Event) -> None:
+        await apply_case_event(db, event)
+
+    runtime.bus.consume("conference", CASE_CONSUMER, on_case, filter_subject="conference.case.>", replay=True)
+
+    async def on_record_usage(event: Event) -> None:
+        await apply_record_usage(db, event)
+
+    # Replayed: recording may have published rows before link consumed them (each is written once).
+    runtime.bus.consume(
+        "recording", RECORD_USAGE_CONSUMER, on_record_usage, filter_subject=RECORDING_RECORD_USAGE, replay=True
+    )
     return palette
+
+
+# ---- /link/history rows --------------------------------------------------------------------------------------
+async def room_state(runtime: Runtime, room: str) -> dict[str, Any] | None:
+    """The room's id and status: from room_view, else asked of conference once (and stored, as getdetail does).
+    None when conference has no such room. Raises RpcError when conference cannot answer."""
+    assert runtime.db is not None and runtime.bus is not None
+    async with runtime.db.connection() as conn:
+        state = await repository.room_state(conn, room)
+    if state is not None:
+        return state
+    try:
+        detail = await runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=HISTORY_RPC_TIMEOUT)
+    except RpcError as exc:
+        if exc.code == "not_found":
+            return None
+        raise
+    await store_room(
+        runtime.db,
+        detail,
+        room=room,
+        node_id=None,
+        uses_default_key=False,  # not known here: getdetail's first request of the room asks conference
+        complete=False,
+        version=0,  # any event of the room is newer
+    )
+    return {"id": detail.get("id"), "status": detail.get("status")}
+
+
+async def history(
+    runtime: Runtime, room: str, offset: int, limit: int = 5, newest_first: bool = False
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows of the original's SMS-link history of a room (patient links x cases, with the room's id and status,
+    the agent, each link's activity log and the room's recordings) and their total count."""
+    assert runtime.db is not None
+    state = await room_state(runtime, room)
+    if state is None:
+        return [], 0
+    async with runtime.db.connection() as conn:
+        rows = await repository.history_rows(conn, room, offset, limit, newest_first)
+        count = await repository.history_count(conn, room)
+        if not rows:
+            return [], count
+        agent = await repository.room_agent(conn, room)
+        recordings = [repository.plain(r) for r in await repository.room_recordings(conn, room)]
+        data = []
+        for row in rows:
+            row["id"] = state["id"]
+            data.append(await _history_item(conn, row, agent, state["status"], recordings))
+    return data, count
+
+
+async def _history_item(
+    conn: Connection, row: dict[str, Any], agent: str | None, room_status: str | None, recordings: list[Any]
+) -> dict[str, Any]:
+    """A history row as the original enriched it: its agent, room status, activity log and recordings."""
+    item = repository.plain(row)
+    for key in ("latitude", "longitude"):
+        if item[key] is None:
+            del item[key]  # the original set them undefined: absent from the JSON
+    log_rows = await repository.active_log(conn, row["linkID"])
+    item["agent"] = agent if agent is not None else False
+    item["status"] = room_status or False
+    item["activeLog"] = log_rows or False
+    item["recordVideos"] = recordings
+    return item
+
+
+async def queue_page(runtime: Runtime, search: domain.QueueSearch) -> tuple[list[dict[str, Any]], int]:
+    """One page of a tenant's SMS-link history (the socket ``queue``), newest first, rows shaped as
+    :func:`history`'s, and the number of rows the search matches in all."""
+    assert runtime.db is not None
+    async with runtime.db.connection() as conn:
+        rows = await repository.queue_rows(conn, search)
+        count = await repository.queue_count(conn, search)
+        recordings: dict[str, list[Any]] = {}
+        data = []
+        for row in rows:
+            room_status, agent = row.pop("roomStatus"), row.pop("agent")
+            row.pop("linkRowId")
+            room = row["room"]
+            if room not in recordings:
+                recordings[room] = [repository.plain(r) for r in await repository.room_recordings(conn, room)]
+            data.append(await _history_item(conn, row, agent, room_status, recordings[room]))
+    return data, count

@@ -53,8 +53,9 @@ _INSERT_LINK = (
 )
 
 
-async def insert_link(conn: Connection, charset: str, fields: dict[str, Any]) -> str:
-    """Insert a link under a fresh random ID (retrying on the unique key); returns the ID."""
+async def insert_link(conn: Connection, charset: str, fields: dict[str, Any]) -> tuple[str, int]:
+    """Insert a link under a fresh random ID (retrying on the unique key); returns the ID and the row's id
+    (link_connect.id, which LinkCreated carries as ``linkRowId``)."""
     for _ in range(ID_ATTEMPTS):
         link_id = domain.random_id(charset)
         args = (
@@ -80,12 +81,12 @@ async def insert_link(conn: Connection, charset: str, fields: dict[str, Any]) ->
             fields.get("userAgent", ""),
         )
         try:
-            await conn.execute(_INSERT_LINK, args)
+            row_id = await conn.insert(_INSERT_LINK, args)
         except IntegrityError as exc:
             if exc.args and exc.args[0] == DUPLICATE_KEY:
                 continue  # only this statement failed; the transaction goes on
             raise
-        return link_id
+        return link_id, row_id
     raise RuntimeError("no free link ID after several attempts; CUSTOM_CHARSET too small?")
 
 
@@ -150,21 +151,43 @@ async def share_link_id(conn: Connection, room: str, user_name: str) -> str | No
     return row["linkID"] if row else None
 
 
-_HISTORY_FROM = "FROM link_connect WHERE room = %s AND mobile != '' AND share = 0"
+_HISTORY_FROM = (
+    "FROM link_connect l LEFT JOIN room_case_view c ON c.room = l.room"
+    " WHERE l.room = %s AND l.mobile != '' AND l.share = 0"
+)
 
 
-async def history_rows(conn: Connection, room: str, offset: int) -> list[dict[str, Any]]:
+async def history_rows(
+    conn: Connection, room: str, offset: int, limit: int = domain.HISTORY_PAGE_SIZE, newest_first: bool = False
+) -> list[dict[str, Any]]:
+    """The room's patient links joined with its cases (one row per link and case, as the original's join with
+    case_data), in the original's column order; ``id`` (the room's id) is filled in by the caller."""
+    order = "DESC" if newest_first else "ASC"
     return await conn.fetch_all(
-        "SELECT linkID, room, mobile, linkType, crmSender, latitude, longitude, patientLatitude, "
-        f"patientLongitude, patientUpdated, dtmCreated {_HISTORY_FROM} "  # noqa: S608 - constant text
-        "ORDER BY dtmCreated ASC, id ASC LIMIT %s OFFSET %s",
-        (room, domain.HISTORY_PAGE_SIZE, offset),
+        "SELECT c.caseId AS caseId, l.linkID, c.status AS caseStatus, c.hn, c.patientMobile, l.room, NULL AS id,"
+        " l.mobile, l.linkType, l.crmSender, l.latitude, l.longitude, l.patientLatitude, l.patientLongitude,"
+        f" l.patientUpdated, l.dtmCreated {_HISTORY_FROM}"  # noqa: S608 - constant text
+        f" ORDER BY l.dtmCreated {order}, l.id {order}, c.caseId LIMIT %s OFFSET %s",
+        (room, limit, offset),
     )
 
 
 async def history_count(conn: Connection, room: str) -> int:
     row = await conn.fetch_one(f"SELECT COUNT(*) AS n {_HISTORY_FROM}", (room,))  # noqa: S608 - constant text
     return int(row["n"]) if row else 0
+
+
+async def room_state(conn: Connection, room: str) -> dict[str, Any] | None:
+    """The room's id and status from the room read model (None: not known here)."""
+    return await conn.fetch_one("SELECT id, status FROM room_view WHERE room = %s", (room,))
+
+
+async def room_recordings(conn: Connection, room: str) -> list[dict[str, Any]]:
+    return await conn.fetch_all(
+        "SELECT egressId, room, filename, recordType, startRecord, endRecord, dtmUpdated FROM room_record_view"
+        " WHERE room = %s ORDER BY startRecord, egressId LIMIT 100",
+        (room,),
+    )
 
 
 async def room_agent(conn: Connection, room: str) -> str | None:
@@ -220,8 +243,14 @@ async def replace_password_hash(conn: Connection, link_id: str, old: str, new: s
 
 
 # ---- usage log -------------------------------------------------------------------------------------------
-async def add_usage(
-    conn: Connection,
+_USAGE_COLUMNS = (
+    "linkID, room, identity, userName, userType, mobile, linkType, latitude, longitude, status, userAgent, "
+    "dtmCreated, data"
+)
+_USAGE_MARKS = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def usage_row(
     *,
     status: str,
     link_id: str = "",
@@ -235,25 +264,36 @@ async def add_usage(
     longitude: float | None = None,
     user_agent: str = "",
     data: Any = None,
-) -> None:
+) -> tuple[Any, ...]:
+    """The values of one usage_status_log row (in _USAGE_COLUMNS order), stamped now."""
+    return (
+        link_id,
+        room,
+        identity,
+        user_name,
+        user_type,
+        mobile,
+        link_type,
+        latitude,
+        longitude,
+        status,
+        user_agent,
+        now_local(),
+        msgspec.json.encode(data).decode() if data is not None else None,
+    )
+
+
+async def add_usage(conn: Connection, **fields: Any) -> None:
+    """One usage row (keyword arguments of :func:`usage_row`), inside the caller's transaction if any."""
+    await insert_usage_rows(conn, [usage_row(**fields)])
+
+
+async def insert_usage_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Several usage rows in one statement (all or none)."""
+    marks = ", ".join([_USAGE_MARKS] * len(rows))
     await conn.execute(
-        "INSERT INTO usage_status_log (linkID, room, identity, userName, userType, mobile, linkType, latitude, "
-        "longitude, status, userAgent, dtmCreated, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            link_id,
-            room,
-            identity,
-            user_name,
-            user_type,
-            mobile,
-            link_type,
-            latitude,
-            longitude,
-            status,
-            user_agent,
-            now_local(),
-            msgspec.json.encode(data).decode() if data is not None else None,
-        ),
+        f"INSERT INTO usage_status_log ({_USAGE_COLUMNS}) VALUES {marks}",  # noqa: S608 - constant text, marks
+        tuple(value for row in rows for value in row),
     )
 
 
@@ -316,8 +356,13 @@ async def previous_domain_index(conn: Connection, link_id: str) -> int | None:
     return int(row["domainIndex"]) if row else None
 
 
-async def set_domain_index(conn: Connection, link_id: str, index: int) -> None:
-    await conn.execute("UPDATE link_connect SET domainIndex = %s WHERE linkID = %s", (index, link_id))
+async def set_domain_index(conn: Connection, link_id: str, index: int) -> bool:
+    """True when the link exists (its domainIndex is now ``index``)."""
+    row = await conn.fetch_one("SELECT id FROM link_connect WHERE linkID = %s FOR UPDATE", (link_id,))
+    if row is None:
+        return False
+    await conn.execute("UPDATE link_connect SET domainIndex = %s WHERE id = %s", (index, row["id"]))
+    return True
 
 
 async def link_service(conn: Connection, link_id: str) -> int | None:
@@ -325,10 +370,15 @@ async def link_service(conn: Connection, link_id: str) -> int | None:
     return int(row["service"]) if row and row["service"] is not None else None
 
 
-async def disable_links_of_type(conn: Connection, room: str, link_type: str) -> int:
-    return await conn.execute(
-        "UPDATE link_connect SET enabled = 0 WHERE room = %s AND linkType = %s AND enabled = 1", (room, link_type)
+async def disable_links_of_type(conn: Connection, room: str, link_type: str) -> list[str]:
+    """Disable the room's enabled links of a type; returns their IDs."""
+    rows = await conn.fetch_all(
+        "SELECT id, linkID FROM link_connect WHERE room = %s AND linkType = %s AND enabled = 1 FOR UPDATE",
+        (room, link_type),
     )
+    if rows:
+        await disable_links(conn, [row["id"] for row in rows])
+    return [row["linkID"] for row in rows if row["linkID"]]
 
 
 async def update_patient_position(
@@ -338,3 +388,112 @@ async def update_patient_position(
         "UPDATE link_connect SET patientLatitude = %s, patientLongitude = %s, patientUpdated = %s WHERE linkID = %s",
         (latitude, longitude, now_local(), link_id),
     )
+
+
+# ---- expiry sweep (jobs.py) ------------------------------------------------------------------------------
+async def lock_expired_links(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Enabled links past their expiry, locked (SKIP LOCKED: a racing sweep takes other rows or none)."""
+    return await conn.fetch_all(
+        "SELECT id, linkID, room, linkType, dtmExpired FROM link_connect"
+        " WHERE dtmExpired < %s AND enabled = 1 ORDER BY dtmExpired, id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (now, limit),
+    )
+
+
+async def disable_links(conn: Connection, ids: list[int]) -> int:
+    marks = ", ".join(["%s"] * len(ids))
+    return await conn.execute(
+        f"UPDATE link_connect SET enabled = 0 WHERE enabled = 1 AND id IN ({marks})",  # noqa: S608 - only marks
+        tuple(ids),
+    )
+
+
+async def add_case_usage(conn: Connection, *, user_name: str, status_log: str, at: datetime) -> None:
+    """The usage row of a case action (the original's addStatusLog({data, userName}) in the case routes)."""
+    await conn.execute(
+        "INSERT INTO usage_status_log (linkID, room, identity, userName, userType, mobile, linkType, latitude,"
+        " longitude, status, userAgent, dtmCreated, data) VALUES (NULL, '', '', %s, '', '', '', NULL, NULL, '', '',"
+        " %s, %s)",
+        (user_name, at, msgspec.json.encode(status_log).decode()),
+    )
+
+
+# ---- positions from room sockets (RPC_LINK_USER_POSITION) -------------------------------------------------
+async def lock_link_in_room(conn: Connection, link_id: str, room: str) -> dict[str, Any] | None:
+    """The link if it belongs to ``room`` (compared by the column's collation, as every room lookup is)."""
+    return await conn.fetch_one(
+        "SELECT id, linkID, room, userType FROM link_connect WHERE linkID = %s AND room = %s FOR UPDATE",
+        (link_id, room),
+    )
+
+
+# ---- the socket `queue` page (RPC_LINK_QUEUE_PAGE) ---------------------------------------------------------
+# The original's getSMSLinkHistory over a tenant's rooms: the patient links (mobile set, not share links) of rooms
+# conference knows, joined with their cases. `roomStatus` and `agent` (the room's first admin link) serve the
+# searches and are moved into the row's `status` / `agent` by the caller.
+_QUEUE_AGENT = (
+    "(SELECT a.userName FROM link_connect a WHERE a.room = l.room AND a.userType = 'admin' ORDER BY a.id LIMIT 1)"
+)
+_QUEUE_FROM = (
+    "FROM link_connect l JOIN room_view r ON r.room = l.room LEFT JOIN room_case_view c ON c.room = l.room"
+    " WHERE l.service = %s AND l.mobile != '' AND l.share = 0"
+)
+
+
+def _queue_where(search: domain.QueueSearch) -> tuple[str, list[Any]]:
+    """The search's conditions (appended to _QUEUE_FROM) and their arguments; user text only as LIKE arguments."""
+    sql: list[str] = []
+    args: list[Any] = [search.service]
+    if search.text:
+        pattern = domain.like_contains(search.text)
+        alternatives = [
+            "DATE_FORMAT(l.dtmCreated, %s) LIKE %s",
+            "l.mobile LIKE %s",
+            f"{_QUEUE_AGENT} LIKE %s",
+        ]
+        args += ["%Y-%m-%d %H:%i:%s", pattern, pattern, pattern]
+        if search.room_statuses:
+            alternatives.append(f"r.status IN ({', '.join(['%s'] * len(search.room_statuses))})")
+            args += search.room_statuses
+        if search.link_types:
+            alternatives.append(f"l.linkType IN ({', '.join(['%s'] * len(search.link_types))})")
+            args += search.link_types
+        sql.append(f" AND ({' OR '.join(alternatives)})")
+    if search.mobile:
+        sql.append(" AND l.mobile LIKE %s")
+        args.append(domain.like_contains(search.mobile))
+    if search.agent:
+        sql.append(f" AND {_QUEUE_AGENT} LIKE %s")
+        args.append(domain.like_contains(search.agent))
+    if search.nothing:
+        sql.append(" AND FALSE")
+    if search.room_status:
+        sql.append(" AND r.status LIKE %s")
+        args.append(domain.like_contains(search.room_status))
+    if search.created_from is not None and search.created_to is not None:
+        # room_view.detail carries conference's dtmCreated as a UTC ISO string: same-format strings compare in order
+        sql.append(" AND JSON_VALUE(r.detail, '$.dtmCreated') BETWEEN %s AND %s")
+        args += [js_iso(search.created_from), js_iso(search.created_to)]
+    return "".join(sql), args
+
+
+async def queue_rows(conn: Connection, search: domain.QueueSearch) -> list[dict[str, Any]]:
+    where, args = _queue_where(search)
+    return await conn.fetch_all(
+        "SELECT DISTINCT c.caseId AS caseId, l.linkID, c.status AS caseStatus, c.hn, c.patientMobile, l.room,"
+        " r.id, l.mobile, l.linkType, l.crmSender, l.latitude, l.longitude, l.patientLatitude,"
+        " l.patientLongitude, l.patientUpdated, l.dtmCreated, r.status AS roomStatus,"
+        f" {_QUEUE_AGENT} AS agent, l.id AS linkRowId {_QUEUE_FROM}{where}"  # noqa: S608 - constant text, marks
+        " ORDER BY l.dtmCreated DESC, l.id DESC, c.caseId LIMIT %s OFFSET %s",
+        (*args, search.limit, search.offset),
+    )
+
+
+async def queue_count(conn: Connection, search: domain.QueueSearch) -> int:
+    where, args = _queue_where(search)
+    row = await conn.fetch_one(
+        "SELECT COUNT(*) AS n FROM (SELECT DISTINCT c.caseId, l.id "  # noqa: S608 - constant text, marks
+        f"{_QUEUE_FROM}{where}) AS matched",
+        tuple(args),
+    )
+    return int(row["n"]) if row else 0

@@ -71,10 +71,11 @@ async def record(
     link_id: str = "",
     room: str = "",
     kind: str = "link",
-) -> str:
+    key: str | None = None,
+) -> str | None:
     """Insert the message row (inside the caller's transaction); returns its key, or None when there is
     nothing to send (``disabled``, or a number the gateway cannot take: ``failed`` at once, with its event)."""
-    key = uuid.uuid4().hex
+    key = key or uuid.uuid4().hex  # a caller's idempotency key (a command's messageId), else a new one
     now = now_local()
     status, error = (QUEUED, "") if enabled else (DISABLED, "")
     if enabled and not domain.valid_mobile(message.mobile):

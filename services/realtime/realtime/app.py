@@ -9,7 +9,7 @@ from typing import Any
 
 import socketio
 
-from realtime.api import NamespaceController
+from realtime.api import NamespaceController, RealtimeApiController
 from realtime.events import EventHandlers
 from realtime.sockets import RealtimeSockets
 from servicekit.settings import CommonSettings, load_settings
@@ -43,7 +43,7 @@ async def on_shutdown(runtime: Runtime) -> None:
 http_app = create_app(
     ServiceSpec(
         settings=settings,
-        route_handlers=[NamespaceController],
+        route_handlers=[NamespaceController, RealtimeApiController],
         uses_db=False,
         publishes_events=False,
         on_startup=on_startup,

@@ -238,3 +238,115 @@ FORCE_STOP_SHARESCREEN = {"userType": "admin", "command": "stopShareScreen"}
 def screen_owner(identity: str) -> str:
     """``force-stop-sharescreen`` may name the screen track's identity (``<identity>_screen``)."""
     return identity[: -len("_screen")] if identity.endswith("_screen") else identity
+
+
+# ---- /mobile and carTracking -------------------------------------------------------------------------------
+MOBILE_FAILED = {"status": "failed"}
+MOBILE_INVALID_TASK = {"message": "invalid task id"}
+_POSITION_KEYS = ("latitude", "longitude", "accuracy", "speed", "heading", "altitude", "altitudeAccuracy")
+MAX_TASK_UID = 64
+
+
+def task_uid(query: dict[str, list[str]]) -> str | None:
+    """The task uid of a /mobile handshake: ``query.id``, else ``query.task``."""
+    for key in ("id", "task"):
+        value = (query.get(key) or [""])[0].strip()
+        if value:
+            return value if len(value) <= MAX_TASK_UID and value.isalnum() else None
+    return None
+
+
+def task_room(uid: str) -> str:
+    return f"task:{uid}"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.strip():
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def mobile_location(data: Any) -> dict[str, Any] | None:
+    """A /mobile ``location`` (object or JSON string) as TaskLocation fields; None when unparseable."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    if not isinstance(data, dict):
+        return None
+    fields: dict[str, Any] = {key: _number(data.get(key)) for key in _POSITION_KEYS}
+    stamp = _number(data.get("timestamp"))
+    if stamp is not None:
+        fields["timestamp"] = int(stamp)
+    return fields
+
+
+def car_tracking(room: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """A room ``carTracking`` payload as CarTracking fields; None without a car (userName)."""
+    user_name = data.get("userName")
+    if not isinstance(user_name, str) or not user_name.strip():
+        return None
+    status = data.get("status")
+    fields: dict[str, Any] = {
+        "room": room,
+        "userName": user_name,
+        "status": status if isinstance(status, str) else None,
+        **{key: _number(data.get(key)) for key in _POSITION_KEYS},
+    }
+    stamp = _number(data.get("timestamp"))
+    if stamp is not None:
+        fields["timestamp"] = int(stamp)
+    return fields
+
+
+def socket_entry(namespace: str, user: SocketUser) -> dict[str, Any]:
+    """What survivors need to clean up a room socket of an instance that died."""
+    return {"namespace": namespace, "identity": user.identity, "userName": user.userName}
+
+
+# ---- events forwarded to their owners ----------------------------------------------------------------------
+def user_position(room: str, data: Any) -> dict[str, Any] | None:
+    """``user-position`` as LinkUserPosition fields; None without a usable linkID."""
+    if not isinstance(data, dict):
+        return None
+    link_id = data.get("linkID")
+    if not isinstance(link_id, str) or not _plain(link_id):
+        return None
+    return {"room": room, "linkID": link_id, **{k: _number(data.get(k)) for k in ("latitude", "longitude", "accuracy")}}
+
+
+def track_mute(room: str, data: Any) -> dict[str, Any] | None:
+    """``track-muted-unmuted`` as TrackMute fields; None when identity/trackSid/isMuted are missing."""
+    if not isinstance(data, dict):
+        return None
+    identity, track, muted = data.get("identity"), data.get("trackSid"), data.get("isMuted")
+    if not (isinstance(identity, str) and identity and isinstance(track, str) and track and isinstance(muted, bool)):
+        return None
+    return {"room": room, "identity": identity, "trackSid": track, "muted": muted}
+
+
+QUEUE_STATUSES = ("init", "changePage", "searchAll", "searchAdvanced")
+_QUEUE_TEXT = ("value", "mobile", "agentName", "roomStatus", "dateTimeStart", "dateTimeEnd")
+
+
+def queue_page(data: Any) -> dict[str, Any] | None:
+    """A socket ``queue`` request as QueuePage fields; None for the statuses the original did not answer."""
+    if not isinstance(data, dict) or data.get("status") not in QUEUE_STATUSES:
+        return None
+    fields: dict[str, Any] = {"status": data["status"]}
+    for key in ("service", "page", "maxRow"):
+        value = data.get(key)
+        if isinstance(value, int | str) and not isinstance(value, bool):
+            fields[key] = value
+    for key in _QUEUE_TEXT:
+        if isinstance(data.get(key), str):
+            fields[key] = data[key]
+    return fields

@@ -25,7 +25,9 @@ from realtime.repository import HandledEvents, Registry
 from realtime.sockets import RealtimeSockets
 from servicekit.bus import RpcError
 from servicekit.events import (
+    CAR_POSITION_UPDATED,
     CASE_CREATED,
+    CASE_ROOM_OPENED,
     CASE_UPDATED,
     LINK_CREATED,
     LINK_LOCATION_UPDATED,
@@ -36,11 +38,15 @@ from servicekit.events import (
     ROOM_CREATED,
     ROOM_TYPE_CHANGED,
     ROOM_UPDATED,
+    RPC_LINK_ROOM_HISTORY,
     RPC_LINK_STATUS_HISTORY,
     RPC_ROOM_DETAIL,
+    TASK_DESTINATION_CHANGED,
+    TASK_STATUS_CHANGED,
     TRACK_MUTED,
     Event,
     LinkHistoryQuery,
+    LinkRoomHistoryQuery,
     RoomQuery,
 )
 from servicekit.web import Runtime
@@ -50,7 +56,12 @@ log = logging.getLogger("realtime.events")
 LINK_CONSUMER = "realtime-link"
 CONFERENCE_CONSUMER = "realtime-conference"
 RECORDING_CONSUMER = "realtime-recording"
+TELEMETRY_CONSUMER = "realtime-telemetry"
 HISTORY_DELAY_SECONDS = 1.0  # the original pushed `history` one second after the change
+
+
+class EventPending(Exception):
+    """The event is being applied by another instance (its claim has not lapsed yet)."""
 
 
 class EventHandlers:
@@ -72,8 +83,12 @@ class EventHandlers:
             TRACK_MUTED: self.track_muted,
             CASE_CREATED: self.case_created,
             CASE_UPDATED: self.case_updated,
+            CASE_ROOM_OPENED: self.case_room_opened,
             NOTIFICATION_CREATED: self.notification_created,
             RECORDING_EGRESS_STARTED: self.egress_started,
+            TASK_STATUS_CHANGED: self.task_status_changed,
+            TASK_DESTINATION_CHANGED: self.task_destination_changed,
+            CAR_POSITION_UPDATED: self.car_position_updated,
         }
 
     def start(self) -> None:
@@ -82,6 +97,7 @@ class EventHandlers:
         bus.consume("link", LINK_CONSUMER, self._dispatcher(LINK_CONSUMER))
         bus.consume("conference", CONFERENCE_CONSUMER, self._dispatcher(CONFERENCE_CONSUMER))
         bus.consume("recording", RECORDING_CONSUMER, self._dispatcher(RECORDING_CONSUMER))
+        bus.consume("telemetry", TELEMETRY_CONSUMER, self._dispatcher(TELEMETRY_CONSUMER))
 
     def stop(self) -> None:
         for task in list(self._tasks):
@@ -92,14 +108,18 @@ class EventHandlers:
             route = self._routes.get(event.subject)
             if route is None:
                 return
-            if not await self.handled.claim(consumer, event.id):
+            claim = await self.handled.claim(consumer, event.id)
+            if claim == "done":
                 log.info("duplicate event skipped", extra={"event_id": event.id, "subject": event.subject})
                 return
+            if claim == "pending":  # another instance is applying it: nak, look again later
+                raise EventPending(event.id)
             try:
                 await route(event.data)
             except Exception:
                 await self.handled.release(consumer, event.id)  # let the redelivery apply it
                 raise
+            await self.handled.done(consumer, event.id)
 
         return handle
 
@@ -189,10 +209,39 @@ class EventHandlers:
             await self.sockets.emit("track-muted-unmuted", payload, room_ns)
 
     async def room_closed(self, data: dict[str, Any]) -> None:
+        """For PUT /room/close (closedBy "close"): ``queue`` closeRoom to the dashboards on /queue when link has a
+        history row for the room. Then every socket of /{room} (and, for the expiry sweep, /data/{room}) is
+        disconnected and the namespace unregistered (later connects get "Invalid namespace"), in that order."""
+        room = str(data.get("room") or "")
+        room_ns = room_namespace(room)
+        if not room_ns:
+            return
+        closed_by = data.get("closedBy")
+        if closed_by == "close":
+            row = await self._first_history_row(room)
+            if row:
+                await self.sockets.emit("queue", {"status": "closeRoom", "data": row}, "/queue")
+        names = [room_ns]
+        data_ns = data_namespace(room)
+        if closed_by == "expired" and data_ns:
+            names.append(data_ns)
+        await self.registry.remove(*names)
+        for name in names:
+            await self.sockets.close_namespace(name)
+
+    # GET /case/get found the case's room without a live namespace: the original registered /{room} again.
+    async def case_room_opened(self, data: dict[str, Any]) -> None:
         room_ns = room_namespace(str(data.get("room") or ""))
         if room_ns:
-            await self.registry.remove(room_ns)
-            await self.sockets.close_namespace(room_ns)
+            await self.registry.add(room_ns)
+
+    async def _first_history_row(self, room: str) -> Any:
+        assert self.runtime.bus is not None
+        try:
+            return await self.runtime.bus.request(RPC_LINK_ROOM_HISTORY, LinkRoomHistoryQuery(room=room), timeout=2.0)
+        except RpcError as exc:
+            log.warning("room history row unavailable", extra={"room": room, "code": exc.code})
+            return None
 
     # POST /case/create and PUT /case/update: the original emitted on /newqueue right after the change.
     async def case_created(self, data: dict[str, Any]) -> None:
@@ -212,6 +261,22 @@ class EventHandlers:
         room_ns = room_namespace(str(data.get("room") or ""))
         if room_ns:
             await self.sockets.emit("room-record", egress_room_record(data), room_ns)
+
+    # ---- telemetry (ambulance tasks) -----------------------------------------------------------------------
+    async def task_status_changed(self, data: dict[str, Any]) -> None:
+        uid, status = data.get("uid"), data.get("status")
+        if isinstance(uid, str) and uid and isinstance(status, str) and self.sockets.mobile is not None:
+            await self.sockets.mobile.task_status(uid, status, data.get("destination"))
+
+    async def task_destination_changed(self, data: dict[str, Any]) -> None:
+        uid, position = data.get("uid"), data.get("position")
+        if isinstance(uid, str) and uid and isinstance(position, dict) and self.sockets.mobile is not None:
+            await self.sockets.mobile.task_destination(uid, position)
+
+    async def car_position_updated(self, data: dict[str, Any]) -> None:
+        room_ns = room_namespace(str(data.get("room") or ""))
+        if room_ns and isinstance(data.get("row"), dict):
+            await self.sockets.emit("car-position", data["row"], room_ns)
 
     def _later(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

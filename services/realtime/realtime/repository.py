@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 NAMESPACES_KEY = "realtime:namespaces"
 HANDLED_PREFIX = "realtime:handled:"
 HANDLED_TTL_SECONDS = 86400
+PENDING_TTL_SECONDS = 20  # below the consumers' ack wait (30 s, servicekit.bus)
 
 
 class Registry:
@@ -34,15 +35,26 @@ class Registry:
 
 
 class HandledEvents:
-    """At-most-once application of an event per consumer (JetStream may redeliver)."""
+    """Each event applied once per consumer although JetStream may redeliver it.
+
+    A claim is first "pending" for less than the consumer's ack wait: if the instance holding it dies, the claim
+    lapses before JetStream redelivers the event to a survivor, which then applies it (no event lost). Once
+    applied the mark is "done" for a day and redeliveries are skipped.
+    """
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def claim(self, consumer: str, event_id: str) -> bool:
-        """True for the first claim of ``event_id`` by ``consumer`` within a day."""
+    async def claim(self, consumer: str, event_id: str) -> str:
+        """ "claimed" (apply it now), "done" (applied already: skip) or "pending" (another instance is on it)."""
         key = f"{HANDLED_PREFIX}{consumer}:{event_id}"
-        return bool(await self.redis.set(key, "1", nx=True, ex=HANDLED_TTL_SECONDS))
+        if await self.redis.set(key, "pending", nx=True, ex=PENDING_TTL_SECONDS):
+            return "claimed"
+        value = await self.redis.get(key)
+        return "done" if value in (b"done", "done") else "pending"
+
+    async def done(self, consumer: str, event_id: str) -> None:
+        await self.redis.set(f"{HANDLED_PREFIX}{consumer}:{event_id}", "done", ex=HANDLED_TTL_SECONDS)
 
     async def release(self, consumer: str, event_id: str) -> None:
         """Undo a claim whose handling failed, so the redelivery is applied."""
@@ -127,3 +139,99 @@ class WaitingRoom:
     async def restart_tick(self, namespace: str, delay_ms: int) -> None:
         """A list just sent: the next re-send is a full period away."""
         await self.redis.set(f"{WAITING_TICK_PREFIX}{namespace}", "1", px=max(1, delay_ms))
+
+
+AGENT_CAR_PREFIX = "realtime:agent-car:"  # realtime:agent-car:{namespace} -> the room's last carTracking payload
+
+
+class AgentCars:
+    """The last ``carTracking`` payload of each room (the original kept it in process memory)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def save(self, namespace: str, payload: Any) -> None:
+        await self.redis.set(f"{AGENT_CAR_PREFIX}{namespace}", json.dumps(payload), ex=SESSION_TTL_SECONDS)
+
+    async def last(self, namespace: str) -> Any:
+        raw = await self.redis.get(f"{AGENT_CAR_PREFIX}{namespace}")
+        return json.loads(raw) if raw else None
+
+
+INSTANCES_KEY = "realtime:instances"  # ids of instances that hold (or held) sockets
+HEARTBEAT_PREFIX = "realtime:heartbeat:"  # realtime:heartbeat:{instance}, expires when the instance stops beating
+INSTANCE_SOCKETS_PREFIX = "realtime:instance-sockets:"  # hash sid -> JSON {namespace, identity, userName}
+SWEEP_LOCK_PREFIX = "realtime:sweep-lock:"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Instances:
+    """Which instance holds which room socket, so the survivors can clean up after an instance that died."""
+
+    def __init__(self, redis: Redis, instance_id: str) -> None:
+        self.redis = redis
+        self.instance_id = instance_id
+
+    async def beat(self, ttl_seconds: float) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(INSTANCES_KEY, self.instance_id)
+            pipe.set(f"{HEARTBEAT_PREFIX}{self.instance_id}", "1", px=int(ttl_seconds * 1000))
+            await pipe.execute()
+
+    async def stopped(self) -> None:
+        """A clean shutdown: stop beating at once, so a survivor (or this service's next start) sweeps the
+        sockets left behind without waiting for the heartbeat to expire."""
+        await self.redis.delete(f"{HEARTBEAT_PREFIX}{self.instance_id}")
+
+    async def add_socket(self, sid: str, entry: dict[str, Any]) -> None:
+        await self.redis.hset(f"{INSTANCE_SOCKETS_PREFIX}{self.instance_id}", sid, json.dumps(entry))
+
+    async def remove_socket(self, sid: str) -> None:
+        await self.redis.hdel(f"{INSTANCE_SOCKETS_PREFIX}{self.instance_id}", sid)
+
+    async def dead(self) -> list[str]:
+        """Instances whose heartbeat expired (other than this one)."""
+        ids = [_text(v) for v in await self.redis.smembers(INSTANCES_KEY)]
+        gone = []
+        for other in ids:
+            if other != self.instance_id and not await self.redis.exists(f"{HEARTBEAT_PREFIX}{other}"):
+                gone.append(other)
+        return sorted(gone)
+
+    async def claim_sweep(self, other: str, seconds: int = 60) -> bool:
+        """One survivor sweeps a dead instance."""
+        return bool(await self.redis.set(f"{SWEEP_LOCK_PREFIX}{other}", self.instance_id, nx=True, ex=seconds))
+
+    async def sockets_of(self, other: str) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(f"{INSTANCE_SOCKETS_PREFIX}{other}")
+        return {_text(sid): json.loads(value) for sid, value in raw.items()}
+
+    async def forget(self, other: str, sid: str) -> None:
+        await self.redis.hdel(f"{INSTANCE_SOCKETS_PREFIX}{other}", sid)
+
+    async def drop(self, other: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(f"{INSTANCE_SOCKETS_PREFIX}{other}")
+            pipe.srem(INSTANCES_KEY, other)
+            await pipe.execute()
+
+    async def connections(self) -> int:
+        """Room sockets held by live instances."""
+        total = 0
+        for other in [_text(v) for v in await self.redis.smembers(INSTANCES_KEY)]:
+            total += int(await self.redis.hlen(f"{INSTANCE_SOCKETS_PREFIX}{other}"))
+        return total
+
+    async def sockets_in(self, namespace: str) -> list[dict[str, Any]]:
+        """Room sockets of ``namespace`` on live instances (presence)."""
+        found: list[dict[str, Any]] = []
+        for other in [_text(v) for v in await self.redis.smembers(INSTANCES_KEY)]:
+            if not await self.redis.exists(f"{HEARTBEAT_PREFIX}{other}"):
+                continue
+            for sid, entry in (await self.sockets_of(other)).items():
+                if entry.get("namespace") == namespace:
+                    found.append({"socketId": sid, **entry})
+        return found

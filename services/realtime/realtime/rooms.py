@@ -10,27 +10,40 @@ not bound to a room); an unknown or malformed event is ignored like the original
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from realtime import domain
 from realtime.domain import NamespaceInfo, SocketUser
-from realtime.repository import Sessions, WaitingRoom
+from realtime.repository import Instances, Sessions, WaitingRoom
 from servicekit.bus import RpcError
 from servicekit.events import (
     RPC_CHAT_HISTORY,
     RPC_CHAT_STORE,
+    RPC_CONFERENCE_PARTICIPANTS,
+    RPC_CONFERENCE_TRACK_MUTE,
+    RPC_LINK_POSITION_GROUP,
+    RPC_LINK_QUEUE_PAGE,
+    RPC_LINK_USER_POSITION,
     RPC_PRESENCE_ADMIT,
     RPC_PRESENCE_CONNECT,
     RPC_PRESENCE_DISCONNECT,
     RPC_PRESENCE_UPDATE,
+    RPC_RECORDING_TOGGLE,
+    RPC_ROOM_CAR_POSITION,
     ChatHistoryQuery,
     ChatMessageStore,
+    LinkUserPosition,
     PresenceAdmit,
     PresenceConnect,
     PresenceDisconnect,
     PresenceUpdate,
+    QueuePage,
+    RoomQuery,
+    TrackMute,
 )
 from servicekit.web import Runtime
 
@@ -40,9 +53,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("realtime.rooms")
 
 RPC_TIMEOUT = 3.0
+# The record toggle waits for LiveKit's egress start/stop, which recording bounds at 10 s.
+RECORD_TOGGLE_TIMEOUT = 11.0
 NEWQUEUE = "/newqueue"
 # Events the original accepted and ignored (handler bodies commented out).
 _IGNORED = {"camera-microphone-status", "case-list-data", "case-list-page"}
+# Each instance refreshes its heartbeat this often; a heartbeat older than HEARTBEAT_TTL means the instance died
+# and a survivor marks its room sockets disconnected (the original reset every "connection" row at start-up).
+HEARTBEAT_INTERVAL = 2.0
+HEARTBEAT_TTL = 6.0
 
 
 class RoomEvents:
@@ -53,7 +72,9 @@ class RoomEvents:
         self.sessions = Sessions(runtime.redis)
         self.waiting = WaitingRoom(runtime.redis)
         self.repeat_delay_ms = max(100, int(repeat_delay_ms))
+        self.instances = Instances(runtime.redis, uuid.uuid4().hex)
         self._loop: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._handlers = {
             "chat-message": self.chat_message,
             "get-chat-history": self.get_chat_history,
@@ -70,19 +91,33 @@ class RoomEvents:
             "force-stop-sharescreen": self.force_stop_sharescreen,
             "auth-join-conference": self.auth_join,
             "auth-join-conference-answer": self.auth_join_answer,
+            "user-position": self.user_position,
+            "get-user-position-group": self.get_user_position_group,
+            "get-user-list": self.get_user_list,
+            "track-muted-unmuted": self.track_muted_unmuted,
+            "room-record": self.room_record,
+            "queue": self.queue,
         }
+        if sockets.mobile is not None:
+            self._handlers["carTracking"] = sockets.mobile.car_tracking
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
         self._loop = asyncio.create_task(self._repeat_waiting_lists())
+        self._sweeper = asyncio.create_task(self._beat_and_sweep())
 
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
+    async def stop(self) -> None:
+        for task in (self._loop, self._sweeper):
+            if task is not None:
+                task.cancel()
+        try:
+            await self.instances.stopped()
+        except Exception:
+            log.warning("heartbeat not cleared on stop", exc_info=True)
 
-    async def _request(self, subject: str, payload: Any) -> Any:
+    async def _request(self, subject: str, payload: Any, timeout: float = RPC_TIMEOUT) -> Any:
         assert self.runtime.bus is not None
-        return await self.runtime.bus.request(subject, payload, timeout=RPC_TIMEOUT)
+        return await self.runtime.bus.request(subject, payload, timeout=timeout)
 
     async def _emit(self, event: str, data: Any, info: NamespaceInfo, to: str | None = None) -> None:
         await self.sockets.emit(event, data, info.name, to=to)
@@ -91,6 +126,7 @@ class RoomEvents:
     async def connected(self, info: NamespaceInfo, sid: str, user: SocketUser) -> None:
         """Handshake write (room_user via conference), socket id in Redis, ``user-connection`` to the room."""
         await self.sessions.connected(info.name, user.identity, sid, user.admin)
+        await self.instances.add_socket(sid, domain.socket_entry(info.name, user))
         row: dict[str, Any] | None = None
         try:
             row = await self._request(
@@ -110,9 +146,27 @@ class RoomEvents:
         try:
             session = await self.sockets.sio.get_session(sid, namespace=info.name)
             session["row"] = row if isinstance(row, dict) else None
-        except KeyError:
-            return  # gone already
+        except KeyError:  # gone already: its disconnect handler may have run before this handshake write
+            await self.instances.remove_socket(sid)
+            await self.sessions.disconnected(info.name, user.identity, sid)
+            with contextlib.suppress(RpcError):
+                await self._request(
+                    RPC_PRESENCE_DISCONNECT, PresenceDisconnect(room=info.key, identity=user.identity, socketId=sid)
+                )
+            return
         await self._emit("user-connection", domain.user_connection(session["row"]), info)
+        if (session["row"] or {}).get("userType") == "user":  # a patient joined: show them the car, if any
+            await self._car_position(info)
+
+    async def _car_position(self, info: NamespaceInfo) -> None:
+        try:
+            row = await self._request(RPC_ROOM_CAR_POSITION, RoomQuery(room=info.key))
+        except RpcError as exc:
+            if exc.code not in ("not_found", "unavailable"):
+                log.warning("car position unavailable", extra={"room": info.key, "code": exc.code})
+            return
+        if isinstance(row, dict) and row:
+            await self._emit("car-position", row, info)
 
     async def disconnected(self, info: NamespaceInfo, sid: str, session: dict[str, Any]) -> None:
         user: SocketUser | None = session.get("user")
@@ -125,6 +179,7 @@ class RoomEvents:
         if user is None:
             return
         await self.sessions.disconnected(info.name, user.identity, sid)
+        await self.instances.remove_socket(sid)
         try:
             await self._request(
                 RPC_PRESENCE_DISCONNECT, PresenceDisconnect(room=info.key, identity=user.identity, socketId=sid)
@@ -234,6 +289,61 @@ class RoomEvents:
         if namespace:
             await self.sockets.emit("position", data, namespace)
 
+    # ---- forwarded to the owning service (contracts: servicekit.events, "remaining room socket events") ------
+    async def _ask(
+        self, info: NamespaceInfo, subject: str, payload: Any, timeout: float = RPC_TIMEOUT
+    ) -> tuple[bool, Any]:
+        try:
+            return True, await self._request(subject, payload, timeout)
+        except RpcError as exc:
+            log.warning("socket event not applied", extra={"room": info.key, "subject": subject, "code": exc.code})
+            return False, None
+
+    async def user_position(self, info: NamespaceInfo, sid: str, user: SocketUser, session: Any, data: Any) -> None:
+        fields = domain.user_position(info.key, data)
+        if fields is None:
+            return
+        ok, group = await self._ask(info, RPC_LINK_USER_POSITION, LinkUserPosition(**fields))
+        if ok:
+            await self._emit("user-position-group", group if group is not None else [], info)
+
+    async def get_user_position_group(
+        self, info: NamespaceInfo, sid: str, user: SocketUser, session: Any, data: Any
+    ) -> None:
+        ok, group = await self._ask(info, RPC_LINK_POSITION_GROUP, RoomQuery(room=info.key))
+        if ok:
+            await self._emit("user-position-group", group if group is not None else [], info, to=sid)
+
+    async def get_user_list(self, info: NamespaceInfo, sid: str, user: SocketUser, session: Any, data: Any) -> None:
+        ok, participants = await self._ask(info, RPC_CONFERENCE_PARTICIPANTS, RoomQuery(room=info.key))
+        await self._emit("user-list", {"userList": participants if ok else False}, info, to=sid)
+
+    async def track_muted_unmuted(
+        self, info: NamespaceInfo, sid: str, user: SocketUser, session: Any, data: Any
+    ) -> None:
+        mute = domain.track_mute(info.key, data)
+        if not user.admin or mute is None:
+            return
+        ok, _ = await self._ask(info, RPC_CONFERENCE_TRACK_MUTE, TrackMute(**mute))
+        if ok:
+            await self._emit("track-muted-unmuted", data, info)
+
+    async def room_record(self, info: NamespaceInfo, sid: str, user: SocketUser, session: Any, data: Any) -> None:
+        if not user.admin:
+            return
+        ok, result = await self._ask(info, RPC_RECORDING_TOGGLE, RoomQuery(room=info.key), RECORD_TOGGLE_TIMEOUT)
+        if ok and result is not None:
+            await self._emit("room-record", result, info)
+
+    async def queue(self, info: NamespaceInfo, sid: str, user: SocketUser, session: Any, data: Any) -> None:
+        """The SMS-link history page, to agents only (the original answered anyone on /newqueue)."""
+        page = domain.queue_page(data)
+        if not user.admin or page is None:
+            return
+        ok, reply = await self._ask(info, RPC_LINK_QUEUE_PAGE, QueuePage(**page))
+        if ok and reply is not None:
+            await self._emit("queue", reply, info, to=sid)
+
     # ---- admin commands -------------------------------------------------------------------------------------
     async def _command(self, info: NamespaceInfo, user: SocketUser, data: Any, event: str, payload: Any) -> None:
         if not user.admin or not isinstance(data, dict) or not isinstance(data.get("identity"), str):
@@ -316,3 +426,42 @@ class RoomEvents:
                 raise
             except Exception:
                 log.exception("waiting-room re-send failed")
+
+    # ---- instances that died (§13.10) ----------------------------------------------------------------------
+    async def _beat_and_sweep(self) -> None:
+        while True:
+            try:
+                await self.instances.beat(HEARTBEAT_TTL)
+                for other in await self.instances.dead():
+                    if await self.instances.claim_sweep(other):
+                        await self.sweep(other)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("heartbeat or sweep failed")
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    async def sweep(self, other: str) -> None:
+        """Do for each room socket of dead instance ``other`` what its disconnect handler would have done."""
+        sockets = await self.instances.sockets_of(other)
+        log.warning("sweeping a dead instance", extra={"instance": other, "sockets": len(sockets)})
+        for sid, entry in sockets.items():
+            info = domain.classify(str(entry.get("namespace") or ""))
+            identity = entry.get("identity")
+            # an identity that reconnected meanwhile (newer socket id in Redis) is left alone, like §13.12
+            current = await self.sessions.sid_of(info.name, identity) if info and isinstance(identity, str) else None
+            if info is not None and info.kind == "room" and isinstance(identity, str) and current in (None, sid):
+                if await self.waiting.remove(info.name, sid):
+                    await self._send_waiting_list(info)
+                await self._emit("user-disconnect", domain.user_disconnect(entry), info)
+                await self.sessions.disconnected(info.name, identity, sid)
+                try:
+                    await self._request(
+                        RPC_PRESENCE_DISCONNECT, PresenceDisconnect(room=info.key, identity=identity, socketId=sid)
+                    )
+                except RpcError as exc:
+                    log.warning("presence disconnect failed", extra={"room": info.key, "code": exc.code})
+                    continue  # kept: the next sweep (lock expiry) retries
+            await self.instances.forget(other, sid)
+        if not await self.instances.sockets_of(other):
+            await self.instances.drop(other)

@@ -19,8 +19,10 @@ from realtime.domain import (
     is_agent,
     room_label,
     socket_user,
+    task_uid,
     token_room_matches,
 )
+from realtime.mobile import MobileEvents
 from realtime.repository import Registry
 from realtime.rooms import RoomEvents
 from servicekit.bus import RpcError
@@ -30,6 +32,8 @@ from servicekit.web import Runtime
 
 log = logging.getLogger("realtime.sockets")
 
+NEWQUEUE = "/newqueue"
+NEWQUEUE_EVENTS = {"queue"}  # the original attached every room handler to /newqueue; dashboards use only this
 # One pub/sub channel shared by every realtime instance (python-socketio's manager protocol).
 MANAGER_CHANNEL = "realtime-socketio"
 # Pseudo room used to ask every instance to drop the local sockets of a namespace (room close).
@@ -75,10 +79,12 @@ class RealtimeSockets:
         self.sio.on("disconnect", self._on_disconnect, namespace="*")
         self.sio.on("*", self._on_event, namespace="*")
         self.rooms: RoomEvents | None = None
+        self.mobile: MobileEvents | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
     async def start(self, runtime: Runtime, join_room_repeat_delay_ms: int = 5000) -> None:
         self.runtime = runtime
+        self.mobile = MobileEvents(runtime, self)
         self.rooms = RoomEvents(runtime, self, join_room_repeat_delay_ms)
         self.rooms.start()
         if not self.sio.manager_initialized:  # listen to other instances' emits right away
@@ -87,7 +93,7 @@ class RealtimeSockets:
 
     async def stop(self) -> None:
         if self.rooms is not None:
-            self.rooms.stop()
+            await self.rooms.stop()
         for task in list(self._tasks):
             task.cancel()
         thread = getattr(self.manager, "thread", None)
@@ -123,9 +129,13 @@ class RealtimeSockets:
         info = await self.is_valid(namespace)
         if info is None:
             raise socketio.exceptions.ConnectionRefusedError(INVALID_NAMESPACE)
-        if info.name in ("/", "/mobile"):
+        if info.name == "/":
             return
         query = parse_qs(environ.get("QUERY_STRING", ""))
+        if info.name == "/mobile":  # the task uid is the crew app's only credential (realtime.md §7)
+            if self.mobile is not None:
+                self._spawn(self._after_connect(self.mobile.connected(sid, task_uid(query))))
+            return
         claims = self._authenticate(info, query, auth)
         if info.kind == "static" and not is_agent(claims):  # dashboards only (the original let anyone in)
             raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
@@ -134,7 +144,8 @@ class RealtimeSockets:
         if info.name == "/notification":
             self._spawn(self._emit_soon("log", {"message": "connected to notifications"}, info.name, sid))
             return
-        user = socket_user(claims, (query.get("userName") or [None])[0]) if info.kind == "room" else None
+        wants_user = info.kind == "room" or info.name == NEWQUEUE
+        user = socket_user(claims, (query.get("userName") or [None])[0]) if wants_user else None
         if info.kind == "room" and user is None:
             raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
         await self.sio.save_session(sid, {"user": user, "row": None}, namespace=info.name)
@@ -154,6 +165,10 @@ class RealtimeSockets:
         if info.kind == "room" and not token_room_matches(claims, info.key):
             raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
         return claims
+
+    async def _after_connect(self, coro: Any) -> None:
+        await asyncio.sleep(0)  # after the CONNECT packet has been queued
+        await coro
 
     async def _emit_soon(self, event: str, data: Any, namespace: str, sid: str) -> None:
         await asyncio.sleep(0)  # after the CONNECT packet has been queued
@@ -194,8 +209,16 @@ class RealtimeSockets:
 
     async def _on_event(self, event: str, namespace: str, sid: str, *args: Any) -> None:
         info = classify(namespace)
-        if info is None or info.kind != "room" or self.rooms is None:
-            return  # /newqueue, /queue, /data/*, /notification: server push only (no client events)
+        if info is not None and info.name == "/mobile" and self.mobile is not None:
+            try:
+                await self.mobile.handle(event, sid, args[0] if args else None)
+            except Exception:
+                log.exception("mobile event failed", extra={"event": event})
+            return
+        if info is None or self.rooms is None:
+            return
+        if info.kind != "room" and not (info.name == NEWQUEUE and event in NEWQUEUE_EVENTS):
+            return  # /queue, /data/*, /notification: server push only; /newqueue: the dashboards' `queue` only
         try:
             session = await self.sio.get_session(sid, namespace=namespace)
         except KeyError:

@@ -1,10 +1,14 @@
-"""Wiring of the recording service: LiveKit webhooks, uploads and the media files (RECORD_PATH)."""
+"""Wiring of the recording service: LiveKit webhooks and egresses, the encode queue, uploads and the media files."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from recording import encode, events, recorder
+from recording.egress import EgressClient
 from recording.media import MediaDir
+from recording.records import EncodeQueueController, RecordController
 from recording.uploads import build_controllers
 from recording.webhooks import WebhookController
 from servicekit.settings import CommonSettings, load_settings
@@ -19,6 +23,12 @@ class RecordingSettings(CommonSettings, kw_only=True):
     # Largest accepted file of POST /upload/file (bytes, per file), and of POST /upload/video.
     file_size_limit: int = 50 * 1024 * 1024
     video_size_limit: int = 600 * 1024 * 1024
+    # The LiveKit server whose egress API records rooms (the env default node).
+    livekit_host: str = ""
+    # Most egresses running at once (auto-record and /record/request alike).
+    egress_limit: int = 10
+    # Base URL of the encode API (POST <ENCODE_API>/record/encode after a recording or upload); "" = none.
+    encode_api: str = ""
 
 
 settings = load_settings(RecordingSettings, service_name="recording")
@@ -29,6 +39,24 @@ async def on_startup(runtime: Runtime) -> None:
     media.ensure()
     runtime.extras["media"] = media
     runtime.extras["api_url"] = settings.api_url.rstrip("/")
+    runtime.extras["egress"] = EgressClient(
+        settings.livekit_host, settings.livekit_api_key, settings.livekit_api_secret
+    )
+    await events.start(runtime)
+    await encode.start(runtime)
+    await encode.requeue_stale(runtime)
+    # LiveKit may be slow or down at start-up: reconcile in the background, never delay serving
+    runtime.extras["reconcile"] = asyncio.create_task(recorder.reconcile(runtime))
+
+
+async def on_shutdown(runtime: Runtime) -> None:
+    reconcile: asyncio.Task | None = runtime.extras.pop("reconcile", None)
+    if reconcile is not None and not reconcile.done():
+        reconcile.cancel()
+    await encode.stop(runtime)
+    client: EgressClient | None = runtime.extras.pop("egress", None)
+    if client is not None:
+        await client.close()
 
 
 app = create_app(
@@ -36,10 +64,13 @@ app = create_app(
         settings=settings,
         route_handlers=[
             WebhookController,
+            RecordController,
+            EncodeQueueController,
             *build_controllers(file_size_limit=settings.file_size_limit, video_size_limit=settings.video_size_limit),
         ],
         migrations=Path(__file__).parent / "migrations",
         on_startup=on_startup,
+        on_shutdown=on_shutdown,
         title="recording",
     )
 )

@@ -131,3 +131,65 @@ def event_room(event: dict[str, Any]) -> str:
     if isinstance(egress, dict):
         return egress_room(egress)
     return ""
+
+
+# ---- egress (recording) ---------------------------------------------------------------------------------
+ROOM_COMPOSITE_TYPES = frozenset({"RoomCompositeVideoAudio", "RoomCompositeAudio"})
+TRACK_COMPOSITE = "TrackComposite"
+DEFAULT_RECORD_TYPE = "RoomCompositeVideoAudio"
+DEFAULT_PRESET = "H264_720P_30"
+PRESETS = frozenset(
+    {
+        "H264_720P_30",
+        "H264_720P_60",
+        "H264_1080P_30",
+        "H264_1080P_60",
+        "PORTRAIT_H264_720P_30",
+        "PORTRAIT_H264_720P_60",
+        "PORTRAIT_H264_1080P_30",
+        "PORTRAIT_H264_1080P_60",
+    }
+)
+EGRESS_BOT_PREFIX = "EG_"  # identities of LiveKit's egress recorders
+
+
+def preset_or_default(preset: str | None) -> str:
+    return preset if preset in PRESETS else DEFAULT_PRESET
+
+
+def record_file_name(record_type: str, room: str, identity: str, at_ms: int) -> str:
+    """The original's names: ``<ms>_RoomComposite_<room>.<mp4|ogg>`` or ``<ms>_TrackComposite_<identity>.mp4``."""
+    if record_type == TRACK_COMPOSITE:
+        return f"{at_ms}_TrackComposite_{identity}.mp4"
+    ext = "ogg" if record_type == "RoomCompositeAudio" else "mp4"
+    return f"{at_ms}_RoomComposite_{room}.{ext}"
+
+
+def record_file_path(service: int, file_name: str) -> str:
+    return f"livekit-record/{service}/{file_name}"
+
+
+def auto_records_on_join(setting: dict[str, Any] | None, participant: dict[str, Any]) -> bool:
+    """The intended rule of the original: a participant with metadata (agents, patients; not egress bots) joins
+    a room with autoRecord 1 and a RoomComposite record type."""
+    if not setting or not participant.get("metadata"):
+        return False
+    return int(setting.get("autoRecord") or 0) == 1 and setting.get("recordType") in ROOM_COMPOSITE_TYPES
+
+
+def tracks_composite(setting: dict[str, Any] | None, identity: str) -> bool:
+    """Whether a joining identity's camera + microphone are remembered for a TrackComposite egress."""
+    if not setting or setting.get("recordType") != TRACK_COMPOSITE:
+        return False
+    return bool(identity) and not identity.startswith(EGRESS_BOT_PREFIX)
+
+
+def media_status(egress_status: str) -> str:
+    """record_media.status for an ended egress: the original's ``completed`` when a file was written."""
+    if egress_status in ("EGRESS_COMPLETE", "EGRESS_LIMIT_REACHED"):
+        return "completed"
+    return egress_status.removeprefix("EGRESS_").lower() or "completed"
+
+
+def produced_file(egress_status: str) -> bool:
+    return egress_status in ("EGRESS_COMPLETE", "EGRESS_LIMIT_REACHED")

@@ -25,9 +25,11 @@ async def mark_egress_ended(conn: Connection, egress_id: str, status: str, at: d
 
 
 async def insert_file(conn: Connection, row: dict[str, Any]) -> int:
+    # createdAt is written (local time, like every other date we store) rather than left to the column default,
+    # which is the DB session's clock (UTC): the row and its recording.file.stored event carry the same time.
     return await conn.insert(
-        "INSERT INTO files (linkId, elementId, filename, url, thumbnail, fileType, size, mimetype, width, height) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "INSERT INTO files (linkId, elementId, filename, url, thumbnail, fileType, size, mimetype, width, height, "
+        "createdAt, updatedAt) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             row["linkId"],
             row["elementId"],
@@ -39,6 +41,8 @@ async def insert_file(conn: Connection, row: dict[str, Any]) -> int:
             row["mimetype"],
             row["width"],
             row["height"],
+            row["createdAt"],
+            row["createdAt"],
         ),
     )
 
@@ -74,3 +78,152 @@ async def video_page(db: Database, record_type: str, limit: int, offset: int) ->
 async def video_count(db: Database, record_type: str) -> int:
     row = await db.fetch_one("SELECT COUNT(*) AS total FROM record_media WHERE recordType = %s", (record_type,))
     return int(row["total"]) if row else 0
+
+
+# ---- room settings (read model of conference's rooms) ---------------------------------------------------
+async def upsert_room_setting(conn: Connection, room: str, setting: dict[str, Any]) -> int:
+    return await conn.execute(
+        "INSERT INTO room_setting (room, autoRecord, recordType, encodingOptionsPreset, service, status, dtmUpdated)"
+        " VALUES (%s, %s, %s, %s, %s, %s, CURRENT_TIMESTAMP(3))"
+        " ON DUPLICATE KEY UPDATE autoRecord = VALUES(autoRecord),"
+        " recordType = VALUES(recordType), encodingOptionsPreset = VALUES(encodingOptionsPreset),"
+        " service = COALESCE(VALUES(service), service), status = VALUES(status), dtmUpdated = VALUES(dtmUpdated)",
+        (
+            room,
+            int(setting.get("autoRecord") or 0),
+            str(setting.get("recordType") or "")[:50],
+            str(setting.get("encodingOptionsPreset") or "")[:50],
+            setting.get("service"),
+            str(setting.get("status") or "")[:20],
+        ),
+    )
+
+
+async def room_setting(db: Connection | Database, room: str) -> dict[str, Any] | None:
+    return await db.fetch_one("SELECT * FROM room_setting WHERE room = %s", (room,))
+
+
+# ---- the one egress of a room ---------------------------------------------------------------------------
+async def drop_stale_claims(conn: Connection, before: datetime) -> int:
+    """Claims whose LiveKit answer never came (a crash between claim and start)."""
+    return await conn.execute("DELETE FROM room_egress WHERE egressId = '' AND dtmClaimed < %s", (before,))
+
+
+async def egress_count(conn: Connection | Database) -> int:
+    row = await conn.fetch_one("SELECT COUNT(*) AS n FROM room_egress")
+    return int(row["n"]) if row else 0
+
+
+async def claim_room(conn: Connection, room: str, record_type: str, at: datetime) -> bool:
+    # dtmClaimed in local time like every other timestamp we compare (the DB session's clock is UTC)
+    changed = await conn.execute(
+        "INSERT IGNORE INTO room_egress (room, recordType, state, dtmClaimed) VALUES (%s, %s, 'starting', %s)",
+        (room, record_type, at),
+    )
+    return changed == 1
+
+
+async def activate_claim(conn: Connection, room: str, egress_id: str) -> int:
+    return await conn.execute(
+        "UPDATE room_egress SET egressId = %s, state = 'active' WHERE room = %s AND egressId = ''", (egress_id, room)
+    )
+
+
+async def release_claim(conn: Connection | Database, room: str) -> int:
+    return await conn.execute("DELETE FROM room_egress WHERE room = %s AND egressId = ''", (room,))
+
+
+async def room_egress(db: Connection | Database, room: str) -> dict[str, Any] | None:
+    return await db.fetch_one("SELECT * FROM room_egress WHERE room = %s", (room,))
+
+
+async def egress_seen_started(conn: Connection, room: str, egress_id: str, insert: bool) -> int:
+    """egress_started: the claim becomes active; with ``insert``, an egress we did not start (another tool) is
+    held too, so it counts against the limit."""
+    if not insert:
+        return await conn.execute(
+            "UPDATE room_egress SET egressId = %s, state = 'active' WHERE room = %s AND egressId IN ('', %s)",
+            (egress_id, room, egress_id),
+        )
+    return await conn.execute(
+        "INSERT INTO room_egress (room, egressId, state) VALUES (%s, %s, 'active') ON DUPLICATE KEY UPDATE"
+        " state = IF(egressId = VALUES(egressId) OR egressId = '', 'active', state),"
+        " egressId = IF(egressId = '', VALUES(egressId), egressId)",
+        (room[:50], egress_id[:50]),
+    )
+
+
+async def drop_egress(conn: Connection | Database, egress_id: str) -> int:
+    return await conn.execute("DELETE FROM room_egress WHERE egressId = %s", (egress_id,))
+
+
+# ---- record_media of egresses ---------------------------------------------------------------------------
+async def insert_egress_media(
+    conn: Connection, egress_id: str, room: str, file_name: str, record_type: str, at: datetime
+) -> int:
+    """The original's row (egressId, room, filename, recordType, startRecord, dtmUpdated; status default)."""
+    return await conn.insert(
+        "INSERT INTO record_media (egressId, room, fileName, recordType, startRecord, dtmUpdated)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (egress_id, room, file_name, record_type, at, at),
+    )
+
+
+async def stop_media(conn: Connection | Database, egress_id: str, at: datetime) -> int:
+    return await conn.execute(
+        "UPDATE record_media SET endRecord = COALESCE(endRecord, %s), dtmUpdated = %s WHERE egressId = %s",
+        (at, at, egress_id),
+    )
+
+
+async def media_of_egress(conn: Connection | Database, egress_id: str) -> dict[str, Any] | None:
+    return await conn.fetch_one("SELECT * FROM record_media WHERE egressId = %s ORDER BY id LIMIT 1", (egress_id,))
+
+
+async def file_history(db: Database, room: str) -> list[dict[str, Any]]:
+    return await db.fetch_all("SELECT * FROM record_media WHERE room = %s ORDER BY id", (room,))
+
+
+# ---- TrackComposite track state -------------------------------------------------------------------------
+async def remember_participant(conn: Connection, room: str, identity: str) -> int:
+    return await conn.execute(
+        "INSERT IGNORE INTO track_state (room, identity) VALUES (%s, %s)", (room[:50], identity[:100])
+    )
+
+
+async def forget_participant(conn: Connection, room: str, identity: str) -> int:
+    return await conn.execute("DELETE FROM track_state WHERE room = %s AND identity = %s", (room, identity))
+
+
+async def forget_room_tracks(conn: Connection, room: str) -> int:
+    return await conn.execute("DELETE FROM track_state WHERE room = %s", (room,))
+
+
+async def remember_track(conn: Connection, room: str, identity: str, kind: str, track_sid: str) -> int:
+    column = "videoTrack" if kind == "video" else "audioTrack"  # fixed names, never input
+    return await conn.execute(
+        f"UPDATE track_state SET {column} = %s WHERE room = %s AND identity = %s",  # noqa: S608
+        (track_sid[:100], room, identity),
+    )
+
+
+async def take_track_pair(conn: Connection, room: str, identity: str) -> dict[str, Any] | None:
+    """Both tracks known and not recorded yet: mark recorded (once, whatever the concurrency) and return them."""
+    changed = await conn.execute(
+        "UPDATE track_state SET record = 1 WHERE room = %s AND identity = %s AND record = 0"
+        " AND videoTrack <> '' AND audioTrack <> ''",
+        (room, identity),
+    )
+    if changed != 1:
+        return None
+    return await conn.fetch_one(
+        "SELECT videoTrack, audioTrack FROM track_state WHERE room = %s AND identity = %s", (room, identity)
+    )
+
+
+# ---- encode jobs ----------------------------------------------------------------------------------------
+async def add_encode_job(conn: Connection, record_id: int, at: datetime) -> int:
+    return await conn.execute(
+        "INSERT IGNORE INTO encode_job (recordId, status, dtmCreated, dtmUpdated) VALUES (%s, 'queued', %s, %s)",
+        (record_id, at, at),
+    )

@@ -2,7 +2,9 @@
 
 A stored file and its row go together: the upload is written to a temporary name first, then, inside the
 transaction that inserts its row, hard-linked to its final name (never replacing a file); a failure removes what
-was placed and the transaction rolls back, and the temporary names are always removed.
+was placed and the transaction rolls back, and the temporary names are always removed. Every `files` row is
+published as ``recording.file.stored`` (FileStored) in its inserting transaction: conference's GET /room/picture
+reads only that.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from litestar.datastructures import UploadFile
 from litestar.response import File
 from PIL import Image, UnidentifiedImageError
 
-from recording import domain, repository
+from recording import domain, encode, repository
 from recording.media import STATIC, MediaDir, place, remove, remove_empty_dir
 from servicekit import events as ev
 from servicekit.bus import add_event
@@ -259,6 +261,7 @@ async def _store_files(
                 thumb_temp = thumb_temp if made else None
             prepared.append((kind, temp, thumb_temp, mime, size, name, width, height))
         out = []
+        created_at = now_local()
         async with runtime.db.transaction() as conn:
             for kind, temp, thumb_temp, mime, size, name, width, height in prepared:
                 folder_kind = "images" if kind == "image" else "files"
@@ -286,8 +289,23 @@ async def _store_files(
                     "mimetype": mime,
                     "width": width,
                     "height": height,
+                    "createdAt": created_at,
                 }
-                await repository.insert_file(conn, row)
+                file_id = await repository.insert_file(conn, row)
+                # Conference's GET /room/picture read model is fed by this event only (it never reads `files`).
+                await add_event(
+                    conn,
+                    ev.RECORDING_FILE_STORED,
+                    ev.FileStored(
+                        fileId=file_id,
+                        linkId=link_id,
+                        filename=stored,
+                        url=url,
+                        width=width,
+                        height=height,
+                        createdAt=created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    ),
+                )
                 out.append(
                     {
                         "id": int(folder),
@@ -350,11 +368,13 @@ async def _store_video(
                 ev.RECORDING_MEDIA_UPLOADED,
                 ev.MediaUploaded(recordId=record_id, fileName=final.name, filePath="/record", recordType=record_type),
             )
+            await repository.add_encode_job(conn, record_id, now)
     except BaseException:
         remove(final)
         raise
     finally:
         remove(temp)
+    await encode.enqueue(runtime, record_id)
     file_out = {
         "fieldname": "myVideo",
         "originalname": upload.filename,

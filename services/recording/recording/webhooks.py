@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import random
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -18,10 +19,11 @@ from litestar import Controller, Request, Response, post
 from livekit.api import TokenVerifier
 from livekit.protocol.webhook import WebhookEvent
 
-from recording import domain, repository
+from recording import domain, encode, recorder, repository
 from servicekit import events as ev
 from servicekit.bus import add_event
 from servicekit.clock import now_local
+from servicekit.db import Connection
 from servicekit.web import Runtime, fail
 
 log = logging.getLogger("recording.webhooks")
@@ -72,68 +74,219 @@ RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock: InnoDB rolled the trans
 ATTEMPTS = 5
 
 
-async def apply(runtime: Runtime, event: WebhookEvent, raw: str) -> bool:
-    """Apply one verified event; False when its id was applied before (a redelivery). The transaction is
-    retried when InnoDB picks it as a deadlock victim (concurrent outbox inserts and the relay's scan)."""
-    for attempt in range(ATTEMPTS):
-        try:
-            return await _apply_once(runtime, event, raw)
-        except OperationalError as exc:
-            if exc.args[0] not in RETRYABLE or attempt == ATTEMPTS - 1:
-                raise
-            log.info("webhook transaction retried", extra={"event_id": event.id, "code": exc.args[0]})
-            await asyncio.sleep(0.01 * (attempt + 1) + random.random() * 0.02)  # noqa: S311 (jitter)
-    return False
+@dataclass
+class FollowUp:
+    """What an applied event asks for after its transaction committed (LiveKit calls, queue pushes)."""
+
+    room: str = ""
+    start_room_composite: dict[str, Any] | None = None  # the room's settings
+    start_track_composite: dict[str, Any] | None = None  # identity, tracks, settings
+    stop_egress: str = ""
+    encode: list[int] = field(default_factory=list)
 
 
-async def _apply_once(runtime: Runtime, event: WebhookEvent, raw: str) -> bool:
-    assert runtime.db is not None
+async def apply(runtime: Runtime, event: WebhookEvent, raw: str) -> FollowUp | None:
+    """Apply one verified event; None when its id was applied before (a redelivery)."""
     data = _json(event)
-    name = event.event
     room = domain.event_room(data)
+    setting = None
+    if event.event == "participant_joined" and room:
+        setting = await recorder.room_setting(runtime, room)  # outside the transaction: may ask conference
+    batcher: WebhookBatcher | None = runtime.extras.get("webhook_batcher")
+    if batcher is None:
+        batcher = runtime.extras["webhook_batcher"] = WebhookBatcher(runtime)
+    return await batcher.submit(_Pending(event, raw, data, room, setting))
+
+
+@dataclass
+class _Pending:
+    event: WebhookEvent
+    raw: str
+    data: dict[str, Any]
+    room: str
+    setting: dict[str, Any] | None
+    done: asyncio.Future[FollowUp | None] | None = None
+
+
+class WebhookBatcher:
+    """Applies webhooks arriving together in one transaction: a commit (an fsync) per batch instead of per
+    event. Each event keeps its own receipt row, so replays inside a batch are still applied once; a batch
+    that fails is retried event by event, so one bad event fails alone. The transaction is retried when
+    InnoDB picks it as a deadlock victim (concurrent outbox inserts and the relay's scan)."""
+
+    MAX_BATCH = 16
+    # Writers work in parallel (statements are round trips: one writer would serialise them); two pool
+    # connections are left for the outbox relay, room-setting lookups and the routes.
+    SPARE_CONNECTIONS = 2
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        writers = max(1, runtime.settings.mysql_pool_size - self.SPARE_CONNECTIONS)
+        self.writers = [asyncio.create_task(self._write_loop()) for _ in range(writers)]
+        runtime.background.extend(self.writers)
+
+    async def submit(self, item: _Pending) -> FollowUp | None:
+        item.done = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait(item)
+        return await item.done
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.MAX_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], exc=exc)
+                    continue
+                for item in batch:  # one bad event must not fail the others
+                    try:
+                        await self._write([item])
+                    except Exception as single:
+                        _settle(item, exc=single)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        db = self.runtime.db
+        assert db is not None
+        for attempt in range(ATTEMPTS):
+            try:
+                async with db.transaction() as conn:
+                    results = [await _apply_in(conn, p.event, p.raw, p.data, p.room, p.setting) for p in batch]
+            except OperationalError as exc:
+                if exc.args[0] not in RETRYABLE or attempt == ATTEMPTS - 1:
+                    raise
+                log.info("webhook transaction retried", extra={"events": len(batch), "code": exc.args[0]})
+                await asyncio.sleep(0.01 * (attempt + 1) + random.random() * 0.02)  # noqa: S311 (jitter)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                _settle(item, result=result)
+            return
+
+
+def _settle(item: _Pending, result: FollowUp | None = None, exc: BaseException | None = None) -> None:
+    if item.done is None or item.done.done():
+        return
+    if exc is not None:
+        item.done.set_exception(exc)
+    else:
+        item.done.set_result(result)
+
+
+async def _apply_in(
+    conn: Connection,
+    event: WebhookEvent,
+    raw: str,
+    data: dict[str, Any],
+    room: str,
+    setting: dict[str, Any] | None,
+) -> FollowUp | None:
+    """One event's writes inside the caller's transaction; None when its id was applied before."""
+    name = event.event
     event_id = event.id if 0 < len(event.id) <= 64 else "sha-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
     timestamp = int(event.created_at) * 1000
     now = now_local()
-    async with runtime.db.transaction() as conn:
-        if not await repository.record_receipt(conn, event_id, name, room, int(event.created_at)):
-            return False
+    follow = FollowUp(room=room)
+    if not await repository.record_receipt(conn, event_id, name, room, int(event.created_at)):
+        return None
+    await add_event(
+        conn,
+        ev.RECORDING_WEBHOOK_RECEIVED,
+        ev.WebhookReceived(eventId=event_id, event=name, room=room, data=raw, createdAt=int(event.created_at)),
+    )
+    participant = data.get("participant") or {}
+    identity = str(participant.get("identity") or "")
+    if name in ("participant_joined", "participant_left") and room and identity:
+        subject = ev.RECORDING_PARTICIPANT_JOINED if name == "participant_joined" else ev.RECORDING_PARTICIPANT_LEFT
+        presence = ev.ParticipantPresence(room=room, identity=identity, participant=participant, timestamp=timestamp)
+        await add_event(conn, subject, presence)
+        if name == "participant_left":
+            await repository.forget_participant(conn, room, identity)
+        else:
+            if domain.tracks_composite(setting, identity):
+                await repository.remember_participant(conn, room, identity)
+            if domain.auto_records_on_join(setting, participant):
+                follow.start_room_composite = setting
+    elif name == "track_published" and room and identity:
+        source = str((data.get("track") or {}).get("source") or "")
+        track_sid = str((data.get("track") or {}).get("sid") or "")
+        kind = {"CAMERA": "video", "MICROPHONE": "audio"}.get(source)
+        if kind and track_sid and await repository.remember_track(conn, room, identity, kind, track_sid):
+            pair = await repository.take_track_pair(conn, room, identity)
+            if pair is not None:
+                follow.start_track_composite = {"identity": identity, **pair}
+    elif name in ("room_started", "room_finished") and room:
+        subject = ev.RECORDING_ROOM_STARTED if name == "room_started" else ev.RECORDING_ROOM_FINISHED
         await add_event(
-            conn,
-            ev.RECORDING_WEBHOOK_RECEIVED,
-            ev.WebhookReceived(eventId=event_id, event=name, room=room, data=raw, createdAt=int(event.created_at)),
+            conn, subject, ev.LiveKitRoomEvent(room=room, roomInfo=data.get("room") or {}, timestamp=timestamp)
         )
-        participant = data.get("participant") or {}
-        identity = str(participant.get("identity") or "")
-        if name in ("participant_joined", "participant_left") and room and identity:
-            subject = ev.RECORDING_PARTICIPANT_JOINED if name == "participant_joined" else ev.RECORDING_PARTICIPANT_LEFT
-            presence = ev.ParticipantPresence(
-                room=room, identity=identity, participant=participant, timestamp=timestamp
+        if name == "room_finished":
+            await repository.forget_room_tracks(conn, room)
+            current = await repository.room_egress(conn, room)
+            if current and current["egressId"]:
+                follow.stop_egress = str(current["egressId"])
+    elif name in domain.EGRESS_EVENTS:
+        info = data.get("egressInfo") or {}
+        egress_id = str(info.get("egressId") or "")
+        if egress_id:
+            status = str(info.get("status") or "")
+            changed = ev.EgressChanged(
+                room=room, recordId=egress_id, status=status, egressInfo=info, timestamp=timestamp
             )
-            await add_event(conn, subject, presence)
-        elif name in ("room_started", "room_finished") and room:
-            subject = ev.RECORDING_ROOM_STARTED if name == "room_started" else ev.RECORDING_ROOM_FINISHED
-            await add_event(
-                conn, subject, ev.LiveKitRoomEvent(room=room, roomInfo=data.get("room") or {}, timestamp=timestamp)
-            )
-        elif name in domain.EGRESS_EVENTS:
-            info = data.get("egressInfo") or {}
-            egress_id = str(info.get("egressId") or "")
-            if egress_id:
-                status = str(info.get("status") or "")
-                changed = ev.EgressChanged(
-                    room=room, recordId=egress_id, status=status, egressInfo=info, timestamp=timestamp
-                )
-                if name == "egress_started":
-                    changed.dtmStartRecord = _local(now)
-                    subject = ev.RECORDING_EGRESS_STARTED
-                elif name == "egress_ended":
-                    changed.dtmStopRecord = _local(now)
-                    subject = ev.RECORDING_EGRESS_ENDED
-                    await repository.mark_egress_ended(conn, egress_id, status.removeprefix("EGRESS_").lower(), now)
-                else:
-                    subject = ev.RECORDING_EGRESS_UPDATED
-                await add_event(conn, subject, changed)
-    return True
+            if name == "egress_started":
+                changed.dtmStartRecord = _local(now)
+                subject = ev.RECORDING_EGRESS_STARTED
+                if room:
+                    # ours (record_media row written at start): only confirm a claim still held, so a late
+                    # webhook never revives a stopped one; another tool's egress still counts to the limit
+                    ours = await repository.media_of_egress(conn, egress_id) is not None
+                    await repository.egress_seen_started(conn, room, egress_id, insert=not ours)
+            elif name == "egress_ended":
+                changed.dtmStopRecord = _local(now)
+                subject = ev.RECORDING_EGRESS_ENDED
+                await repository.mark_egress_ended(conn, egress_id, domain.media_status(status), now)
+                await repository.drop_egress(conn, egress_id)
+                media = await repository.media_of_egress(conn, egress_id)
+                if media is not None and domain.produced_file(status):
+                    if await repository.add_encode_job(conn, int(media["id"]), now):
+                        follow.encode.append(int(media["id"]))
+            else:
+                subject = ev.RECORDING_EGRESS_UPDATED
+            await add_event(conn, subject, changed)
+    return follow
+
+
+async def follow_up(runtime: Runtime, follow: FollowUp) -> None:
+    """The LiveKit calls and queue pushes of an applied event (after its commit; failures logged)."""
+    room = follow.room
+    if follow.start_room_composite is not None:
+        setting = follow.start_room_composite
+        await recorder.start_quietly(
+            runtime,
+            room,
+            record_type=str(setting.get("recordType")),
+            preset=setting.get("encodingOptionsPreset"),
+            setting=setting,
+        )
+    if follow.start_track_composite is not None:
+        pair = follow.start_track_composite
+        await recorder.start_quietly(
+            runtime,
+            room,
+            record_type=domain.TRACK_COMPOSITE,
+            identity=pair["identity"],
+            audio_track=pair["audioTrack"],
+            video_track=pair["videoTrack"],
+        )
+    if follow.stop_egress:
+        try:
+            await recorder.stop(runtime, room, follow.stop_egress)
+        except Exception as exc:  # noqa: BLE001 - LiveKit ends a finished room's egress itself
+            log.warning("egress of a finished room not stopped", extra={"room": room, "error": repr(exc)})
+    for record_id in follow.encode:
+        await encode.enqueue(runtime, record_id)
 
 
 class WebhookController(Controller):
@@ -156,7 +309,9 @@ class WebhookController(Controller):
             raise fail("invalid webhook body") from exc
         if not event.event:
             raise fail("invalid webhook body: no event")
-        applied = await apply(runtime, event, raw)
-        if not applied:
+        follow = await apply(runtime, event, raw)
+        if follow is None:
             log.info("webhook replay ignored", extra={"event_id": event.id})
+        else:
+            await follow_up(runtime, follow)
         return Response(b"", status_code=200, media_type="text/plain")

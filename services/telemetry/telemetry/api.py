@@ -1,5 +1,5 @@
 """HTTP routes of the telemetry service: the radio read-through proxy (GET /radio/device[/:id],
-GET /radio/location[/:radioNo]) and the car task list (GET /car/list).
+GET /radio/location[/:radioNo]), the car task list (GET /car/list) and the car task (POST/GET/PUT /car/task).
 
 Each route calls the radio location API, caches what it answered (radio_devices / radio_locations, one
 transaction, awaited: a cache failure is logged and never reaches the caller, as in the original) and replies
@@ -10,15 +10,21 @@ with the API's body unchanged. The API down or answering badly -> 503 / 502 in t
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
 
-from servicekit.db import Connection
-from servicekit.web import ApiError, Runtime, fail
-from telemetry import domain, repository
+from servicekit.bus import add_event
+from servicekit.clock import now_local
+from servicekit.db import Connection, LockTimeout
+from servicekit.events import TASK_SMS_REQUESTED, TASK_STATUS_CHANGED, TaskSmsRequested, TaskStatusChanged
+from servicekit.web import ApiError, Runtime, fail, parse_body
+from telemetry import domain, events, repository
 from telemetry.radio_client import RadioApiError, RadioClient
 
 log = logging.getLogger(__name__)
@@ -122,3 +128,161 @@ class CarController(Controller):
         if not rows:
             raise _not_found("invalid room")
         return Response({"status": "OK", "data": [domain.car_row_json(r) for r in rows]}, status_code=200)
+
+
+# ---- POST / GET / PUT /car/task ------------------------------------------------------------------------------
+class CreateTaskBody(msgspec.Struct, kw_only=True):
+    room: str | None = None
+    mobile: str | None = None
+
+
+class UpdateTaskBody(msgspec.Struct, kw_only=True):
+    id: str | None = None
+    task: str | None = None  # the original's API doc named it so; the code read only ``id``
+    status: str | None = None
+
+
+def _text(value: object) -> str:
+    """A body value as text: the original read numbers as given (``mobile`` may arrive as a JSON number)."""
+    if value is None or isinstance(value, bool):
+        return ""
+    return value if isinstance(value, str) else str(value) if isinstance(value, int) else ""
+
+
+def _public_base(request: Request, runtime: Runtime) -> str:
+    """API_URL; when it is not configured, the base URL the caller reached (the edge forwards Host and scheme)."""
+    configured = runtime.settings.api_url  # type: ignore[attr-defined]
+    if configured:
+        return configured
+    scheme = request.headers.get("x-forwarded-proto") or request.url.scheme
+    return f"{scheme}://{request.headers.get('host') or request.url.netloc}"
+
+
+UID_ATTEMPTS = 20
+TASK_LOCK_TIMEOUT_SECONDS = 10
+
+
+async def _create_task(runtime: Runtime, lock: str, room: str, mobile: str, service: int | None, charset: str) -> str:
+    """Cancel the room's running tasks, insert the new one and the SMS command, in one transaction; its uid."""
+    assert runtime.db is not None
+    now = now_local()
+    async with runtime.db.locked_transaction(lock, TASK_LOCK_TIMEOUT_SECONDS) as conn:
+        uid = ""
+        for _ in range(UID_ATTEMPTS):
+            candidate = domain.random_uid(charset)
+            if not await repository.uid_taken(conn, candidate):
+                uid = candidate
+                break
+        if not uid:
+            raise fail("could not allocate a task id", 503)
+        await repository.cancel_open_tasks(conn, room, now)
+        await repository.insert_task(conn, uid, room, mobile, now)
+        # The SMS belongs to link (tenant sender, domains, gateway): a command in the same transaction.
+        await add_event(
+            conn,
+            TASK_SMS_REQUESTED,
+            TaskSmsRequested(
+                messageId=uuid.uuid4().hex,
+                mobile=mobile,
+                room=room,
+                linkID=uid,
+                path=f"/app/{uid}",
+                service=service,
+            ),
+        )
+    return uid
+
+
+class CarTaskController(Controller):
+    path = "/car/task"
+    tags = ["car"]
+
+    @post("/", status_code=200)
+    async def create(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """Cancel the room's running tasks, create a task (status ``open``) and text the crew its app link.
+
+        Agents' console only: the original was open (anyone could create tasks and SMS any number); the agent
+        bearer token is required, a missing/bad one gets the original's FAIL body."""
+        runtime.require_token(request)
+        raw = await parse_body(request, dict[str, Any])
+        body = CreateTaskBody(room=_text(raw.get("room")), mobile=_text(raw.get("mobile")))
+        room, mobile = (body.room or "").strip(), (body.mobile or "").strip()
+        if not room or not domain.valid_room(room):
+            raise _not_found("invalid room")
+        if not mobile or not domain.valid_mobile(mobile):
+            raise _not_found("invalid mobile")
+        assert runtime.db is not None
+        service = await repository.room_service(runtime.db, room)
+        charset = domain.task_uid_charset(runtime.settings.custom_charset)  # type: ignore[attr-defined]
+        # One creation per room at a time across replicas: two must not both leave an open task behind.
+        lock = "telemetry.task." + hashlib.sha1(room.encode(), usedforsecurity=False).hexdigest()
+        try:
+            uid = await _create_task(runtime, lock, room, mobile, service, charset)
+        except LockTimeout as exc:
+            raise fail("another task of this room is being created: try again", 503) from exc
+        return {"status": "OK", "message": "success", "data": {"uid": uid}}
+
+    @get("/")
+    async def detail(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """The task, its destination, the room's case and tenant, for the crew app (no token: the app has none;
+        the task id is its key)."""
+        uid = request.query_params.get("id") or ""
+        if not uid or not domain.valid_task_uid(uid):
+            raise _not_found("invalid task id")
+        assert runtime.db is not None
+        row = await repository.task_by_uid(runtime.db, uid)
+        if row is None:
+            raise _not_found("invalid task id")
+        if row["status"] == "cancel":
+            raise fail("task is cancel")
+        room = row["room"] or ""
+        case = await events.case_of_room(runtime, room) if room else None
+        room_service = await repository.room_service(runtime.db, room) if room else None
+        case_service = case.get("service") if case and isinstance(case.get("service"), int) else None
+        service_id = case_service if case_service is not None else room_service
+        tenant = await events.tenant(runtime, service_id)
+        status = row["status"] or "open"
+        link = await repository.newest_user_link(runtime.db, room) if status != "arrive" else None
+        if status == "arrive" and room_service is not None and room_service != service_id:
+            location_source = await events.tenant(runtime, room_service)
+        else:
+            location_source = tenant
+        location = (
+            {"latitude": location_source.get("latitude"), "longitude": location_source.get("longitude")}
+            if location_source
+            else None
+        )
+        detail = domain.task_detail(row, domain.task_destination(status, link, location))
+        web_socket = domain.web_socket_url(_public_base(request, runtime), uid)
+        data = domain.task_reply(case, detail, web_socket, domain.service_object(tenant, service_id))
+        return {"status": "OK", "message": "success", "data": data}
+
+    @put("/", status_code=200)
+    async def update(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """Set the task's status (and its timestamp); the crew app is told through TASK_STATUS_CHANGED.
+
+        Open like the original: the crew app calls it with no token, the task id is its key."""
+        raw = await parse_body(request, dict[str, Any])
+        body = UpdateTaskBody(id=_text(raw.get("id")) or _text(raw.get("task")), status=_text(raw.get("status")))
+        uid = body.id or ""
+        if not uid or not domain.valid_task_uid(uid):
+            raise _not_found("invalid task id")
+        status = body.status or ""
+        if status not in domain.TASK_STATUSES:
+            raise fail("invalid status")
+        assert runtime.db is not None
+        row = await repository.task_by_uid(runtime.db, uid)
+        if row is None:
+            raise _not_found("task not found")
+        destination = None
+        if status == "arrive":
+            location = await events.service_location(runtime, row["room"] or "")
+            destination = domain.task_destination("arrive", None, location)
+        async with runtime.db.transaction() as conn:
+            await repository.set_task_status(conn, row["id"], status, domain.STATUS_COLUMNS[status], now_local())
+            await add_event(
+                conn,
+                TASK_STATUS_CHANGED,
+                TaskStatusChanged(uid=uid, room=row["room"], status=status, destination=destination),
+            )
+        return {"status": "OK", "message": "success", "data": {"task": uid, "status": status}}

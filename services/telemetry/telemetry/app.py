@@ -1,5 +1,5 @@
-"""Wiring of the telemetry service: the radio proxy routes, GET /car/list and the data_log consumer (issue 6,
-first slice). The other car task, stats and log routes (deploy/routes.toml, state "planned") are not served yet."""
+"""Wiring of the telemetry service: the radio proxy routes, the car task routes (GET /car/list, POST/GET/PUT
+/car/task) with their NATS requests and link read model, and the data_log consumer (issue 6)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
 from telemetry import events
-from telemetry.api import CarController, RadioController
+from telemetry.api import CarController, CarTaskController, RadioController
 from telemetry.radio_client import RadioClient
+from telemetry.statistics import api as statistics_api
+from telemetry.statistics import events as statistics_events
 
 
 class TelemetrySettings(CommonSettings, kw_only=True):
@@ -18,6 +20,10 @@ class TelemetrySettings(CommonSettings, kw_only=True):
     radio_location_api_credentials_username: str = ""
     radio_location_api_credentials_password: str = ""
     radio_location_api_timeout_seconds: float = 10.0
+    # GET /car/task answers the crew app's socket URL: API_URL with http -> ws, + /mobile?task=<uid>.
+    api_url: str = "http://localhost:5500"
+    # Alphabet of task uids (the original's CUSTOM_CHARSET).
+    custom_charset: str = ""
 
 
 settings = load_settings(TelemetrySettings, service_name="telemetry")
@@ -30,7 +36,8 @@ async def on_startup(runtime: Runtime) -> None:
         settings.radio_location_api_credentials_password,
         settings.radio_location_api_timeout_seconds,
     )
-    events.start(runtime)
+    await events.start(runtime)
+    statistics_events.start(runtime)
 
 
 async def on_shutdown(runtime: Runtime) -> None:
@@ -42,7 +49,7 @@ async def on_shutdown(runtime: Runtime) -> None:
 app = create_app(
     ServiceSpec(
         settings=settings,
-        route_handlers=[RadioController, CarController],
+        route_handlers=[RadioController, CarController, CarTaskController, *statistics_api.ROUTE_HANDLERS],
         migrations=Path(__file__).parent / "migrations",
         on_startup=on_startup,
         on_shutdown=on_shutdown,

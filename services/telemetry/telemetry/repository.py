@@ -38,3 +38,170 @@ async def add_data_log(conn: Connection, data: str, created: datetime) -> int:
 
 async def car_tasks_of_room(db: Any, room: str, limit: int) -> list[dict[str, Any]]:
     return await db.fetch_all("SELECT * FROM car_track WHERE room = %s ORDER BY id DESC LIMIT %s", (room, limit))
+
+
+# ---- car tasks ---------------------------------------------------------------------------------------------
+async def task_by_uid(db: Any, uid: str) -> dict[str, Any] | None:
+    """The task row of ``uid`` (the newest, should an imported table hold the same uid twice)."""
+    return await db.fetch_one("SELECT * FROM car_track WHERE uid = %s ORDER BY id DESC LIMIT 1", (uid,))
+
+
+async def uid_taken(conn: Connection, uid: str) -> bool:
+    return await conn.fetch_one("SELECT id FROM car_track WHERE uid = %s LIMIT 1", (uid,)) is not None
+
+
+async def cancel_open_tasks(conn: Connection, room: str, now: datetime) -> int:
+    """Cancel the room's tasks still running (unlike the original, a completed task keeps its final state)."""
+    return await conn.execute(
+        "UPDATE car_track SET status = 'cancel', dtmUpdated = %s, dtmCanceled = %s"
+        " WHERE room = %s AND (status IS NULL OR status NOT IN ('cancel', 'complete'))",
+        (now, now, room),
+    )
+
+
+async def insert_task(conn: Connection, uid: str, room: str, mobile: str, now: datetime) -> int:
+    return await conn.insert(
+        "INSERT INTO car_track (uid, room, status, mobile, dtmCreated, dtmUpdated) VALUES (%s, %s, 'open', %s, %s, %s)",
+        (uid, room, mobile, now, now),
+    )
+
+
+async def set_task_status(conn: Connection, row_id: int, status: str, column: str, now: datetime) -> int:
+    # ``column`` comes from domain.STATUS_COLUMNS (a fixed set of names), never from input.
+    return await conn.execute(
+        f"UPDATE car_track SET status = %s, `{column}` = %s, dtmUpdated = %s WHERE id = %s",  # noqa: S608
+        (status, now, now, row_id),
+    )
+
+
+_SET_POSITION = (
+    "UPDATE car_track SET latitude = %s, longitude = %s, accuracy = %s, speed = %s, heading = %s, altitude = %s,"
+    " altitudeAccuracy = %s, dtmUpdated = %s WHERE id = %s"
+)
+
+
+def _position_args(position: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        position[k] for k in ("latitude", "longitude", "accuracy", "speed", "heading", "altitude", "altitudeAccuracy")
+    )
+
+
+async def set_task_position(conn: Connection, uid: str, position: dict[str, Any], now: datetime) -> dict | None:
+    """Store the task's position; the updated row, or None when no task has that uid."""
+    row = await conn.fetch_one("SELECT id FROM car_track WHERE uid = %s ORDER BY id DESC LIMIT 1 FOR UPDATE", (uid,))
+    if row is None:
+        return None
+    await conn.execute(_SET_POSITION, (*_position_args(position), now, row["id"]))
+    return await conn.fetch_one("SELECT * FROM car_track WHERE id = %s", (row["id"],))
+
+
+async def upsert_car_position(
+    conn: Connection, room: str, user_name: str, position: dict[str, Any], now: datetime
+) -> dict[str, Any] | None:
+    """The room namespace ``carTracking`` write: the newest row of (room, userName) gets the position, or a new
+    row is made (uid NULL, status open) as the original's insert-with-id-0 did. Call under a named lock."""
+    row = await conn.fetch_one(
+        "SELECT id FROM car_track WHERE room = %s AND userName = %s ORDER BY id DESC LIMIT 1", (room, user_name)
+    )
+    if row is None:
+        row_id = await conn.insert(
+            "INSERT INTO car_track (room, userName, status, dtmCreated, dtmUpdated) VALUES (%s, %s, 'open', %s, %s)",
+            (room, user_name, now, now),
+        )
+    else:
+        row_id = row["id"]
+    await conn.execute(_SET_POSITION, (*_position_args(position), now, row_id))
+    return await conn.fetch_one("SELECT * FROM car_track WHERE id = %s", (row_id,))
+
+
+async def running_tasks_of_room(conn: Connection, room: str) -> list[dict[str, Any]]:
+    """Tasks (rows with a uid) of the room whose crew still drives: those get the patient's new position."""
+    return await conn.fetch_all(
+        "SELECT uid FROM car_track WHERE room = %s AND uid IS NOT NULL"
+        " AND (status IS NULL OR status NOT IN ('cancel', 'complete')) ORDER BY id",
+        (room,),
+    )
+
+
+# ---- read model of link's links (car_room_link) ------------------------------------------------------------
+async def newest_user_link(db: Any, room: str) -> dict[str, Any] | None:
+    return await db.fetch_one(
+        "SELECT latitude, longitude, patientLatitude, patientLongitude FROM car_room_link"
+        " WHERE room = %s AND userType = 'user' ORDER BY id DESC LIMIT 1",
+        (room,),
+    )
+
+
+async def room_service(db: Any, room: str) -> int | None:
+    """The room's tenant: conference's room_conference.service, else the service of the room's newest link."""
+    row = await db.fetch_one("SELECT service FROM car_room WHERE room = %s AND service IS NOT NULL", (room,))
+    if row is None:
+        row = await db.fetch_one(
+            "SELECT service FROM car_room_link WHERE room = %s AND service IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (room,),
+        )
+    return None if row is None else int(row["service"])
+
+
+async def save_room_service(conn: Connection, room: str, service: int, now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO car_room (room, service, dtmUpdated) VALUES (%s, %s, %s)"
+        " ON DUPLICATE KEY UPDATE service = VALUES(service), dtmUpdated = VALUES(dtmUpdated)",
+        (room, service, now),
+    )
+
+
+async def save_link(conn: Connection, link: dict[str, Any], now: datetime) -> None:
+    """A link made by link (link.link.created): linkID, room, userType, service, userName, mobile."""
+    await conn.execute(
+        "INSERT INTO car_room_link (linkID, room, userType, service, userName, mobile, dtmUpdated)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE room = VALUES(room), userType = VALUES(userType),"
+        " service = COALESCE(VALUES(service), service), userName = VALUES(userName), mobile = VALUES(mobile),"
+        " dtmUpdated = VALUES(dtmUpdated)",
+        (
+            link["linkID"],
+            link["room"],
+            link["userType"],
+            link["service"],
+            link["userName"][:100],
+            link["mobile"][:20],
+            now,
+        ),
+    )
+
+
+async def patient_of_room(db: Any, room: str) -> dict[str, Any] | None:
+    """The carTracking ``getDestination`` payload: the room's newest user link with a mobile."""
+    return await db.fetch_one(
+        "SELECT userName, mobile, latitude, longitude, patientLatitude, patientLongitude FROM car_room_link"
+        " WHERE room = %s AND userType = 'user' AND mobile IS NOT NULL AND mobile != '' ORDER BY id DESC LIMIT 1",
+        (room,),
+    )
+
+
+async def set_link_position(
+    conn: Connection, link_id: str, room: str, user_type: str, latitude: Any, longitude: Any, now: datetime
+) -> None:
+    """A link's own position (link.location.updated); a link telemetry has not seen yet is added."""
+    await conn.execute(
+        "INSERT INTO car_room_link (linkID, room, userType, latitude, longitude, dtmUpdated)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE latitude = VALUES(latitude),"
+        " longitude = VALUES(longitude), dtmUpdated = VALUES(dtmUpdated)",
+        (link_id, room, user_type, latitude, longitude, now),
+    )
+
+
+async def set_link_pick(
+    conn: Connection, link_id: str, room: str, user_type: str, latitude: Any, longitude: Any, now: datetime
+) -> None:
+    """The patient's position picked on the map (link.location.multi): patientLatitude/patientLongitude."""
+    await conn.execute(
+        "INSERT INTO car_room_link (linkID, room, userType, patientLatitude, patientLongitude, dtmUpdated)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE patientLatitude = VALUES(patientLatitude),"
+        " patientLongitude = VALUES(patientLongitude), dtmUpdated = VALUES(dtmUpdated)",
+        (link_id, room, user_type, latitude, longitude, now),
+    )
+
+
+async def newest_car_of_room(db: Any, room: str) -> dict[str, Any] | None:
+    return await db.fetch_one("SELECT * FROM car_track WHERE room = %s ORDER BY id DESC LIMIT 1", (room,))

@@ -145,6 +145,7 @@ class CaseController(Controller):
             mobile=body.mobile,
             link_type=body.linkType,
             organization=organization,
+            log_user_name=msgspec.UNSET if body.userName is None else body.userName,
         )
         data: dict[str, Any] = {} if body.userName is None else {"userName": body.userName}
         data["caseId"] = case_id
@@ -175,6 +176,9 @@ class CaseController(Controller):
         if row["roomRowId"] is not None:  # the original's JSON dropped these when the room was missing
             reply["roomStatus"] = row["roomStatus"]
             reply["roomType"] = row["roomType"]
+        if row["roomName"]:
+            assert case_id is not None and service is not None
+            await cases.reopen_room_socket(runtime.db, row["roomName"], case_id, service)
         settings = runtime.settings
         reply.update(
             {
@@ -219,7 +223,12 @@ class CaseController(Controller):
             changes["hn"] = body.hn or ""
             changes["patientMobile"] = body.patientMobile or ""
         assert runtime.db is not None
-        await cases.update_case(runtime.db, service=service, case_id=case_id, changes=changes)
+        fields = ("service", "caseId", "operationNumber", "status", "hn", "patientMobile", "userName")
+        status_log = cases.updated_log({name: getattr(body, name) for name in fields})
+        user_name = body.userName if isinstance(body.userName, str) else None
+        await cases.update_case(
+            runtime.db, service=service, case_id=case_id, changes=changes, user_name=user_name, status_log=status_log
+        )
         echo: dict[str, Any] = {"caseId": body.caseId}
         for name in ("status", "hn", "patientMobile"):
             value = getattr(body, name)

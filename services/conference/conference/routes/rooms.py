@@ -8,17 +8,19 @@ LiveKit bearer token (``runtime.require_token``); LiveKit calls are bounded (a n
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from livekit import api
 
-from conference import jobs, repository
+from conference import domain, jobs, repository
 from conference.domain import ROOM_NAME_MAX, proto_to_json
 from conference.events import Conference, publish_room_detail, publish_room_user
 from conference.livekit_nodes import LiveKitError, LiveKitUnavailable
 from servicekit.clock import now_local
+from servicekit.db import DatabaseError
 from servicekit.events import (
     ROOM_CLOSED,
     ROOM_DETAIL_CHANGED,
@@ -29,6 +31,7 @@ from servicekit.events import (
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 
+log = logging.getLogger(__name__)
 INVALID_ROOM = {"status": "OK", "data": {"status": "invalid_room"}}  # the original's not-found answer
 
 RoomName = Annotated[str, msgspec.Meta(min_length=1, max_length=ROOM_NAME_MAX)]
@@ -75,16 +78,22 @@ def text(body: str, status_code: int = 200) -> Response[str]:
     return Response(body, status_code=status_code, media_type="text/html; charset=utf-8")
 
 
+class PictureQuery(msgspec.Struct, kw_only=True):
+    room: str | None = None
+
+
 class RoomController(Controller):
     path = "/room"
     tags = ["room"]
 
     @get("/detail")
-    async def detail(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+    async def detail(self, request: Request) -> dict[str, Any]:
         """The room's row (the original getRoomDetail), or ``{"status":"OK","data":{"status":"invalid_room"}}``.
         A missing, empty or over-long ``room`` answers 400 ``{"status":"FAIL","message":...}``."""
+        # The hottest route: the runtime is read from the app state directly rather than injected (Litestar's
+        # dependency resolution builds a State per request).
         query = parse_query(request, RoomDetailQuery)
-        detail = await conference_of(runtime).detail(query.room)
+        detail = await conference_of(request.app.state.runtime).detail(query.room)
         if detail is None:
             return INVALID_ROOM
         return {"status": "OK", "data": detail}
@@ -126,6 +135,24 @@ class RoomController(Controller):
         if isinstance(video, dict) and video.get("roomJoin") is True:
             return {"status": "OK", "data": claims}
         return {"status": "FAIL", "data": claims}
+
+    @get("/picture")
+    async def picture(self, request: Request, runtime: Runtime) -> dict[str, Any]:
+        """Files uploaded through the room's links: ``{"status":"OK","data":[{filename, url, width, height,
+        createdAt}]}`` (``[]`` when none; url = API_URL + stored path). Missing room: 400; a failed query: 404
+        ``{"status":"FAIL","message":"No pictures found for this room"}`` (the original's answers)."""
+        query = parse_query(request, PictureQuery)
+        if not query.room:
+            raise fail("Room parameter is required")
+        if len(query.room) > ROOM_NAME_MAX:
+            raise fail(f"room must be at most {ROOM_NAME_MAX} characters")
+        api_url = getattr(runtime.settings, "api_url", "").rstrip("/")
+        try:
+            rows = await repository.room_pictures(conference_of(runtime).db, query.room)
+        except (DatabaseError, OSError) as exc:  # the original's answer when its query failed
+            log.warning("room pictures query failed", extra={"room": query.room, "error": repr(exc)})
+            raise fail("No pictures found for this room", 404) from exc
+        return {"status": "OK", "data": [domain.picture_json(row, api_url) for row in rows]}
 
     @post("/verifyuser", status_code=200)
     async def verify_user(self, request: Request, runtime: Runtime) -> dict[str, Any]:
@@ -210,7 +237,7 @@ class RoomController(Controller):
             return {"status": "FAIL", "message": exc.msg}
         except LiveKitUnavailable as exc:
             raise unavailable(exc) from exc
-        await jobs.close_room(conference.db, conference.nodes, body.room)
+        await jobs.close_room(conference.db, conference.nodes, body.room, closed_by="delete")
         return {"status": "OK", "message": f"Room {body.room} deleted"}
 
     @put("/updatetype")
@@ -244,7 +271,8 @@ class RoomController(Controller):
             room = await repository.case_room_name(conn, body.caseId, body.service)
             if room is not None and await repository.update_room_status(conn, room, body.status, now_local()):
                 subject = {"close": ROOM_CLOSED, "open": ROOM_UPDATED}.get(body.status, ROOM_DETAIL_CHANGED)
-                await publish_room_detail(conn, conference.nodes, subject, room)
+                closed_by = "status" if subject == ROOM_CLOSED else None
+                await publish_room_detail(conn, conference.nodes, subject, room, closed_by=closed_by)
         return {"status": body.status}
 
     @put("/close")

@@ -109,8 +109,8 @@ class LinkKindsController(Controller):
             if not pool:
                 raise ApiError("Invalid service", 404, "Invalid service")
             index, chosen = domain.next_domain(pool, await repository.previous_domain_index(conn, link_id))
-            if link_id:
-                await repository.set_domain_index(conn, link_id, index)
+            if link_id and await repository.set_domain_index(conn, link_id, index):
+                await events.link_fields_changed(conn, link_id, {"domainIndex": index})
         return Response(chosen, media_type="text/html; charset=utf-8")
 
     # ---- POST /link/create/hls -------------------------------------------------------------------------
@@ -138,7 +138,7 @@ class LinkKindsController(Controller):
         now = now_local()
         expires = now + parse_lifetime(runtime.settings.room_day_default_timeout)
         async with runtime.db.transaction() as conn:
-            link_id = await repository.insert_link(
+            link_id, row_id = await repository.insert_link(
                 conn,
                 runtime.settings.custom_charset,
                 {
@@ -160,6 +160,7 @@ class LinkKindsController(Controller):
                 conn,
                 LinkCreated(
                     linkID=link_id,
+                    linkRowId=row_id,
                     room=room,
                     linkType="hls",
                     userType="user",
@@ -167,6 +168,13 @@ class LinkKindsController(Controller):
                     mobile=body.mobile,
                     service=service,
                     roomCreated=False,
+                    crmSender=body.agentUsername,
+                    recordId=record_id,
+                    share=0,
+                    oneTimeLink=0,
+                    dtmCreated=now.strftime("%Y-%m-%d %H:%M:%S"),
+                    dtmExpired=expires.strftime("%Y-%m-%d %H:%M:%S"),
+                    userAgent=request.headers.get("user-agent", ""),
                 ),
             )
         return {
@@ -206,11 +214,13 @@ class LinkKindsController(Controller):
         if body.linkType not in ("userTracking", "agentCar"):
             raise _not_found("Invalid link type")
         now = now_local()
+        expires = now + parse_lifetime(runtime.settings.room_day_default_timeout)
         sms_key = None
         async with runtime.db.transaction() as conn:
             if body.linkType == "agentCar":
-                await repository.disable_links_of_type(conn, room, "agentCar")
-            link_id = await repository.insert_link(
+                for disabled in await repository.disable_links_of_type(conn, room, "agentCar"):
+                    await events.link_fields_changed(conn, disabled, {"enabled": 0})
+            link_id, row_id = await repository.insert_link(
                 conn,
                 runtime.settings.custom_charset,
                 {
@@ -221,17 +231,19 @@ class LinkKindsController(Controller):
                     "userName": body.carRegisNumber,
                     "service": service,
                     "dtmCreated": now,
-                    "dtmExpired": now + parse_lifetime(runtime.settings.room_day_default_timeout),
+                    "dtmExpired": expires,
                     "userAgent": request.headers.get("user-agent", ""),
                 },
             )
             index, chosen = domain.next_domain(pool, await repository.previous_domain_index(conn, link_id))
             await repository.set_domain_index(conn, link_id, index)
+            await events.link_fields_changed(conn, link_id, {"domainIndex": index})
             url = f"{chosen}/tracking/{link_id}"
             await events.link_created(
                 conn,
                 LinkCreated(
                     linkID=link_id,
+                    linkRowId=row_id,
                     room=room,
                     linkType=body.linkType,
                     userType="user",
@@ -239,6 +251,13 @@ class LinkKindsController(Controller):
                     mobile=body.mobile,
                     service=service,
                     roomCreated=False,
+                    crmSender="",
+                    recordId=0,
+                    share=0,
+                    oneTimeLink=0,
+                    dtmCreated=now.strftime("%Y-%m-%d %H:%M:%S"),
+                    dtmExpired=expires.strftime("%Y-%m-%d %H:%M:%S"),
+                    userAgent=request.headers.get("user-agent", ""),
                 ),
             )
             # The original's text carries the bare domain; the link's own URL is more useful to the receiver.

@@ -19,6 +19,7 @@ from servicekit.events import (
     EnsureRoom,
     LinkCreated,
     LinkLocationUpdated,
+    LinkUsed,
     ParticipantSeen,
     ParticipantTokenRequest,
     Position,
@@ -28,6 +29,7 @@ from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 
 RPC_TIMEOUT = 5.0
 INT_MAX = 2_147_483_647
+IDENTITY_MAX = 100  # usage_status_log.identity
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=INT_MAX)]
 Flag = Annotated[int, msgspec.Meta(ge=0, le=1)]
@@ -212,7 +214,7 @@ class LinkController(Controller):
                             "dtmExpired": default_expiry,
                         },
                     )
-            link_id = await repository.insert_link(conn, settings.custom_charset, fields)
+            link_id, row_id = await repository.insert_link(conn, settings.custom_charset, fields)
             url = domain.link_url(target.domain, body.linkType, link_id)
             link = {
                 "linkID": link_id,
@@ -237,6 +239,7 @@ class LinkController(Controller):
                 conn,
                 LinkCreated(
                     linkID=link_id,
+                    linkRowId=row_id,
                     room=room,
                     linkType=body.linkType,
                     userType=body.userType,
@@ -244,6 +247,14 @@ class LinkController(Controller):
                     mobile=body.mobile,
                     service=service,
                     roomCreated=room_created,
+                    # the link_connect values telemetry's /stats/summary lists
+                    crmSender=body.crmSender,
+                    oneTimeLink=body.oneTimeLink,
+                    share=0,
+                    recordId=0,
+                    dtmCreated=str(now),
+                    dtmExpired=link["dtmExpired"],
+                    userAgent=user_agent,
                 ),
             )
             # The SMS row is written with the link (the row is the message's record); sent by an arq job.
@@ -276,6 +287,8 @@ class LinkController(Controller):
         assert runtime.db is not None and runtime.bus is not None
         link_id = query.linkId.strip()
         identity = query.identity.strip()
+        if len(identity) > IDENTITY_MAX:
+            raise fail(f"Invalid parameter: identity is longer than {IDENTITY_MAX} characters")
         user_agent = _user_agent(request)
 
         found = None
@@ -325,9 +338,12 @@ class LinkController(Controller):
                 known=found.user,
                 color=palette.pick(),
             )
-            async with runtime.db.connection() as conn:
-                position_rows = await repository.user_links_of_room(conn, room)
-                participants = await readmodels.participants(conn, room)
+            position_rows = found.positions
+            participants = found.participants
+            if position_rows is None or participants is None:  # an aggregate too long for the server: rows apart
+                async with runtime.db.connection() as conn:
+                    position_rows = await repository.user_links_of_room(conn, room)
+                    participants = await readmodels.participants(conn, room)
             # room_user's user agent belongs to conference: handed over as an event, unless the read model
             # shows it would change nothing (same agent, or no such user in a room known since its creation).
             if identity and identity != "null":
@@ -397,16 +413,21 @@ class LinkController(Controller):
         }
         if one_time or agent_changed or seen is not None:
             async with runtime.db.transaction() as conn:
-                if one_time and not await repository.mark_one_time_used(conn, link_id):
-                    raise ApiError("linkID expired", 200)
+                if one_time:
+                    if not await repository.mark_one_time_used(conn, link_id):
+                        raise ApiError("linkID expired", 200)
+                    await events.link_used(
+                        conn, LinkUsed(linkID=link_id, room=room, identity=str(token_reply.get("identity") or ""))
+                    )
+                    await events.link_fields_changed(conn, link_id, {"oneTimeLink": domain.ONE_TIME_USED})
                 if agent_changed:
                     await repository.update_link_agent(conn, link_id, user_agent, os_name)
+                    await events.link_fields_changed(conn, link_id, {"userAgent": user_agent, "os": os_name})
                 await repository.add_usage(conn, **usage)
                 if seen is not None:
                     await events.participant_seen(conn, seen)
-        else:  # one statement: atomic on its own
-            async with runtime.db.connection() as conn:
-                await repository.add_usage(conn, **usage)
+        else:  # one row on its own: group-committed with concurrent requests' rows, committed before replying
+            await runtime.extras["usage"].add(**usage)
         positions = domain.position_users(position_rows)
         data = {
             "id": link_id,
@@ -503,35 +524,7 @@ class LinkController(Controller):
         if len(room) > 50:
             return {"data": [], "count": 0}
         try:
-            room_detail = await runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT)
+            data, count = await readmodels.history(runtime, room, domain.history_offset(query.page))
         except RpcError as exc:
-            if exc.code == "not_found":
-                return {"data": [], "count": 0}
             raise _rpc_failure(exc) from exc
-
-        offset = domain.history_offset(query.page)
-        async with runtime.db.connection() as conn:
-            rows = await repository.history_rows(conn, room, offset)
-            count = await repository.history_count(conn, room)
-            agent = await repository.room_agent(conn, room)
-            data = []
-            for row in rows:
-                item: dict[str, Any] = {
-                    "caseId": None,  # cases belong to conference; joined in a later issue
-                    "linkID": row["linkID"],
-                    "caseStatus": None,
-                    "hn": None,
-                    "patientMobile": None,
-                    **repository.plain(row),
-                    "id": room_detail.get("id"),
-                }
-                for key in ("latitude", "longitude"):
-                    if item[key] is None:
-                        del item[key]
-                log_rows = await repository.active_log(conn, row["linkID"])
-                item["agent"] = agent if agent is not None else False
-                item["status"] = room_detail.get("status") or False
-                item["activeLog"] = log_rows or False
-                item["recordVideos"] = []
-                data.append(item)
         return {"data": data, "count": count}

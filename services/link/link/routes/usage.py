@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 
-from link import domain, repository, sms
+from link import domain, events, repository, sms
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 
 LOG_DATA_MAX = 65_536  # characters of a /log `log` value once encoded
@@ -90,6 +90,7 @@ class UsageController(Controller):
             if body.linkID and body.status in ("ErrorLocation", "ErrorVideo"):
                 column = "errorLocation" if body.status == "ErrorLocation" else "errorVideo"
                 await repository.set_link_error(conn, body.linkID, column, error_text)
+                await events.link_fields_changed(conn, body.linkID, {column: error_text})
         return {"status": "OK"}
 
     @post("/sms/custom", status_code=200)
