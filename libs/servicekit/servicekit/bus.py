@@ -150,12 +150,18 @@ class Bus:
         handler: Callable[[Event], Awaitable[None]],
         filter_subject: str | None = None,
         replay: bool = False,
+        order_key: Callable[[Event], str] | None = None,
     ) -> None:
         """Pull events of ``owner``'s stream through durable consumer ``durable`` (shared by replicas).
 
         A new consumer starts at new events, or with ``replay`` at the stream's first event (read models that must
-        be rebuildable); an existing durable consumer always resumes where it stopped."""
-        self._tasks.append(asyncio.create_task(self._consume_loop(owner, durable, handler, filter_subject, replay)))
+        be rebuildable); an existing durable consumer always resumes where it stopped. Events are handled one by
+        one in stream order, or with ``order_key`` the events of one fetched batch are handled concurrently
+        across keys (e.g. rooms) and in stream order within a key: for consumers whose handlers wait on I/O
+        and only need per-key order."""
+        self._tasks.append(
+            asyncio.create_task(self._consume_loop(owner, durable, handler, filter_subject, replay, order_key))
+        )
 
     async def _consume_loop(
         self,
@@ -164,6 +170,7 @@ class Bus:
         handler: Callable[[Event], Awaitable[None]],
         filter_subject: str | None,
         replay: bool,
+        order_key: Callable[[Event], str] | None,
     ) -> None:
         stream = await self.ensure_stream(owner)
         subject = filter_subject or f"{owner}.>"
@@ -180,24 +187,20 @@ class Bus:
                     log.exception("fetch failed", extra={"stream": stream})
                     await asyncio.sleep(1.0)
                     continue
+                events: list[tuple[Msg, Event]] = []
                 for msg in msgs:
                     try:
-                        event = _event_decoder.decode(msg.data)
+                        events.append((msg, _event_decoder.decode(msg.data)))
                     except msgspec.DecodeError:
                         log.error("undecodable event dropped", extra={"subject": msg.subject})
                         await msg.term()
-                        continue
-                    context = propagate.extract(msg.headers or {})
-                    try:
-                        with tracer.start_as_current_span(
-                            f"consume {event.subject}", context=context, kind=trace.SpanKind.CONSUMER
-                        ):
-                            await handler(event)
-                    except Exception:
-                        log.exception("event handler failed; redelivery later", extra={"event_id": event.id})
-                        await msg.nak(delay=1.0)
-                    else:
-                        await msg.ack()
+                if order_key is None:
+                    await _deliver_in_order(events, handler)
+                    continue
+                groups: dict[str, list[tuple[Msg, Event]]] = {}
+                for item in events:
+                    groups.setdefault(order_key(item[1]), []).append(item)
+                await asyncio.gather(*(_deliver_in_order(group, handler) for group in groups.values()))
         finally:
             with contextlib.suppress(Exception):  # lets drain() finish at once on shutdown
                 await sub.unsubscribe()
@@ -219,6 +222,22 @@ class Bus:
         except Exception:
             with contextlib.suppress(Exception):
                 await self.nc.close()
+
+
+async def _deliver_in_order(events: list[tuple[Msg, Event]], handler: Callable[[Event], Awaitable[None]]) -> None:
+    """Handle events one after another; ack each handled one, nak (redeliver later) each failed one."""
+    for msg, event in events:
+        context = propagate.extract(msg.headers or {})
+        try:
+            with tracer.start_as_current_span(
+                f"consume {event.subject}", context=context, kind=trace.SpanKind.CONSUMER
+            ):
+                await handler(event)
+        except Exception:
+            log.exception("event handler failed; redelivery later", extra={"event_id": event.id})
+            await msg.nak(delay=1.0)
+        else:
+            await msg.ack()
 
 
 async def add_event(conn: Connection, subject: str, data: msgspec.Struct | dict[str, Any]) -> Event:

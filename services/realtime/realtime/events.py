@@ -60,6 +60,12 @@ TELEMETRY_CONSUMER = "realtime-telemetry"
 HISTORY_DELAY_SECONDS = 1.0  # the original pushed `history` one second after the change
 
 
+def audience_key(event: Event) -> str:
+    """The room (or task, or link) an event is about: events of one key are emitted in stream order."""
+    data = event.data
+    return str(data.get("room") or data.get("uid") or data.get("linkID") or event.id)
+
+
 class EventPending(Exception):
     """The event is being applied by another instance (its claim has not lapsed yet)."""
 
@@ -94,10 +100,10 @@ class EventHandlers:
     def start(self) -> None:
         bus = self.runtime.bus
         assert bus is not None
-        bus.consume("link", LINK_CONSUMER, self._dispatcher(LINK_CONSUMER))
-        bus.consume("conference", CONFERENCE_CONSUMER, self._dispatcher(CONFERENCE_CONSUMER))
-        bus.consume("recording", RECORDING_CONSUMER, self._dispatcher(RECORDING_CONSUMER))
-        bus.consume("telemetry", TELEMETRY_CONSUMER, self._dispatcher(TELEMETRY_CONSUMER))
+        # Emits of different rooms don't wait for each other; one room's events keep their order.
+        for owner, consumer in (("link", LINK_CONSUMER), ("conference", CONFERENCE_CONSUMER),
+                                ("recording", RECORDING_CONSUMER), ("telemetry", TELEMETRY_CONSUMER)):  # fmt: skip
+            bus.consume(owner, consumer, self._dispatcher(consumer), order_key=audience_key)
 
     def stop(self) -> None:
         for task in list(self._tasks):
