@@ -133,3 +133,37 @@ async def test_room_on_a_livekit_node(suite, livekit_node):
     slow = await rpc(suite, TOKEN, {"room": room, "userName": "Agent", "withParticipants": True})
     assert time.monotonic() - started < 4.5
     assert slow["ok"] is True and slow["data"]["listParticipants"] == []
+
+
+# ---- node credentials for recording (issue 7: rpc.conference.livekit.*) ------------------------------------
+BY_KEY = "rpc.conference.livekit.node_by_key"
+OF_ROOM = "rpc.conference.livekit.node_of_room"
+
+
+async def test_node_credentials_by_key_and_by_room(suite, livekit_node):
+    fake, _ = livekit_node
+    node = {"url": f"http://127.0.0.1:{fake.port}", "apiKey": NODE_KEY, "apiSecret": NODE_SECRET}
+    default = {"url": suite.env["LIVEKIT_HOST"], "apiKey": suite.env["LIVEKIT_API_KEY"],
+               "apiSecret": suite.env["LIVEKIT_API_SECRET"]}  # fmt: skip
+
+    assert await rpc(suite, BY_KEY, {"apiKey": NODE_KEY}) == {"ok": True, "data": node}
+    assert (await rpc(suite, BY_KEY, {"apiKey": suite.env["LIVEKIT_API_KEY"]}))["data"] == default
+    unknown = await rpc(suite, BY_KEY, {"apiKey": "no-such-key"})
+    assert unknown["ok"] is False and unknown["code"] == "not_found" and "no-such-key" not in (unknown["error"] or "")
+    for bad in ({"apiKey": ""}, {"apiKey": "k" * 201}, {}):
+        assert (await rpc(suite, BY_KEY, bad))["code"] == "bad_request"
+
+    room = "Nc" + uuid.uuid4().hex[:10]
+    assert (await rpc(suite, ENSURE, {"room": room}))["data"]["created"] is True
+    assert (await rpc(suite, OF_ROOM, {"room": room}))["data"] == node
+    # The room stays on its node even when that node is no longer the one new rooms go to.
+    await suite.execute("conference", "UPDATE node_livekit SET lastHealthCheck = NULL")
+    assert (await rpc(suite, OF_ROOM, {"room": room}))["data"] == node
+    assert (await rpc(suite, OF_ROOM, {"room": ""}))["code"] == "bad_request"
+
+
+async def test_node_credentials_default_without_nodes(suite):
+    default = {"url": suite.env["LIVEKIT_HOST"], "apiKey": suite.env["LIVEKIT_API_KEY"],
+               "apiSecret": suite.env["LIVEKIT_API_SECRET"]}  # fmt: skip
+    assert (await rpc(suite, OF_ROOM, {"room": "no-such-room-" + uuid.uuid4().hex[:6]}))["data"] == default
+    assert (await rpc(suite, BY_KEY, {"apiKey": NODE_KEY}))["code"] == "not_found"  # no node row now

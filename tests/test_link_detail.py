@@ -125,6 +125,26 @@ async def test_getdetail_success_shape_and_side_effects(suite: Any) -> None:
     assert usage == [{"identity": "ident-123", "userType": "user"}]
 
 
+async def test_getdetail_positions_with_long_values(suite: Any) -> None:
+    """The lookup cuts each position object to 512 characters (to keep its aggregate in memory): a longer one (a long
+    errorLocation, a Thai name) is read apart, and positionUser still shows every value whole."""
+    room = _room_name()
+    long_error = "GeolocationPositionError: " + "ข้อผิดพลาด " * 120
+    async with httpx.AsyncClient(timeout=15) as client:
+        first = await _create(suite, client, room=room, mobile="0821111112", userName="ผู้ป่วย ก", userType="user")
+        second = await _create(suite, client, room=room, mobile="0821111113", userName="Patient C", userType="user")
+        await suite.execute("link", "UPDATE link_connect SET errorLocation = %s WHERE linkID = %s",
+                            (long_error, first["linkID"]))  # fmt: skip
+        await suite.execute("link", "UPDATE link_connect SET errorLocation = 'denied' WHERE linkID = %s",
+                            (second["linkID"],))  # fmt: skip
+        response = await _detail(client, suite, linkId=second["linkID"], identity="long-1")
+        short = await _detail(client, suite, linkId=first["linkID"], identity="long-2")
+    assert response.status_code == 200 and response.json()["status"] == "OK", response.text
+    positions = [(p["userName"], p["mobile"], p["errorLocation"]) for p in response.json()["data"]["positionUser"]]
+    assert positions == [("Patient C", "0821111113", "denied"), ("ผู้ป่วย ก", "0821111112", long_error)]
+    assert short.json()["data"]["positionUser"] == response.json()["data"]["positionUser"]
+
+
 async def test_getdetail_password_link_gives_no_token(suite: Any) -> None:
     async with httpx.AsyncClient(timeout=15) as client:
         link = await _create(

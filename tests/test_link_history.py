@@ -8,17 +8,16 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from tests.support import rpc
+from tests.support import rpc, until
 
 ROOM_HISTORY = "rpc.link.link.room_history"
+QUEUE_PAGE = "rpc.link.link.queue_page"
 
 
 def _auth(suite: Any) -> dict[str, str]:
@@ -27,17 +26,6 @@ def _auth(suite: Any) -> dict[str, str]:
 
 def _room() -> str:
     return "Hist " + "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:10])
-
-
-async def _until(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def _publish(nc: Any, subject: str, data: dict[str, Any]) -> str:
@@ -59,33 +47,77 @@ async def _case_in_view(suite: Any, room: str, status: str) -> Any:
     return rows or None
 
 
-async def test_history_shows_cases_room_status_and_recordings(suite: Any, client: httpx.AsyncClient, nc: Any) -> None:
+async def _case_row_id(suite: Any, case_id: int, service: int) -> int:
+    rows = await suite.query(
+        "conference", "SELECT id FROM case_data WHERE caseId = %s AND service = %s ORDER BY id", (case_id, service)
+    )
+    return int(rows[0]["id"])
+
+
+async def _other_tenants_case(suite: Any, client: httpx.AsyncClient) -> None:
+    """A case of tenant 1 first: case_data.id then runs ahead of tenant 999's caseId, so the two differ."""
+    await suite.execute(
+        "link",
+        "INSERT IGNORE INTO services (id, name, prefixTextVideoSMS, prefixTextLocationSMS, domainsVideo,"
+        " domainsLocation, smsSenderName) VALUES (1, 'IDEMS', 'video', 'location', 'https://v.example',"
+        " 'https://loc.example', 'IDEMS')",
+    )
     room = _room()
-    created = await client.post("/link/create", json={"room": room, "mobile": "0812000001", "sms": 0,
+    made = await client.post("/link/create", json={"room": room, "mobile": "0812000009", "sms": 0},
+                             headers=_auth(suite))  # fmt: skip
+    assert made.status_code == 200, made.text
+    body = {"userName": "Dr Other", "room": room, "mobile": "0812000009", "linkType": "video", "service": 1}
+    other = await client.post("/case/create", json=body, headers=_auth(suite))
+    assert other.status_code == 200 and other.json()["status"] == "OK", other.text
+
+
+async def _queue_rows(nc: Any, mobile: str) -> list[dict[str, Any]]:
+    reply = await rpc(nc, QUEUE_PAGE, {"status": "searchAll", "service": 999, "value": mobile, "page": 1, "maxRow": 5})
+    assert reply["ok"] is True, reply
+    return reply["data"]["data"]
+
+
+async def test_history_shows_cases_room_status_and_recordings(suite: Any, client: httpx.AsyncClient, nc: Any) -> None:
+    await _other_tenants_case(suite, client)
+    room = _room()
+    mobile = "081" + str(uuid.uuid4().int)[:7]
+    created = await client.post("/link/create", json={"room": room, "mobile": mobile, "sms": 0,
                                                        "userName": "Pat"}, headers=_auth(suite))  # fmt: skip
     assert created.status_code == 200
     link_id = created.json()["linkID"]
-    body = {"userName": "Dr Hist", "room": room, "mobile": "0812000001", "linkType": "video", "service": 999}
+    body = {"userName": "Dr Hist", "room": room, "mobile": mobile, "linkType": "video", "service": 999}
     case = await client.post("/case/create", json=body, headers=_auth(suite))
     assert case.status_code == 200, case.text
     case_id = case.json()["data"]["caseId"]
-    await _until(lambda: _case_in_view(suite, room, "On Case"))
+    case_row_id = await _case_row_id(suite, case_id, 999)
+    assert case_row_id != case_id  # the tenant-1 case above: a test that can tell the two apart
+    await until(lambda: _case_in_view(suite, room, "On Case"))
 
     page = await _history(client, room)
     assert page["count"] == 1
     row = page["data"][0]
     assert list(row)[:5] == ["caseId", "linkID", "caseStatus", "hn", "patientMobile"]
-    assert row["caseId"] == case_id and row["linkID"] == link_id and row["caseStatus"] == "On Case"
+    # the original's caseId here is case_data.id (the row), not the tenant's running case number
+    assert row["caseId"] == case_row_id and row["linkID"] == link_id and row["caseStatus"] == "On Case"
+    assert row["hn"] is None and row["patientMobile"] is None
     room_id = (await suite.query("conference", "SELECT id FROM room_conference WHERE room = %s", (room,)))[0]["id"]
     assert row["id"] == room_id and row["status"] == "open" and row["room"] == room
     assert row["activeLog"][0]["status"] == "CreateLink" and row["recordVideos"] == []
 
-    # case update: status follows; the case action wrote its usage_status_log row (from the event)
-    updated = await client.put("/case/update", json={"service": 999, "caseId": str(case_id), "status": "Process"},
+    # case update: status, hn and patientMobile follow; the case action wrote its usage_status_log row (from the event)
+    updated = await client.put("/case/update", json={"service": 999, "caseId": str(case_id), "status": "Process",
+                                                     "hn": "HN-77", "patientMobile": "0899990001"},
                                headers=_auth(suite))  # fmt: skip
     assert updated.status_code == 200, updated.text
-    await _until(lambda: _case_in_view(suite, room, "Process"))
-    assert (await _history(client, room))["data"][0]["caseStatus"] == "Process"
+    await until(lambda: _case_in_view(suite, room, "Process"))
+    row = (await _history(client, room))["data"][0]
+    shown = (row["caseId"], row["caseStatus"], row["hn"], row["patientMobile"])
+    assert shown == (case_row_id, "Process", "HN-77", "0899990001")
+    # the dashboards' queue page shows the same case columns
+    queued = await _queue_rows(nc, mobile)
+    assert [(r["linkID"], r["caseId"], r["caseStatus"], r["hn"], r["patientMobile"]) for r in queued] == [
+        (link_id, case_row_id, "Process", "HN-77", "0899990001")
+    ]
     logs = await suite.query(
         "link", "SELECT linkID, room, userName, status, data FROM usage_status_log WHERE data LIKE %s",
         (f'"%id:{case_id} %',),
@@ -108,7 +140,7 @@ async def test_history_shows_cases_room_status_and_recordings(suite: Any, client
         videos = (await _history(client, room))["data"][0]["recordVideos"]
         return videos if videos and videos[0]["endRecord"] else None
 
-    videos = await _until(recorded)
+    videos = await until(recorded)
     assert len(videos) == 1
     assert set(videos[0]) == {"egressId", "room", "filename", "recordType", "startRecord", "endRecord", "dtmUpdated"}
     assert videos[0]["egressId"] == egress and videos[0]["filename"] == f"rec/{egress}.mp4"
@@ -128,7 +160,7 @@ async def test_history_shows_cases_room_status_and_recordings(suite: Any, client
         frozen = await _history(client, room)
     finally:
         suite.signal_service("conference", signal.SIGCONT)
-    assert frozen["count"] == 2 and frozen["data"][0]["caseId"] == case_id
+    assert frozen["count"] == 2 and frozen["data"][0]["caseId"] == case_row_id
 
 
 async def test_case_events_applied_once(suite: Any, nc: Any) -> None:
@@ -142,7 +174,7 @@ async def test_case_events_applied_once(suite: Any, nc: Any) -> None:
     for _ in range(2):
         await nc.jetstream().publish("conference.case.created", json.dumps(envelope).encode(),
                                      headers={"Nats-Msg-Id": uuid.uuid4().hex})  # fmt: skip
-    await _until(lambda: _case_in_view(suite, room, "On Case"))
+    await until(lambda: _case_in_view(suite, room, "On Case"))
     await asyncio.sleep(1.0)
     logs = await suite.query("link", "SELECT id FROM usage_status_log WHERE data LIKE %s", (f"%organization:{room}%",))
     assert len(logs) == 1
@@ -156,7 +188,7 @@ async def test_case_events_applied_once(suite: Any, nc: Any) -> None:
         sql = "SELECT id FROM usage_status_log WHERE data LIKE %s"
         return len(await suite.query("link", sql, (f"%organization:{room}%",))) == 2  # the update's row too
 
-    await _until(both_applied)
+    await until(both_applied)
     rows = await suite.query("link", "SELECT status FROM room_case_view WHERE service = 424242 AND caseId = 900001")
     assert rows == [{"status": "On Case"}]
 

@@ -1,18 +1,28 @@
 """POST /link/idems (the IDEMS/CRM case link) through the edge: shape, links written, events for realtime's
 /data/<linkID> namespace, the data-socket token, bad input, and nothing written when the case cannot be opened.
 
-Conference does not serve rpc.conference.case.open yet: when nobody answers it, the test plays conference's
-side of that contract on NATS (reply {"caseId"}) for the success case; the failure case runs without it."""
+When conference does not serve rpc.conference.case.open (suite without it), the test plays conference's side of
+that contract on NATS (reply {"caseId"}) for the success case. The failure case runs a link replica on a NATS server
+of its own, where nothing answers conference's subjects."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
+import time
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+
+from deploy.local import free_port
+from tests.fakes.sms_gateway import start_link_replica
 
 CASE_OPEN = "rpc.conference.case.open"
 
@@ -149,13 +159,59 @@ async def test_idems_bad_input(suite: Any, client: httpx.AsyncClient) -> None:
     assert await _links_of_agent(suite, agent) == []
 
 
-async def test_idems_nothing_written_without_a_case(suite: Any, client: httpx.AsyncClient, nc: Any) -> None:
-    if await _conference_serves_case_open(nc):
-        pytest.skip("conference serves rpc.conference.case.open: the unavailable case cannot be produced here")
-    await _tenant_one(suite)
-    agent = "nocase-" + uuid.uuid4().hex[:6]
-    body = {"mobile": "0812345670", "agentName": agent, "linkType": "video", "branch": "1"}
-    reply = await client.post("/link/idems", json=body, headers=_auth(suite))
-    assert reply.status_code == 503 and reply.json()["status"] == "FAIL"
-    assert await _links_of_agent(suite, agent) == []
-    assert await suite.query("link", "SELECT id FROM sms_message WHERE mobile = '0812345670'") == []
+def _start_nats(run_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    argv = [shutil.which("nats-server") or "/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(port), "-js",
+            "-sd", str(run_dir / "nats-alone")]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603 - fixed argv
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, f"nats://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline:
+                process.terminate()
+                raise
+
+
+@pytest.fixture(scope="module")
+async def link_alone(suite: Any) -> AsyncIterator[tuple[str, str]]:
+    """A link replica on a NATS server of its own, where nothing serves conference's subjects: its requests to
+    conference really find no responder. It has its own database and Redis db too, so its outbox relay, SMS
+    worker and scheduler never take the suite's rows or jobs. Yields (base URL, database name)."""
+    database = f"{suite.db_name('link')}_alone"
+    await suite.execute("link", f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    nats_server, nats_url = _start_nats(suite.local.run_dir)
+    redis_url = suite.redis_url.rsplit("/", 1)[0] + "/9"
+    replica = None
+    try:
+        base, replica = start_link_replica(
+            suite, "link-alone", NATS_URL=nats_url, MYSQL_DATABASE=database, REDIS_URL=redis_url
+        )
+        yield base, database
+    finally:
+        if replica is not None:
+            replica.terminate()
+            replica.wait(20)
+        nats_server.terminate()
+        nats_server.wait(10)
+        await suite.execute("link", f"DROP DATABASE IF EXISTS `{database}`")
+
+
+async def test_idems_nothing_written_without_a_case(suite: Any, link_alone: tuple[str, str]) -> None:
+    base, database = link_alone
+    tenant = (
+        f"INSERT IGNORE INTO `{database}`.services (id, name, prefixTextVideoSMS, prefixTextLocationSMS,"  # noqa: S608
+        " domainsVideo, domainsLocation, smsSenderName) VALUES (1, 'IDEMS', 'video', 'location', 'https://v.example',"
+        " 'https://loc.example', 'IDEMS')"
+    )  # the test's own database name in the text
+    await suite.execute("link", tenant)
+    body = {"mobile": "0812345670", "agentName": "nocase-agent", "linkType": "video", "branch": "1", "sms": 1}
+    async with httpx.AsyncClient(base_url=base, timeout=15) as client:
+        reply = await client.post("/link/idems", json=body, headers=_auth(suite))
+    assert reply.status_code == 503, reply.text
+    assert reply.json() == {"status": "FAIL", "message": "conference service unavailable"}
+    for table in ("link_connect", "sms_message", "usage_status_log", "outbox"):
+        rows = await suite.query("link", f"SELECT COUNT(*) AS n FROM `{database}`.`{table}`")  # noqa: S608 - names
+        assert rows == [{"n": 0}], table

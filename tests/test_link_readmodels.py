@@ -4,19 +4,17 @@ conference as an event."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import jwt
 
-from tests.support import rpc
+from tests.support import rpc, until
 
 ANDROID_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Mobile"
 IPHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
@@ -39,18 +37,6 @@ async def _create(suite: Any, client: httpx.AsyncClient, **body: Any) -> dict[st
 
 async def _detail(client: httpx.AsyncClient, suite: Any, ua: str = ANDROID_UA, **params: str) -> httpx.Response:
     return await client.get(f"{suite.edge}/link/getdetail", params=params, headers={"User-Agent": ua})
-
-
-async def _until(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    """Poll ``probe`` until it returns something truthy (the machine is shared: generous timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def _room_view(suite: Any, room: str) -> dict[str, Any] | None:
@@ -77,7 +63,7 @@ async def test_room_changes_reach_room_view(suite: Any) -> None:
     room = _room_name()
     async with httpx.AsyncClient(timeout=15) as client:
         await _create(suite, client, room=room, linkType="location", mobile="0810000001")
-        created = await _until(lambda: _room_view(suite, room))
+        created = await until(lambda: _room_view(suite, room))
         assert (created["status"], created["roomType"], created["complete"], created["usesDefaultKey"]) == (
             "close",
             "location",
@@ -91,7 +77,7 @@ async def test_room_changes_reach_room_view(suite: Any) -> None:
             view = await _room_view(suite, room)
             return view if view and view["status"] == "open" else None
 
-        updated = await _until(opened)
+        updated = await until(opened)
     detail = json.loads(updated["detail"])
     conference = (await suite.query("conference", "SELECT id, roomType FROM room_conference WHERE room = %s", (room,)))[
         0
@@ -106,9 +92,9 @@ async def test_getdetail_answers_while_conference_is_frozen(suite: Any) -> None:
     room = _room_name()
     async with httpx.AsyncClient(timeout=15) as client:
         link = await _create(suite, client, room=room, mobile="0811111111", userName="Patient F")
-        await _until(lambda: _room_view(suite, room))
+        await until(lambda: _room_view(suite, room))
         # link learns conference's colours shortly after start; until then getdetail still asks conference
-        await _until(lambda: suite.query("link", "SELECT 1 FROM palette_view LIMIT 1"))
+        await until(lambda: suite.query("link", "SELECT 1 FROM palette_view LIMIT 1"))
         warm = await _detail(client, suite, linkId=link["linkID"], identity="frozen-1")
         assert warm.json()["status"] == "OK"
         suite.signal_service("conference", signal.SIGSTOP)
@@ -143,7 +129,7 @@ async def test_read_model_miss_falls_back_to_conference_and_fills_the_view(suite
     room = _room_name()
     async with httpx.AsyncClient(timeout=15) as client:
         link = await _create(suite, client, room=room, mobile="0812222222")
-        await _until(lambda: _room_view(suite, room))
+        await until(lambda: _room_view(suite, room))
         # as if the room predated the events
         await suite.execute("link", "DELETE FROM room_view WHERE room = %s", (room,))
         first = await _detail(client, suite, linkId=link["linkID"])
@@ -165,7 +151,7 @@ async def test_room_on_a_node_with_its_own_key_is_signed_by_conference(suite: An
     room = _room_name()
     async with httpx.AsyncClient(timeout=15) as client:
         link = await _create(suite, client, room=room, mobile="0813333333")
-        await _until(lambda: _room_view(suite, room))
+        await until(lambda: _room_view(suite, room))
         await suite.execute("link", "UPDATE room_view SET usesDefaultKey = 0 WHERE room = %s", (room,))
         suite.signal_service("conference", signal.SIGSTOP)
         try:
@@ -186,7 +172,7 @@ async def test_user_agent_event_reaches_conference_and_known_user_is_reused(suit
     room = _room_name()
     async with httpx.AsyncClient(timeout=15) as client:
         link = await _create(suite, client, room=room, mobile="0814444444", userName=None)
-        await _until(lambda: _room_view(suite, room))
+        await until(lambda: _room_view(suite, room))
         added = await rpc(
             nc,
             TOKEN,
@@ -201,7 +187,7 @@ async def test_user_agent_event_reaches_conference_and_known_user_is_reused(suit
             )
             return rows[0] if rows else None
 
-        known = await _until(user_view)
+        known = await until(user_view)
         assert (known["color"], known["userName"], known["userAgent"]) == ("#ABCDEF", "Known Pat", "Old UA")
         response = await _detail(client, suite, ua=IPHONE_UA, linkId=link["linkID"], identity="pat-1")
 
@@ -211,13 +197,13 @@ async def test_user_agent_event_reaches_conference_and_known_user_is_reused(suit
             )
             return rows if rows and rows[0]["userAgent"] == IPHONE_UA else None
 
-        await _until(conference_agent)
+        await until(conference_agent)
 
         async def view_agent() -> Any:
             row = await user_view()
             return row if row and row["userAgent"] == IPHONE_UA else None
 
-        await _until(view_agent)  # conference published the change back
+        await until(view_agent)  # conference published the change back
         events_before = await suite.query(
             "link", "SELECT COUNT(*) AS n FROM outbox WHERE subject = 'link.participant.seen'"
         )
@@ -248,7 +234,7 @@ async def test_duplicate_and_malformed_events_are_applied_once(suite: Any, nc: A
         rows = await suite.query("conference", "SELECT event_id FROM handled_event WHERE event_id = %s", (marker,))
         return rows
 
-    await _until(conference_handled)
+    await until(conference_handled)
     rows = await suite.query(
         "conference", "SELECT userAgent FROM room_user WHERE room = %s AND identity = 'dup-1'", (room,)
     )
@@ -268,7 +254,7 @@ async def test_duplicate_and_malformed_events_are_applied_once(suite: Any, nc: A
     async def link_handled() -> Any:
         return await suite.query("link", "SELECT event_id FROM handled_event WHERE event_id = %s", (marker,))
 
-    await _until(link_handled)
+    await until(link_handled)
     users = await suite.query(
         "link", "SELECT identity, userName FROM room_user_view WHERE room = %s AND identity LIKE 'dup-%%'"
         " ORDER BY identity", (room,),
@@ -283,7 +269,7 @@ async def test_participant_events_fill_list_participants(suite: Any, nc: Any) ->
     room = _room_name()
     async with httpx.AsyncClient(timeout=15) as client:
         link = await _create(suite, client, room=room, mobile="0816666666")
-        await _until(lambda: _room_view(suite, room))
+        await until(lambda: _room_view(suite, room))
         now_ms = int(time.time() * 1000)
         alice = {"sid": "PA_1", "identity": "alice", "name": "Alice", "state": 2, "joinedAt": now_ms // 1000 - 5}
         bob = {"sid": "PA_2", "identity": "bob", "name": "Bob", "state": 2, "joinedAt": now_ms // 1000 - 3}
@@ -298,7 +284,7 @@ async def test_participant_events_fill_list_participants(suite: Any, nc: Any) ->
         async def handled() -> Any:
             return await suite.query("link", "SELECT event_id FROM handled_event WHERE event_id = %s", (marker,))
 
-        await _until(handled)
+        await until(handled)
         suite.signal_service("conference", signal.SIGSTOP)
         try:
             response = await _detail(client, suite, linkId=link["linkID"])

@@ -8,16 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import rpc
+from tests.support import rpc, until
 
 USER_POSITION = "rpc.link.link.user_position"
 POSITION_GROUP = "rpc.link.link.position_group"
@@ -30,17 +28,6 @@ def _auth(suite: Any) -> dict[str, str]:
 
 def _room(prefix: str = "Sock") -> str:
     return f"{prefix} " + "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:10])
-
-
-async def _until(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def _create(suite: Any, client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -169,7 +156,7 @@ async def queue_links(suite: Any, tenant: int) -> dict[str, Any]:
             await _create(suite, client, room=room_b, service=tenant, mobile="0833330003", linkType="location")
         )["linkID"]
     for room in (room_a, room_b):
-        await _until(lambda room=room: _in_room_view(suite, room))
+        await until(lambda room=room: _in_room_view(suite, room))
     return made
 
 
@@ -276,7 +263,7 @@ async def test_record_usage_rows_written_once(suite: Any, nc: Any) -> None:
         found = await suite.query("link", "SELECT * FROM usage_status_log WHERE room = %s ORDER BY id", (room,))
         return found if len(found) >= 2 else []
 
-    found = await _until(rows)
+    found = await until(rows)
     await asyncio.sleep(1.0)  # a duplicate would have landed by now
     found = await suite.query("link", "SELECT * FROM usage_status_log WHERE room = %s ORDER BY id", (room,))
     assert [r["status"] for r in found] == ["StartRecord", "FailRecord"]

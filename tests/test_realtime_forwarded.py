@@ -1,143 +1,139 @@
-"""Room socket events realtime forwards to their owners over NATS (servicekit.events, "remaining room socket
-events"): ``user-position``, ``get-user-position-group``, ``get-user-list``, ``track-muted-unmuted``,
-``room-record`` and the dashboards' ``queue``, with the official JS client through the edge. The owners' side is
-a NATS responder here until link, conference and recording serve the subjects (a subject already served by the
-real owner is skipped: the fake would race it)."""
+"""Room socket events realtime forwards to link over NATS (servicekit.events, "remaining room socket events"):
+``user-position``, ``get-user-position-group`` and the dashboards' ``queue``, with the official JS client through
+the edge and the real link service (links made by POST /link/create). A plain NATS subscription beside link's
+responders sees the requests realtime makes (what was forwarded, and what was not).
+
+Forwarded events covered elsewhere through realtime with the real owners, so not repeated here:
+``get-user-list`` and ``track-muted-unmuted`` (a patient may not mute; LiveKit down) in
+tests/test_conference_participants.py::test_socket_user_list_and_mute_through_realtime; ``room-record`` (a patient
+may not record; start, stop and LiveKit's error code to the whole room) in
+tests/test_recording_toggle.py::test_room_record_through_realtime.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from typing import Any
 
+import httpx
 import pytest
 
-from servicekit.events import (
-    RPC_CONFERENCE_PARTICIPANTS,
-    RPC_CONFERENCE_TRACK_MUTE,
-    RPC_LINK_POSITION_GROUP,
-    RPC_LINK_QUEUE_PAGE,
-    RPC_LINK_USER_POSITION,
-    RPC_RECORDING_TOGGLE,
-)
-from tests.test_realtime_mobile import FakeResponder, _answered_elsewhere
-from tests.test_realtime_mobile import fake as fake  # noqa: F401 - fixture
-from tests.test_realtime_rooms import NODE, client, joined, participant
-from tests.test_realtime_rooms import room as room  # noqa: F401 - fixture
-from tests.test_realtime_socket import consumers_ready, node_client  # noqa: F401 - fixtures
+from servicekit.events import RPC_LINK_POSITION_GROUP, RPC_LINK_QUEUE_PAGE, RPC_LINK_USER_POSITION
+from tests.support import rpc
+from tests.test_realtime_rooms import NODE, joined, participant
+from tests.test_realtime_rooms import client as socket_client
+from tests.test_realtime_socket import consumers_ready, node_client, room_name, wait_registered  # noqa: F401
+from tests.test_telemetry_car_task import make_tenant
 
-pytestmark = pytest.mark.usefixtures("needs_realtime", "node_client", "consumers_ready")
-
-GROUP = [{"id": 812, "mobile": "0812345678", "share": 0, "userName": "0812345678", "accuracy": 12,
-          "latitude": 13.75, "longitude": 100.5, "errorLocation": None}]  # fmt: skip
+pytestmark = pytest.mark.usefixtures("needs_owners", "node_client", "consumers_ready")
 
 
 @pytest.fixture(scope="module")
-def needs_realtime(suite: Any) -> None:
-    if "conference" not in suite.services or "realtime" not in suite.services:
-        pytest.skip("needs conference and realtime")
+def needs_owners(suite: Any) -> None:
+    if not {"conference", "realtime", "link"} <= set(suite.services):
+        pytest.skip("needs conference, realtime and link")
 
 
-async def owners(fake: FakeResponder, room: str, *subjects: str) -> FakeResponder:
-    for subject in subjects:
-        if await _answered_elsewhere(fake.nc, subject, {"room": "probe", "status": "probe"}):
-            pytest.skip(f"{subject} is served by its owner now")
-    answers = {
-        RPC_LINK_USER_POSITION: lambda r: (True, GROUP, "") if r["linkID"] == "L1" else (False, None, "not_found"),
-        RPC_LINK_POSITION_GROUP: lambda r: (True, GROUP if r["room"] == room else [], ""),
-        RPC_CONFERENCE_PARTICIPANTS: lambda r: (True, [{"identity": "p1", "name": "Guest"}], ""),
-        RPC_CONFERENCE_TRACK_MUTE: lambda r: (True, {"muted": r["muted"]}, ""),
-        RPC_RECORDING_TOGGLE: lambda r: (
-            True,
-            {"status": "egressNotAvailable", "message": "Record service not available"},
-            "",
-        ),  # fmt: skip
-        RPC_LINK_QUEUE_PAGE: lambda r: (
-            True,
-            {
-                "status": "data",
-                "service": r.get("service"),
-                "page": r.get("page"),
-                "maxRow": r.get("maxRow"),
-                "count": 0,
-                "data": [],
-            },
-            "",
-        ),  # fmt: skip
-    }
-    for subject in subjects:
-        await fake.serve(subject, answers[subject])
-    return fake
+class Requests:
+    """Requests made on a subject, seen by a plain subscription (link's queue-group responder still answers)."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    async def count(self, expected: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < expected:
+            assert time.monotonic() < deadline, self.seen
+            await asyncio.sleep(0.05)
+        return self.seen
 
 
-async def test_positions_go_to_link_and_the_group_comes_back(suite: Any, fake: FakeResponder, room: str) -> None:
-    await owners(fake, room, RPC_LINK_USER_POSITION, RPC_LINK_POSITION_GROUP)
+async def watch(nc: Any, subject: str) -> tuple[Requests, Any]:
+    requests = Requests()
+
+    async def on_request(msg: Any) -> None:
+        requests.seen.append(json.loads(msg.data))
+
+    subscription = await nc.subscribe(subject, cb=on_request)
+    await nc.flush()  # the server has the subscription before the test makes realtime ask
+    return requests, subscription
+
+
+async def linked_room(suite: Any, client: httpx.AsyncClient, mobile: str, service: int = 999) -> tuple[str, str]:
+    """(room, linkID): a patient link made by link, whose room namespace realtime has registered."""
+    room = room_name()
+    created = await client.post(
+        "/link/create",
+        json={"room": room, "mobile": mobile, "userName": mobile, "service": service, "sms": 0},
+        headers={"Authorization": f"Bearer {suite.agent_token()}"},
+    )
+    assert created.status_code == 200, created.text
+    await wait_registered(suite, f"/{room}")
+    return room, created.json()["linkID"]
+
+
+async def test_positions_go_to_link_and_the_group_comes_back(suite: Any, client: httpx.AsyncClient, nc: Any) -> None:
+    room, link = await linked_room(suite, client, "0812345678")
+    other_room, other_link = await linked_room(suite, client, "0898765432")
+    stored, subscription = await watch(nc, RPC_LINK_USER_POSITION)
     _, patient_token = participant(suite, room, "user", "0812345678")
     _, agent_token = participant(suite, room, "admin", "Dr. A")
     patient = await joined(NODE, suite, room, patient_token)
     agent = await joined(NODE, suite, room, agent_token)
     try:
-        await patient.send("user-position", {"linkID": "L1", "latitude": 13.75, "longitude": "100.5", "accuracy": 12})
-        for c in (patient, agent):
-            assert (await c.until("event", "user-position-group"))["data"] == GROUP
-        stored = (await fake.seen(RPC_LINK_USER_POSITION))[0]
-        assert stored == {"room": room, "linkID": "L1", "latitude": 13.75, "longitude": 100.5, "accuracy": 12.0}
-        # a link of another room: link refuses, nothing is broadcast
-        await patient.send("user-position", {"linkID": "L2", "latitude": 1, "longitude": 2})
+        # a longitude as text is a number by the time it reaches link
+        await patient.send("user-position", {"linkID": link, "latitude": 13.75, "longitude": "100.5", "accuracy": 12})
+        group = [(await c.until("event", "user-position-group"))["data"] for c in (patient, agent)]
+        assert group[0] == group[1] == (await rpc(nc, RPC_LINK_POSITION_GROUP, {"room": room}))["data"]
+        assert [(g["mobile"], float(g["latitude"]), float(g["longitude"])) for g in group[0]] == [
+            ("0812345678", 13.75, 100.5)
+        ]
+        assert (await stored.count(1))[0] == {
+            "room": room, "linkID": link, "latitude": 13.75, "longitude": 100.5, "accuracy": 12.0,
+        }  # fmt: skip
+        # a link of another room: link refuses, nothing is broadcast and that link keeps no position
+        await patient.send("user-position", {"linkID": other_link, "latitude": 1, "longitude": 2})
+        await stored.count(2)
         assert await agent.quiet("user-position-group", 1.0) == []
+        others = (await rpc(nc, RPC_LINK_POSITION_GROUP, {"room": other_room}))["data"]
+        assert [(g["mobile"], float(g["latitude"])) for g in others] == [("0898765432", 0)]
+        # without a usable linkID nothing is forwarded
+        await patient.send("user-position", {"latitude": 1, "longitude": 2})
+        await patient.send("user-position", "nonsense")
         # asking for the group answers the asker only
         await agent.send("get-user-position-group")
-        assert (await agent.until("event", "user-position-group"))["data"] == GROUP
+        assert (await agent.until("event", "user-position-group"))["data"] == group[0]
         assert await patient.quiet("user-position-group", 1.0) == []
+        assert len(stored.seen) == 2
     finally:
+        await subscription.unsubscribe()
         await patient.close()
         await agent.close()
 
 
-async def test_user_list_mute_and_record_are_admin_commands(suite: Any, fake: FakeResponder, room: str) -> None:
-    await owners(fake, room, RPC_CONFERENCE_PARTICIPANTS, RPC_CONFERENCE_TRACK_MUTE, RPC_RECORDING_TOGGLE)
-    _, patient_token = participant(suite, room, "user", "0812345678")
-    _, agent_token = participant(suite, room, "admin", "Dr. A")
-    patient = await joined(NODE, suite, room, patient_token)
-    agent = await joined(NODE, suite, room, agent_token)
-    try:
-        await patient.send("get-user-list")
-        assert (await patient.until("event", "user-list"))["data"] == {
-            "userList": [{"identity": "p1", "name": "Guest"}]
-        }
-        mute = {"identity": "p1", "trackSid": "TR_1", "isMuted": True}
-        await patient.send("track-muted-unmuted", mute)  # a patient may not mute anyone
-        await patient.send("room-record")
-        assert await agent.quiet("track-muted-unmuted", 1.0) == []
-        assert fake.requests.get(RPC_CONFERENCE_TRACK_MUTE) is None and fake.requests.get(RPC_RECORDING_TOGGLE) is None
-        await agent.send("track-muted-unmuted", mute)
-        for c in (patient, agent):
-            assert (await c.until("event", "track-muted-unmuted"))["data"] == mute
-        assert (await fake.seen(RPC_CONFERENCE_TRACK_MUTE))[0] == {
-            "room": room, "identity": "p1", "trackSid": "TR_1", "muted": True,
-        }  # fmt: skip
-        await agent.send("room-record")
-        for c in (patient, agent):
-            got = await c.until("event", "room-record")
-            assert got["data"] == {"status": "egressNotAvailable", "message": "Record service not available"}
-    finally:
-        await patient.close()
-        await agent.close()
-
-
-async def test_queue_page_for_dashboards_only(suite: Any, fake: FakeResponder, room: str) -> None:
-    await owners(fake, room, RPC_LINK_QUEUE_PAGE)
-    dashboard = await client(NODE, f"{suite.edge}/newqueue", "--token", suite.agent_token())
-    _, patient_token = participant(suite, room, "user", "0812345678")
+async def test_queue_page_for_dashboards_only(suite: Any, client: httpx.AsyncClient, nc: Any) -> None:
+    tenant = await make_tenant(suite, client, "Queue tenant", 13.9, 100.7)
+    room, link = await linked_room(suite, client, "0822222222", service=tenant)
+    pages, subscription = await watch(nc, RPC_LINK_QUEUE_PAGE)
+    dashboard = await socket_client(NODE, f"{suite.edge}/newqueue", "--token", suite.agent_token())
+    _, patient_token = participant(suite, room, "user", "0822222222")
     patient = await joined(NODE, suite, room, patient_token)
     try:
         await dashboard.connected()
-        await dashboard.send("queue", {"status": "init", "service": 999, "page": 1, "maxRow": 5})
-        got = await dashboard.until("event", "queue")
-        assert got["data"] == {"status": "data", "service": 999, "page": 1, "maxRow": 5, "count": 0, "data": []}
-        await dashboard.send("queue", {"status": "nonsense"})  # the original answered only the four statuses
-        await patient.send("queue", {"status": "init", "service": 999, "page": 1, "maxRow": 5})  # not an agent
+        ask = {"status": "init", "service": tenant, "page": 1, "maxRow": 5}
+        await dashboard.send("queue", ask)
+        got = (await dashboard.until("event", "queue"))["data"]
+        assert got == (await rpc(nc, RPC_LINK_QUEUE_PAGE, ask))["data"]
+        assert got["status"] == "data" and got["count"] == 1 and [r["linkID"] for r in got["data"]] == [link]
+        await pages.count(2)  # the dashboard's and the test's own
+        await dashboard.send("queue", {"status": "nonsense", "service": tenant})  # the original's four statuses only
+        await patient.send("queue", ask)  # not an agent
         assert await dashboard.quiet("queue", 1.0) == []
         assert await patient.quiet("queue", 0.2) == []
-        assert len(fake.requests[RPC_LINK_QUEUE_PAGE]) == 1
+        assert [{k: v for k, v in page.items() if v is not None} for page in pages.seen] == [ask, ask]
     finally:
+        await subscription.unsubscribe()
         await dashboard.close()
         await patient.close()

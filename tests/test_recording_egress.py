@@ -419,12 +419,12 @@ async def test_encode_queue_routes(
     assert (await client.get("/test/mp4/queue")).json()["data"]["queueSize"] == 0
 
 
-async def test_startup_reconciles_with_livekit(suite: Any, lk: FakeLiveKit) -> None:
+async def test_startup_reconciles_with_livekit(suite: Any, lk: FakeLiveKit, nc: Any) -> None:
     """What recording does at start-up (recorder.reconcile), against the suite's database and fake LiveKit:
     an egress LiveKit runs is held (counts to the limit), one it no longer runs is dropped and its row closed."""
     from livekit.protocol import egress as egress_pb
 
-    from recording.egress import EgressClient
+    from recording.livekit_nodes import LiveKitNodes, NodeCredentials
     from recording.recorder import reconcile
     from servicekit.db import Database
     from servicekit.settings import CommonSettings
@@ -445,7 +445,9 @@ async def test_startup_reconciles_with_livekit(suite: Any, lk: FakeLiveKit) -> N
     )
     db = await Database.connect(CommonSettings(mysql_database=suite.db_name("recording")), create=False)
     runtime = Runtime(settings=CommonSettings(), db=db)
-    runtime.extras["egress"] = EgressClient(lk.url, suite.env["LIVEKIT_API_KEY"], suite.env["LIVEKIT_API_SECRET"])
+    # the ghost room is unknown to conference: its node is the default one, which no longer runs EG_ghost
+    default = NodeCredentials(lk.url, suite.env["LIVEKIT_API_KEY"], suite.env["LIVEKIT_API_SECRET"])
+    runtime.extras["livekit_nodes"] = LiveKitNodes(Bus(nc, "test-recording"), default)
     try:
         held, dropped = await reconcile(runtime)
         assert held >= 1 and dropped >= 1
@@ -458,7 +460,7 @@ async def test_startup_reconciles_with_livekit(suite: Any, lk: FakeLiveKit) -> N
     finally:
         lk.down = False
         await suite.execute("recording", "DELETE FROM room_egress WHERE room IN (%s, %s)", (running_room, ghost_room))
-        await runtime.extras["egress"].close()
+        await runtime.extras["livekit_nodes"].close()
         await db.close()
 
 

@@ -5,12 +5,9 @@ link.link.created (linkID -> room). End to end through the edge; run with SUITE_
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +15,7 @@ import httpx
 from PIL import Image
 
 from servicekit.clock import js_iso, now_local
+from tests.support import until
 
 SERVICE = 999  # the tenant link seeds
 
@@ -31,17 +29,6 @@ def _image(fmt: str, width: int, height: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (20, 120, 200)).save(out, format=fmt)
     return out.getvalue()
-
-
-async def _until(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def _create_link(suite: Any, client: httpx.AsyncClient, room: str) -> str:
@@ -121,7 +108,7 @@ async def test_uploaded_files_of_a_link_show_in_its_rooms_pictures(suite: Any, c
     assert abs(rows[0]["createdAt"] - now_local()) < timedelta(minutes=2)
 
     # conference answers the room's pictures from those events, URLs as the upload answered them
-    data = await _until(lambda: _room_with(client, room, 3))
+    data = await until(lambda: _room_with(client, room, 3))
     assert data == [
         {
             "filename": f["filename"],
@@ -137,7 +124,7 @@ async def test_uploaded_files_of_a_link_show_in_its_rooms_pictures(suite: Any, c
         served = await client.get(httpx.URL(item["url"]).path)
         assert served.status_code == 200, item["url"]
 
-    other = await _until(lambda: _room_with(client, other_room, 1))
+    other = await until(lambda: _room_with(client, other_room, 1))
     assert [(p["filename"], p["url"], p["width"], p["height"]) for p in other] == [
         ("other.png", elsewhere[0]["url"], 10, 20)
     ]
@@ -179,5 +166,5 @@ async def test_refused_upload_publishes_nothing(suite: Any, client: httpx.AsyncC
     assert await _stored_events(suite, link_id) == []
     # a later good upload for the same link is the only picture the room gets
     good = await _upload(client, link_id, [("myFiles", ("after.png", _image("PNG", 4, 3), "image/png"))])
-    data = await _until(lambda: _room_with(client, room, 1))
+    data = await until(lambda: _room_with(client, room, 1))
     assert [(p["filename"], p["url"], p["width"], p["height"]) for p in data] == [("after.png", good[0]["url"], 4, 3)]

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -42,6 +42,8 @@ class Result:
     p99_ms: float
     errors: int
     cpu_ms: float = 0.0  # CPU time of the serving processes per request (load on the machine does not inflate it)
+    db_cpu_ms: float = 0.0  # CPU time of MariaDB per request (shared server: other clients' queries inflate it)
+    db_counters: dict[str, float] = field(default_factory=dict)  # --db-status: SHOW GLOBAL STATUS deltas per request
 
 
 def agent_token() -> str:
@@ -127,15 +129,44 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def mariadb_pids() -> list[int]:
+    """The MariaDB server process(es) on this machine (it shares the 2 cores with wrk, nginx and the services)."""
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() in ("mariadbd", "mysqld"):
+                found.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+# Server counters whose per-request deltas show the SQL work of a route (global: other clients add to them).
+DB_COUNTERS = ("Com_select", "Com_insert", "Com_update", "Com_commit", "Handler_read_key", "Handler_read_next",
+               "Handler_write", "Innodb_data_fsyncs", "Created_tmp_tables", "Created_tmp_disk_tables")  # fmt: skip
+
+
+def db_status() -> dict[str, int]:
+    names = ",".join(f"'{name}'" for name in DB_COUNTERS)
+    output = subprocess.run(
+        ["mysql", "-uroot", "-h127.0.0.1", "-N", "-e", f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    return {name: int(value) for name, value in (line.split("\t") for line in output.splitlines() if "\t" in line)}
+
+
 def run_wrk(
     base: str, route: str, target: str, load_: Load, args: argparse.Namespace, pids: list[int] | None = None
 ) -> Result:
     script = _lua_script(load_.requests, load_.method, agent_token() if load_.token else "")
     load = [f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s"]
     argv = ["wrk", *load, "--latency", "-s", str(script), base]
-    cpu_before = cpu_seconds(pids or [])
+    database = mariadb_pids()
+    status_before = db_status() if args.db_status else {}
+    cpu_before, db_cpu_before = cpu_seconds(pids or []), cpu_seconds(database)
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    cpu_used = cpu_seconds(pids or []) - cpu_before
+    cpu_used, db_cpu_used = cpu_seconds(pids or []) - cpu_before, cpu_seconds(database) - db_cpu_before
+    status_after = db_status() if args.db_status else {}
     script.unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     percentiles = {
@@ -150,7 +181,12 @@ def run_wrk(
     total = re.search(r"(\d+) requests in", output)
     requests = int(total.group(1)) if total else 0
     cpu_ms = cpu_used * 1000 / requests if requests and pids else 0.0
-    return Result(route, target, rps, percentiles.get("50", 0.0), percentiles.get("99", 0.0), errors, cpu_ms)
+    db_cpu_ms = db_cpu_used * 1000 / requests if requests and database else 0.0
+    p50, p99 = percentiles.get("50", 0.0), percentiles.get("99", 0.0)
+    per_request = {
+        k: (status_after[k] - v) / requests for k, v in status_before.items() if k in status_after and requests
+    }
+    return Result(route, target, rps, p50, p99, errors, cpu_ms, db_cpu_ms, per_request)
 
 
 def start_private_brokers(run_dir: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
@@ -196,6 +232,17 @@ def start_baseline(db_prefix: str) -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
+def restart_with_workers(suite: LocalSuite, service: str, workers: int) -> None:
+    """Run ``service`` with ``workers`` granian workers instead of the suite's one (same port, env and options)."""
+    process = suite.processes[service]
+    argv = [str(a) for a in process.args]  # type: ignore[union-attr]
+    argv[argv.index("--workers") + 1] = str(workers)
+    process.terminate()
+    process.wait(20)
+    suite._spawn(service, argv, suite.service_env(service))  # noqa: SLF001 - the suite's own way to start one
+    wait_http(f"{suite.url(service)}/ready", 60, suite.processes[service])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=15)
@@ -203,6 +250,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--links", type=int, default=200)
     parser.add_argument("--baseline", action="store_true", help="also run the original-stack baseline")
+    parser.add_argument("--workers", type=int, default=1, help="granian workers of link (the suite runs 1)")
+    parser.add_argument("--db-status", action="store_true", help="print MariaDB status counters per request")
     parser.add_argument("--only", action="append", default=[], help='only this route, e.g. "GET /link/getdetail"')
     args = parser.parse_args()
 
@@ -221,6 +270,8 @@ def main() -> int:
     baseline = None
     try:
         suite.start(services)
+        if args.workers != 1:
+            restart_with_workers(suite, "link", args.workers)
         links, rooms = seed_links(suite.edge, args.links)
         baseline_url = ""
         if args.baseline:
@@ -263,14 +314,22 @@ def main() -> int:
         drop = ";".join(f"DROP DATABASE IF EXISTS {n}" for n in names.split())
         subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False)
 
-    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {len(links)} links, {os.cpu_count()} cores")
-    print(f"{'route':<24} {'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'cpu ms/req':>10}")
+    print(
+        f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {len(links)} links, {os.cpu_count()} cores,"
+        f" link with {args.workers} granian worker(s)"
+    )
+    header = f"{'route':<24} {'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+    print(f"{header} {'cpu ms/req':>10} {'db ms/req':>9}")
     for r in results:
         print(
             f"{r.route:<24} {r.target:<16} {r.rps:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>7}"
-            f" {r.cpu_ms:>10.3f}"
+            f" {r.cpu_ms:>10.3f} {r.db_cpu_ms:>9.3f}"
         )
     print("cpu ms/req: CPU of the serving processes (service, + nginx for the edge; not MariaDB) per request")
+    print("db ms/req: CPU of MariaDB per request (the server is shared: other engineers' tests inflate it)")
+    for r in (r for r in results if r.db_counters):
+        counters = " ".join(f"{name}={value:.2f}" for name, value in r.db_counters.items())
+        print(f"{r.route} {r.target}: per request {counters}")
     if args.baseline:
         for route in (r for r, load_ in routes.items() if load_.in_baseline):
             ours = next(r for r in results if r.route == route and r.target == "suite (edge)")

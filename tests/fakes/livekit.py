@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,8 @@ class FakeLiveKit:
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _sid: int = 0
+    # Like LiveKit's random ids: two fakes (two nodes) never hand out the same room/egress/webhook id.
+    _tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     # ---- Egress API ----
     egresses: dict[str, egress_pb.EgressInfo] = field(default_factory=dict)
     egress_failure: str = ""  # a Twirp code ("resource_exhausted", "unavailable"...): egress starts fail
@@ -187,7 +190,7 @@ class FakeLiveKit:
 
     def _next(self, prefix: str) -> str:
         self._sid += 1
-        return f"{prefix}{self._sid:06d}"
+        return f"{prefix}{self._tag}{self._sid:06d}"
 
     # ---- protocol -----------------------------------------------------------------------------------------
     def _claims(self, request: web.Request) -> dict[str, Any]:

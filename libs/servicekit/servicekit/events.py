@@ -834,3 +834,28 @@ class RecordUsage(msgspec.Struct, kw_only=True):
 #   time as local "YYYY-MM-DD HH:mm:ss" text; the date range compares conference's room dtmCreated.
 # RECORDING_RECORD_USAGE: consumed by link (durable "link-record-usage", replayed, apply_once): one
 #   usage_status_log row (linkID "", room, identity, status, userAgent, data JSON or "\"\"", dtmCreated = event time).
+
+
+# ---- conference serves LiveKit node credentials to recording (issue 7: webhooks and egress per node) ----------
+# Core NATS request/reply ONLY: these replies carry API secrets, so they never go through the outbox/JetStream and
+# are never logged (neither side logs payloads). Nodes are conference's ``node_livekit`` rows (a row without its
+# own key/secret signs with the env default), else the env default node (LIVEKIT_HOST + key/secret).
+# RPC_LIVEKIT_NODE_BY_KEY (LiveKitKeyQuery; recording asks with the ``iss`` of a webhook's Authorization token):
+#   reply data LiveKitNodeCredentials of the first node (by id) signing with that key; the env default key answers
+#   the default node. No node has that key: code "not_found". Empty / over 200-char key: "bad_request".
+# RPC_LIVEKIT_NODE_OF_ROOM (RoomQuery): the node the room lives on (its remembered nodeLivekitId), else the node new
+#   rooms go to (the one conference's own RoomService calls for that room use), else the env default node.
+#   ``url`` is the server-to-server HTTP(S) URL (livekitLocal when set, else livekitHost); "" = none configured.
+# Recording caches answers briefly in-process (60 s): node table changes reach it within that time.
+RPC_LIVEKIT_NODE_BY_KEY = "rpc.conference.livekit.node_by_key"
+RPC_LIVEKIT_NODE_OF_ROOM = "rpc.conference.livekit.node_of_room"
+
+
+class LiveKitKeyQuery(msgspec.Struct, kw_only=True):
+    apiKey: str
+
+
+class LiveKitNodeCredentials(msgspec.Struct, kw_only=True):
+    url: str
+    apiKey: str
+    apiSecret: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conference import consumers, jobs, messaging, participants, presence
+from conference import consumers, jobs, messaging, node_credentials, participants, presence
 from conference.events import Conference, serve_requests
 from conference.livekit_nodes import LiveKitNodes
 from conference.routes import CONTROLLERS
@@ -64,6 +64,8 @@ async def on_startup(runtime: Runtime) -> None:
     )  # room_user writes of realtime's sockets (rpc.conference.presence.*)
     # LiveKit calls of realtime's room sockets: get-user-list, track-muted-unmuted
     await participants.serve_requests(runtime, nodes)
+    # LiveKit node credentials for recording's webhook checks and egress calls (core NATS only: secrets)
+    await node_credentials.serve_requests(runtime, nodes)
 
 
 async def on_shutdown(runtime: Runtime) -> None:

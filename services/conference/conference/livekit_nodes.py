@@ -112,12 +112,15 @@ class LiveKitNodes:
         self._clients: dict[tuple[str, str, str], api.LiveKitAPI] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def for_room(self, remembered_id: int | None) -> Node:
+    async def _cached_rows(self) -> list[dict[str, Any]]:
         # Every token needs a node: the table is read at most once per cache period, not per request.
         if time.monotonic() - self._rows_loaded_at >= self.cache_seconds:
             self._rows = await repository.livekit_nodes(self.db)
             self._rows_loaded_at = time.monotonic()
-        return choose_node(self._rows, remembered_id, self.default)
+        return self._rows
+
+    async def for_room(self, remembered_id: int | None) -> Node:
+        return choose_node(await self._cached_rows(), remembered_id, self.default)
 
     def _client(self, node: Node) -> api.LiveKitAPI:
         key = (node.api_url, node.key.api_key, node.key.api_secret)
@@ -193,6 +196,16 @@ class LiveKitNodes:
         """The node a room lives on (its remembered nodeLivekitId), else the node new rooms go to."""
         head = await repository.room_head(self.db, room)
         return await self.for_room(head["nodeLivekitId"] if head else None)
+
+    async def by_api_key(self, api_key: str) -> Node | None:
+        """The node signing with ``api_key`` (the first by id; the env default key: the default node), or None."""
+        if api_key == self.default.key.api_key:
+            return self.default
+        for row in await self._cached_rows():
+            node = _node_from_row(row, self.default.key)
+            if node.key.api_key == api_key:
+                return node
+        return None
 
     async def all_nodes(self) -> list[Node]:
         """Every node_livekit row as a node (fresh read), or just the env default node when the table is empty."""

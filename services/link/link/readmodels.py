@@ -5,7 +5,8 @@ answers in one hop (no request to conference) once a room is known.
 * ``room_view``: conference's RoomChanged events carrying ``detail`` (conference.room.*). ``complete`` = the
   row began with the room's ``created`` event (so every later room_user change of it reached ``room_user_view``).
 * ``room_user_view``: PARTICIPANT_SAVED (room_user inserts/updates) — colour and name reused in tokens.
-* ``room_participant_view``: RECORDING_PARTICIPANT_JOINED / LEFT (LiveKit webhooks, via recording).
+* ``room_participant_view``: RECORDING_PARTICIPANT_JOINED / LEFT (LiveKit webhooks, via recording), and per room
+  ``room_participant_list``: the live ones as one JSON array, what getdetail reads.
 * ``room_case_view`` (GET /link/history): conference.case.created / updated (CaseChanged); each also writes the
   case action's usage_status_log row, as the original's case routes did. Own consumer, replayed from the start.
 * ``room_record_view`` (GET /link/history ``recordVideos``): recording.egress.* (EgressChanged), replayed too.
@@ -79,6 +80,7 @@ PALETTE_REFRESH_SECONDS = 300.0
 PALETTE_RETRY_SECONDS = 1.0
 PALETTE_RPC_TIMEOUT = 2.0
 INT_MAX = 2_147_483_647
+UINT_MAX = 4_294_967_295
 HISTORY_RPC_TIMEOUT = 5.0
 
 _LINK_COLUMNS = [c.strip() for c in repository.LINK_DETAIL_COLUMNS.split(",")]
@@ -88,15 +90,20 @@ _LOOKUP = (
     ", l.userAgent AS _linkAgent, l.os AS _linkOs, r.detail AS _detail, r.usesDefaultKey AS _defaultKey,"
     " r.complete AS _complete, u.identity AS _knownIdentity, u.color AS _knownColor, u.userName AS _knownName,"
     " u.userAgent AS _knownAgent,"
-    # The room's user links (positionUser) and live participants, as JSON arrays in the same round trip.
-    # DECIMAL as text (CAST), as the driver gives it; truncation (group_concat_max_len) is caught on decode.
-    " (SELECT CONCAT('[', GROUP_CONCAT(JSON_OBJECT('id', p.id, 'mobile', p.mobile, 'share', p.share,"
+    # The room's user links (positionUser) as a JSON array in the same round trip. DECIMAL as text (CAST), as the
+    # driver gives it. Each object is cut to CHAR(512): GROUP_CONCAT keeps its values in a temporary table, in
+    # memory for strings up to 512 characters but on disk (a file created per query) for longer ones, which
+    # JSON_OBJECT of a TEXT column is. A cut object (a long errorLocation), like a list cut by group_concat_max_len,
+    # is not valid JSON: caught on decode, and the rows are then read apart.
+    " (SELECT CONCAT('[', GROUP_CONCAT(CAST(JSON_OBJECT('id', p.id, 'mobile', p.mobile, 'share', p.share,"
     "  'userName', p.userName, 'accuracy', p.accuracy, 'latitude', CAST(p.latitude AS CHAR),"
-    "  'longitude', CAST(p.longitude AS CHAR), 'errorLocation', p.errorLocation) ORDER BY p.id DESC SEPARATOR ','),"
-    "  ']') FROM link_connect p WHERE p.room = l.room AND p.userType = 'user') AS _positions,"
-    " (SELECT CONCAT('[', GROUP_CONCAT(v.participant ORDER BY v.joinedAt, v.identity SEPARATOR ','), ']')"
-    "  FROM room_participant_view v WHERE v.room = l.room AND v.participant IS NOT NULL) AS _participants"
+    "  'longitude', CAST(p.longitude AS CHAR), 'errorLocation', p.errorLocation) AS CHAR(512))"
+    "  ORDER BY p.id DESC SEPARATOR ','), ']') FROM link_connect p WHERE p.room = l.room AND p.userType = 'user')"
+    "  AS _positions,"
+    # The live participants: the room's list kept by apply_recording_event (no aggregate of long texts per request).
+    " pl.participants AS _participants"
     " FROM link_connect l LEFT JOIN room_view r ON r.room = l.room"
+    " LEFT JOIN room_participant_list pl ON pl.room = l.room"
     " LEFT JOIN room_user_view u ON u.room = l.room AND u.identity = %s"
     " WHERE l.linkID = %s"
 )
@@ -152,7 +159,7 @@ def _json_list(raw: Any) -> list[dict[str, Any]] | None:
     try:
         value = _json.decode(raw)
     except msgspec.DecodeError:
-        log.warning("lookup aggregate not decodable (group_concat_max_len?); reading rows apart")
+        log.info("lookup aggregate cut (a long value or list); reading the rows apart")
         return None
     return value if isinstance(value, list) else None
 
@@ -360,11 +367,18 @@ async def apply_conference_event(db: Database, event: Event) -> bool:
 
 
 # ---- cases (conference.case.*) ----------------------------------------------------------------------------
+# hn and patientMobile are taken as the event gives them (NULL included: a cleared value) only from events that
+# carry the row's values (caseRowId set); older events lack them, so they never overwrite what is known.
 _UPSERT_CASE = (
-    "INSERT INTO room_case_view (service, caseId, room, status, version) VALUES (%s, %s, %s, %s, %s)"
+    "INSERT INTO room_case_view (service, caseId, caseRowId, room, status, hn, patientMobile, version)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
     " ON DUPLICATE KEY UPDATE"
+    " caseRowId = IF(VALUES(version) >= version, COALESCE(VALUES(caseRowId), caseRowId), caseRowId),"
     " room = IF(VALUES(version) >= version, COALESCE(VALUES(room), room), room),"
     " status = IF(VALUES(version) >= version, COALESCE(VALUES(status), status), status),"
+    " hn = IF(VALUES(version) >= version AND VALUES(caseRowId) IS NOT NULL, VALUES(hn), hn),"
+    " patientMobile = IF(VALUES(version) >= version AND VALUES(caseRowId) IS NOT NULL, VALUES(patientMobile),"
+    " patientMobile),"
     " version = GREATEST(version, VALUES(version))"
 )
 
@@ -381,8 +395,9 @@ def event_local(event: Event) -> datetime:
 
 
 async def apply_case_event(db: Database, event: Event) -> bool:
-    """A case created/updated: the case read model (room, status) and the action's usage_status_log row, as the
-    original's case routes wrote it (linkID NULL, userName, data = the JSON string of the log text)."""
+    """A case created/updated: the case read model (row id, room, status, hn, patientMobile) and the action's
+    usage_status_log row, as the original's case routes wrote it (linkID NULL, userName, data = the JSON string of
+    the log text)."""
     if event.subject not in CASE_SUBJECTS:
         return False
     case = event_payload(event, CaseChanged)
@@ -390,9 +405,14 @@ async def apply_case_event(db: Database, event: Event) -> bool:
         return False
     room = case.room[:50] if case.room else None
     status = case.status[:50] if case.status else None
+    row_id = case.caseRowId if case.caseRowId is not None and 0 < case.caseRowId <= UINT_MAX else None
+    hn = case.hn[:100] if case.hn is not None else None
+    patient_mobile = case.patientMobile[:100] if case.patientMobile is not None else None
 
     async def apply_case(conn: Connection) -> bool:
-        await conn.execute(_UPSERT_CASE, (case.service, case.caseId, room, status, event_ms(event)))
+        await conn.execute(
+            _UPSERT_CASE, (case.service, case.caseId, row_id, room, status, hn, patient_mobile, event_ms(event))
+        )
         if case.statusLog:  # a case opened by /link/idems has no log text: the original wrote no row for it
             await repository.add_case_usage(
                 conn, user_name=case.userName or "", status_log=case.statusLog, at=event_local(event)
@@ -487,7 +507,7 @@ async def apply_egress_event(db: Database, event: Event) -> bool:
 
 
 async def apply_recording_event(db: Database, event: Event) -> bool:
-    """Apply one participant joined/left event to room_participant_view."""
+    """Apply one participant joined/left event to room_participant_view and the room's room_participant_list."""
     if event.subject not in (RECORDING_PARTICIPANT_JOINED, RECORDING_PARTICIPANT_LEFT):
         return False
     presence = event_payload(event, ParticipantPresence)
@@ -505,7 +525,24 @@ async def apply_recording_event(db: Database, event: Event) -> bool:
         joined_at = 0
 
     async def apply_presence(conn: Connection) -> bool:
+        # The room's list row, locked first: events of one room applied by several replicas at once queue here, so
+        # each rewrites the list from rows the others committed (locking reads see the latest rows).
+        lock = "SELECT room FROM room_participant_list WHERE room = %s FOR UPDATE"
+        if await conn.fetch_one(lock, (presence.room,)) is None:  # the room's first event
+            await conn.execute(
+                "INSERT IGNORE INTO room_participant_list (room, participants) VALUES (%s, '[]')", (presence.room,)
+            )
+            await conn.fetch_one(lock, (presence.room,))
         await conn.execute(_UPSERT_PARTICIPANT, (presence.room, presence.identity, participant, joined_at, version))
+        rows = await conn.fetch_all(
+            "SELECT participant FROM room_participant_view WHERE room = %s AND participant IS NOT NULL"
+            " ORDER BY joinedAt, identity FOR UPDATE",
+            (presence.room,),
+        )
+        listed = "[" + ",".join(row["participant"] for row in rows) + "]"
+        await conn.execute(
+            "UPDATE room_participant_list SET participants = %s WHERE room = %s", (listed, presence.room)
+        )
         return True
 
     return bool(await apply_once(db, RECORDING_CONSUMER, event, apply_presence))

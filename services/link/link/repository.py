@@ -164,7 +164,7 @@ async def history_rows(
     case_data), in the original's column order; ``id`` (the room's id) is filled in by the caller."""
     order = "DESC" if newest_first else "ASC"
     return await conn.fetch_all(
-        "SELECT c.caseId AS caseId, l.linkID, c.status AS caseStatus, c.hn, c.patientMobile, l.room, NULL AS id,"
+        "SELECT c.caseRowId AS caseId, l.linkID, c.status AS caseStatus, c.hn, c.patientMobile, l.room, NULL AS id,"
         " l.mobile, l.linkType, l.crmSender, l.latitude, l.longitude, l.patientLatitude, l.patientLongitude,"
         f" l.patientUpdated, l.dtmCreated {_HISTORY_FROM}"  # noqa: S608 - constant text
         f" ORDER BY l.dtmCreated {order}, l.id {order}, c.caseId LIMIT %s OFFSET %s",
@@ -480,7 +480,7 @@ def _queue_where(search: domain.QueueSearch) -> tuple[str, list[Any]]:
 async def queue_rows(conn: Connection, search: domain.QueueSearch) -> list[dict[str, Any]]:
     where, args = _queue_where(search)
     return await conn.fetch_all(
-        "SELECT DISTINCT c.caseId AS caseId, l.linkID, c.status AS caseStatus, c.hn, c.patientMobile, l.room,"
+        "SELECT DISTINCT c.caseRowId AS caseId, l.linkID, c.status AS caseStatus, c.hn, c.patientMobile, l.room,"
         " r.id, l.mobile, l.linkType, l.crmSender, l.latitude, l.longitude, l.patientLatitude,"
         " l.patientLongitude, l.patientUpdated, l.dtmCreated, r.status AS roomStatus,"
         f" {_QUEUE_AGENT} AS agent, l.id AS linkRowId {_QUEUE_FROM}{where}"  # noqa: S608 - constant text, marks

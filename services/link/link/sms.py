@@ -24,8 +24,6 @@ Rows left ``queued`` (a crash between commit and enqueue) are enqueued again by 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -34,14 +32,14 @@ from typing import Any
 
 import httpx
 from arq import Retry
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import Worker, func
 
 from link import domain
 from servicekit.bus import add_event
 from servicekit.clock import now_local
 from servicekit.db import Connection
 from servicekit.events import LINK_SMS_FAILED, LINK_SMS_SENT, SmsOutcome
+from servicekit.jobs import JobRunner
+from servicekit.jobs import backoff as doubling_backoff
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)
@@ -59,7 +57,7 @@ QUEUED, SENT, FAILED, DISABLED = "queued", "sent", "failed", "disabled"
 
 def backoff(attempt: int) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based): 0.5, 1, 2, 4... capped."""
-    return min(BACKOFF_BASE_SECONDS * 2 ** (attempt - 1), BACKOFF_MAX_SECONDS)
+    return doubling_backoff(attempt, BACKOFF_BASE_SECONDS, BACKOFF_MAX_SECONDS)
 
 
 # ---- recording -------------------------------------------------------------------------------------------
@@ -95,21 +93,14 @@ async def record(
     return key if status == QUEUED else None
 
 
-def _pool(runtime: Runtime) -> ArqRedis | None:
-    return runtime.extras.get("sms_pool")
+def _runner(runtime: Runtime) -> JobRunner | None:
+    return runtime.extras.get("sms_jobs")
 
 
 async def enqueue(runtime: Runtime, key: str) -> bool:
     """Queue the sending job (after the row is committed). A failure leaves the row for :func:`requeue_stale`."""
-    pool = _pool(runtime)
-    if pool is None:
-        return False
-    try:
-        job = await pool.enqueue_job(JOB, key, _job_id=key, _queue_name=QUEUE)
-    except Exception:  # noqa: BLE001 - Redis down: the sweep enqueues it later
-        log.warning("sms enqueue failed; left for the sweep", extra={"sms": key}, exc_info=True)
-        return False
-    return job is not None
+    runner = _runner(runtime)
+    return False if runner is None else await runner.enqueue(key, key)
 
 
 async def requeue_stale(runtime: Runtime) -> int:
@@ -215,52 +206,24 @@ async def send_job(ctx: dict[str, Any], key: str) -> str:
 
 # ---- the in-process worker -------------------------------------------------------------------------------
 async def start(runtime: Runtime) -> None:
-    """Start the arq worker in this process (every replica processes jobs) and the queue used to enqueue."""
-    pool = await create_pool(RedisSettings.from_dsn(runtime.settings.redis_dsn), default_queue_name=QUEUE)
-    client = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
-    worker = Worker(
-        functions=[func(send_job, name=JOB, max_tries=MAX_ATTEMPTS + 2)],
-        redis_pool=pool,
-        queue_name=QUEUE,
-        handle_signals=False,
-        ctx={"runtime": runtime, "http": client},
-        poll_delay=0.2,
+    """Start the arq worker in this process (every replica processes jobs) and the queue used to enqueue; every
+    replica re-enqueues stale rows now and then (harmless twice: the job id is the row key)."""
+    runner = JobRunner(
+        queue=QUEUE,
+        job_name=JOB,
+        job=send_job,
+        max_tries=MAX_ATTEMPTS + 2,
         max_jobs=20,
-        job_timeout=60,
-        keep_result=3600,
-        log_results=False,
+        http_timeout=HTTP_TIMEOUT,
+        sweep=requeue_stale,
+        sweep_every=STALE_AFTER.total_seconds() / 2,
     )
-    runtime.extras.update(sms_pool=pool, sms_http=client, sms_worker=worker)
-    runtime.extras["sms_task"] = asyncio.create_task(worker.async_run())
-    runtime.background.append(asyncio.create_task(_sweep(runtime)))
-
-
-async def _sweep(runtime: Runtime) -> None:
-    """Every replica re-enqueues stale rows now and then (harmless twice: the job id is the row key)."""
-    while True:
-        await asyncio.sleep(STALE_AFTER.total_seconds() / 2)
-        try:
-            await requeue_stale(runtime)
-        except Exception:  # noqa: BLE001 - next round
-            log.warning("sms sweep failed", exc_info=True)
+    await runner.start(runtime)
+    runtime.extras["sms_jobs"] = runner
 
 
 async def stop(runtime: Runtime) -> None:
     """Stop picking jobs, let in-flight sends finish (bounded), then close."""
-    worker: Worker | None = runtime.extras.pop("sms_worker", None)
-    task: asyncio.Task[None] | None = runtime.extras.pop("sms_task", None)
-    if worker is not None:
-        worker.allow_pick_jobs = False
-        pending = [t for t in worker.tasks.values() if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=12)
-        with contextlib.suppress(Exception, asyncio.CancelledError):  # sends still running after 12 s: cancelled
-            await worker.close()
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-    client: httpx.AsyncClient | None = runtime.extras.pop("sms_http", None)
-    if client is not None:
-        await client.aclose()
-    runtime.extras.pop("sms_pool", None)
+    runner: JobRunner | None = runtime.extras.pop("sms_jobs", None)
+    if runner is not None:
+        await runner.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -34,27 +35,73 @@ class Registry:
         return set(await self.redis.smembers(NAMESPACES_KEY))
 
 
+class PipelinedCommands:
+    """Redis commands issued in the same event-loop turn go out as one pipeline (one round trip).
+
+    The consumer hands a fetched batch's rooms to concurrent handlers, so their claim (and later done) marks are
+    issued together: one round trip per batch instead of one per event. Each caller still gets its own reply.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._queued: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self._flush: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()  # strong references to the pipelines in flight
+
+    def run(self, *args: Any, **options: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queued.append((args, options, future))
+        if self._flush is None:
+            self._flush = asyncio.create_task(self._send())
+            self._sending.add(self._flush)
+            self._flush.add_done_callback(self._sending.discard)
+        return future
+
+    async def _send(self) -> None:
+        await asyncio.sleep(0)  # let the other handlers of this turn queue theirs
+        queued, self._queued, self._flush = self._queued, [], None  # later commands start the next pipeline
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for args, options, _ in queued:
+                    pipe.execute_command(*args, **options)
+                replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            for *_, future in queued:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (*_, future), reply in zip(queued, replies, strict=True):
+            if future.done():
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+
 class HandledEvents:
     """Each event applied once per consumer although JetStream may redeliver it.
 
     A claim is first "pending" for less than the consumer's ack wait: if the instance holding it dies, the claim
     lapses before JetStream redelivers the event to a survivor, which then applies it (no event lost). Once
-    applied the mark is "done" for a day and redeliveries are skipped.
+    applied the mark is "done" for a day and redeliveries are skipped. Claims and done marks are pipelined
+    (PipelinedCommands): they are on the path of every event.
     """
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.commands = PipelinedCommands(redis)
 
     async def claim(self, consumer: str, event_id: str) -> str:
         """ "claimed" (apply it now), "done" (applied already: skip) or "pending" (another instance is on it)."""
         key = f"{HANDLED_PREFIX}{consumer}:{event_id}"
-        if await self.redis.set(key, "pending", nx=True, ex=PENDING_TTL_SECONDS):
+        if await self.commands.run("SET", key, "pending", "NX", "EX", PENDING_TTL_SECONDS):
             return "claimed"
-        value = await self.redis.get(key)
+        value = await self.commands.run("GET", key)  # a redelivery: rare, so not in the first pipeline
         return "done" if value in (b"done", "done") else "pending"
 
     async def done(self, consumer: str, event_id: str) -> None:
-        await self.redis.set(f"{HANDLED_PREFIX}{consumer}:{event_id}", "done", ex=HANDLED_TTL_SECONDS)
+        await self.commands.run("SET", f"{HANDLED_PREFIX}{consumer}:{event_id}", "done", "EX", HANDLED_TTL_SECONDS)
 
     async def release(self, consumer: str, event_id: str) -> None:
         """Undo a claim whose handling failed, so the redelivery is applied."""

@@ -41,7 +41,63 @@ _DISCONNECT_ALL = "\x00disconnect-all"
 
 
 class RealtimeManager(socketio.AsyncRedisManager):
-    """Redis manager that can also disconnect every socket of a namespace on all instances."""
+    """Redis manager that can also disconnect every socket of a namespace on all instances.
+
+    Messages for the other instances are published in batches: those queued while a publish is in flight (or in
+    the same event-loop turn) go out as one Redis message, and an instance skips its own batches without
+    unpacking them (it handled their emits locally already). Only realtime instances share the channel, so
+    nothing else needs the single-message format; single messages are still understood.
+    """
+
+    def __init__(self, url: str, channel: str) -> None:
+        super().__init__(url, channel=channel)
+        self._outgoing: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._publisher: asyncio.Task[None] | None = None
+
+    async def _publish(self, data: dict[str, Any]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outgoing.append((data, done))
+        if self._publisher is None:
+            self._publisher = asyncio.create_task(self._publish_queued())
+        await done  # the caller resumes once its message is out, as with the one-by-one publish
+
+    async def _publish_queued(self) -> None:
+        try:
+            while self._outgoing:
+                await asyncio.sleep(0)  # let this turn's other emits join the batch
+                batch, self._outgoing = self._outgoing, []
+                try:
+                    await super()._publish({"host_id": self.host_id, "batch": [message for message, _ in batch]})
+                finally:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._publisher = None
+
+    async def _listen(self) -> Any:
+        own = f'"host_id": "{self.host_id}"'.encode()
+        async for raw in super()._listen():
+            if isinstance(raw, bytes) and raw[1 : len(own) + 1] == own:
+                continue  # our own batch, told without decoding it
+            try:
+                message = self.json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            if isinstance(message.get("batch"), list):
+                if message.get("host_id") == self.host_id:
+                    continue
+                for item in message["batch"]:
+                    if isinstance(item, dict):
+                        yield item
+            else:
+                yield message
+
+    def is_local(self, sid: str, namespace: str) -> bool:
+        """Whether socket ``sid`` is connected (or connecting) to this instance."""
+        return self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace)
 
     async def _handle_close_room(self, message: dict[str, Any]) -> None:
         if message.get("room") != _DISCONNECT_ALL:
@@ -110,7 +166,9 @@ class RealtimeSockets:
 
     # ---- emits (reach the clients of every instance through Redis) -----------------------------------------
     async def emit(self, event: str, data: Any, namespace: str, to: str | None = None) -> None:
-        await self.sio.emit(event, data, namespace=namespace, to=to)
+        # A socket of this instance is reached directly: no round trip through Redis for replies to a sender.
+        local = to is not None and self.manager.is_local(to, namespace)
+        await self.sio.emit(event, data, namespace=namespace, to=to, ignore_queue=local)
 
     async def close_namespace(self, namespace: str) -> None:
         """Disconnect every socket of ``namespace`` on all instances (clients see "io server disconnect")."""

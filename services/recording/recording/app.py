@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 
 from recording import encode, events, recorder
-from recording.egress import EgressClient
+from recording.egress import http_url
+from recording.livekit_nodes import LiveKitNodes, NodeCredentials
 from recording.media import MediaDir
 from recording.records import EncodeQueueController, RecordController
 from recording.uploads import build_controllers
@@ -23,7 +24,7 @@ class RecordingSettings(CommonSettings, kw_only=True):
     # Largest accepted file of POST /upload/file (bytes, per file), and of POST /upload/video.
     file_size_limit: int = 50 * 1024 * 1024
     video_size_limit: int = 600 * 1024 * 1024
-    # The LiveKit server whose egress API records rooms (the env default node).
+    # The env default LiveKit node (rooms on node_livekit nodes record on their own node, asked of conference).
     livekit_host: str = ""
     # Most egresses running at once (auto-record and /record/request alike).
     egress_limit: int = 10
@@ -39,9 +40,11 @@ async def on_startup(runtime: Runtime) -> None:
     media.ensure()
     runtime.extras["media"] = media
     runtime.extras["api_url"] = settings.api_url.rstrip("/")
-    runtime.extras["egress"] = EgressClient(
-        settings.livekit_host, settings.livekit_api_key, settings.livekit_api_secret
+    # Egress calls go to each room's node; webhooks are checked with the secret of the key that signed them.
+    default = NodeCredentials(
+        http_url(settings.livekit_host.strip()), settings.livekit_api_key, settings.livekit_api_secret
     )
+    runtime.extras["livekit_nodes"] = LiveKitNodes(runtime.bus, default)
     await events.start(runtime)
     await encode.start(runtime)
     await encode.requeue_stale(runtime)
@@ -54,9 +57,9 @@ async def on_shutdown(runtime: Runtime) -> None:
     if reconcile is not None and not reconcile.done():
         reconcile.cancel()
     await encode.stop(runtime)
-    client: EgressClient | None = runtime.extras.pop("egress", None)
-    if client is not None:
-        await client.close()
+    nodes: LiveKitNodes | None = runtime.extras.pop("livekit_nodes", None)
+    if nodes is not None:
+        await nodes.close()
 
 
 app = create_app(

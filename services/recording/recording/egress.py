@@ -38,7 +38,7 @@ class EgressClient:
     """One livekit-api client for the node recordings run on (LIVEKIT_HOST and the API key/secret)."""
 
     def __init__(self, host: str, api_key: str, api_secret: str) -> None:
-        self.host = _http_url(host.strip())
+        self.host = http_url(host.strip())
         self.api_key, self.api_secret = api_key, api_secret
         self._client: api.LiveKitAPI | None = None
 
@@ -105,7 +105,8 @@ class EgressClient:
         return list(reply.items)
 
 
-def _http_url(host: str) -> str:
+def http_url(host: str) -> str:
+    """Egress speaks HTTP(S); accept the ws(s):// form operators often configure."""
     if host.startswith("wss://"):
         return "https://" + host[6:]
     if host.startswith("ws://"):

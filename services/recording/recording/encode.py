@@ -16,19 +16,17 @@ Rows left ``queued`` (a crash between commit and enqueue, Redis down) are enqueu
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from arq import Retry
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import Worker, func
 
 from servicekit.clock import now_local
 from servicekit.db import Database
+from servicekit.jobs import JobRunner
+from servicekit.jobs import backoff as doubling_backoff
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)
@@ -46,11 +44,7 @@ ENCODE_FAILED = 2  # record_media.encode
 
 
 def backoff(attempt: int) -> float:
-    return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-
-
-def _pool(runtime: Runtime) -> ArqRedis | None:
-    return runtime.extras.get("encode_pool")
+    return doubling_backoff(attempt, BACKOFF_BASE_SECONDS, BACKOFF_MAX_SECONDS)
 
 
 def job_id(record_id: int) -> str:
@@ -59,15 +53,8 @@ def job_id(record_id: int) -> str:
 
 async def enqueue(runtime: Runtime, record_id: int) -> bool:
     """Queue the job of a committed encode_job row; a failure leaves it to the sweep."""
-    pool = _pool(runtime)
-    if pool is None:
-        return False
-    try:
-        job = await pool.enqueue_job(JOB, record_id, _job_id=job_id(record_id), _queue_name=QUEUE)
-    except Exception:  # noqa: BLE001 - Redis down: the sweep enqueues it later
-        log.warning("encode enqueue failed; left for the sweep", extra={"record_id": record_id}, exc_info=True)
-        return False
-    return job is not None
+    runner: JobRunner | None = runtime.extras.get("encode_jobs")
+    return False if runner is None else await runner.enqueue(job_id(record_id), record_id)
 
 
 async def requeue_stale(runtime: Runtime, older_than: timedelta = STALE_AFTER) -> int:
@@ -160,52 +147,21 @@ async def remove(db: Database, record_id: int | None = None) -> int:
 
 # ---- the in-process worker -------------------------------------------------------------------------------
 async def start(runtime: Runtime) -> None:
-    pool = await create_pool(RedisSettings.from_dsn(runtime.settings.redis_dsn), default_queue_name=QUEUE)
-    client = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
-    worker = Worker(
-        functions=[func(encode_job, name=JOB, max_tries=MAX_ATTEMPTS + 2)],
-        redis_pool=pool,
-        queue_name=QUEUE,
-        handle_signals=False,
-        ctx={"runtime": runtime, "http": client},
-        poll_delay=0.2,
+    runner = JobRunner(
+        queue=QUEUE,
+        job_name=JOB,
+        job=encode_job,
+        max_tries=MAX_ATTEMPTS + 2,
         max_jobs=10,
-        job_timeout=60,
-        keep_result=3600,
-        log_results=False,
+        http_timeout=HTTP_TIMEOUT,
+        sweep=requeue_stale,
+        sweep_every=STALE_AFTER.total_seconds() / 2,
     )
-    runtime.extras.update(encode_pool=pool, encode_http=client, encode_worker=worker)
-    runtime.extras["encode_task"] = asyncio.create_task(worker.async_run())
-    runtime.background.append(asyncio.create_task(_sweep(runtime)))
-
-
-async def _sweep(runtime: Runtime) -> None:
-    while True:
-        await asyncio.sleep(STALE_AFTER.total_seconds() / 2)
-        try:
-            await requeue_stale(runtime)
-        except Exception:  # noqa: BLE001 - next round
-            log.warning("encode sweep failed", exc_info=True)
+    await runner.start(runtime)
+    runtime.extras["encode_jobs"] = runner
 
 
 async def stop(runtime: Runtime) -> None:
-    worker: Worker | None = runtime.extras.pop("encode_worker", None)
-    task: asyncio.Task[None] | None = runtime.extras.pop("encode_task", None)
-    if worker is not None:
-        worker.allow_pick_jobs = False
-        pending = [t for t in worker.tasks.values() if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=12)
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await worker.close()
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-    client: httpx.AsyncClient | None = runtime.extras.pop("encode_http", None)
-    if client is not None:
-        await client.aclose()
-    pool: ArqRedis | None = runtime.extras.pop("encode_pool", None)
-    if pool is not None:
-        with contextlib.suppress(Exception):
-            await pool.aclose()
+    runner: JobRunner | None = runtime.extras.pop("encode_jobs", None)
+    if runner is not None:
+        await runner.stop()

@@ -6,7 +6,8 @@ egress and inserts the record_media row in one transaction; a LiveKit failure dr
 half-written. The claim ends when the egress is stopped or LiveKit reports egress_ended.
 
 The room's record settings and tenant come from ``room_setting`` (conference's room events), or from
-conference over request/reply when the room is not known yet.
+conference over request/reply when the room is not known yet. LiveKit calls for a room go to the room's node
+(conference tells which, with its key: recording.livekit_nodes); when conference cannot say, nothing starts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from recording import domain, repository
 from recording.egress import EgressClient, EgressFailed, info_json
+from recording.livekit_nodes import LiveKitNodes, NodesUnavailable, UnknownKey
 from servicekit import events as ev
 from servicekit.bus import RpcError
 from servicekit.clock import now_local
@@ -65,6 +67,15 @@ async def room_setting(runtime: Runtime, room: str) -> dict[str, Any] | None:
     return await repository.room_setting(runtime.db, room)
 
 
+async def client_for_room(runtime: Runtime, room: str) -> EgressClient:
+    """The egress client of the room's LiveKit node; EgressFailed "unavailable" when conference cannot say which."""
+    nodes: LiveKitNodes = runtime.extras["livekit_nodes"]
+    try:
+        return nodes.client(await nodes.node_of_room(room))
+    except (NodesUnavailable, UnknownKey) as exc:
+        raise EgressFailed("unavailable", "the room's LiveKit node is unknown: conference did not answer") from exc
+
+
 async def _claim(runtime: Runtime, room: str, record_type: str) -> None:
     assert runtime.db is not None
     limit = int(getattr(runtime.settings, "egress_limit", 0) or 0)
@@ -101,8 +112,8 @@ async def start(
         raise RecordRefused("room has no service: it cannot record", code="no_service")
     file_name = domain.record_file_name(record_type, room, identity, int(time.time() * 1000))
     file_path = domain.record_file_path(int(setting["service"]), file_name)
+    client = await client_for_room(runtime, room)  # before the claim: a failed lookup writes nothing
     await _claim(runtime, room, record_type)
-    client: EgressClient = runtime.extras["egress"]
     try:
         if record_type == domain.TRACK_COMPOSITE:
             info = await client.start_track_composite(room, file_path, audio_track, video_track)
@@ -130,10 +141,12 @@ async def start(
     return {**info_json(info), "dtmStartRecord": _local(now), "dtmStopRecord": None}
 
 
-async def stop(runtime: Runtime, room: str, egress_id: str) -> dict[str, Any]:
-    """Stop an egress (LiveKit StopEgress); the room's claim ends and record_media gets endRecord."""
+async def stop(runtime: Runtime, room: str, egress_id: str, client: EgressClient | None = None) -> dict[str, Any]:
+    """Stop an egress (LiveKit StopEgress, on ``client``'s node, by default the room's); the room's claim ends and
+    record_media gets endRecord."""
     assert runtime.db is not None
-    client: EgressClient = runtime.extras["egress"]
+    if client is None:
+        client = await client_for_room(runtime, room)
     try:
         info = await client.stop(egress_id)
     except EgressFailed as exc:
@@ -199,17 +212,32 @@ async def start_quietly(runtime: Runtime, room: str, **options: Any) -> dict[str
 
 
 async def reconcile(runtime: Runtime) -> tuple[int, int]:
-    """At start-up (the original reset every room's record state): hold what LiveKit says is running, drop
-    held egresses LiveKit no longer runs (ended while no replica listened). Returns (held, dropped); nothing
-    changes when LiveKit does not answer."""
+    """At start-up (the original reset every room's record state): hold what the default node says is running,
+    drop held egresses LiveKit no longer runs (ended while no replica listened). A held egress the default node
+    does not run is looked for on its room's node; when that node (or conference) cannot say, it stays held.
+    Returns (held, dropped); nothing changes when the default node does not answer."""
     assert runtime.db is not None
-    client: EgressClient = runtime.extras["egress"]
+    nodes: LiveKitNodes = runtime.extras["livekit_nodes"]
+    default = nodes.default_client()
     try:
-        running = await client.list(active=True)
+        running = await default.list(active=True)
     except EgressFailed as exc:
         log.warning("egress reconcile skipped: LiveKit did not answer", extra={"code": exc.code})
         return 0, 0
     active = {i.egress_id: i.room_name for i in running if i.room_name}
+    gone: list[str] = []
+    for row in await runtime.db.fetch_all("SELECT room, egressId FROM room_egress WHERE egressId <> ''"):
+        if row["egressId"] in active:
+            continue
+        try:
+            client = await client_for_room(runtime, row["room"])
+            if client is not default:
+                items = await client.list(row["room"], active=True)
+                if any(item.egress_id == row["egressId"] for item in items):
+                    continue  # still running on the room's own node
+        except EgressFailed:
+            continue  # cannot tell: keep it held
+        gone.append(row["egressId"])
     dropped = 0
     async with runtime.db.transaction() as conn:
         for egress_id, room in active.items():
@@ -217,9 +245,7 @@ async def reconcile(runtime: Runtime) -> tuple[int, int]:
             await repository.egress_seen_started(conn, room, egress_id, insert=True)
             if not ours:
                 log.info("egress held from LiveKit's list", extra={"room": room, "egress_id": egress_id})
-        held = await conn.fetch_all("SELECT egressId FROM room_egress WHERE egressId <> ''")
-        for row in held:
-            if row["egressId"] not in active:
-                dropped += await repository.drop_egress(conn, row["egressId"])
-                await repository.stop_media(conn, row["egressId"], now_local())
+        for egress_id in gone:
+            dropped += await repository.drop_egress(conn, egress_id)
+            await repository.stop_media(conn, egress_id, now_local())
     return len(active), dropped

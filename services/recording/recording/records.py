@@ -10,6 +10,7 @@ from litestar import Controller, Request, delete, get
 
 from recording import encode, recorder, repository
 from recording.egress import EgressClient, EgressFailed, info_json
+from recording.livekit_nodes import LiveKitNodes
 from servicekit import events as ev
 from servicekit.bus import add_event
 from servicekit.clock import js_iso
@@ -41,6 +42,11 @@ async def _usage(runtime: Runtime, request: Request, room: str, status: str, dat
     )
     async with runtime.db.transaction() as conn:
         await add_event(conn, ev.RECORDING_RECORD_USAGE, usage)
+
+
+def _default_client(runtime: Runtime) -> EgressClient:
+    nodes: LiveKitNodes = runtime.extras["livekit_nodes"]
+    return nodes.default_client()
 
 
 class RecordController(Controller):
@@ -79,9 +85,11 @@ class RecordController(Controller):
 
     @get("/list", summary="LiveKit's egress list (optionally of one room)")
     async def list_records(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        client: EgressClient = runtime.extras["egress"]
+        room = _room(request)
         try:
-            items = await client.list(_room(request))
+            # one room's egresses are on its node; without a room, the default node's
+            client = await recorder.client_for_room(runtime, room) if room else _default_client(runtime)
+            items = await client.list(room)
         except EgressFailed:
             return {"status": "FAIL"}
         return {"status": "OK", "data": [info_json(i) for i in items]}
@@ -89,7 +97,7 @@ class RecordController(Controller):
     @get("/stopall", summary="Stop every active egress (agent token)")
     async def stop_all(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         runtime.require_token(request)
-        client: EgressClient = runtime.extras["egress"]
+        client = _default_client(runtime)  # the default node's egresses (other nodes' rooms: /record/request)
         try:
             items = await client.list(active=True)
         except EgressFailed as exc:
@@ -99,7 +107,7 @@ class RecordController(Controller):
             if item.status != 1:  # EGRESS_ACTIVE, as the original picked them
                 continue
             try:
-                await recorder.stop(runtime, item.room_name, item.egress_id)
+                await recorder.stop(runtime, item.room_name, item.egress_id, client=client)
             except EgressFailed:
                 continue
             stopped.append(info_json(item))

@@ -139,11 +139,12 @@ async def room_egress(db: Connection | Database, room: str) -> dict[str, Any] | 
 
 async def egress_seen_started(conn: Connection, room: str, egress_id: str, insert: bool) -> int:
     """egress_started: the claim becomes active; with ``insert``, an egress we did not start (another tool) is
-    held too, so it counts against the limit."""
+    held too, so it counts against the limit. Without ``insert`` (ours: its record_media row was written with
+    the claim's activation) only its own claim is touched: a late webhook of an egress already stopped must not
+    take over a newer start's pending claim (egressId '')."""
     if not insert:
         return await conn.execute(
-            "UPDATE room_egress SET egressId = %s, state = 'active' WHERE room = %s AND egressId IN ('', %s)",
-            (egress_id, room, egress_id),
+            "UPDATE room_egress SET state = 'active' WHERE room = %s AND egressId = %s", (room, egress_id)
         )
     return await conn.execute(
         "INSERT INTO room_egress (room, egressId, state) VALUES (%s, %s, 'active') ON DUPLICATE KEY UPDATE"

@@ -1,4 +1,9 @@
-"""POST /webhook: LiveKit's webhooks, verified, each event id applied once, effects published as events."""
+"""POST /webhook: LiveKit's webhooks, verified, each event id applied once, effects published as events.
+
+Each LiveKit node signs with its own API key: the token's issuer says which, and its secret comes from conference
+(recording.livekit_nodes; the env default key needs no lookup). An unknown key is refused (401); when conference
+cannot answer, the default key still works and other keys get 503 (LiveKit retries). Nothing is written for
+either."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from livekit.api import TokenVerifier
 from livekit.protocol.webhook import WebhookEvent
 
 from recording import domain, encode, recorder, repository
+from recording.livekit_nodes import LiveKitNodes, NodesUnavailable, UnknownKey
 from servicekit import events as ev
 from servicekit.bus import add_event
 from servicekit.clock import now_local
@@ -38,6 +44,22 @@ def _token(header: str | None) -> str:
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
     return token
+
+
+def token_issuer(authorization: str | None) -> str:
+    """The API key a webhook token claims to be signed with (its ``iss``), read before the signature is checked
+    so the right secret can be found. Raises WebhookRejected for a missing or undecodable token."""
+    token = _token(authorization)
+    if not token:
+        raise WebhookRejected("missing authorization")
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise WebhookRejected("invalid webhook token") from exc
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or not issuer:
+        raise WebhookRejected("invalid webhook token")
+    return issuer
 
 
 def verify(body: bytes, authorization: str | None, api_key: str, api_secret: str) -> None:
@@ -296,9 +318,18 @@ class WebhookController(Controller):
     @post("", status_code=200, summary="LiveKit webhook (signed; each event id applied once)")
     async def receive(self, request: Request, runtime: Runtime) -> Response:
         body = await request.body()
-        settings = runtime.settings
+        authorization = request.headers.get("authorization")
+        nodes: LiveKitNodes = runtime.extras["livekit_nodes"]
         try:
-            verify(body, request.headers.get("authorization"), settings.livekit_api_key, settings.livekit_api_secret)
+            api_key = token_issuer(authorization)
+            api_secret = await nodes.secret_for_key(api_key)
+            verify(body, authorization, api_key, api_secret)
+        except UnknownKey as exc:
+            log.warning("webhook rejected", extra={"reason": "unknown API key"})
+            raise fail("unknown webhook API key", 401) from exc
+        except NodesUnavailable as exc:
+            log.warning("webhook deferred: its node's secret is unknown for now")
+            raise fail("webhook key cannot be checked now, retry later", 503) from exc
         except WebhookRejected as exc:
             log.warning("webhook rejected", extra={"reason": str(exc)})
             raise fail(str(exc), 401) from exc
