@@ -50,6 +50,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_private_brokers(run_dir: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
+    """A NATS (JetStream) and a Redis of this run only: durable consumers and streams of other suites running on
+    the machine at the same time would otherwise take this run's events (and add their work to its figures)."""
+    nats_port, redis_port = free_port(), free_port()
+    nats = [shutil.which("nats-server") or "/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(nats_port), "-js",
+            "-sd", str(run_dir / "nats")]  # fmt: skip
+    redis = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(redis_port), "--bind",
+             "127.0.0.1", "--save", "", "--appendonly", "no"]  # fmt: skip
+    processes = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for argv in (nats, redis)]
+    for port in (nats_port, redis_port):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    return processes, f"nats://127.0.0.1:{nats_port}", f"redis://127.0.0.1:{redis_port}/0"
+
+
 def wait_http(url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     last = ""

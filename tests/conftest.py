@@ -23,25 +23,13 @@ import nats
 import pytest
 from asyncmy.cursors import DictCursor
 
-from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port
+from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port, start_private_brokers
 from tests.fakes.encode_api import FakeEncodeApi
 from tests.fakes.livekit import FakeLiveKit
 from tests.fakes.radio_api import FakeRadioApi
 from tests.fakes.sms_gateway import SmsGateway, start_link_replica
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _wait_port(port: int, timeout: float = 10.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"port {port} not listening")
 
 
 class TestSuite:
@@ -158,24 +146,7 @@ async def nc(suite: TestSuite) -> Any:
 @pytest.fixture(scope="session")
 def suite() -> Iterator[TestSuite]:
     run_dir = Path(tempfile.mkdtemp(prefix="ems-test-"))
-    helpers: list[subprocess.Popen[bytes]] = []
-    nats_port, redis_port = free_port(), free_port()
-    helpers.append(
-        subprocess.Popen(
-            [shutil.which("nats-server") or "/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(nats_port),
-             "-js", "-sd", str(run_dir / "nats")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-    )  # fmt: skip
-    helpers.append(
-        subprocess.Popen(
-            [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-    )  # fmt: skip
-    _wait_port(nats_port)
-    _wait_port(redis_port)
+    helpers, nats_url, redis_url = start_private_brokers(run_dir)
     wanted = os.environ.get("SUITE_SERVICES")
     services = [s for s in discover_services() if not wanted or s in wanted.split(",")]
     sms_gateway = SmsGateway().start()
@@ -207,8 +178,8 @@ def suite() -> Iterator[TestSuite]:
         edge_port=free_port(),
         service_ports={s: free_port() for s in services},
         db_prefix=f"t{uuid.uuid4().hex[:8]}_",
-        nats_url=f"nats://127.0.0.1:{nats_port}",
-        redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        nats_url=nats_url,
+        redis_url=redis_url,
         extra_env=extra_env,
         run_dir=run_dir,
     )

@@ -31,7 +31,7 @@ import httpx
 import jwt
 import nats
 
-from deploy.local import DEFAULT_ENV, LocalSuite, free_port
+from deploy.local import DEFAULT_ENV, LocalSuite, free_port, start_private_brokers
 from servicekit.bus import stream_name
 from servicekit.events import CAR_POSITION_UPDATED
 from tests.bench.sockets import JS_DIR, Sampler, _cpu_seconds, _tree, create_rooms, wait_registered
@@ -168,25 +168,15 @@ def main() -> int:
     if not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-positions-"))
-    nats_port, redis_port = free_port(), free_port()
-    helpers = [
-        subprocess.Popen(
-            [shutil.which("nats-server") or "nats-server", "-a", "127.0.0.1", "-p", str(nats_port), "-js",
-             "-sd", str(run_dir / "nats")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ),
-    ]  # fmt: skip
+    helpers, nats_url, redis_url = start_private_brokers(run_dir)
     livekit = FakeLiveKit(DEFAULT_ENV["LIVEKIT_API_KEY"], DEFAULT_ENV["LIVEKIT_API_SECRET"]).start()
     db_prefix = f"bench_{uuid.uuid4().hex[:6]}_"
     suite = LocalSuite(
         edge_port=free_port(),
         service_ports={s: free_port() for s in SERVICES},
         db_prefix=db_prefix,
-        nats_url=f"nats://127.0.0.1:{nats_port}",
-        redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        nats_url=nats_url,
+        redis_url=redis_url,
         extra_env={
             "LIVEKIT_HOST": livekit.url,
             "LOG_LEVEL": "WARNING",

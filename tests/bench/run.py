@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx
 import jwt
 
-from deploy.local import DEFAULT_ENV, LocalSuite, discover_services, free_port, wait_http
+from deploy.local import DEFAULT_ENV, LocalSuite, discover_services, free_port, start_private_brokers, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE_DIR = ROOT.parent / "shared" / "bench" / "original-stack"
@@ -187,28 +186,6 @@ def run_wrk(
         k: (status_after[k] - v) / requests for k, v in status_before.items() if k in status_after and requests
     }
     return Result(route, target, rps, p50, p99, errors, cpu_ms, db_cpu_ms, per_request)
-
-
-def start_private_brokers(run_dir: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
-    """A NATS (JetStream) and a Redis of this run only: durable consumers and streams of other suites running on
-    the machine at the same time would otherwise take this run's events (and add their work to its figures)."""
-    nats_port, redis_port = free_port(), free_port()
-    nats = [shutil.which("nats-server") or "/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(nats_port), "-js",
-            "-sd", str(run_dir / "nats")]  # fmt: skip
-    redis = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(redis_port), "--bind",
-             "127.0.0.1", "--save", "", "--appendonly", "no"]  # fmt: skip
-    helpers = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for argv in (nats, redis)]
-    for port in (nats_port, redis_port):
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-    return helpers, f"nats://127.0.0.1:{nats_port}", f"redis://127.0.0.1:{redis_port}/0"
 
 
 def start_baseline(db_prefix: str) -> tuple[subprocess.Popen[bytes], str]:
