@@ -38,6 +38,9 @@ _event_decoder = msgspec.json.Decoder(Event)
 _reply_decoder = msgspec.json.Decoder(RpcReply)
 
 MAX_REQUESTS_IN_FLIGHT = 256  # per Bus: requests answered concurrently before new ones wait
+# A pull fetch waits this long for a first event (events that arrive meanwhile are delivered at once): longer
+# waits mean fewer empty round trips per idle consumer.
+FETCH_WAIT_SECONDS = 5.0
 STREAM_SERVICES = ("auth", "link", "conference", "telemetry", "recording", "realtime")
 
 
@@ -180,7 +183,7 @@ class Bus:
         try:
             while not self._stopping.is_set():
                 try:
-                    msgs = await sub.fetch(batch=64, timeout=1.0)
+                    msgs = await sub.fetch(batch=64, timeout=FETCH_WAIT_SECONDS)
                 except TimeoutError:  # nats-py raises the plain asyncio one when a fetch finds nothing
                     continue
                 except Exception:

@@ -6,6 +6,7 @@ its MySQL driver read them back as JS Dates, which JSON-serialise as UTC ISO str
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,6 +25,11 @@ def js_iso(value: datetime | date | None) -> str | None:
         return None
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
+    return _js_iso(value)
+
+
+@functools.lru_cache(maxsize=8192)  # hot rows show the same few timestamps (a link's created/expired) again and again
+def _js_iso(value: datetime) -> str:
     aware = value.replace(tzinfo=LOCAL_TZ) if value.tzinfo is None else value
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{aware.microsecond // 1000:03d}Z"
 
