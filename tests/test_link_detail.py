@@ -84,6 +84,17 @@ async def test_getdetail_failures(suite: Any) -> None:
     assert rows[0]["n"] == 0
 
 
+async def test_getdetail_other_methods_and_its_openapi_entry(suite: Any) -> None:
+    """getdetail is a bare ASGI handler: other methods still get the envelope, and the service documents it."""
+    async with httpx.AsyncClient(timeout=15) as client:
+        posted = await client.post(f"{suite.edge}/link/getdetail", json={"linkId": "x"})
+        schema = (await client.get(f"{suite.url('link')}/schema/openapi.json")).json()
+    assert posted.status_code == 405
+    assert posted.json()["status"] == "FAIL"
+    operation = schema["paths"]["/link/getdetail"]["get"]
+    assert [p["name"] for p in operation["parameters"]] == ["linkId", "identity"]
+
+
 async def test_getdetail_success_shape_and_side_effects(suite: Any) -> None:
     room = _room_name()
     async with httpx.AsyncClient(timeout=15) as client:

@@ -9,7 +9,7 @@ import gc
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import PathItem
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
@@ -132,6 +133,8 @@ class ServiceSpec:
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None
     title: str = ""
+    # Routes served by bare ASGI handlers (hot paths), which Litestar leaves out of the OpenAPI document.
+    openapi_paths: Mapping[str, PathItem] = field(default_factory=dict)
 
 
 async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, bool]:
@@ -262,10 +265,16 @@ def create_app(spec: ServiceSpec) -> Litestar:
                     runtime.relay.start()
         if spec.on_startup:
             await spec.on_startup(runtime)
+        if spec.openapi_paths:  # built once here, before the first request renders it
+            schema = app.openapi_schema
+            schema.paths = {**(schema.paths or {}), **spec.openapi_paths}
         # What start-up allocated (modules, routes, pools) lives as long as the process: moved out of the
-        # collector's view, so its collections walk only what requests allocate.
+        # collector's view, so its collections walk only what requests allocate. The young generation is
+        # collected every 10,000 net allocations instead of 700: a request allocates hundreds, and cyclic
+        # garbage is rare, so the default spent a few % of CPU under load on collections that found nothing.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(10_000, 20, 20)
         log.info("service started")
         try:
             yield

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from link import domain, events, jobs, readmodels, sms, tasks
-from link.routes import CONTROLLERS
+from link.routes import CONTROLLERS, links
 from link.usage_log import UsageBatcher
 from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings, load_settings
@@ -63,5 +63,6 @@ app = create_app(
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         title="link",
+        openapi_paths=links.DETAIL_OPENAPI,
     )
 )
