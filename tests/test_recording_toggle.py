@@ -17,7 +17,7 @@ from tests.fakes.livekit import FakeLiveKit
 from tests.support import rpc
 from tests.test_realtime_rooms import NODE, joined, participant
 from tests.test_realtime_socket import node_client as node_client  # noqa: F401 - fixture
-from tests.test_realtime_socket import room_name, wait_for_consumers
+from tests.test_realtime_socket import room_name, wait_for_consumers, wait_registered
 from tests.test_recording_egress import (
     _claim,
     _eventually,
@@ -227,6 +227,7 @@ async def test_room_record_through_realtime(suite: Any, nc: Any, lk: FakeLiveKit
     room = room_name()
     ensured = await rpc(nc, ev.RPC_ROOM_ENSURE, {"room": room, "service": 999})
     assert ensured["ok"], ensured
+    await wait_registered(suite, f"/{room}")  # realtime opens the room's namespace on conference's event
     _, patient_token = participant(suite, room, "user", "0812345678")
     _, agent_token = participant(suite, room, "admin", "Dr. A")
     patient = await joined(NODE, suite, room, patient_token)

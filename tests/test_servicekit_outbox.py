@@ -94,6 +94,27 @@ async def test_pending_events_are_published_by_a_later_relay(kit) -> None:
     assert await relay.flush_once() == 0
 
 
+async def test_a_running_relay_finds_rows_it_was_not_woken_for(kit) -> None:
+    """Rows committed by another replica (no wake-up here) are published by the relay's poll."""
+    db, bus = kit
+    relay = OutboxRelay(db, bus, poll_seconds=0.2)
+    relay.start()
+    try:
+        await asyncio.sleep(0.5)  # a few idle polls: nothing pending, nothing published
+        assert not await relay.pending()
+        db.on_events_committed.remove(relay._wake.set)  # noqa: SLF001 - as if another process committed
+        async with db.transaction() as conn:
+            await add_event(conn, "kittest.ping.sent", Ping(n=7))
+        assert await relay.pending()
+        for _ in range(50):
+            if not await relay.pending():
+                break
+            await asyncio.sleep(0.1)
+        assert not await relay.pending()
+    finally:
+        await relay.stop()
+
+
 async def test_handled_once_applies_an_event_once(kit) -> None:
     db, _ = kit
     async with db.transaction() as conn:

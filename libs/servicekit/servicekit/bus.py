@@ -302,15 +302,25 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while not self._stop.is_set():
+            woken = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                woken = True
             self._wake.clear()
             try:
+                # The safety-net poll (rows of a crashed replica, or a missed wake) costs one plain read when
+                # nothing is pending, rather than a locking transaction every second.
+                if not woken and not await self.pending():
+                    continue
                 while await self.flush_once() == self.batch:
                     pass
             except Exception:
                 log.exception("outbox relay failed; will retry")
                 await asyncio.sleep(self.poll_seconds)
+
+    async def pending(self) -> bool:
+        row = await self.db.fetch_one("SELECT 1 AS pending FROM outbox WHERE published_at IS NULL LIMIT 1")
+        return row is not None
 
     async def flush_once(self) -> int:
         """Publish one batch of pending events; returns how many were published."""
