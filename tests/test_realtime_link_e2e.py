@@ -3,6 +3,8 @@ seen by the official JS client (needs the link, conference and realtime services
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -112,3 +114,40 @@ async def test_video_link_for_a_location_room_emits_room_update(suite: Any, node
         detail = await client.get("/room/detail", params={"room": room})
         assert detail.json()["data"]["roomType"] == "conference"
         assert detail.json()["data"]["status"] == "open"
+
+
+async def test_history_pushes_of_quick_updates_are_coalesced(suite: Any, node_client: str) -> None:  # noqa: F811
+    """A patient page reporting faster than once a second gets one `history` per second carrying every update,
+    not one 100-row timeline per position."""
+    await wait_for_consumers(suite.nats_url)
+    token = suite.agent_token()
+    room = "Coroom" + "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:6])
+    updates = 5
+    async with httpx.AsyncClient(timeout=20) as client:
+        created = await client.post(
+            f"{suite.edge}/link/create",
+            json={"room": room, "mobile": "0812345679", "userName": "Somsri", "service": 999},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 200, created.text
+        link_id = created.json()["linkID"]
+        await wait_registered(suite, f"/data/{link_id}")
+        listener = await listen(
+            node_client, f"{suite.edge}/data/{link_id}", "--token", token, "--events", "history",
+            "--count", str(updates), "--timeout", "25000",
+        )  # fmt: skip
+        try:
+            await listener.connected()
+            for i in range(updates):
+                body = {"linkID": link_id, "room": room, "userType": "user", **LATLNG, "latitude": 13.70 + i / 100}
+                response = await client.post(f"{suite.edge}/link/update/latlng", json=body)
+                assert response.json() == {"status": "OK"}, response.text
+            histories = [(await listener.until("event", "history", timeout=15))["data"]]
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                while True:  # any further push comes within a second or two of the first
+                    histories.append((await listener.until("event", "history", timeout=2.5))["data"])
+        finally:
+            await listener.close()
+    assert len(histories) < updates, "one history push per update: not coalesced"
+    last = histories[-1]
+    assert [row["status"] for row in last].count("UpdateLatLngLinkDetail") == updates

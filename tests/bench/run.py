@@ -51,8 +51,23 @@ def agent_token() -> str:
     return jwt.encode({**claims, "nbf": now - 5, "exp": now + 3600}, DEFAULT_ENV["LIVEKIT_API_SECRET"], "HS256")
 
 
-def seed_links(edge: str, count: int) -> tuple[list[str], list[str]]:
-    """Create ``count`` links in ``count // 4`` rooms through the edge; returns (link ids, room names)."""
+def position_body(link: str, room: str, i: int) -> dict[str, object]:
+    """A patient's POST /link/update/latlng body (around Bangkok, a different point per link)."""
+    return {
+        "linkID": link,
+        "room": room,
+        "userType": "user",
+        "latitude": round(13.70 + (i % 97) * 0.001, 6),
+        "longitude": round(100.50 + (i % 89) * 0.001, 6),
+        "accuracy": 12.5,
+        "heading": 90,
+        "speed": 8.3,
+    }
+
+
+def seed_links(edge: str, count: int) -> tuple[list[str], list[str], list[str]]:
+    """Create ``count`` links in ``count // 4`` rooms through the edge; returns (link ids, room names, the room of
+    each link)."""
     headers = {"Authorization": f"Bearer {agent_token()}"}
     links, rooms = [], []
     with httpx.Client(base_url=edge, headers=headers, timeout=30) as client:
@@ -64,7 +79,7 @@ def seed_links(edge: str, count: int) -> tuple[list[str], list[str]]:
             data = response.json()
             links.append(data["linkID"])
             rooms.append(data.get("room", room))
-    return links, sorted(set(rooms))
+    return links, sorted(set(rooms)), rooms
 
 
 @dataclass
@@ -249,7 +264,7 @@ def main() -> int:
         suite.start(services)
         if args.workers != 1:
             restart_with_workers(suite, "link", args.workers)
-        links, rooms = seed_links(suite.edge, args.links)
+        links, rooms, rooms_of_links = seed_links(suite.edge, args.links)
         baseline_url = ""
         if args.baseline:
             baseline, baseline_url = start_baseline(db_prefix)
@@ -258,6 +273,15 @@ def main() -> int:
                 "link", [(f"/link/getdetail?linkId={link}&identity=bench{i % 50}", "") for i, link in enumerate(links)]
             ),
             "GET /room/detail": Load("conference", [(f"/room/detail?room={room}", "") for room in rooms]),
+            # A patient's position (stored, logged, published to realtime; the baseline emits it itself).
+            "POST /link/update/latlng": Load(
+                "link",
+                [
+                    ("/link/update/latlng", json.dumps(position_body(link, rooms_of_links[i], i)))
+                    for i, link in enumerate(links)
+                ],
+                method="POST",
+            ),
             # The patient's "ask to join" token (no baseline: the yardstick does not serve this route).
             "POST /user/joingenerate": Load(
                 "conference",

@@ -78,6 +78,7 @@ class EventHandlers:
         self.registry = Registry(runtime.redis)
         self.handled = HandledEvents(runtime.redis)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._history_due: set[tuple[str, str]] = set()  # (linkID, linkType) whose history push is scheduled
         self._routes: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             LINK_CREATED: self.link_created,
             LINK_LOCATION_UPDATED: self.link_location_updated,
@@ -162,7 +163,7 @@ class EventHandlers:
         if room_ns:
             await self.sockets.emit("case-data", dict(UPDATE_LATLNG_CASE_DATA), room_ns)
         if link_ns:
-            self._later(self.push_history(link_id, "location"))
+            self.schedule_history(link_id, "location")
 
     # POST /link/multilatlng/send: ``position`` on /data/{linkID} with the object the route answered.
     async def link_multi_latlng(self, data: dict[str, Any]) -> None:
@@ -171,9 +172,20 @@ class EventHandlers:
         if link_ns and isinstance(emit, dict):
             await self.sockets.emit("position", emit, link_ns)
 
+    def schedule_history(self, link_id: str, link_type: str) -> None:
+        """A ``history`` push one second from now, unless one is already due: that one reads the timeline after
+        this change too (its row committed before the event was published), so a link that reports positions
+        faster than once a second gets one timeline of up to 100 rows a second, not one per position."""
+        key = (link_id, link_type)
+        if key in self._history_due:
+            return
+        self._history_due.add(key)
+        self._later(self.push_history(link_id, link_type))
+
     async def push_history(self, link_id: str, link_type: str) -> None:
         """``history`` (the link's status timeline) to ``/data/{linkID}``, one second after the change."""
         await asyncio.sleep(HISTORY_DELAY_SECONDS)
+        self._history_due.discard((link_id, link_type))  # later changes need a push of their own
         namespace = data_namespace(link_id)
         assert self.runtime.bus is not None and namespace is not None
         try:
