@@ -84,6 +84,19 @@ async def test_getdetail_failures(suite: Any) -> None:
     assert rows[0]["n"] == 0
 
 
+async def test_getdetail_zero_date_of_a_migrated_row(suite: Any) -> None:
+    """Migrated MySQL rows may hold zero dates: answered as null (the original's driver gave Invalid Date)."""
+    async with httpx.AsyncClient(timeout=15) as client:
+        created = await _create(suite, client, room=_room_name(), mobile="0820000001")
+        link_id = "Zero" + uuid.uuid4().hex[:6]
+        await _insert_link(suite, link_id, created["room"], dtmExpired="0000-00-00 00:00:00")
+        response = await _detail(client, suite, linkId=link_id, identity="zero-date")
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "OK", body
+    assert body["data"]["linkID"] == link_id
+    assert body["data"]["dtmExpired"] is None  # no date: the link does not expire
+
+
 async def test_getdetail_other_methods_and_its_openapi_entry(suite: Any) -> None:
     """getdetail is a bare ASGI handler: other methods still get the envelope, and the service documents it."""
     async with httpx.AsyncClient(timeout=15) as client:

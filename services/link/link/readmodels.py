@@ -196,7 +196,10 @@ async def lookup(conn: Connection, link_id: str, identity: str) -> Lookup | None
 
 @functools.lru_cache(maxsize=8192)  # a link's two timestamps, read on every page load
 def _datetime(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:  # a zero date ('0000-00-00 00:00:00') in migrated rows: no date, as the driver gave it
+        return None
 
 
 def room_reply(detail: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
