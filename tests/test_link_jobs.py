@@ -92,3 +92,25 @@ async def test_concurrent_sweeps_expire_each_link_once(suite: Any) -> None:
             assert len(await _expired_events(suite, link_id)) == 1
     finally:
         await db.close()
+
+
+async def test_a_zero_expiry_date_never_expires_and_does_not_stop_the_sweep(suite: Any) -> None:
+    """Migrated MySQL rows may hold '0000-00-00 00:00:00': no expiry (as getdetail reads it); others still expire."""
+    tag = uuid.uuid4().hex[:8]
+    zero, expired = f"z{tag}", f"e{tag}"
+    await suite.execute(
+        "link",
+        "INSERT INTO link_connect (linkID, room, mobile, userName, userType, linkType, enabled, dtmCreated,"
+        " dtmExpired) VALUES (%s, 'Sweep Room', '', 'u', 'user', 'video', 1, %s, '0000-00-00 00:00:00')",
+        (zero, _now_local()),
+    )
+    await _insert(suite, expired, _now_local() - timedelta(minutes=1))
+    db = await Database.connect(CommonSettings(mysql_database=suite.db_name("link")), create=False)
+    try:
+        done = await jobs.expire_links(db)
+    finally:
+        await db.close()
+    assert expired in done and zero not in done
+    sql = "SELECT linkID, enabled FROM link_connect WHERE linkID IN (%s, %s)"
+    rows = await suite.query("link", sql, (zero, expired))
+    assert {r["linkID"]: r["enabled"] for r in rows} == {zero: 1, expired: 0}

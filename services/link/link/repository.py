@@ -391,12 +391,18 @@ async def update_patient_position(
 
 
 # ---- expiry sweep (jobs.py) ------------------------------------------------------------------------------
+# The earliest real DATETIME. Below it lie MySQL's zero dates ('0000-00-00 ...'), which migrated rows may hold and
+# the driver gives as text: such a link has no expiry (getdetail reads it the same way), so the sweep skips it.
+EARLIEST_DATETIME = datetime(1000, 1, 1)
+
+
 async def lock_expired_links(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
     """Enabled links past their expiry, locked (SKIP LOCKED: a racing sweep takes other rows or none)."""
     return await conn.fetch_all(
         "SELECT id, linkID, room, linkType, dtmExpired FROM link_connect"
-        " WHERE dtmExpired < %s AND enabled = 1 ORDER BY dtmExpired, id LIMIT %s FOR UPDATE SKIP LOCKED",
-        (now, limit),
+        " WHERE dtmExpired >= %s AND dtmExpired < %s AND enabled = 1"
+        " ORDER BY dtmExpired, id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (EARLIEST_DATETIME, now, limit),
     )
 
 
