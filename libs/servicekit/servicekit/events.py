@@ -110,6 +110,9 @@ class RoomChanged(msgspec.Struct, kw_only=True):
 RPC_ROOM_ENSURE = "rpc.conference.room.ensure"
 RPC_ROOM_DETAIL = "rpc.conference.room.detail"
 RPC_PARTICIPANT_TOKEN = "rpc.conference.participant.token"
+# Realtime asks, when a client connects to a /{room} namespace its registry does not hold yet (the event that
+# registers it may still be on its way): does the room take socket connections? Reply {"room", "live": bool}.
+RPC_ROOM_SOCKET_LIVE = "rpc.conference.room.socket_live"
 
 
 class RpcReply(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -465,7 +468,8 @@ class TrackMuted(msgspec.Struct, kw_only=True):
 
 
 # ---- conference asks link: the room of a link (POST /user/joingenerate with linkID) -----------------------
-# Reply data: {"linkID", "room"}; code "not_found" when no link has that id.
+# Reply data: {"linkID", "room"}; code "not_found" when no link has that id. Realtime asks it too, when a client
+# connects to a /data/{linkID} its namespace registry does not hold yet.
 RPC_LINK_ROOM = "rpc.link.link.room"
 
 

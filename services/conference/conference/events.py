@@ -4,6 +4,7 @@
   calls), turn a ``location`` room into an open conference for a video/conference link; publishes
   ``ROOM_CREATED`` / ``ROOM_UPDATED`` (RoomChanged) through the outbox in the same transaction.
 * ``RPC_ROOM_DETAIL`` (RoomQuery): the original getRoomDetail object.
+* ``RPC_ROOM_SOCKET_LIVE`` (RoomQuery): whether ``/{room}`` takes socket connections (realtime, on a miss).
 * ``RPC_PARTICIPANT_TOKEN`` (ParticipantTokenRequest): the original generateUser.
 * ``RPC_CONFERENCE_PALETTE`` (PaletteQuery): the colour list of ``color_scheme`` (link picks colours from it).
 * ``RPC_CASE_OF_ROOM`` (RoomQuery): the room's first case, or null (telemetry's GET /car/task merges it).
@@ -44,6 +45,7 @@ from servicekit.events import (
     RPC_PARTICIPANT_TOKEN,
     RPC_ROOM_DETAIL,
     RPC_ROOM_ENSURE,
+    RPC_ROOM_SOCKET_LIVE,
     CaseOpen,
     EnsureRoom,
     PaletteQuery,
@@ -93,6 +95,9 @@ class Conference:
         if detail is None:
             raise LookupError(f"room {query.room!r} does not exist")
         return detail
+
+    async def room_socket_live(self, query: RoomQuery) -> dict[str, Any]:
+        return {"room": query.room, "live": await repository.room_socket_live(self.db, query.room, now_local())}
 
     async def ensure_room(self, req: EnsureRoom) -> dict[str, Any]:
         room = req.room
@@ -296,6 +301,7 @@ async def serve_requests(runtime: Runtime, conference: Conference) -> None:
     assert runtime.bus is not None
     await runtime.bus.serve(RPC_ROOM_ENSURE, EnsureRoom, conference.ensure_room)
     await runtime.bus.serve(RPC_ROOM_DETAIL, RoomQuery, conference.room_detail)
+    await runtime.bus.serve(RPC_ROOM_SOCKET_LIVE, RoomQuery, conference.room_socket_live)
     await runtime.bus.serve(RPC_PARTICIPANT_TOKEN, ParticipantTokenRequest, conference.participant_token)
     await runtime.bus.serve(RPC_CONFERENCE_PALETTE, PaletteQuery, conference.palette)
     await runtime.bus.serve(RPC_CASE_OF_ROOM, RoomQuery, conference.case_of_room)

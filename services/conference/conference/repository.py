@@ -315,6 +315,17 @@ _SOCKET_LIVE = (
 )
 
 
+async def room_socket_live(conn: Connection | Database, room: str, now: datetime) -> bool:
+    """Whether ``/{room}`` takes socket connections (realtime asks on a registry miss): a live namespace as above,
+    or a location room never closed (made closed, its namespace is opened by the link that made it)."""
+    row = await conn.fetch_one(
+        f"SELECT 1 AS live FROM room_conference WHERE room = %s AND ({_SOCKET_LIVE}"  # noqa: S608 - fixed SQL
+        " OR ((dtmExpired IS NULL OR dtmExpired >= %s) AND roomType = 'location' AND dtmClosed IS NULL)) LIMIT 1",
+        (room, now, now),
+    )
+    return row is not None
+
+
 async def reopen_room_socket(conn: Connection, room: str, now: datetime, expires: datetime) -> int:
     """dtmExpired = ``expires`` for the rows of ``room`` without a live namespace: the original's updateExpired
     after it re-created a missing namespace."""

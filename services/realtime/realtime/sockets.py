@@ -26,7 +26,7 @@ from realtime.mobile import MobileEvents
 from realtime.repository import Registry
 from realtime.rooms import RoomEvents
 from servicekit.bus import RpcError
-from servicekit.events import RPC_ROOM_DETAIL, RoomQuery
+from servicekit.events import RPC_LINK_ROOM, RPC_ROOM_DETAIL, RPC_ROOM_SOCKET_LIVE, LinkRoomQuery, RoomQuery
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
 from servicekit.web import Runtime
 
@@ -36,6 +36,9 @@ NEWQUEUE = "/newqueue"
 NEWQUEUE_EVENTS = {"queue"}  # the original attached every room handler to /newqueue; dashboards use only this
 # One pub/sub channel shared by every realtime instance (python-socketio's manager protocol).
 MANAGER_CHANNEL = "realtime-socketio"
+# How long a connect waits for the namespace's owner on a registry miss (socket.io-client's own connect
+# timeout is 20 s; an owner that is down must not hold the handshake long).
+OWNER_TIMEOUT_SECONDS = 1.5
 # Pseudo room used to ask every instance to drop the local sockets of a namespace (room close).
 _DISCONNECT_ALL = "\x00disconnect-all"
 
@@ -181,7 +184,32 @@ class RealtimeSockets:
             return None
         if info.kind == "static" or await self.registry.contains(namespace):
             return info
+        if await self._owner_says_live(info):
+            return info
         return None
+
+    async def _owner_says_live(self, info: NamespaceInfo) -> bool:
+        """A registry miss is asked of the namespace's owner before the connect is refused.
+
+        The registry is filled from events, which reach realtime some milliseconds (seconds on a busy machine)
+        after the HTTP reply that told a client about the namespace; socket.io-client does not retry a refused
+        namespace. The owner commits before it answers, so asking it gives read-your-writes on every instance,
+        for every way a namespace comes to life (link create, room create, /case/get, a migrated row), without
+        making those writes wait for realtime. The answer is not written to the registry: the event does that,
+        and a close racing with this question must not be undone by it. Unknown names cost one request."""
+        bus = self.runtime.bus if self.runtime is not None else None
+        if bus is None or info.kind == "static":
+            return False
+        try:
+            if info.kind == "data":
+                await bus.request(RPC_LINK_ROOM, LinkRoomQuery(linkID=info.key), timeout=OWNER_TIMEOUT_SECONDS)
+                return True  # a link's /data namespace lives as long as the link (the original never closed it)
+            reply = await bus.request(RPC_ROOM_SOCKET_LIVE, RoomQuery(room=info.key), timeout=OWNER_TIMEOUT_SECONDS)
+        except RpcError as exc:
+            if exc.code != "not_found":
+                log.warning("namespace owner unavailable", extra={"namespace": info.name, "code": exc.code})
+            return False
+        return isinstance(reply, dict) and reply.get("live") is True
 
     async def _on_connect(self, namespace: str, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         info = await self.is_valid(namespace)
