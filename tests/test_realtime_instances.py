@@ -5,6 +5,7 @@ clients, and each emit arrives exactly once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -77,34 +78,59 @@ def instance_b(suite: Any) -> Iterator[str]:
         stop_instance(process)
 
 
-def failover_edge_conf(port: int, primary: str, backup: str, run_dir: Path) -> str:
-    """A small nginx in front of two realtime instances: ``primary`` takes every client while it is up, the
-    ``backup`` (the suite's instance) takes over when it dies (one live target keeps polling sessions sticky)."""
+def nginx_conf(port: int, run_dir: Path, upstream: str, locations: str) -> str:
+    """A small nginx in front of realtime instances (``upstream``: the servers of upstream ``realtime``)."""
     user = "user root;\n" if os.geteuid() == 0 else ""
     return f"""{user}worker_processes 1;
 pid {run_dir}/nginx.pid;
 error_log {run_dir}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 2048; }}
 http {{
   access_log off;
   client_body_temp_path {run_dir}/body; proxy_temp_path {run_dir}/proxy; fastcgi_temp_path {run_dir}/fastcgi;
   uwsgi_temp_path {run_dir}/uwsgi; scgi_temp_path {run_dir}/scgi;
   map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
-  upstream realtime {{ server {primary} max_fails=1 fail_timeout=30s; server {backup} backup; }}
+  upstream realtime {{ {upstream} }}
   server {{
     listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://realtime;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_connect_timeout 2s;
-      proxy_read_timeout 90s;
-      proxy_next_upstream error timeout;
-    }}
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $connection_upgrade;
+    {locations}
   }}
 }}
 """
+
+
+@contextlib.contextmanager
+def running_nginx(conf: str, run_dir: Path, ready_url: str) -> Iterator[None]:
+    """nginx with ``conf`` in the foreground for the block, answering ``ready_url`` before it starts."""
+    from deploy.local import wait_http
+
+    (run_dir / "nginx.conf").write_text(conf)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    edge = subprocess.Popen(  # noqa: S603
+        [nginx, "-p", str(run_dir), "-c", str(run_dir / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_http(ready_url, 15.0, edge)
+        yield
+    finally:
+        edge.terminate()
+        edge.wait(10)
+
+
+def failover_edge_conf(port: int, primary: str, backup: str, run_dir: Path) -> str:
+    """``primary`` takes every client while it is up, the ``backup`` (the suite's instance) takes over when it
+    dies (one live target keeps polling sessions sticky)."""
+    return nginx_conf(
+        port,
+        run_dir,
+        f"server {primary} max_fails=1 fail_timeout=30s; server {backup} backup;",
+        "location / { proxy_pass http://realtime; proxy_connect_timeout 2s; proxy_read_timeout 90s;"
+        " proxy_next_upstream error timeout; }",
+    )
 
 
 def events(c: Any, name: str) -> list[dict[str, Any]]:
@@ -213,22 +239,13 @@ def failover(suite: Any, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen
 
     process, url = start_instance(suite, "realtime-c")
     port = free_port()
-    (tmp_path / "nginx.conf").write_text(
-        failover_edge_conf(port, url.removeprefix("http://"), suite.url("realtime").removeprefix("http://"), tmp_path)
+    conf = failover_edge_conf(
+        port, url.removeprefix("http://"), suite.url("realtime").removeprefix("http://"), tmp_path
     )
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    edge = subprocess.Popen(  # noqa: S603
-        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     try:
-        from deploy.local import wait_http
-
-        wait_http(f"http://127.0.0.1:{port}/ready", 15.0, edge)
-        yield f"http://127.0.0.1:{port}", process
+        with running_nginx(conf, tmp_path, f"http://127.0.0.1:{port}/ready"):
+            yield f"http://127.0.0.1:{port}", process
     finally:
-        edge.terminate()
-        edge.wait(10)
         if process.poll() is None:
             stop_instance(process)
 

@@ -8,8 +8,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from realtime.repository import NAMESPACES_KEY
-from tests.test_realtime_instances import start_instance, stop_instance
+from tests.test_realtime_instances import nginx_conf, running_nginx, start_instance, stop_instance
 from tests.test_realtime_socket import (  # noqa: F401 - fixture
     JS_DIR,
     listen,
@@ -43,50 +41,28 @@ def needs_owners(suite: Any) -> None:
 def balancer_conf(port: int, edge: str, realtimes: list[str], run_dir: Path) -> str:
     """An edge in front of two realtime instances: Socket.IO round-robin across both (websocket clients, one TCP
     connection each), everything else to the suite's edge."""
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    servers = " ".join(f"server {address};" for address in realtimes)
-    return f"""{user}worker_processes 1;
-pid {run_dir}/nginx.pid;
-error_log {run_dir}/error.log warn;
-events {{ worker_connections 2048; }}
-http {{
-  access_log off;
-  client_body_temp_path {run_dir}/body; proxy_temp_path {run_dir}/proxy; fastcgi_temp_path {run_dir}/fastcgi;
-  uwsgi_temp_path {run_dir}/uwsgi; scgi_temp_path {run_dir}/scgi;
-  map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
-  upstream realtime {{ {servers} }}
-  server {{
-    listen 127.0.0.1:{port};
-    proxy_http_version 1.1;
-    proxy_set_header Upgrade $http_upgrade;
-    proxy_set_header Connection $connection_upgrade;
-    location /socket.io/ {{ proxy_pass http://realtime; proxy_read_timeout 60s; }}
-    location / {{ proxy_pass http://{edge}; }}
-  }}
-}}
-"""
+    return nginx_conf(
+        port,
+        run_dir,
+        " ".join(f"server {address};" for address in realtimes),
+        f"location /socket.io/ {{ proxy_pass http://realtime; proxy_read_timeout 60s; }}"
+        f" location / {{ proxy_pass http://{edge}; }}",
+    )
 
 
 @pytest.fixture(scope="module")
 def two_instance_edge(suite: Any, needs_owners: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from deploy.local import free_port, wait_http
+    from deploy.local import free_port
 
     run_dir = tmp_path_factory.mktemp("ryw-edge")
     process, url = start_instance(suite, "realtime-ryw")
     port = free_port()
     realtimes = [suite.url("realtime").removeprefix("http://"), url.removeprefix("http://")]
-    (run_dir / "nginx.conf").write_text(balancer_conf(port, suite.edge.removeprefix("http://"), realtimes, run_dir))
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    edge = subprocess.Popen(  # noqa: S603
-        [nginx, "-p", str(run_dir), "-c", str(run_dir / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    conf = balancer_conf(port, suite.edge.removeprefix("http://"), realtimes, run_dir)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", 15.0, edge)
-        yield f"http://127.0.0.1:{port}"
+        with running_nginx(conf, run_dir, f"http://127.0.0.1:{port}/health"):
+            yield f"http://127.0.0.1:{port}"
     finally:
-        edge.terminate()
-        edge.wait(10)
         stop_instance(process)
 
 
