@@ -38,6 +38,8 @@ DEFAULT_ENV = {
 }
 # Services with no tables of their own get no database.
 NO_DATABASE = {"auth", "realtime"}
+# Settings the edge reads too (nginx passes only these to its njs code; see deploy/edge/cors.js).
+EDGE_ENV = ("CORS_ALLOWED_ORIGINS",)
 
 
 def discover_services() -> list[str]:
@@ -146,7 +148,8 @@ class LocalSuite:
         (nginx_dir / "nginx.conf").write_text(conf, encoding="utf-8")
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         argv = [nginx, "-p", str(nginx_dir), "-c", str(nginx_dir / "nginx.conf"), "-g", "daemon off;"]
-        return self._spawn("edge", argv, dict(os.environ))
+        env = {**os.environ, **{k: v for k, v in self.extra_env.items() if k in EDGE_ENV}}
+        return self._spawn("edge", argv, env)
 
     def start(self, services: list[str] | None = None, timeout: float = 60.0) -> None:
         names = services or discover_services()

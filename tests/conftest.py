@@ -160,6 +160,9 @@ def suite() -> Iterator[TestSuite]:
         "SMS_API_URL": sms_gateway.url,
         "SMS_API_KEY": sms_gateway.api_key,
         "AUTH_API_KEY": "test-operator-key",
+        # Wide open as in the original (the default), whatever the developer's shell says; tests/test_edge_cors.py
+        # starts a second suite with a list.
+        "CORS_ALLOWED_ORIGINS": "*",
         "CUSTOM_CHARSET": "abcdefghijklmopqrstuvwxyzABCDEFGHIJKLMOPQRSTUVWXYZ",
         # tests write node_livekit rows directly and expect them used at once
         "LIVEKIT_NODE_CACHE_SECONDS": "0",

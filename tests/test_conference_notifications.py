@@ -50,7 +50,10 @@ async def sse(suite) -> AsyncIterator[tuple[httpx.Response, asyncio.Queue[dict[s
     """An SSE client through the edge; yields the response and a queue of decoded `data:` events."""
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     async with httpx.AsyncClient(base_url=suite.edge, timeout=httpx.Timeout(10, read=60)) as http:
-        async with http.stream("GET", "/notification/events") as response:
+        # An EventSource of another origin (the agent console) sends its Origin; the allow-origin answers it.
+        async with http.stream(
+            "GET", "/notification/events", headers={"Origin": "https://console.example"}
+        ) as response:
 
             async def reader() -> None:
                 async for line in response.aiter_lines():

@@ -42,6 +42,12 @@ def _locations(table: RouteTable) -> list[tuple[str, Route]]:
 
 
 HEALTH_JS = Path(__file__).resolve().parent / "health.js"
+# CORS of the edge's own replies, set by njs (cors.js) from CORS_ALLOWED_ORIGINS. Only on locations nginx answers
+# itself: proxied routes get CORS from their service (servicekit), and a second Access-Control-Allow-Origin would
+# make browsers refuse the reply.
+EDGE_CORS = "js_header_filter edge_cors.headers;"
+# A preflight (OPTIONS with Origin and Access-Control-Request-Method) of a path nginx answers: 204, not the 404.
+EDGE_PREFLIGHT = "if ($cors_preflight) { return 204; }"
 JS_MODULE_LOCAL = "/usr/lib/nginx/modules/ngx_http_js_module.so"  # Debian's libnginx-mod-http-js
 JS_MODULE_IMAGE = "modules/ngx_http_js_module.so"  # the official nginx image
 
@@ -60,7 +66,8 @@ def render_nginx(
     out: list[str] = [f"load_module {js_module};"]
     if as_root:
         out.append("user root;")
-    out += ["worker_processes auto;", "worker_rlimit_nofile 65535;"]
+    # Workers see only the variables named here; cors.js reads this one (one config for every deployment).
+    out += ["worker_processes auto;", "worker_rlimit_nofile 65535;", "env CORS_ALLOWED_ORIGINS;"]
     if run_dir:
         out += [f"pid {run_dir}/nginx.pid;", f"error_log {run_dir}/error.log warn;"]
     else:
@@ -87,6 +94,8 @@ def render_nginx(
         "map $http_upgrade $connection_upgrade { default upgrade; '' ''; }",
         f"js_path {js_path};",
         "js_import edge_health from health.js;",
+        "js_import edge_cors from cors.js;",
+        "js_set $cors_preflight edge_cors.preflight;",
     ]
     if run_dir:
         body += [
@@ -104,18 +113,19 @@ def render_nginx(
         "error_page 404 = @not_found;",
         "error_page 413 = @too_large;",
         "error_page 502 503 504 = @unavailable;",
-        f"location @not_found {{ return 404 '{JSON_404}'; }}",
-        f"location @too_large {{ return 413 '{JSON_413}'; }}",
-        f"location @unavailable {{ return 503 '{JSON_502}'; }}",
-        'location = / { return 200 \'{"message":"SMS Link Backend"}\'; }',
-        f"location = /health {{ set $edge_services {','.join(sorted(upstreams))}; js_content edge_health.health; }}",
-        f"location / {{ return 404 '{JSON_404}'; }}",
+        f"location @not_found {{ {EDGE_CORS} return 404 '{JSON_404}'; }}",
+        f"location @too_large {{ {EDGE_CORS} return 413 '{JSON_413}'; }}",
+        f"location @unavailable {{ {EDGE_CORS} return 503 '{JSON_502}'; }}",
+        f'location = / {{ {EDGE_CORS} {EDGE_PREFLIGHT} return 200 \'{{"message":"SMS Link Backend"}}\'; }}',
+        f"location = /health {{ {EDGE_CORS} {EDGE_PREFLIGHT} set $edge_services {','.join(sorted(upstreams))}; "
+        "js_content edge_health.health; }",
+        f"location / {{ {EDGE_CORS} {EDGE_PREFLIGHT} return 404 '{JSON_404}'; }}",
     ]
     for service in sorted(upstreams):
         server.append(f"location = /_ready/{service} {{ internal; proxy_pass http://svc_{service}/ready; }}")
     for location, route in _locations(table):
         if route.service not in upstreams:  # a partial local run: the owner is not running
-            server.append(f"location {location} {{ return 503 '{JSON_502}'; }}")
+            server.append(f"location {location} {{ {EDGE_CORS} {EDGE_PREFLIGHT} return 503 '{JSON_502}'; }}")
             continue
         directives = [f"proxy_pass http://svc_{route.service};"]
         if route.max_body:

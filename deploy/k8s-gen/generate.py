@@ -155,6 +155,9 @@ COMMON_CONFIG: dict[str, tuple[str, str]] = {
     "LIVEKIT_HOST": ("https://livekit.invalid", "http://livekit:7880"),
     "LOG_LEVEL": ("INFO", "INFO"),
     "APP_TIMEZONE": ("Asia/Bangkok", "Asia/Bangkok"),
+    # Browser origins allowed to call the API ("*" as the original, or a comma list of scheme://host[:port]);
+    # every service answers CORS itself (servicekit), so the Gateway needs no CORS feature.
+    "CORS_ALLOWED_ORIGINS": ("*", "${CORS_ALLOWED_ORIGINS:-*}"),
 }
 MYSQL_CONFIG: dict[str, tuple[str, str]] = {
     "MYSQL_HOST": ("mysql", "mariadb"),
@@ -522,6 +525,8 @@ def compose_document(edge_port: int, ports: dict[str, int], services: list[str])
         # The official image ships the njs module the generated config loads.
         "image": "nginx:1.27-alpine",
         "volumes": edge_volumes,
+        # The CORS of the edge's own replies (404/413/503 envelopes, /health) follows the services' setting.
+        "environment": {"CORS_ALLOWED_ORIGINS": COMMON_CONFIG["CORS_ALLOWED_ORIGINS"][1]},
         "ports": [f"${{EDGE_BIND:-127.0.0.1}}:{edge_port}:{edge_port}"],
         "depends_on": {service: dict(healthy) for service in services},
         "healthcheck": {

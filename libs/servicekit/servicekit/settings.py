@@ -30,6 +30,8 @@ class CommonSettings(msgspec.Struct, kw_only=True):
     livekit_api_secret: str = "secret"
     log_level: str = "INFO"
     max_body_bytes: int = 1_048_576
+    # Browser origins allowed to call the API (comma list of scheme://host[:port]); "*" = any, as the original.
+    cors_allowed_origins: str = "*"
     # OpenTelemetry: standard OTEL_* variables are honoured by the SDK; this switches tracing on.
     otel_enabled: bool = False
 

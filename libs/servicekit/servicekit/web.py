@@ -25,6 +25,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
 from servicekit.bus import Bus, OutboxRelay
+from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.db import Database, migrate
 from servicekit.logs import request_id, setup_logging
 from servicekit.settings import CommonSettings
@@ -316,7 +317,7 @@ def create_app(spec: ServiceSpec) -> Litestar:
         if message["type"] == "http.response.start":
             message["headers"] = [*message.get("headers", []), served_by]
 
-    return Litestar(
+    app = Litestar(
         before_send=[add_served_by],
         route_handlers=[*health_handlers(settings.service_name), *spec.route_handlers],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
@@ -332,3 +333,8 @@ def create_app(spec: ServiceSpec) -> Litestar:
         openapi_config=OpenAPIConfig(title=spec.title or f"{settings.service_name} service", version="1.0.0"),
         request_max_body_size=settings.max_body_bytes,
     )
+    # CORS outermost, around Litestar's router: preflights of every path (GET-only routes, bare @asgi handlers) are
+    # answered before routing, and 404/405/413 answers get the allow-origin too. Litestar's own CORSConfig is not
+    # used: it leaves preflights to per-route OPTIONS handlers.
+    app.asgi_handler = CorsMiddleware(app.asgi_handler, CorsPolicy.parse(settings.cors_allowed_origins))
+    return app

@@ -12,6 +12,7 @@ import socketio
 from realtime.api import NamespaceController, RealtimeApiController
 from realtime.events import EventHandlers
 from realtime.sockets import RealtimeSockets
+from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
 
@@ -52,12 +53,20 @@ http_app = create_app(
     )
 )
 socketio_app = socketio.ASGIApp(sockets.sio, other_asgi_app=http_app, socketio_path="socket.io")
+# Litestar's routes get CORS inside create_app; the Socket.IO endpoint never reaches Litestar, so the same
+# middleware (same setting) goes in front of it here, with python-socketio's own CORS off: one set of headers.
+socketio_cors = CorsMiddleware(socketio_app, CorsPolicy.parse(settings.cors_allowed_origins))
 # The original's router also forwarded /api/realtime/socket.io (a client configured with that path): same server.
 PROXIED_SOCKETIO = "/api/realtime/socket.io/"
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] in ("http", "websocket") and scope["path"].startswith(PROXIED_SOCKETIO):
-        path = "/socket.io/" + scope["path"][len(PROXIED_SOCKETIO) :]
-        scope = {**scope, "path": path, "raw_path": path.encode()}
+    if scope["type"] in ("http", "websocket"):
+        path: str = scope["path"]
+        if path.startswith(PROXIED_SOCKETIO):
+            path = "/socket.io/" + path[len(PROXIED_SOCKETIO) :]
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        if path == "/socket.io" or path.startswith("/socket.io/"):  # what socketio.ASGIApp hands to Engine.IO
+            await socketio_cors(scope, receive, send)
+            return
     await socketio_app(scope, receive, send)

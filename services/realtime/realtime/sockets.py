@@ -123,8 +123,9 @@ class RealtimeSockets:
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             client_manager=self.manager,
-            cors_allowed_origins="*",
-            cors_credentials=True,
+            # Off here: realtime.app puts servicekit's CORS middleware in front of the Socket.IO endpoint, so its
+            # answers carry one set of headers from CORS_ALLOWED_ORIGINS and websocket upgrades are origin-checked.
+            cors_allowed_origins=[],
             ping_interval=25,
             ping_timeout=60,
             transports=["polling", "websocket"],

@@ -26,11 +26,10 @@ from servicekit.web import ApiError, Runtime, parse_body
 KEEPALIVE_SECONDS = 15.0
 LIMIT_MAX = 1000
 FILTER_MAX = 100
+# CORS headers come from servicekit's middleware (CORS_ALLOWED_ORIGINS), as on every route: none set here.
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "Connection": "keep-alive",
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "Cache-Control",
     "X-Accel-Buffering": "no",  # nginx (the edge) passes each event on at once
 }
 
