@@ -32,6 +32,11 @@ class CommonSettings(msgspec.Struct, kw_only=True):
     max_body_bytes: int = 1_048_576
     # OpenTelemetry: standard OTEL_* variables are honoured by the SDK; this switches tracing on.
     otel_enabled: bool = False
+    # Cutover profile (servicekit.compat): each re-opens, for a migration window, an area the original left open
+    # and the suite closed. Off by default; every request let through only by one of them is logged.
+    compat_open_auth_create: bool = False
+    compat_open_dashboards: bool = False
+    compat_open_writes: bool = False
 
     @property
     def redis_dsn(self) -> str:
