@@ -16,6 +16,10 @@ setup:
 up: setup
     uv run python -m deploy.local up
 
+# Print an agent token from the suite `just up` runs (its dev operator key; `just token --json`: auth's answer).
+token *args:
+    @uv run python -m deploy.dev_token {{args}}
+
 # Run the whole test suite (lint, generated-file check, tests against real MariaDB/Redis/NATS).
 test: setup
     uv run ruff check services libs tests deploy

@@ -4,12 +4,17 @@ Used by ``just up`` (foreground, Ctrl-C stops everything) and by the test harnes
 service per run, private NATS and Redis when asked).
 
     python -m deploy.local up [--edge-port 5500]
+
+``up`` gives auth a development operator key (``AUTH_API_KEY`` from the environment, else a random one made
+for the run and written to ``.run/dev-operator-key``), so ``just token`` (deploy/dev_token.py) can mint the first
+agent token. Only this runner does that: compose and Kubernetes take AUTH_API_KEY from their env/secret.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -40,6 +45,26 @@ DEFAULT_ENV = {
 NO_DATABASE = {"auth", "realtime"}
 # Settings the edge reads too (nginx passes only these to its njs code; see deploy/edge/cors.js).
 EDGE_ENV = ("CORS_ALLOWED_ORIGINS",)
+
+
+# Where `up` keeps the development operator key of the current run (read by deploy/dev_token.py).
+DEV_KEY_FILE = ROOT / ".run" / "dev-operator-key"
+
+
+def dev_operator_key(path: Path = DEV_KEY_FILE) -> str:
+    """AUTH_API_KEY for a local `up`: the environment's (deploy/dev_token.py reads it there too), else a new random
+    one stored owner-only in ``path`` for deploy/dev_token.py. Random per run rather than a fixed string, so it is
+    worth nothing beyond this machine and this run."""
+    path.unlink(missing_ok=True)  # never leave a previous run's key behind
+    key = os.environ.get("AUTH_API_KEY")
+    if key:
+        return key
+    key = f"dev-{secrets.token_urlsafe(18)}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(key + "\n")
+    return key
 
 
 def discover_services() -> list[str]:
@@ -182,12 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     table = load()
     log_dir = ROOT / ".run" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    operator_key = dev_operator_key()
     suite = LocalSuite(
         edge_port=args.edge_port or table.edge_port,
         service_ports={s: table.service_ports[s] for s in discover_services()},
         nats_url=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         db_prefix=os.environ.get("DB_PREFIX", ""),
+        extra_env={"AUTH_API_KEY": operator_key},
         run_dir=ROOT / ".run",
         log_dir=log_dir,
     )
@@ -202,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         suite.start()
         print(f"suite up: edge {suite.edge}; logs in {log_dir}", flush=True)
+        token_command = "just token" if suite.edge_port == table.edge_port else f"PORT={suite.edge_port} just token"
+        print(
+            f"dev operator key, for local use only (x-api-key of GET /auth/create): {operator_key}\n"
+            f"  an agent token: {token_command}",
+            flush=True,
+        )
         while not stop:
             dead = [n for n, p in suite.processes.items() if p.poll() is not None]
             if dead:
@@ -210,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
     finally:
         suite.stop()
+        DEV_KEY_FILE.unlink(missing_ok=True)
     return 0
 
 

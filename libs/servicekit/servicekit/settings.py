@@ -34,6 +34,11 @@ class CommonSettings(msgspec.Struct, kw_only=True):
     cors_allowed_origins: str = "*"
     # OpenTelemetry: standard OTEL_* variables are honoured by the SDK; this switches tracing on.
     otel_enabled: bool = False
+    # Cutover profile (servicekit.compat): each re-opens, for a migration window, an area the original left open
+    # and the suite closed. Off by default; every request let through only by one of them is logged.
+    compat_open_auth_create: bool = False
+    compat_open_dashboards: bool = False
+    compat_open_writes: bool = False
 
     @property
     def redis_dsn(self) -> str:

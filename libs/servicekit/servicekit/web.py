@@ -24,6 +24,7 @@ from litestar.openapi.spec import PathItem
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
+from servicekit import compat
 from servicekit.bus import Bus, OutboxRelay
 from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.db import Database, migrate
@@ -115,6 +116,30 @@ class Runtime:
         """Claims of the request's LiveKit bearer token, or the original's FAIL answer."""
         return verify_token(bearer_token(request.headers.get("authorization")), self.settings.livekit_api_secret)
 
+    def require_token_unless_compat(self, request: Request) -> dict[str, Any] | None:
+        """Claims of a valid bearer token; ``None`` (anonymous, as in the original) when there is no valid one but
+        the route's cutover setting is on (see servicekit.compat); else the original's FAIL answer."""
+        try:
+            return self.require_token(request)
+        except TokenRejected as exc:
+            if self.compat_allows(request, compat.rejection(exc)):
+                return None
+            raise
+
+    def compat_allows(self, request: Request, credential: str) -> bool:
+        """Whether the route's cutover setting lets a request without a valid ``credential`` through; logs the
+        use when it does. A route is in an area only by its handler's ``opt`` (``compat.opens``)."""
+        area = request.route_handler.opt.get(compat.OPT_KEY)
+        if area is None or not compat.is_open(self.settings, area):
+            return False
+        headers = request.headers
+        forwarded_for = headers.get("x-forwarded-for")
+        client = compat.client_address(
+            headers.get("x-real-ip"), forwarded_for, request.client.host if request.client else None
+        )
+        compat.log_use(area, f"{request.method} {request.url.path}", client, credential, forwarded_for)
+        return True
+
 
 def provide_runtime(state: State) -> Runtime:
     return state.runtime
@@ -136,6 +161,9 @@ class ServiceSpec:
     title: str = ""
     # Routes served by bare ASGI handlers (hot paths), which Litestar leaves out of the OpenAPI document.
     openapi_paths: Mapping[str, PathItem] = field(default_factory=dict)
+    # What a cutover setting opens beyond the marked HTTP routes (e.g. Socket.IO namespaces), for the start-up
+    # warning: area -> names.
+    compat_extra: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, bool]:
@@ -266,6 +294,10 @@ def create_app(spec: ServiceSpec) -> Litestar:
                     runtime.relay.start()
         if spec.on_startup:
             await spec.on_startup(runtime)
+        opened = compat.handler_routes(app.routes)
+        for area, names in spec.compat_extra.items():
+            opened[area] = [*opened.get(area, []), *names]
+        compat.announce(settings, opened)
         if spec.openapi_paths:  # built once here, before the first request renders it
             schema = app.openapi_schema
             schema.paths = {**(schema.paths or {}), **spec.openapi_paths}

@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 
 from auth.domain import agent_console_token
+from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.events import (
     RPC_LINK_VERIFY_PASSWORD,
@@ -33,17 +34,20 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @get("/create")
+    @get("/create", opt=compat.opens("auth_create"))
     async def create_token(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """Agent console bearer token. The original minted one for anybody; here the caller must present the
-        operator's API key (``x-api-key``) or an agent token that is still valid."""
+        operator's API key (``x-api-key``) or an agent token that is still valid, unless COMPAT_OPEN_AUTH_CREATE
+        is on (the token's lifetime stays capped either way)."""
         settings = runtime.settings
         api_key = request.headers.get("x-api-key", "")
         if not (settings.auth_api_key and api_key and hmac.compare_digest(api_key, settings.auth_api_key)):
             try:
                 runtime.require_token(request)
             except TokenRejected as exc:
-                raise ApiError("unauthorized", 401, exc.body) from exc
+                credential = "invalid: x-api-key" if api_key else compat.rejection(exc)
+                if not runtime.compat_allows(request, credential):
+                    raise ApiError("unauthorized", 401, exc.body) from exc
         ttl = timedelta(days=min(settings.auth_token_ttl_days, settings.auth_token_max_ttl_days))
         token = agent_console_token(settings.livekit_api_key, settings.livekit_api_secret, ttl)
         return {"status": "OK", "token": token}

@@ -11,7 +11,7 @@ import socketio
 
 from realtime.api import NamespaceController, RealtimeApiController
 from realtime.events import EventHandlers
-from realtime.sockets import RealtimeSockets
+from realtime.sockets import COMPAT_NAMESPACES, RealtimeSockets
 from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
@@ -50,6 +50,7 @@ http_app = create_app(
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         title="realtime",
+        compat_extra={"dashboards": COMPAT_NAMESPACES},
     )
 )
 socketio_app = socketio.ASGIApp(sockets.sio, other_asgi_app=http_app, socketio_path="socket.io")

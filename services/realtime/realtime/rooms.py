@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from realtime import domain
 from realtime.domain import NamespaceInfo, SocketUser
 from realtime.repository import Instances, Sessions, WaitingRoom
+from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.events import (
     RPC_CHAT_HISTORY,
@@ -336,10 +337,14 @@ class RoomEvents:
             await self._emit("room-record", result, info)
 
     async def queue(self, info: NamespaceInfo, sid: str, user: SocketUser, session: Any, data: Any) -> None:
-        """The SMS-link history page, to agents only (the original answered anyone on /newqueue)."""
+        """The SMS-link history page, to agents only (the original answered anyone on /newqueue), or to a
+        socket COMPAT_OPEN_DASHBOARDS let in (each page it gets is a logged use)."""
         page = domain.queue_page(data)
-        if not user.admin or page is None:
+        compat_client = session.get("compat_client") if isinstance(session, dict) else None
+        if page is None or not (user.admin or compat_client):
             return
+        if not user.admin:
+            compat.log_use("dashboards", f"socket.io {info.name} queue", compat_client, "none (anonymous socket)")
         ok, reply = await self._ask(info, RPC_LINK_QUEUE_PAGE, QueuePage(**page))
         if ok and reply is not None:
             await self._emit("queue", reply, info, to=sid)

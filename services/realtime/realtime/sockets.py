@@ -25,6 +25,7 @@ from realtime.domain import (
 from realtime.mobile import MobileEvents
 from realtime.repository import Registry
 from realtime.rooms import RoomEvents
+from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.events import RPC_LINK_ROOM, RPC_ROOM_DETAIL, RPC_ROOM_SOCKET_LIVE, LinkRoomQuery, RoomQuery
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
@@ -34,6 +35,10 @@ log = logging.getLogger("realtime.sockets")
 
 NEWQUEUE = "/newqueue"
 NEWQUEUE_EVENTS = {"queue"}  # the original attached every room handler to /newqueue; dashboards use only this
+# Who a /newqueue socket let in by COMPAT_OPEN_DASHBOARDS is: nobody in particular (the original had no user there).
+ANONYMOUS_DASHBOARD = SocketUser("", None, None, None, False, False)
+# What COMPAT_OPEN_DASHBOARDS opens here besides the /api/realtime/* routes (for the start-up warning).
+COMPAT_NAMESPACES = ("socket.io /newqueue (queue page included)", "socket.io /queue", "socket.io /notification")
 # One pub/sub channel shared by every realtime instance (python-socketio's manager protocol).
 MANAGER_CHANNEL = "realtime-socketio"
 # How long a connect waits for the namespace's owner on a registry miss (socket.io-client's own connect
@@ -223,35 +228,65 @@ class RealtimeSockets:
             if self.mobile is not None:
                 self._spawn(self._after_connect(self.mobile.connected(sid, task_uid(query))))
             return
-        claims = self._authenticate(info, query, auth)
-        if info.kind == "static" and not is_agent(claims):  # dashboards only (the original let anyone in)
-            raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
+        compat_client: str | None = None
+        if info.kind == "static":  # the dashboards: agents only (the original let anyone in)
+            claims, problem = self._token(query, auth)
+            if claims is None or not is_agent(claims):
+                compat_client = self._compat_use(info.name, environ, problem or "not an agent token")
+                if compat_client is None:
+                    raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
+        else:
+            claims = self._authenticate(info, query, auth)
         if info.name == "/queue":
             return
         if info.name == "/notification":
             self._spawn(self._emit_soon("log", {"message": "connected to notifications"}, info.name, sid))
             return
-        wants_user = info.kind == "room" or info.name == NEWQUEUE
-        user = socket_user(claims, (query.get("userName") or [None])[0]) if wants_user else None
+        user: SocketUser | None
+        if compat_client is not None:  # /newqueue let in by COMPAT_OPEN_DASHBOARDS: anonymous, as the original
+            user = ANONYMOUS_DASHBOARD
+        elif info.kind == "room" or info.name == NEWQUEUE:
+            assert claims is not None
+            user = socket_user(claims, (query.get("userName") or [None])[0])
+        else:
+            user = None
         if info.kind == "room" and user is None:
             raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
-        await self.sio.save_session(sid, {"user": user, "row": None}, namespace=info.name)
+        session = {"user": user, "row": None, "compat_client": compat_client}
+        await self.sio.save_session(sid, session, namespace=info.name)
         self._spawn(self._greet(sid, info, user))
 
-    def _authenticate(self, info: NamespaceInfo, query: dict[str, list[str]], auth: Any) -> dict[str, Any]:
-        """A valid LiveKit token (``query.token`` like the original, or ``auth.token``); a room-bound token only
-        opens its own room."""
+    def _token(self, query: dict[str, list[str]], auth: Any) -> tuple[dict[str, Any] | None, str]:
+        """Claims of the handshake's LiveKit token (``query.token`` like the original, or ``auth.token``), or
+        None and why not (servicekit.compat's wording)."""
         raw = (query.get("token") or [None])[0]
         if not raw and isinstance(auth, dict) and isinstance(auth.get("token"), str):
             raw = auth["token"]
         assert self.runtime is not None
         try:
-            claims = verify_token(bearer_token(raw), self.runtime.settings.livekit_api_secret)
+            return verify_token(bearer_token(raw), self.runtime.settings.livekit_api_secret), ""
         except TokenRejected as exc:
-            raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR) from exc
-        if info.kind == "room" and not token_room_matches(claims, info.key):
+            return None, compat.rejection(exc)
+
+    def _authenticate(self, info: NamespaceInfo, query: dict[str, list[str]], auth: Any) -> dict[str, Any]:
+        """A valid token; a room-bound token only opens its own room."""
+        claims, _ = self._token(query, auth)
+        if claims is None or (info.kind == "room" and not token_room_matches(claims, info.key)):
             raise socketio.exceptions.ConnectionRefusedError(AUTH_ERROR)
         return claims
+
+    def _compat_use(self, namespace: str, environ: dict[str, Any], credential: str) -> str | None:
+        """The client's address when COMPAT_OPEN_DASHBOARDS lets a dashboard socket in without an agent token
+        (the use is logged), else None."""
+        assert self.runtime is not None
+        if not compat.is_open(self.runtime.settings, "dashboards"):
+            return None
+        scope = environ.get("asgi.scope") or {}
+        peer = scope.get("client")
+        forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
+        client = compat.client_address(environ.get("HTTP_X_REAL_IP"), forwarded_for, peer[0] if peer else None)
+        compat.log_use("dashboards", f"socket.io {namespace}", client, credential, forwarded_for)
+        return client
 
     async def _after_connect(self, coro: Any) -> None:
         await asyncio.sleep(0)  # after the CONNECT packet has been queued

@@ -11,6 +11,7 @@ from litestar import Controller, Request, delete, get
 from recording import encode, recorder, repository
 from recording.egress import EgressClient, EgressFailed, info_json
 from recording.livekit_nodes import LiveKitNodes
+from servicekit import compat
 from servicekit import events as ev
 from servicekit.bus import add_event
 from servicekit.clock import js_iso
@@ -53,9 +54,13 @@ class RecordController(Controller):
     path = "/record"
     tags = ["record"]
 
-    @get("/request", summary="Start the room's recording, or stop it when one runs (agent token)")
+    @get(
+        "/request",
+        summary="Start the room's recording, or stop it when one runs (agent token)",
+        opt=compat.opens("writes"),
+    )
     async def request_record(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         room = _room(request)
         if not room:
             return {"status": "FAIL", "message": "invalid query"}
@@ -94,9 +99,9 @@ class RecordController(Controller):
             return {"status": "FAIL"}
         return {"status": "OK", "data": [info_json(i) for i in items]}
 
-    @get("/stopall", summary="Stop every active egress (agent token)")
+    @get("/stopall", summary="Stop every active egress (agent token)", opt=compat.opens("writes"))
     async def stop_all(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         client = _default_client(runtime)  # the default node's egresses (other nodes' rooms: /record/request)
         try:
             items = await client.list(active=True)
@@ -152,18 +157,23 @@ class EncodeQueueController(Controller):
             "data": {"queueSize": len(rows), "queueItems": rows, "message": "Queue items waiting for processing"},
         }
 
-    @delete("/{record_id:int}", status_code=200, summary="Remove one waiting encode job (agent token)")
+    @delete(
+        "/{record_id:int}",
+        status_code=200,
+        summary="Remove one waiting encode job (agent token)",
+        opt=compat.opens("writes"),
+    )
     async def remove_one(self, record_id: int, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         assert runtime.db is not None
         removed = await encode.remove(runtime.db, record_id)
         if not removed:
             raise fail("Record ID is not in the queue", 404)
         return {"status": "OK", "data": {"recordId": record_id, "message": "Removed from the encode queue"}}
 
-    @delete("", status_code=200, summary="Remove every waiting encode job (agent token)")
+    @delete("", status_code=200, summary="Remove every waiting encode job (agent token)", opt=compat.opens("writes"))
     async def clear(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         assert runtime.db is not None
         removed = await encode.remove(runtime.db)
         return {"status": "OK", "data": {"removed": removed, "message": "Encode queue cleared"}}

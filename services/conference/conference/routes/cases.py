@@ -15,6 +15,7 @@ from litestar import Controller, Request, Response, get, post, put
 
 from conference import cases
 from conference.cases import CASE_STATUSES, HistoryQuery, parse_id
+from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.clock import js_iso, parse_local
 from servicekit.events import RPC_LINK_SERVICE_EXISTS, ServiceQuery
@@ -122,12 +123,12 @@ class CaseController(Controller):
     path = "/case"
     tags = ["case"]
 
-    @post("/create", status_code=200)
+    @post("/create", status_code=200, opt=compat.opens("writes"))
     async def create(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """Open a case (status ``On Case``) for the room: ``{"status":"OK","data":{"userName","caseId"}}``.
         Unknown service: 404 ``{"message":"Service not found"}``; unknown room: ``{"status":"FAIL",
         "message":"invalid room"}``. Requires the bearer token."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, CaseCreateBody)
         if body.service is None or not await _service_exists(runtime, body.service):
             raise ApiError("Service not found", 404, {"message": "Service not found"})
@@ -201,12 +202,12 @@ class CaseController(Controller):
         rows, count = await cases.case_history(runtime.db, query)
         return {"history": rows, "count": count}
 
-    @put("/update")
+    @put("/update", opt=compat.opens("writes"))
     async def update(self, request: Request, runtime: Runtime) -> Response:
         """Change a case's fields; replies the echo ``{caseId, status, hn, patientMobile}`` (absent fields
         omitted). Missing/invalid ``caseId`` or ``service``: 404 text ``Invalid Parameter``. Requires the
         bearer token."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, CaseUpdateBody)
         case_id = parse_id(body.caseId) if body.caseId is not msgspec.UNSET else None
         service = parse_id(body.service) if body.service is not msgspec.UNSET else None

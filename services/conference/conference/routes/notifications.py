@@ -20,6 +20,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from conference import messaging
 from conference.cases import parse_id
 from conference.routes.cases import js_parse_int
+from servicekit import compat
 from servicekit.clock import parse_local
 from servicekit.web import ApiError, Runtime, parse_body
 
@@ -183,10 +184,10 @@ class NotificationController(Controller):
         )
         return {**result, "via": "gateway"}
 
-    @post("/")
+    @post("/", opt=compat.opens("writes"))
     async def create(self, request: Request, runtime: Runtime) -> Response:
         """Store a notification; 201 with the new row. Requires the bearer token."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await _parse(request, NotificationBody)
         if not body.message:
             raise failure("Message is required")
@@ -210,19 +211,19 @@ class NotificationController(Controller):
             raise failure("Notification not found", 404)
         return {"success": True, "data": notification, "via": "gateway"}
 
-    @put("/{notification_id:str}")
+    @put("/{notification_id:str}", opt=compat.opens("writes"))
     async def update(self, notification_id: str, request: Request, runtime: Runtime) -> dict[str, Any]:
         """Body ``{"read": 0|1}``: 1 marks read (dtmRead = now), 0 unread. Requires the bearer token."""
         return await _update(notification_id, request, runtime)
 
-    @put("/update/{notification_id:str}")
+    @put("/update/{notification_id:str}", opt=compat.opens("writes"))
     async def update_legacy(self, notification_id: str, request: Request, runtime: Runtime) -> dict[str, Any]:
         """The original's legacy alias of ``PUT /notification/:notificationId``."""
         return await _update(notification_id, request, runtime)
 
 
 async def _update(raw_id: str, request: Request, runtime: Runtime) -> dict[str, Any]:
-    runtime.require_token(request)
+    runtime.require_token_unless_compat(request)
     notification_id = _notification_id(raw_id)
     body = await _parse(request, ReadBody)
     if body.read is None:

@@ -19,6 +19,7 @@ from conference import domain, jobs, repository
 from conference.domain import ROOM_NAME_MAX, proto_to_json
 from conference.events import Conference, publish_room_detail, publish_room_user
 from conference.livekit_nodes import LiveKitError, LiveKitUnavailable
+from servicekit import compat
 from servicekit.clock import now_local
 from servicekit.db import DatabaseError
 from servicekit.events import (
@@ -112,10 +113,10 @@ class RoomController(Controller):
             raise unavailable(exc) from exc
         return [proto_to_json(room) for room in reply.rooms]
 
-    @get("/checkexpired")
+    @get("/checkexpired", opt=compat.opens("writes"))
     async def check_expired(self, request: Request, runtime: Runtime) -> Response[str]:
         """Runs the expiry sweep now (auth required: it closes rooms); plain text as the original."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         settings = runtime.settings
         if jobs.auto_close_enabled(getattr(settings, "auto_close_room", "true")):
             conference = conference_of(runtime)
@@ -211,10 +212,10 @@ class RoomController(Controller):
             )
         return {"status": "OK", "data": {"identity": identity, "token": bearer_token(request.headers["authorization"])}}
 
-    @post("/updateuser", status_code=200)
+    @post("/updateuser", status_code=200, opt=compat.opens("writes"))
     async def update_user(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """room_user.userName of (room, identity) (the original's evident intent; it never answered)."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateUserBody)
         conference = conference_of(runtime)
         async with conference.db.transaction() as conn:
@@ -224,10 +225,10 @@ class RoomController(Controller):
                 await publish_room_user(conn, body.room, body.identity)
         return {"status": "OK"}
 
-    @post("/deleteroom", status_code=200)
+    @post("/deleteroom", status_code=200, opt=compat.opens("writes"))
     async def delete_room(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """LiveKit DeleteRoom; the room's row is closed too (ROOM_CLOSED). LiveKit down: 503, nothing written."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, RoomBody)
         conference = conference_of(runtime)
         node = await conference.nodes.node_of_room(body.room)
@@ -240,11 +241,11 @@ class RoomController(Controller):
         await jobs.close_room(conference.db, conference.nodes, body.room, closed_by="delete")
         return {"status": "OK", "message": f"Room {body.room} deleted"}
 
-    @put("/updatetype")
+    @put("/updatetype", opt=compat.opens("writes"))
     async def update_type(self, request: Request, runtime: Runtime) -> Any:
         """roomType (default ``conference``) of the room; realtime emits ``room-data`` roomUpdate on /{room}.
         Missing room: 404 text ``Invalid Room``. Only roomType and dtmUpdated change (not the original's resets)."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateTypeBody)
         if body.room is None:
             return text("Invalid Room", 404)
@@ -258,11 +259,11 @@ class RoomController(Controller):
             reply["roomType"] = body.roomType
         return reply
 
-    @put("/updatestatus")
+    @put("/updatestatus", opt=compat.opens("writes"))
     async def update_status(self, request: Request, runtime: Runtime) -> Any:
         """Status of the case's room (by caseId + service), messageUnread cleared; ``{"status": <status>}``.
         Missing caseId/status: 404 text ``Invalid parameter``."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateStatusBody)
         if body.caseId is None or body.status is None:
             return text("Invalid parameter", 404)
@@ -275,11 +276,11 @@ class RoomController(Controller):
                 await publish_room_detail(conn, conference.nodes, subject, room, closed_by=closed_by)
         return {"status": body.status}
 
-    @put("/close")
+    @put("/close", opt=compat.opens("writes"))
     async def close(self, request: Request, runtime: Runtime) -> Any:
         """Close the room (ROOM_CLOSED: realtime drops /{room}); ``{"status":"OK","room":..}``, unknown room
         400 text ``Bad Request``. Closing a closed room answers the same and rewrites nothing."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, RoomBody)
         conference = conference_of(runtime)
         rows, _ = await jobs.close_room(conference.db, conference.nodes, body.room)

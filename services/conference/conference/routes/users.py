@@ -18,6 +18,7 @@ from conference import repository
 from conference.domain import ROOM_NAME_MAX, proto_to_json
 from conference.livekit_nodes import LiveKitError, LiveKitUnavailable
 from conference.routes.rooms import conference_of, unavailable
+from servicekit import compat
 from servicekit.bus import add_event
 from servicekit.events import RPC_LINK_ROOM, TRACK_MUTED, LinkRoomQuery, ParticipantTokenRequest, TrackMuted
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
@@ -205,21 +206,21 @@ class UserController(Controller):
             return {"status": "FAIL"}
         return {"status": "OK", "message": TOKEN_OK, "data": {"identity": data["identity"], "token": data["token"]}}
 
-    @post("/generateChatUser", status_code=200)
+    @post("/generateChatUser", status_code=200, opt=compat.opens("writes"))
     async def generate_chat_user(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """A chat participant (roomJoin false, room_user row); identity/token at the top level."""
         return await _generate_chat_user(request, runtime)
 
-    @post("/generatechatuser", status_code=200, include_in_schema=False)
+    @post("/generatechatuser", status_code=200, include_in_schema=False, opt=compat.opens("writes"))
     async def generate_chat_user_lower(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """Express matched paths case-insensitively: the lower-case spelling works too."""
         return await _generate_chat_user(request, runtime)
 
-    @post("/updateparticipants", status_code=200)
+    @post("/updateparticipants", status_code=200, opt=compat.opens("writes"))
     async def update_participants(self, request: Request, runtime: Runtime) -> Any:
         """LiveKit UpdateParticipant: ``userName`` merged into the participant's metadata (the original replaced
         the whole metadata). The ParticipantInfo bare, or the Twirp error body bare."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateParticipantBody)
         ident = api.RoomParticipantIdentity(room=body.room, identity=body.identity)
         try:
@@ -241,10 +242,10 @@ class UserController(Controller):
             return exc.body()
         return proto_to_json(info)
 
-    @post("/mutepublishedtrack", status_code=200)
+    @post("/mutepublishedtrack", status_code=200, opt=compat.opens("writes"))
     async def mute_published_track(self, request: Request, runtime: Runtime) -> Any:
         """LiveKit MutePublishedTrack; the TrackInfo bare, ``false`` when LiveKit refuses."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, MuteBody)
         muted = strict_bool(body.muted, "muted")
         try:
@@ -267,11 +268,11 @@ class UserController(Controller):
     async def remove_participant_lower(self) -> dict[str, str]:
         return {"status": "test"}
 
-    @put("/handle/track")
+    @put("/handle/track", opt=compat.opens("writes"))
     async def handle_track(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """LiveKit MutePublishedTrack (a refusal is only logged) and ``track-muted-unmuted`` with the body on
         /{room} (via realtime); ``{"success":true}``. LiveKit down: 503 ``{"success":false,"error":..}``."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, HandleTrackBody)
         muted = strict_bool(body.isMuted, "isMuted")
         raw = await request.body()
@@ -297,7 +298,7 @@ class UserController(Controller):
 
 
 async def _generate_chat_user(request: Request, runtime: Runtime) -> dict[str, Any]:
-    runtime.require_token(request)
+    runtime.require_token_unless_compat(request)
     body = await parse_body(request, ChatUserBody)
     req = ParticipantTokenRequest(
         room=body.room, userName=body.userName, userType="user", roomJoin=False, isAddUser=True,

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 
 from link import domain, events, repository, sms
+from servicekit import compat
 from servicekit.bus import RpcError, add_event
 from servicekit.clock import now_local, parse_lifetime
 from servicekit.events import LINK_MULTI_LATLNG, RPC_ROOM_DETAIL, LinkCreated, LinkMultiLatLng, RoomQuery
@@ -114,10 +115,10 @@ class LinkKindsController(Controller):
         return Response(chosen, media_type="text/html; charset=utf-8")
 
     # ---- POST /link/create/hls -------------------------------------------------------------------------
-    @post("/create/hls", status_code=200)
+    @post("/create/hls", status_code=200, opt=compat.opens("writes"))
     async def create_hls(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """A link to a room's HLS recording (agent token required; the original sent no SMS for it)."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, HlsBody)
         assert runtime.db is not None
         room = body.room.strip()
@@ -186,12 +187,12 @@ class LinkKindsController(Controller):
         }
 
     # ---- POST /link/cartracking ------------------------------------------------------------------------
-    @post("/cartracking", status_code=200)
+    @post("/cartracking", status_code=200, opt=compat.opens("writes"))
     async def car_tracking(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """A tracking link for a car (``agentCar``: earlier ones of the room are disabled) or a user
         (``userTracking``), with its SMS. The original was open: anybody could make links and send SMS to any
         number; the agent console's bearer token is required here."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, CarTrackingBody)
         assert runtime.db is not None
         if body.carRegisNumber is None or not body.carRegisNumber.strip():

@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, Request, get, put
 
 from link import domain, repository
+from servicekit import compat
 from servicekit.web import ApiError, Runtime, parse_body, parse_query
 
 ServiceId = Annotated[int, msgspec.Meta(ge=1, le=domain.MAX_SERVICE_ID)]
@@ -103,10 +104,10 @@ class TenantController(Controller):
             raise ApiError("Service not found", 404, {"error": "Service not found"})
         return _public(row, runtime.settings.api_url)
 
-    @put("/update", status_code=200)
+    @put("/update", status_code=200, opt=compat.opens("writes"))
     async def update(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """PUT /service/update (agent token): name and position, and the other tenant settings when given."""
-        runtime.require_token(request)
+        runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateServiceBody)
         assert runtime.db is not None
         if body.service is None or body.latitude is None or body.longitude is None:
