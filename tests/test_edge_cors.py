@@ -110,10 +110,13 @@ async def test_every_route_answers_with_one_allow_origin(suite, client: httpx.As
         assert response.headers.get("x-served-by") == route.service
 
 
-async def test_a_request_without_origin_gets_no_cors_headers(suite, client: httpx.AsyncClient) -> None:
-    response = await client.get("/link/getdetail", params={"id": "nope"})
-    assert response.headers.get("x-served-by") == "link"
-    assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+async def test_a_request_without_origin_gets_the_any_origin_header(suite, client: httpx.AsyncClient) -> None:
+    """As the original's cors(): a cached answer fetched without CORS stays readable cross-origin later."""
+    for path, served_by in (("/link/getdetail", "link"), ("/no/such/path", None)):
+        response = await client.get(path, params={"id": "nope"})
+        assert response.headers.get("x-served-by") == served_by
+        cors = {name.lower(): value for name, value in response.headers.items() if name.lower().startswith("access-")}
+        assert cors == {"access-control-allow-origin": "*"}, (path, response.headers)
 
 
 async def test_a_multipart_upload_goes_through_with_cors(suite, client: httpx.AsyncClient) -> None:
@@ -226,6 +229,9 @@ async def test_edge_replies_follow_the_list(restricted_client: httpx.AsyncClient
         assert refused.status_code == status and allow_origin(refused) is None
         assert "access-control-allow-credentials" not in refused.headers
     assert_preflight_allowed(await preflight(client, "/no/such/path", "PUT", origin), "PUT", origin)
+    for path in ("/no/such/path", "/link/getdetail"):  # no Origin: only what does not depend on it
+        plain = await client.get(path)
+        assert varies_on_origin(plain) and allow_origin(plain) is None
     refused = await preflight(client, "/no/such/path", "PUT", UNLISTED)
     assert refused.status_code == 204 and allow_origin(refused) is None
 

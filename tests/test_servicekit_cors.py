@@ -112,10 +112,13 @@ async def _run(policy: CorsPolicy, method: str, headers: dict[str, str], kind: s
     return app, sent
 
 
-async def test_a_request_without_origin_reaches_the_app_with_the_servers_own_send() -> None:
-    app, sent = await _run(LISTED, "GET", {"accept": "*/*"})
-    assert len(app.calls) == 1 and app.calls[0][1] is app.server_send  # not wrapped: nothing added, nothing copied
-    assert sent[0]["headers"][1] == (b"access-control-allow-origin", b"https://stale")
+async def test_a_request_without_origin_gets_only_what_does_not_depend_on_it() -> None:
+    """Its answer may be cached and reused cross-origin: "*" under any-origin, "Vary: Origin" under a list; no
+    allow headers a route set itself survive."""
+    for policy, expected in ((ANY, [(b"access-control-allow-origin", b"*")]), (LISTED, [(b"vary", b"Origin")])):
+        app, sent = await _run(policy, "GET", {"accept": "*/*"})
+        assert len(app.calls) == 1
+        assert sent[0]["headers"] == [(b"content-type", b"application/json"), *expected]
 
 
 async def test_a_preflight_is_answered_without_the_app() -> None:

@@ -55,10 +55,16 @@ function preflight(r) {
 // js_header_filter of the edge's own locations.
 function headers(r) {
   const o = origin(r);
+  const p = policy();
   if (!o) {
+    // No Origin: what does not depend on it (the answer may be cached and reused cross-origin), as the services.
+    if (p.any) {
+      r.headersOut["Access-Control-Allow-Origin"] = "*";
+    } else {
+      r.headersOut["Vary"] = "Origin";
+    }
     return;
   }
-  const p = policy();
   if (!p.any) {
     r.headersOut["Vary"] = "Origin"; // the answer depends on the Origin
   }

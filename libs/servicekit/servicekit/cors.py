@@ -62,6 +62,11 @@ class CorsPolicy:
             return cls(any_origin=True)
         return cls(any_origin=False, origins=frozenset(normalize_origin(item).encode() for item in items))
 
+    @property
+    def invariant_headers(self) -> Headers:
+        """What every answer carries, whatever the request's Origin (none included)."""
+        return [(b"access-control-allow-origin", b"*")] if self.any_origin else [(b"vary", b"Origin")]
+
     def allow_origin(self, origin: bytes) -> bytes | None:
         """The Access-Control-Allow-Origin value for a request's Origin, None when the origin is refused."""
         if self.any_origin:
@@ -89,7 +94,7 @@ class CorsPolicy:
 
 
 class CorsMiddleware:
-    """Raw ASGI: a request without an Origin header costs one scan of its headers and passes through untouched."""
+    """Raw ASGI: a request without an Origin header costs one scan of its headers and one added header."""
 
     __slots__ = ("app", "policy")
 
@@ -107,8 +112,14 @@ class CorsMiddleware:
             if name == b"origin":
                 origin = value
                 break
-        if origin is None:  # not a browser's cross-origin request (or a same-origin GET): nothing to add
-            await self.app(scope, receive, send)
+        if origin is None:
+            # Not a browser's cross-origin request, but its answer may be cached and reused for one (a <video>
+            # fetched without CORS, then read by fetch()): it carries what does not depend on the Origin, as the
+            # original's cors() did: "*" under any-origin, "Vary: Origin" under a list.
+            if kind == "http":
+                await self.app(scope, receive, self._adding(send, self.policy.invariant_headers))
+            else:
+                await self.app(scope, receive, send)
             return
         if kind == "websocket":
             if self.policy.allow_origin(origin) is None:
@@ -129,8 +140,10 @@ class CorsMiddleware:
                 await send({"type": "http.response.start", "status": 204, "headers": headers})
                 await send({"type": "http.response.body", "body": b""})
                 return
-        cors = self.policy.headers(origin)
+        await self.app(scope, receive, self._adding(send, self.policy.headers(origin)))
 
+    @staticmethod
+    def _adding(send: Send, cors: Headers) -> Send:
         async def send_with_cors(message: Any) -> None:
             if message["type"] == "http.response.start":
                 # This middleware is the only source of CORS headers: browsers refuse a second allow-origin.
@@ -138,4 +151,4 @@ class CorsMiddleware:
                 message = {**message, "headers": kept + cors}
             await send(message)
 
-        await self.app(scope, receive, send_with_cors)
+        return send_with_cors
