@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from servicekit.events import RPC_CASE_OF_ROOM
+from contracts.conference import RPC_CASE_OF_ROOM
 from tests.support import rpc
 from tests.test_realtime_socket import consumers_ready, listen, node_client  # noqa: F401 - fixtures
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from servicekit.events import RPC_CONFERENCE_PARTICIPANTS, RPC_CONFERENCE_TRACK_MUTE, RPC_ROOM_ENSURE
+from contracts.conference import RPC_CONFERENCE_PARTICIPANTS, RPC_CONFERENCE_TRACK_MUTE, RPC_ROOM_ENSURE
 from tests.support import rpc
 from tests.test_realtime_rooms import NODE, joined, participant
 from tests.test_realtime_socket import consumers_ready, node_client, wait_registered  # noqa: F401 - fixtures

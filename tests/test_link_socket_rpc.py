@@ -1,4 +1,4 @@
-"""What link answers realtime for room-socket events (servicekit.events, "remaining room socket events"):
+"""What link answers realtime for room-socket events (contracts.link, "remaining room socket events"):
 ``user-position`` (rpc.link.link.user_position), ``get-user-position-group`` (rpc.link.link.position_group) and the
 dashboards' ``queue`` page (rpc.link.link.queue_page); recording's usage rows (recording.record.usage) written to
 usage_status_log once; and LinkCreated.linkRowId. Requests are made over NATS as realtime makes them."""

@@ -17,8 +17,8 @@ import httpx
 import nats
 import pytest
 
+from contracts.conference import RPC_ROOM_ENSURE
 from servicekit.bus import stream_name
-from servicekit.events import RPC_ROOM_ENSURE
 from tests.fakes import livekit_webhooks as lkw
 from tests.support import rpc
 from tests.test_realtime_socket import (  # noqa: F401 - fixtures

@@ -1,4 +1,4 @@
-"""Room socket events realtime forwards to link over NATS (servicekit.events, "remaining room socket events"):
+"""Room socket events realtime forwards to link over NATS (contracts.link, "remaining room socket events"):
 ``user-position``, ``get-user-position-group`` and the dashboards' ``queue``, with the official JS client through
 the edge and the real link service (links made by POST /link/create). A plain NATS subscription beside link's
 responders sees the requests realtime makes (what was forwarded, and what was not).
@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from servicekit.events import RPC_LINK_POSITION_GROUP, RPC_LINK_QUEUE_PAGE, RPC_LINK_USER_POSITION
+from contracts.link import RPC_LINK_POSITION_GROUP, RPC_LINK_QUEUE_PAGE, RPC_LINK_USER_POSITION
 from tests.support import rpc
 from tests.test_realtime_rooms import NODE, joined, participant
 from tests.test_realtime_rooms import client as socket_client

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from servicekit.events import LINK_CREATED, LINK_LOCATION_UPDATED
+from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED
 from tests.test_realtime_rooms import NODE, chat, client, eventually, joined, participant, room_user  # noqa: F401
 from tests.test_realtime_rooms import room as room  # noqa: F401 - fixture
 from tests.test_realtime_socket import (  # noqa: F401 - fixtures

@@ -16,16 +16,10 @@ import httpx
 import nats
 import pytest
 
+from contracts.conference import CASE_ROOM_OPENED, ROOM_CLOSED
+from contracts.link import RPC_LINK_ROOM_HISTORY
+from contracts.telemetry import RPC_CAR_TRACKING, RPC_ROOM_CAR_POSITION, RPC_TASK_DETAIL, RPC_TASK_LOCATION
 from servicekit.bus import stream_name
-from servicekit.events import (
-    CASE_ROOM_OPENED,
-    ROOM_CLOSED,
-    RPC_CAR_TRACKING,
-    RPC_LINK_ROOM_HISTORY,
-    RPC_ROOM_CAR_POSITION,
-    RPC_TASK_DETAIL,
-    RPC_TASK_LOCATION,
-)
 from tests.support import rpc
 from tests.test_realtime_forwarded import watch
 from tests.test_realtime_rooms import NODE, chat, joined, participant

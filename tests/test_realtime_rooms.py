@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 import pytest
 
-from servicekit.events import NOTIFICATION_CREATED, RPC_ROOM_ENSURE
+from contracts.conference import NOTIFICATION_CREATED, RPC_ROOM_ENSURE
 from tests.support import rpc
 from tests.test_realtime_socket import (  # noqa: F401 - fixtures
     JS_DIR,

@@ -16,8 +16,9 @@ import httpx
 import nats
 import pytest
 
+from contracts.conference import ROOM_CLOSED, ROOM_CREATED
+from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED
 from servicekit.bus import stream_name
-from servicekit.events import LINK_CREATED, LINK_LOCATION_UPDATED, ROOM_CLOSED, ROOM_CREATED
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 TRANSPORTS = ["websocket", "polling"]

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from servicekit import events as ev
-from servicekit.bus import Bus
+from contracts.conference import ROOM_CREATED, RoomChanged
+from contracts.recording import RECORDING_EGRESS_ENDED, RECORDING_RECORD_USAGE
+from servicekit.bus import Bus, new_event
 from tests.fakes import livekit_webhooks as lkw
 from tests.fakes.livekit import FakeLiveKit
 
@@ -62,8 +63,8 @@ async def _room_settings(suite: Any, bus: Bus, room: str, **detail: Any) -> None
     """Conference announces a room (RoomChanged with its detail); wait until recording knows it."""
     body = {"id": 1, "status": "open", "room": room, "roomType": "conference", "recordId": "", "autoRecord": 0,
             "recordType": "", "encodingOptionsPreset": "", "service": 7, **detail}  # fmt: skip
-    changed = ev.RoomChanged(room=room, roomType="conference", status="open", detail=body)
-    await bus.publish_event(ev.new_event(ev.ROOM_CREATED, changed))
+    changed = RoomChanged(room=room, roomType="conference", status="open", detail=body)
+    await bus.publish_event(new_event(ROOM_CREATED, changed))
 
     async def known() -> bool:
         rows = await suite.query("recording", "SELECT * FROM room_setting WHERE room = %s", (room,))
@@ -106,7 +107,7 @@ async def _claim(suite: Any, room: str) -> dict[str, Any] | None:
 
 
 async def _usage(suite: Any, room: str) -> list[dict[str, Any]]:
-    rows = await suite.query("recording", "SELECT payload FROM outbox WHERE subject = %s", (ev.RECORDING_RECORD_USAGE,))
+    rows = await suite.query("recording", "SELECT payload FROM outbox WHERE subject = %s", (RECORDING_RECORD_USAGE,))
     return [e for e in (json.loads(r["payload"]) for r in rows) if e["data"]["room"] == room]
 
 
@@ -173,9 +174,7 @@ async def test_call_recorded_end_to_end(
     rows = await _media(suite, room)
     assert len(rows) == 1 and rows[0]["status"] == "completed" and rows[0]["endRecord"] is not None
     assert await _claim(suite, room) is None
-    ended = await suite.query(
-        "recording", "SELECT payload FROM outbox WHERE subject = %s", (ev.RECORDING_EGRESS_ENDED,)
-    )
+    ended = await suite.query("recording", "SELECT payload FROM outbox WHERE subject = %s", (RECORDING_EGRESS_ENDED,))
     assert any(json.loads(r["payload"])["data"]["recordId"] == egress_id for r in ended)
 
     # a replay of egress_ended changes nothing: no second job, no second call to the encode API

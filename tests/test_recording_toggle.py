@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from servicekit import events as ev
+from contracts.conference import RPC_ROOM_ENSURE
+from contracts.recording import RECORDING_EGRESS_ENDED, RECORDING_EGRESS_STARTED, RPC_RECORDING_TOGGLE
 from servicekit.bus import Bus
 from tests.fakes.livekit import FakeLiveKit
 from tests.support import rpc
@@ -34,7 +35,7 @@ NOT_AVAILABLE = {"status": "egressNotAvailable", "message": "Record service not 
 
 
 async def toggle(nc: Any, room: str) -> dict[str, Any]:
-    return await rpc(nc, ev.RPC_RECORDING_TOGGLE, {"room": room})
+    return await rpc(nc, RPC_RECORDING_TOGGLE, {"room": room})
 
 
 async def _outbox(suite: Any, subject: str, egress_id: str) -> list[dict[str, Any]]:
@@ -67,7 +68,7 @@ async def test_toggle_starts_then_stops_the_rooms_egress(
     assert row["egressId"] == egress_id and row["recordType"] == "RoomCompositeVideoAudio" and row["endRecord"] is None
     assert (await _claim(suite, room))["egressId"] == egress_id
     # LiveKit's egress_started webhook publishes the usual event for conference and realtime
-    assert await _eventually(lambda: _outbox(suite, ev.RECORDING_EGRESS_STARTED, egress_id))
+    assert await _eventually(lambda: _outbox(suite, RECORDING_EGRESS_STARTED, egress_id))
 
     reply = await toggle(nc, room)
     assert reply["ok"], reply
@@ -81,7 +82,7 @@ async def test_toggle_starts_then_stops_the_rooms_egress(
     assert await _claim(suite, room) is None
     [row] = await _media(suite, room)
     assert row["endRecord"] is not None
-    assert await _eventually(lambda: _outbox(suite, ev.RECORDING_EGRESS_ENDED, egress_id))
+    assert await _eventually(lambda: _outbox(suite, RECORDING_EGRESS_ENDED, egress_id))
     # the original's socket toggle wrote no usage rows (GET /record/request does)
     assert await _usage(suite, room) == []
 
@@ -199,7 +200,7 @@ async def test_rooms_that_cannot_record(suite: Any, nc: Any, conference_bus: Bus
     for bad in ("", " ", "r" * 51):
         reply = await toggle(nc, bad)
         assert not reply["ok"] and reply["code"] == "bad_request", reply
-    reply = await rpc(nc, ev.RPC_RECORDING_TOGGLE, b"not json")
+    reply = await rpc(nc, RPC_RECORDING_TOGGLE, b"not json")
     assert not reply["ok"] and reply["code"] == "bad_request"
     no_tenant = _room()
     await _room_settings(suite, conference_bus, no_tenant, service=None)
@@ -225,7 +226,7 @@ async def test_room_record_through_realtime(suite: Any, nc: Any, lk: FakeLiveKit
     await wait_for_consumers(suite.nats_url)
 
     room = room_name()
-    ensured = await rpc(nc, ev.RPC_ROOM_ENSURE, {"room": room, "service": 999})
+    ensured = await rpc(nc, RPC_ROOM_ENSURE, {"room": room, "service": 999})
     assert ensured["ok"], ensured
     await wait_registered(suite, f"/{room}")  # realtime opens the room's namespace on conference's event
     _, patient_token = participant(suite, room, "user", "0812345678")

@@ -8,9 +8,8 @@ import uuid
 import msgspec
 import pytest
 
-from servicekit.bus import Bus, OutboxRelay, add_event, handled_once, stream_name
+from servicekit.bus import Bus, Event, OutboxRelay, add_event, handled_once, stream_name
 from servicekit.db import Database, migrate
-from servicekit.events import Event
 from servicekit.settings import CommonSettings
 
 

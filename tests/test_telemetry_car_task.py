@@ -22,14 +22,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from servicekit.events import (
-    LINK_CREATED,
-    LINK_LOCATION_UPDATED,
-    LINK_MULTI_LATLNG,
-    ROOM_UPDATED,
-    TASK_SMS_REQUESTED,
-    TASK_STATUS_CHANGED,
-)
+from contracts.conference import ROOM_UPDATED
+from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED, LINK_MULTI_LATLNG
+from contracts.telemetry import TASK_SMS_REQUESTED, TASK_STATUS_CHANGED
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 TASK_KEYS = ["task", "status", "dtmCreated", "dtmUpdated", "room", "current", "destination", "webSocket", "service"]

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from servicekit.events import RECORDING_WEBHOOK_RECEIVED, WebhookReceived, new_event
+from contracts.recording import RECORDING_WEBHOOK_RECEIVED, WebhookReceived
+from servicekit.bus import new_event
 from tests.fakes import livekit_webhooks as lkw
 
 

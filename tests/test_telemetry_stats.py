@@ -26,15 +26,11 @@ import pytest
 from asyncmy.cursors import DictCursor
 from nats.js.api import DeliverPolicy
 
+from contracts.conference import RPC_PRESENCE_CONNECT
+from contracts.link import LINK_FIELDS_CHANGED, LinkFieldsChanged
+from contracts.recording import RECORDING_WEBHOOK_RECEIVED, WebhookReceived
+from servicekit.bus import new_event
 from servicekit.clock import js_iso
-from servicekit.events import (
-    LINK_FIELDS_CHANGED,
-    RECORDING_WEBHOOK_RECEIVED,
-    RPC_PRESENCE_CONNECT,
-    LinkFieldsChanged,
-    WebhookReceived,
-    new_event,
-)
 from tests.fakes import livekit_webhooks as lkw
 from tests.support import rpc
 

@@ -1,5 +1,5 @@
-"""What telemetry answers and publishes for realtime over NATS (servicekit.events, "telemetry: ambulance tasks and
-positions"): RPC_TASK_DETAIL (/mobile ``connection``), RPC_TASK_LOCATION (/mobile ``location``), RPC_CAR_TRACKING
+"""What telemetry answers and publishes for realtime over NATS (contracts.telemetry, "telemetry: ambulance tasks
+and positions"): RPC_TASK_DETAIL (/mobile ``connection``), RPC_TASK_LOCATION (/mobile ``location``), RPC_CAR_TRACKING
 (room ``carTracking``), CAR_POSITION_UPDATED for each stored position, TASK_DESTINATION_CHANGED for each running
 task of a room whose patient moved (link.location.updated). Bad positions and floods: ``bad_request``, nothing
 stored."""
@@ -11,9 +11,9 @@ import time
 import uuid
 from typing import Any
 
-from servicekit.events import (
+from contracts.link import LINK_LOCATION_UPDATED
+from contracts.telemetry import (
     CAR_POSITION_UPDATED,
-    LINK_LOCATION_UPDATED,
     RPC_CAR_TRACKING,
     RPC_ROOM_CAR_POSITION,
     RPC_TASK_DETAIL,

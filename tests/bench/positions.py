@@ -31,9 +31,9 @@ import httpx
 import jwt
 import nats
 
+from contracts.telemetry import CAR_POSITION_UPDATED
 from deploy.local import DEFAULT_ENV, LocalSuite, free_port, start_private_brokers
 from servicekit.bus import stream_name
-from servicekit.events import CAR_POSITION_UPDATED
 from tests.bench.sockets import JS_DIR, Sampler, _cpu_seconds, _tree, create_rooms, wait_registered
 from tests.fakes.livekit import FakeLiveKit
 

@@ -30,8 +30,8 @@ from typing import Any
 import jwt
 import nats
 
+from contracts.conference import RPC_ROOM_ENSURE
 from deploy.local import DEFAULT_ENV, LocalSuite, free_port, start_private_brokers, wait_http
-from servicekit.events import RPC_ROOM_ENSURE
 from tests.fakes.livekit import FakeLiveKit
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,8 @@
   (``FOR UPDATE SKIP LOCKED``).
 * Consumers are durable JetStream pull consumers shared by a service's replicas; handlers are made
   idempotent with :func:`handled_once` (MySQL) or the caller's own store (realtime uses Redis).
+* The envelope of every event (:class:`Event`) and of every reply (:class:`RpcReply`) is defined here; the subjects
+  and payload schemas are the services' contracts (the ``contracts`` package, one module per publishing service).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -27,7 +31,35 @@ from nats.js.errors import NotFoundError
 from opentelemetry import propagate, trace
 
 from servicekit.db import Connection, Database
-from servicekit.events import Event, RpcReply, new_event
+
+
+class Event(msgspec.Struct, kw_only=True):
+    """Envelope of every event; ``data`` is the typed payload encoded as a plain mapping."""
+
+    id: str
+    subject: str
+    version: int = 1
+    occurred_at: str
+    data: dict[str, Any]
+
+
+def new_event(subject: str, data: msgspec.Struct | dict[str, Any], version: int = 1) -> Event:
+    payload = msgspec.to_builtins(data) if isinstance(data, msgspec.Struct) else data
+    return Event(
+        id=uuid.uuid4().hex,
+        subject=subject,
+        version=version,
+        occurred_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        data=payload,
+    )
+
+
+class RpcReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    ok: bool
+    data: Any = None
+    error: str = ""
+    code: str = ""
+
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("servicekit.bus")

@@ -10,14 +10,10 @@ import msgspec
 from litestar import Controller, Request, get, post
 
 from auth.domain import agent_console_token
+from contracts.conference import RPC_PARTICIPANT_TOKEN, ParticipantTokenRequest
+from contracts.link import RPC_LINK_VERIFY_PASSWORD, LinkCredentials
 from servicekit import compat
 from servicekit.bus import RpcError
-from servicekit.events import (
-    RPC_LINK_VERIFY_PASSWORD,
-    RPC_PARTICIPANT_TOKEN,
-    LinkCredentials,
-    ParticipantTokenRequest,
-)
 from servicekit.tokens import TokenRejected
 from servicekit.web import ApiError, Runtime, fail, parse_body
 

@@ -20,10 +20,10 @@ from livekit import api
 
 from conference import repository
 from conference.domain import random_identity
+from contracts.conference import CASE_CREATED, CASE_ROOM_OPENED, CASE_UPDATED, CaseChanged, CaseRoomOpened
 from servicekit.bus import add_event
 from servicekit.clock import js_iso, now_local
 from servicekit.db import Connection, Database
-from servicekit.events import CASE_CREATED, CASE_ROOM_OPENED, CASE_UPDATED, CaseChanged, CaseRoomOpened
 
 CASE_LOCK_TIMEOUT_SECONDS = 10
 CRM_TOKEN_TTL = timedelta(days=365)

@@ -18,22 +18,18 @@ from datetime import datetime
 from conference import repository
 from conference.events import publish_room_detail, publish_room_user
 from conference.livekit_nodes import LiveKitNodes
-from servicekit.bus import apply_once, event_payload
-from servicekit.clock import now_local, parse_local
-from servicekit.db import Connection, Database
-from servicekit.events import (
-    LINK_CREATED,
-    LINK_PARTICIPANT_SEEN,
+from contracts.conference import ROOM_RECORD_CHANGED
+from contracts.link import LINK_CREATED, LINK_PARTICIPANT_SEEN, LinkCreated, ParticipantSeen
+from contracts.recording import (
     RECORDING_EGRESS_ENDED,
     RECORDING_EGRESS_STARTED,
     RECORDING_FILE_STORED,
-    ROOM_RECORD_CHANGED,
     EgressChanged,
-    Event,
     FileStored,
-    LinkCreated,
-    ParticipantSeen,
 )
+from servicekit.bus import Event, apply_once, event_payload
+from servicekit.clock import now_local, parse_local
+from servicekit.db import Connection, Database
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@
 * ``RPC_CONFERENCE_PALETTE`` (PaletteQuery): the colour list of ``color_scheme`` (link picks colours from it).
 * ``RPC_CASE_OF_ROOM`` (RoomQuery): the room's first case, or null (telemetry's GET /car/task merges it).
 * ``RPC_CASE_OPEN`` (CaseOpen): open the case of link's IDEMS room, once per (service, room); CASE_CREATED.
-Reply shapes are documented in ``servicekit.events``.
+Reply shapes are documented in ``contracts.conference``.
 
 Read models of other services (link's ``/link/getdetail`` answers from them without asking conference):
 * EVERY change of a room_conference row must publish a RoomChanged carrying ``detail`` in the changing
@@ -32,10 +32,7 @@ import msgspec
 
 from conference import cases, domain, repository
 from conference.livekit_nodes import LiveKitNodes, choose_node
-from servicekit.bus import add_event
-from servicekit.clock import now_local, parse_lifetime
-from servicekit.db import Connection, Database
-from servicekit.events import (
+from contracts.conference import (
     PARTICIPANT_SAVED,
     ROOM_CREATED,
     ROOM_UPDATED,
@@ -54,6 +51,9 @@ from servicekit.events import (
     RoomQuery,
     RoomUserSaved,
 )
+from servicekit.bus import add_event
+from servicekit.clock import now_local, parse_lifetime
+from servicekit.db import Connection, Database
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ async def publish_room_detail(
     conn: Connection, nodes: LiveKitNodes, subject: str, room: str, *, closed_by: str | None = None
 ) -> None:
     """Publish the room's detail after a change, in the changing transaction (see the module doc).
-    ``closed_by`` (ROOM_CLOSED only) tells realtime which close it was (servicekit.events, issue 4 section)."""
+    ``closed_by`` (ROOM_CLOSED only) tells realtime which close it was (contracts.conference, issue 4 section)."""
     row = await repository.room_detail_and_node(conn, room)
     if row is None:
         return

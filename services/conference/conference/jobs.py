@@ -19,9 +19,9 @@ from livekit import api
 from conference import repository
 from conference.events import publish_room_detail
 from conference.livekit_nodes import LiveKitError, LiveKitNodes, LiveKitUnavailable
+from contracts.conference import ROOM_CLOSED
 from servicekit.clock import now_local
 from servicekit.db import Database
-from servicekit.events import ROOM_CLOSED
 from servicekit.schedule import Scheduler
 
 log = logging.getLogger(__name__)

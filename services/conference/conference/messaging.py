@@ -18,19 +18,18 @@ from typing import Any
 import msgspec
 
 from conference import domain, repository
-from servicekit.bus import add_event
-from servicekit.clock import js_iso, now_local
-from servicekit.db import Database
-from servicekit.events import (
+from contracts.conference import (
     NOTIFICATION_CREATED,
     NOTIFICATION_READ,
     ROOM_DETAIL_CHANGED,
     RPC_CHAT_STORE,
     ChatMessageStore,
-    Event,
     NotificationChanged,
     RoomChanged,
 )
+from servicekit.bus import Event, add_event
+from servicekit.clock import js_iso, now_local
+from servicekit.db import Database
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)

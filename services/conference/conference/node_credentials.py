@@ -1,4 +1,4 @@
-"""LiveKit node credentials for recording (servicekit.events, issue 7 section): which node signs with a webhook's
+"""LiveKit node credentials for recording (contracts.conference, issue 7 section): which node signs with a webhook's
 API key, and which node a room lives on, each as {url, apiKey, apiSecret}.
 
 Replies carry API secrets: served on core NATS request/reply only (never an event), and nothing here logs them.
@@ -10,7 +10,7 @@ import msgspec
 
 from conference.domain import ROOM_NAME_MAX
 from conference.livekit_nodes import LiveKitNodes, Node
-from servicekit.events import (
+from contracts.conference import (
     RPC_LIVEKIT_NODE_BY_KEY,
     RPC_LIVEKIT_NODE_OF_ROOM,
     LiveKitKeyQuery,

@@ -1,4 +1,4 @@
-"""LiveKit participant calls realtime forwards from room sockets (servicekit.events, "remaining room socket events").
+"""LiveKit participant calls realtime forwards from room sockets (contracts.conference, "remaining room socket events").
 
 * ``RPC_CONFERENCE_PARTICIPANTS`` (RoomQuery): ``get-user-list``: ListParticipants(room) on the room's node, as
   the ParticipantInfo JSON list /user/listparticipants answers; ``false`` when LiveKit refuses (the original's
@@ -20,8 +20,8 @@ from livekit import api
 
 from conference.domain import ROOM_NAME_MAX, proto_to_json
 from conference.livekit_nodes import LiveKitError, LiveKitNodes, LiveKitUnavailable
+from contracts.conference import RPC_CONFERENCE_PARTICIPANTS, RPC_CONFERENCE_TRACK_MUTE, RoomQuery, TrackMute
 from servicekit.bus import RpcError
-from servicekit.events import RPC_CONFERENCE_PARTICIPANTS, RPC_CONFERENCE_TRACK_MUTE, RoomQuery, TrackMute
 from servicekit.web import Runtime
 
 # Realtime waits 3 s for a reply (realtime.rooms.RPC_TIMEOUT): the node lookup and LiveKit call must fit inside.

@@ -17,9 +17,7 @@ import msgspec
 
 from conference import domain, messaging
 from conference.events import Conference, publish_room_user
-from servicekit.clock import now_local
-from servicekit.db import Database
-from servicekit.events import (
+from contracts.conference import (
     RPC_CHAT_HISTORY,
     RPC_PRESENCE_ADMIT,
     RPC_PRESENCE_CONNECT,
@@ -32,6 +30,8 @@ from servicekit.events import (
     PresenceDisconnect,
     PresenceUpdate,
 )
+from servicekit.clock import now_local
+from servicekit.db import Database
 from servicekit.web import Runtime
 
 # room_user column sizes: longer values are a bad request, not a database error.

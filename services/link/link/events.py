@@ -31,10 +31,8 @@ from typing import Any
 
 import msgspec
 
-from link import domain, readmodels, repository
-from servicekit.bus import add_event
-from servicekit.db import Connection
-from servicekit.events import (
+from contracts.conference import RoomQuery
+from contracts.link import (
     LINK_CREATED,
     LINK_FIELDS_CHANGED,
     LINK_LOCATION_UPDATED,
@@ -60,9 +58,11 @@ from servicekit.events import (
     ParticipantSeen,
     Position,
     QueuePage,
-    RoomQuery,
     ServiceQuery,
 )
+from link import domain, readmodels, repository
+from servicekit.bus import add_event
+from servicekit.db import Connection
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from contracts.link import LINK_EXPIRED, LinkExpired
 from link import repository
 from link.events import link_fields_changed
 from servicekit.bus import add_event
 from servicekit.clock import now_local
 from servicekit.db import Database
-from servicekit.events import LINK_EXPIRED, LinkExpired
 from servicekit.schedule import Scheduler
 
 log = logging.getLogger(__name__)

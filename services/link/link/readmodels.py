@@ -38,34 +38,35 @@ from typing import Any
 import jwt
 import msgspec
 
-from link import domain, repository
-from servicekit import tokens
-from servicekit.bus import RpcError, apply_once, event_payload
-from servicekit.clock import LOCAL_TZ, now_local, parse_local
-from servicekit.db import Connection, Database
-from servicekit.events import (
+from contracts.conference import (
     CASE_CREATED,
     CASE_UPDATED,
     PARTICIPANT_SAVED,
+    ROOM_CREATED,
+    RPC_CONFERENCE_PALETTE,
+    RPC_ROOM_DETAIL,
+    CaseChanged,
+    PaletteQuery,
+    RoomChanged,
+    RoomQuery,
+    RoomUserSaved,
+)
+from contracts.recording import (
     RECORDING_EGRESS_ENDED,
     RECORDING_EGRESS_STARTED,
     RECORDING_EGRESS_UPDATED,
     RECORDING_PARTICIPANT_JOINED,
     RECORDING_PARTICIPANT_LEFT,
     RECORDING_RECORD_USAGE,
-    ROOM_CREATED,
-    RPC_CONFERENCE_PALETTE,
-    RPC_ROOM_DETAIL,
-    CaseChanged,
     EgressChanged,
-    Event,
-    PaletteQuery,
     ParticipantPresence,
     RecordUsage,
-    RoomChanged,
-    RoomQuery,
-    RoomUserSaved,
 )
+from link import domain, repository
+from servicekit import tokens
+from servicekit.bus import Event, RpcError, apply_once, event_payload
+from servicekit.clock import LOCAL_TZ, now_local, parse_local
+from servicekit.db import Connection, Database
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)

@@ -33,11 +33,11 @@ from typing import Any
 import httpx
 from arq import Retry
 
+from contracts.link import LINK_SMS_FAILED, LINK_SMS_SENT, SmsOutcome
 from link import domain
 from servicekit.bus import add_event
 from servicekit.clock import now_local
 from servicekit.db import Connection
-from servicekit.events import LINK_SMS_FAILED, LINK_SMS_SENT, SmsOutcome
 from servicekit.jobs import JobRunner
 from servicekit.jobs import backoff as doubling_backoff
 from servicekit.web import Runtime

@@ -1,4 +1,4 @@
-"""What link does for telemetry's car tasks (issue 6 contract in servicekit.events):
+"""What link does for telemetry's car tasks (issue 6 contract in contracts.telemetry and contracts.link):
 
 * ``RPC_TENANT_DETAIL`` (ServiceQuery): a tenant's {id, name, latitude, longitude} (DECIMAL as text, as the
   original's driver gave it), code ``not_found`` when there is no such tenant.
@@ -15,10 +15,11 @@ import logging
 import re
 from typing import Any
 
+from contracts.link import RPC_TENANT_DETAIL, ServiceQuery
+from contracts.telemetry import TASK_SMS_REQUESTED, TaskSmsRequested
 from link import domain, repository, sms
-from servicekit.bus import apply_once, event_payload
+from servicekit.bus import Event, apply_once, event_payload
 from servicekit.db import Connection
-from servicekit.events import RPC_TENANT_DETAIL, TASK_SMS_REQUESTED, Event, ServiceQuery, TaskSmsRequested
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from typing import Any
 
 from litestar import Controller, Request, get
 
+from contracts.conference import RPC_CHAT_HISTORY, ChatHistoryQuery
 from realtime.domain import classify, namespace_list, room_namespace
 from realtime.repository import Instances, Registry
 from servicekit import compat
 from servicekit.bus import RpcError
-from servicekit.events import RPC_CHAT_HISTORY, ChatHistoryQuery
 from servicekit.tokens import TokenRejected
 from servicekit.web import ApiError, Runtime
 

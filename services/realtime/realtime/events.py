@@ -12,6 +12,30 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from contracts.conference import (
+    CASE_CREATED,
+    CASE_ROOM_OPENED,
+    CASE_UPDATED,
+    NOTIFICATION_CREATED,
+    ROOM_CLOSED,
+    ROOM_CREATED,
+    ROOM_TYPE_CHANGED,
+    ROOM_UPDATED,
+    RPC_ROOM_DETAIL,
+    TRACK_MUTED,
+    RoomQuery,
+)
+from contracts.link import (
+    LINK_CREATED,
+    LINK_LOCATION_UPDATED,
+    LINK_MULTI_LATLNG,
+    RPC_LINK_ROOM_HISTORY,
+    RPC_LINK_STATUS_HISTORY,
+    LinkHistoryQuery,
+    LinkRoomHistoryQuery,
+)
+from contracts.recording import RECORDING_EGRESS_STARTED
+from contracts.telemetry import CAR_POSITION_UPDATED, TASK_DESTINATION_CHANGED, TASK_STATUS_CHANGED
 from realtime.domain import (
     UPDATE_LATLNG_CASE_DATA,
     data_namespace,
@@ -23,32 +47,7 @@ from realtime.domain import (
 )
 from realtime.repository import HandledEvents, Registry
 from realtime.sockets import RealtimeSockets
-from servicekit.bus import RpcError
-from servicekit.events import (
-    CAR_POSITION_UPDATED,
-    CASE_CREATED,
-    CASE_ROOM_OPENED,
-    CASE_UPDATED,
-    LINK_CREATED,
-    LINK_LOCATION_UPDATED,
-    LINK_MULTI_LATLNG,
-    NOTIFICATION_CREATED,
-    RECORDING_EGRESS_STARTED,
-    ROOM_CLOSED,
-    ROOM_CREATED,
-    ROOM_TYPE_CHANGED,
-    ROOM_UPDATED,
-    RPC_LINK_ROOM_HISTORY,
-    RPC_LINK_STATUS_HISTORY,
-    RPC_ROOM_DETAIL,
-    TASK_DESTINATION_CHANGED,
-    TASK_STATUS_CHANGED,
-    TRACK_MUTED,
-    Event,
-    LinkHistoryQuery,
-    LinkRoomHistoryQuery,
-    RoomQuery,
-)
+from servicekit.bus import Event, RpcError
 from servicekit.web import Runtime
 
 log = logging.getLogger("realtime.events")

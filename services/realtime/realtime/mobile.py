@@ -10,11 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from realtime import domain
-from realtime.domain import NamespaceInfo, SocketUser
-from realtime.repository import AgentCars
-from servicekit.bus import RpcError
-from servicekit.events import (
+from contracts.telemetry import (
     RPC_CAR_TRACKING,
     RPC_TASK_DETAIL,
     RPC_TASK_LOCATION,
@@ -22,6 +18,10 @@ from servicekit.events import (
     TaskLocation,
     TaskQuery,
 )
+from realtime import domain
+from realtime.domain import NamespaceInfo, SocketUser
+from realtime.repository import AgentCars
+from servicekit.bus import RpcError
 from servicekit.web import Runtime
 
 if TYPE_CHECKING:

@@ -16,36 +16,38 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from contracts.conference import (
+    RPC_CHAT_HISTORY,
+    RPC_CHAT_STORE,
+    RPC_CONFERENCE_PARTICIPANTS,
+    RPC_CONFERENCE_TRACK_MUTE,
+    RPC_PRESENCE_ADMIT,
+    RPC_PRESENCE_CONNECT,
+    RPC_PRESENCE_DISCONNECT,
+    RPC_PRESENCE_UPDATE,
+    ChatHistoryQuery,
+    ChatMessageStore,
+    PresenceAdmit,
+    PresenceConnect,
+    PresenceDisconnect,
+    PresenceUpdate,
+    RoomQuery,
+    TrackMute,
+)
+from contracts.link import (
+    RPC_LINK_POSITION_GROUP,
+    RPC_LINK_QUEUE_PAGE,
+    RPC_LINK_USER_POSITION,
+    LinkUserPosition,
+    QueuePage,
+)
+from contracts.recording import RPC_RECORDING_TOGGLE
+from contracts.telemetry import RPC_ROOM_CAR_POSITION
 from realtime import domain
 from realtime.domain import NamespaceInfo, SocketUser
 from realtime.repository import Instances, Sessions, WaitingRoom
 from servicekit import compat
 from servicekit.bus import RpcError
-from servicekit.events import (
-    RPC_CHAT_HISTORY,
-    RPC_CHAT_STORE,
-    RPC_CONFERENCE_PARTICIPANTS,
-    RPC_CONFERENCE_TRACK_MUTE,
-    RPC_LINK_POSITION_GROUP,
-    RPC_LINK_QUEUE_PAGE,
-    RPC_LINK_USER_POSITION,
-    RPC_PRESENCE_ADMIT,
-    RPC_PRESENCE_CONNECT,
-    RPC_PRESENCE_DISCONNECT,
-    RPC_PRESENCE_UPDATE,
-    RPC_RECORDING_TOGGLE,
-    RPC_ROOM_CAR_POSITION,
-    ChatHistoryQuery,
-    ChatMessageStore,
-    LinkUserPosition,
-    PresenceAdmit,
-    PresenceConnect,
-    PresenceDisconnect,
-    PresenceUpdate,
-    QueuePage,
-    RoomQuery,
-    TrackMute,
-)
 from servicekit.web import Runtime
 
 if TYPE_CHECKING:
@@ -290,7 +292,7 @@ class RoomEvents:
         if namespace:
             await self.sockets.emit("position", data, namespace)
 
-    # ---- forwarded to the owning service (contracts: servicekit.events, "remaining room socket events") ------
+    # ---- forwarded to the owning service (contracts.<owner>, "remaining room socket events") ------------
     async def _ask(
         self, info: NamespaceInfo, subject: str, payload: Any, timeout: float = RPC_TIMEOUT
     ) -> tuple[bool, Any]:

@@ -9,6 +9,8 @@ from urllib.parse import parse_qs
 
 import socketio
 
+from contracts.conference import RPC_ROOM_DETAIL, RPC_ROOM_SOCKET_LIVE, RoomQuery
+from contracts.link import RPC_LINK_ROOM, LinkRoomQuery
 from realtime.domain import (
     AUTH_ERROR,
     INVALID_NAMESPACE,
@@ -27,7 +29,6 @@ from realtime.repository import Registry
 from realtime.rooms import RoomEvents
 from servicekit import compat
 from servicekit.bus import RpcError
-from servicekit.events import RPC_LINK_ROOM, RPC_ROOM_DETAIL, RPC_ROOM_SOCKET_LIVE, LinkRoomQuery, RoomQuery
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
 from servicekit.web import Runtime
 

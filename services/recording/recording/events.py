@@ -14,11 +14,11 @@ from typing import Any
 
 import msgspec
 
+from contracts import recording as ev
+from contracts.conference import RoomQuery
 from recording import recorder, repository
-from servicekit import events as ev
-from servicekit.bus import apply_once
+from servicekit.bus import Event, apply_once
 from servicekit.db import Connection
-from servicekit.events import Event
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,10 @@ async def start(runtime: Runtime) -> None:
 
     runtime.bus.consume("conference", ROOM_CONSUMER, on_room, filter_subject="conference.room.>")
 
-    async def on_toggle(query: ev.RoomQuery) -> dict[str, Any]:
+    async def on_toggle(query: RoomQuery) -> dict[str, Any]:
         room = query.room.strip()
         if not room or len(room) > MAX_ROOM:
             raise msgspec.ValidationError(f"room must be 1 to {MAX_ROOM} characters")  # -> bad_request
         return await recorder.toggle(runtime, room)
 
-    await runtime.bus.serve(ev.RPC_RECORDING_TOGGLE, ev.RoomQuery, on_toggle)
+    await runtime.bus.serve(ev.RPC_RECORDING_TOGGLE, RoomQuery, on_toggle)

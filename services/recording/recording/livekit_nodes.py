@@ -1,6 +1,6 @@
 """Which LiveKit node a webhook comes from and a room records on, asked of conference (owner of ``node_livekit``).
 
-Conference answers over core NATS request/reply (servicekit.events, issue 7 section): the node signing with an API
+Conference answers over core NATS request/reply (contracts.conference, issue 7 section): the node signing with an API
 key, and the node a room lives on, each with its URL, key and secret. Answers are kept in-process for
 :data:`CACHE_SECONDS`, so a burst of webhooks or egress calls costs one request. The env default node
 (LIVEKIT_HOST + key/secret) needs no request for its own key. Secrets are never logged.
@@ -18,8 +18,14 @@ from typing import Any
 
 import msgspec
 
+from contracts.conference import (
+    RPC_LIVEKIT_NODE_BY_KEY,
+    RPC_LIVEKIT_NODE_OF_ROOM,
+    LiveKitKeyQuery,
+    LiveKitNodeCredentials,
+    RoomQuery,
+)
 from recording.egress import EgressClient, http_url
-from servicekit import events as ev
 from servicekit.bus import Bus, RpcError
 
 log = logging.getLogger(__name__)
@@ -76,7 +82,7 @@ class LiveKitNodes:
             raise NodesUnavailable("no message bus")
         try:
             data: Any = await self.bus.request(subject, query, timeout=RPC_TIMEOUT)
-            reply = msgspec.convert(data, ev.LiveKitNodeCredentials)
+            reply = msgspec.convert(data, LiveKitNodeCredentials)
         except RpcError as exc:
             if exc.code in ("not_found", "bad_request"):  # bad_request: a key no node could have (empty, too long)
                 raise UnknownKey("no LiveKit node has that API key") from exc
@@ -94,14 +100,14 @@ class LiveKitNodes:
         node = self._by_key.get(api_key)
         if node is None:
             # Unknown keys are not cached: a node added to node_livekit is accepted on LiveKit's next retry.
-            node = await self._ask(ev.RPC_LIVEKIT_NODE_BY_KEY, ev.LiveKitKeyQuery(apiKey=api_key))
+            node = await self._ask(RPC_LIVEKIT_NODE_BY_KEY, LiveKitKeyQuery(apiKey=api_key))
             self._by_key.put(api_key, node)
         return node.api_secret
 
     async def node_of_room(self, room: str) -> NodeCredentials:
         node = self._by_room.get(room)
         if node is None:
-            node = await self._ask(ev.RPC_LIVEKIT_NODE_OF_ROOM, ev.RoomQuery(room=room))
+            node = await self._ask(RPC_LIVEKIT_NODE_OF_ROOM, RoomQuery(room=room))
             self._by_room.put(room, node)
         return node
 

@@ -17,10 +17,10 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from contracts.conference import RPC_ROOM_DETAIL, RoomQuery
 from recording import domain, repository
 from recording.egress import EgressClient, EgressFailed, info_json
 from recording.livekit_nodes import LiveKitNodes, NodesUnavailable, UnknownKey
-from servicekit import events as ev
 from servicekit.bus import RpcError
 from servicekit.clock import now_local
 from servicekit.db import LockTimeout
@@ -55,7 +55,7 @@ async def room_setting(runtime: Runtime, room: str) -> dict[str, Any] | None:
     if row is not None or runtime.bus is None:
         return row
     try:
-        detail = await runtime.bus.request(ev.RPC_ROOM_DETAIL, ev.RoomQuery(room=room), timeout=RPC_TIMEOUT)
+        detail = await runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT)
     except RpcError as exc:
         if exc.code != "not_found":
             log.warning("room settings unavailable", extra={"room": room, "code": exc.code})

@@ -8,11 +8,11 @@ from urllib.parse import quote
 
 from litestar import Controller, Request, delete, get
 
+from contracts import recording as ev
 from recording import encode, recorder, repository
 from recording.egress import EgressClient, EgressFailed, info_json
 from recording.livekit_nodes import LiveKitNodes
 from servicekit import compat
-from servicekit import events as ev
 from servicekit.bus import add_event
 from servicekit.clock import js_iso
 from servicekit.web import Runtime, fail

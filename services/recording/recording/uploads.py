@@ -24,9 +24,9 @@ from litestar.datastructures import UploadFile
 from litestar.response import File
 from PIL import Image, UnidentifiedImageError
 
+from contracts import recording as ev
 from recording import domain, encode, repository
 from recording.media import STATIC, MediaDir, place, remove, remove_empty_dir
-from servicekit import events as ev
 from servicekit.bus import add_event
 from servicekit.clock import js_iso, now_local
 from servicekit.web import ApiError, Runtime, fail

@@ -24,9 +24,9 @@ from litestar import Controller, Request, Response, post
 from livekit.api import TokenVerifier
 from livekit.protocol.webhook import WebhookEvent
 
+from contracts import recording as ev
 from recording import domain, encode, recorder, repository
 from recording.livekit_nodes import LiveKitNodes, NodesUnavailable, UnknownKey
-from servicekit import events as ev
 from servicekit.bus import add_event
 from servicekit.clock import now_local
 from servicekit.db import Connection

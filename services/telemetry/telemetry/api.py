@@ -19,11 +19,11 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 
+from contracts.telemetry import TASK_SMS_REQUESTED, TASK_STATUS_CHANGED, TaskSmsRequested, TaskStatusChanged
 from servicekit import compat
 from servicekit.bus import add_event
 from servicekit.clock import now_local
 from servicekit.db import Connection, LockTimeout
-from servicekit.events import TASK_SMS_REQUESTED, TASK_STATUS_CHANGED, TaskSmsRequested, TaskStatusChanged
 from servicekit.web import ApiError, Runtime, fail, parse_body
 from telemetry import domain, events, repository
 from telemetry.radio_client import RadioApiError, RadioClient

@@ -12,11 +12,11 @@ Consumed (durable, applied once each: ``apply_once`` in the applying transaction
 * ``conference.room.*`` (RoomChanged with ``service``): the read model ``car_room`` (the room's tenant, the
   original's room_conference.service).
 
-Requests answered (realtime, servicekit.events "telemetry: ambulance tasks and positions"): RPC_TASK_DETAIL,
+Requests answered (realtime, contracts.telemetry "telemetry: ambulance tasks and positions"): RPC_TASK_DETAIL,
 RPC_TASK_LOCATION, RPC_CAR_TRACKING, RPC_ROOM_CAR_POSITION. Bad input is a ``bad_request`` reply
 (msgspec.ValidationError), nothing stored. Each stored position publishes CAR_POSITION_UPDATED through the outbox.
 
-Requests made (short timeout; unanswered -> the reply degrades, see servicekit.events): RPC_TENANT_DETAIL to
+Requests made (short timeout; unanswered -> the reply degrades, see contracts.telemetry): RPC_TENANT_DETAIL to
 link, RPC_CASE_OF_ROOM to conference.
 """
 
@@ -30,36 +30,34 @@ from typing import Any
 
 import msgspec
 
-from servicekit.bus import RpcError, add_event, apply_once, event_payload
-from servicekit.clock import now_local, parse_local
-from servicekit.db import Connection, Database
-from servicekit.events import (
-    CAR_POSITION_UPDATED,
+from contracts.conference import RPC_CASE_OF_ROOM, RoomChanged, RoomQuery
+from contracts.link import (
     LINK_CREATED,
     LINK_LOCATION_UPDATED,
     LINK_MULTI_LATLNG,
-    RECORDING_WEBHOOK_RECEIVED,
-    RPC_CAR_TRACKING,
-    RPC_CASE_OF_ROOM,
-    RPC_ROOM_CAR_POSITION,
-    RPC_TASK_DETAIL,
-    RPC_TASK_LOCATION,
     RPC_TENANT_DETAIL,
-    TASK_DESTINATION_CHANGED,
-    CarPositionUpdated,
-    CarTracking,
-    Event,
     LinkCreated,
     LinkLocationUpdated,
     LinkMultiLatLng,
-    RoomChanged,
-    RoomQuery,
     ServiceQuery,
+)
+from contracts.recording import RECORDING_WEBHOOK_RECEIVED, WebhookReceived
+from contracts.telemetry import (
+    CAR_POSITION_UPDATED,
+    RPC_CAR_TRACKING,
+    RPC_ROOM_CAR_POSITION,
+    RPC_TASK_DETAIL,
+    RPC_TASK_LOCATION,
+    TASK_DESTINATION_CHANGED,
+    CarPositionUpdated,
+    CarTracking,
     TaskDestination,
     TaskLocation,
     TaskQuery,
-    WebhookReceived,
 )
+from servicekit.bus import Event, RpcError, add_event, apply_once, event_payload
+from servicekit.clock import now_local, parse_local
+from servicekit.db import Connection, Database
 from servicekit.web import Runtime
 from telemetry import domain, repository
 

@@ -15,10 +15,10 @@ from litestar import Controller, Request, Response, get, post, put
 
 from conference import cases
 from conference.cases import CASE_STATUSES, HistoryQuery, parse_id
+from contracts.link import RPC_LINK_SERVICE_EXISTS, ServiceQuery
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.clock import js_iso, parse_local
-from servicekit.events import RPC_LINK_SERVICE_EXISTS, ServiceQuery
 from servicekit.web import ApiError, Runtime, fail, parse_body
 
 Int32 = Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)]

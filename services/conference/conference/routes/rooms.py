@@ -19,16 +19,16 @@ from conference import domain, jobs, repository
 from conference.domain import ROOM_NAME_MAX, proto_to_json
 from conference.events import Conference, publish_room_detail, publish_room_user
 from conference.livekit_nodes import LiveKitError, LiveKitUnavailable
-from servicekit import compat
-from servicekit.clock import now_local
-from servicekit.db import DatabaseError
-from servicekit.events import (
+from contracts.conference import (
     ROOM_CLOSED,
     ROOM_DETAIL_CHANGED,
     ROOM_TYPE_CHANGED,
     ROOM_UPDATED,
     ParticipantTokenRequest,
 )
+from servicekit import compat
+from servicekit.clock import now_local
+from servicekit.db import DatabaseError
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 

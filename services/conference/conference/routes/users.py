@@ -18,9 +18,10 @@ from conference import repository
 from conference.domain import ROOM_NAME_MAX, proto_to_json
 from conference.livekit_nodes import LiveKitError, LiveKitUnavailable
 from conference.routes.rooms import conference_of, unavailable
+from contracts.conference import TRACK_MUTED, ParticipantTokenRequest, TrackMuted
+from contracts.link import RPC_LINK_ROOM, LinkRoomQuery
 from servicekit import compat
 from servicekit.bus import add_event
-from servicekit.events import RPC_LINK_ROOM, TRACK_MUTED, LinkRoomQuery, ParticipantTokenRequest, TrackMuted
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, post
 
+from contracts.conference import RPC_CASE_OPEN, RPC_ROOM_ENSURE, CaseOpen, EnsureRoom
+from contracts.link import LinkCreated
 from link import domain, events, repository, sms
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.clock import now_local
-from servicekit.events import RPC_CASE_OPEN, RPC_ROOM_ENSURE, CaseOpen, EnsureRoom, LinkCreated
 from servicekit.web import Runtime, fail, parse_body
 
 RPC_TIMEOUT = 5.0

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 
+from contracts.conference import RPC_ROOM_DETAIL, RoomQuery
+from contracts.link import LINK_MULTI_LATLNG, LinkCreated, LinkMultiLatLng
 from link import domain, events, repository, sms
 from servicekit import compat
 from servicekit.bus import RpcError, add_event
 from servicekit.clock import now_local, parse_lifetime
-from servicekit.events import LINK_MULTI_LATLNG, RPC_ROOM_DETAIL, LinkCreated, LinkMultiLatLng, RoomQuery
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 
 RPC_TIMEOUT = 5.0

@@ -12,22 +12,18 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, Parameter, PathItem, Schema
 from litestar.types import Receive, Scope, Send
 
-from link import domain, events, readmodels, repository, sms
-from servicekit.bus import RpcError
-from servicekit.clock import now_local, parse_lifetime, parse_local
-from servicekit.events import (
+from contracts.conference import (
     RPC_PARTICIPANT_TOKEN,
     RPC_ROOM_DETAIL,
     RPC_ROOM_ENSURE,
     EnsureRoom,
-    LinkCreated,
-    LinkLocationUpdated,
-    LinkUsed,
-    ParticipantSeen,
     ParticipantTokenRequest,
-    Position,
     RoomQuery,
 )
+from contracts.link import LinkCreated, LinkLocationUpdated, LinkUsed, ParticipantSeen, Position
+from link import domain, events, readmodels, repository, sms
+from servicekit.bus import RpcError
+from servicekit.clock import now_local, parse_lifetime, parse_local
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 
 RPC_TIMEOUT = 5.0

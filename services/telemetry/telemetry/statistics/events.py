@@ -18,27 +18,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from servicekit.bus import apply_once, event_payload
-from servicekit.clock import parse_local
-from servicekit.db import Connection, Database
-from servicekit.events import (
-    CASE_CREATED,
-    CASE_UPDATED,
+from contracts.conference import CASE_CREATED, CASE_UPDATED, PARTICIPANT_SAVED, CaseChanged, RoomUserSaved
+from contracts.link import (
     LINK_CREATED,
     LINK_FIELDS_CHANGED,
     LINK_LOCATION_UPDATED,
     LINK_MULTI_LATLNG,
-    PARTICIPANT_SAVED,
-    RECORDING_WEBHOOK_RECEIVED,
-    CaseChanged,
-    Event,
     LinkCreated,
     LinkFieldsChanged,
     LinkLocationUpdated,
     LinkMultiLatLng,
-    RoomUserSaved,
-    WebhookReceived,
 )
+from contracts.recording import RECORDING_WEBHOOK_RECEIVED, WebhookReceived
+from servicekit.bus import Event, apply_once, event_payload
+from servicekit.clock import parse_local
+from servicekit.db import Connection, Database
 from servicekit.web import Runtime
 from telemetry.statistics import domain, repository
 
