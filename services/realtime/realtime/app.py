@@ -9,8 +9,10 @@ from typing import Any
 
 import socketio
 
-from realtime.api import NamespaceController, RealtimeApiController
 from realtime.events import EventHandlers
+from realtime.mobile import MobileEvents
+from realtime.rooms import RoomEvents
+from realtime.routes import CONTROLLERS
 from realtime.sockets import COMPAT_NAMESPACES, RealtimeSockets
 from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.settings import CommonSettings, load_settings
@@ -27,9 +29,15 @@ sockets = RealtimeSockets(settings.redis_dsn)
 
 
 async def on_startup(runtime: Runtime) -> None:
-    await sockets.start(runtime, settings.join_room_repeat_delay)
-    handlers = EventHandlers(runtime, sockets)
+    # The socket handlers get the server as their emitter; the server gets them registered (no import either way).
+    mobile = MobileEvents(runtime, sockets)
+    rooms = RoomEvents(runtime, sockets, settings.join_room_repeat_delay, car_tracking=mobile.car_tracking)
+    sockets.register(rooms=rooms, mobile=mobile)
+    rooms.start()
+    await sockets.start(runtime)
+    handlers = EventHandlers(runtime, sockets, mobile)
     runtime.extras["sockets"] = sockets
+    runtime.extras["rooms"] = rooms
     runtime.extras["events"] = handlers
     handlers.start()
 
@@ -38,13 +46,16 @@ async def on_shutdown(runtime: Runtime) -> None:
     handlers = runtime.extras.get("events")
     if isinstance(handlers, EventHandlers):
         handlers.stop()
+    rooms = runtime.extras.get("rooms")
+    if isinstance(rooms, RoomEvents):
+        await rooms.stop()
     await sockets.stop()
 
 
 http_app = create_app(
     ServiceSpec(
         settings=settings,
-        route_handlers=[NamespaceController, RealtimeApiController],
+        route_handlers=CONTROLLERS,
         uses_db=False,
         publishes_events=False,
         on_startup=on_startup,

@@ -45,8 +45,9 @@ from realtime.domain import (
     room_namespace,
     room_update_case_data,
 )
+from realtime.emitter import Emitter
+from realtime.mobile import MobileEvents
 from realtime.repository import HandledEvents, Registry
-from realtime.sockets import RealtimeSockets
 from servicekit.bus import Event, RpcError
 from servicekit.web import Runtime
 
@@ -70,10 +71,11 @@ class EventPending(Exception):
 
 
 class EventHandlers:
-    def __init__(self, runtime: Runtime, sockets: RealtimeSockets) -> None:
+    def __init__(self, runtime: Runtime, sockets: Emitter, mobile: MobileEvents) -> None:
         assert runtime.redis is not None
         self.runtime = runtime
         self.sockets = sockets
+        self.mobile = mobile
         self.registry = Registry(runtime.redis)
         self.handled = HandledEvents(runtime.redis)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -282,13 +284,13 @@ class EventHandlers:
     # ---- telemetry (ambulance tasks) -----------------------------------------------------------------------
     async def task_status_changed(self, data: dict[str, Any]) -> None:
         uid, status = data.get("uid"), data.get("status")
-        if isinstance(uid, str) and uid and isinstance(status, str) and self.sockets.mobile is not None:
-            await self.sockets.mobile.task_status(uid, status, data.get("destination"))
+        if isinstance(uid, str) and uid and isinstance(status, str):
+            await self.mobile.task_status(uid, status, data.get("destination"))
 
     async def task_destination_changed(self, data: dict[str, Any]) -> None:
         uid, position = data.get("uid"), data.get("position")
-        if isinstance(uid, str) and uid and isinstance(position, dict) and self.sockets.mobile is not None:
-            await self.sockets.mobile.task_destination(uid, position)
+        if isinstance(uid, str) and uid and isinstance(position, dict):
+            await self.mobile.task_destination(uid, position)
 
     async def car_position_updated(self, data: dict[str, Any]) -> None:
         room_ns = room_namespace(str(data.get("room") or ""))

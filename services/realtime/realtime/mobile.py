@@ -8,7 +8,7 @@ reach them by uid on every instance (the original matched ``query.id`` numerical
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from contracts.telemetry import (
     RPC_CAR_TRACKING,
@@ -20,12 +20,10 @@ from contracts.telemetry import (
 )
 from realtime import domain
 from realtime.domain import NamespaceInfo, SocketUser
+from realtime.emitter import Emitter
 from realtime.repository import AgentCars
 from servicekit.bus import RpcError
 from servicekit.web import Runtime
-
-if TYPE_CHECKING:
-    from realtime.sockets import RealtimeSockets
 
 log = logging.getLogger("realtime.mobile")
 
@@ -34,7 +32,7 @@ RPC_TIMEOUT = 3.0
 
 
 class MobileEvents:
-    def __init__(self, runtime: Runtime, sockets: RealtimeSockets) -> None:
+    def __init__(self, runtime: Runtime, sockets: Emitter) -> None:
         assert runtime.redis is not None
         self.runtime = runtime
         self.sockets = sockets
@@ -62,11 +60,11 @@ class MobileEvents:
                 detail = None
         if not isinstance(detail, dict):
             await self._to(sid, ("status", dict(domain.MOBILE_FAILED)), ("message", dict(domain.MOBILE_INVALID_TASK)))
-            await self.sockets.sio.disconnect(sid, namespace=MOBILE)
+            await self.sockets.disconnect(sid, namespace=MOBILE)
             return
         assert uid is not None
-        await self.sockets.sio.enter_room(sid, domain.task_room(uid), namespace=MOBILE)
-        await self.sockets.sio.save_session(sid, {"task": uid}, namespace=MOBILE)
+        await self.sockets.enter_room(sid, domain.task_room(uid), namespace=MOBILE)
+        await self.sockets.save_session(sid, {"task": uid}, namespace=MOBILE)
         await self._to(
             sid,
             ("message", {"message": "connection success"}),
@@ -78,7 +76,7 @@ class MobileEvents:
         if event != "location":
             return  # ``status`` was accepted and ignored by the original
         try:
-            session = await self.sockets.sio.get_session(sid, namespace=MOBILE)
+            session = await self.sockets.get_session(sid, namespace=MOBILE)
         except KeyError:
             return
         uid = session.get("task")

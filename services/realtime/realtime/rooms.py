@@ -14,7 +14,8 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from contracts.conference import (
     RPC_CHAT_HISTORY,
@@ -45,13 +46,11 @@ from contracts.recording import RPC_RECORDING_TOGGLE
 from contracts.telemetry import RPC_ROOM_CAR_POSITION
 from realtime import domain
 from realtime.domain import NamespaceInfo, SocketUser
+from realtime.emitter import Emitter
 from realtime.repository import Instances, Sessions, WaitingRoom
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.web import Runtime
-
-if TYPE_CHECKING:
-    from realtime.sockets import RealtimeSockets
 
 log = logging.getLogger("realtime.rooms")
 
@@ -65,10 +64,14 @@ _IGNORED = {"camera-microphone-status", "case-list-data", "case-list-page"}
 # and a survivor marks its room sockets disconnected (the original reset every "connection" row at start-up).
 HEARTBEAT_INTERVAL = 2.0
 HEARTBEAT_TTL = 6.0
+# A room socket event's handler: (namespace, socket id, user, session, payload).
+RoomEventHandler = Callable[[NamespaceInfo, str, SocketUser, Any, Any], Awaitable[None]]
 
 
 class RoomEvents:
-    def __init__(self, runtime: Runtime, sockets: RealtimeSockets, repeat_delay_ms: int) -> None:
+    def __init__(
+        self, runtime: Runtime, sockets: Emitter, repeat_delay_ms: int, car_tracking: RoomEventHandler | None = None
+    ) -> None:
         assert runtime.redis is not None
         self.runtime = runtime
         self.sockets = sockets
@@ -101,8 +104,8 @@ class RoomEvents:
             "room-record": self.room_record,
             "queue": self.queue,
         }
-        if sockets.mobile is not None:
-            self._handlers["carTracking"] = sockets.mobile.car_tracking
+        if car_tracking is not None:  # realtime.mobile's (telemetry owns car tracking)
+            self._handlers["carTracking"] = car_tracking
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -147,7 +150,7 @@ class RoomEvents:
         except RpcError as exc:
             log.warning("presence connect failed", extra={"room": info.key, "code": exc.code})
         try:
-            session = await self.sockets.sio.get_session(sid, namespace=info.name)
+            session = await self.sockets.get_session(sid, namespace=info.name)
             session["row"] = row if isinstance(row, dict) else None
         except KeyError:  # gone already: its disconnect handler may have run before this handshake write
             await self.instances.remove_socket(sid)
@@ -281,7 +284,7 @@ class RoomEvents:
 
     async def join_chat(self, info: NamespaceInfo, sid: str, user: SocketUser, session: Any, data: Any) -> None:
         if isinstance(data, str) and data and len(data) <= domain.MAX_NAME_LENGTH:
-            await self.sockets.sio.enter_room(sid, data, namespace=info.name)
+            await self.sockets.enter_room(sid, data, namespace=info.name)
 
     async def position(self, info: NamespaceInfo, sid: str, user: SocketUser, session: Any, data: Any) -> None:
         """Forwarded as is to ``/data/{linkID}`` (the CRM's live map)."""

@@ -1,10 +1,11 @@
-"""The Socket.IO server: namespace validation at connect time and emits through the Redis manager."""
+"""The Socket.IO server: namespace validation at connect time, emits through the Redis manager, and dispatch of
+socket events to the handlers registered on it (realtime.app registers realtime.rooms' and realtime.mobile's)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import socketio
@@ -24,9 +25,7 @@ from realtime.domain import (
     task_uid,
     token_room_matches,
 )
-from realtime.mobile import MobileEvents
 from realtime.repository import Registry
-from realtime.rooms import RoomEvents
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
@@ -121,8 +120,27 @@ class RealtimeManager(socketio.AsyncRedisManager):
         await self.close_room(_DISCONNECT_ALL, namespace)
 
 
+class RoomHandlers(Protocol):
+    """Where the room namespaces' sockets (and /newqueue's ``queue``) go: connect, events, disconnect."""
+
+    async def connected(self, info: NamespaceInfo, sid: str, user: SocketUser) -> None: ...
+
+    async def handle(self, event: str, info: NamespaceInfo, sid: str, session: dict[str, Any], data: Any) -> None: ...
+
+    async def disconnected(self, info: NamespaceInfo, sid: str, session: dict[str, Any]) -> None: ...
+
+
+class MobileHandlers(Protocol):
+    """Where the ``/mobile`` sockets go: connect (with the task uid of the handshake) and events."""
+
+    async def connected(self, sid: str, uid: str | None) -> None: ...
+
+    async def handle(self, event: str, sid: str, data: Any) -> None: ...
+
+
 class RealtimeSockets:
-    """Holds the python-socketio server and the runtime it needs once the service has started."""
+    """Holds the python-socketio server, the runtime it needs once the service has started, and the handlers
+    registered on it (``register``); it implements realtime.emitter.Emitter for them."""
 
     def __init__(self, redis_url: str) -> None:
         self.manager = RealtimeManager(redis_url, channel=MANAGER_CHANNEL)
@@ -144,22 +162,24 @@ class RealtimeSockets:
         self.sio.on("connect", self._on_connect, namespace="*")
         self.sio.on("disconnect", self._on_disconnect, namespace="*")
         self.sio.on("*", self._on_event, namespace="*")
-        self.rooms: RoomEvents | None = None
-        self.mobile: MobileEvents | None = None
+        self.rooms: RoomHandlers | None = None
+        self.mobile: MobileHandlers | None = None
+
+    def register(self, *, rooms: RoomHandlers | None = None, mobile: MobileHandlers | None = None) -> None:
+        """The handlers of room-namespace and ``/mobile`` sockets (until then their events are ignored)."""
+        if rooms is not None:
+            self.rooms = rooms
+        if mobile is not None:
+            self.mobile = mobile
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
-    async def start(self, runtime: Runtime, join_room_repeat_delay_ms: int = 5000) -> None:
+    async def start(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.mobile = MobileEvents(runtime, self)
-        self.rooms = RoomEvents(runtime, self, join_room_repeat_delay_ms)
-        self.rooms.start()
         if not self.sio.manager_initialized:  # listen to other instances' emits right away
             self.sio.manager_initialized = True
             self.manager.initialize()
 
     async def stop(self) -> None:
-        if self.rooms is not None:
-            await self.rooms.stop()
         for task in list(self._tasks):
             task.cancel()
         thread = getattr(self.manager, "thread", None)
@@ -183,6 +203,19 @@ class RealtimeSockets:
     async def close_namespace(self, namespace: str) -> None:
         """Disconnect every socket of ``namespace`` on all instances (clients see "io server disconnect")."""
         await self.manager.disconnect_namespace(namespace)
+
+    # ---- per-socket state, for the handlers -----------------------------------------------------------------
+    async def enter_room(self, sid: str, room: str, namespace: str) -> None:
+        await self.sio.enter_room(sid, room, namespace=namespace)
+
+    async def get_session(self, sid: str, namespace: str) -> dict[str, Any]:
+        return await self.sio.get_session(sid, namespace=namespace)
+
+    async def save_session(self, sid: str, session: dict[str, Any], namespace: str) -> None:
+        await self.sio.save_session(sid, session, namespace=namespace)
+
+    async def disconnect(self, sid: str, namespace: str) -> None:
+        await self.sio.disconnect(sid, namespace=namespace)
 
     # ---- connection ---------------------------------------------------------------------------------------
     async def is_valid(self, namespace: str) -> NamespaceInfo | None:

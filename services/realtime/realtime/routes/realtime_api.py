@@ -1,4 +1,4 @@
-"""HTTP controllers of the realtime service (served by Litestar next to the Socket.IO endpoint).
+"""``/api/realtime/*``: read-only views of the rooms, their presence and chat.
 
 ``/api/realtime/{rooms,chat,presence}`` are the paths the original forwarded to a separate realtime service
 (REALTIME_SERVICE_URL, prefix stripped; 503 ``{"success": false, "message": "Real-time service unavailable"}``
@@ -14,31 +14,12 @@ from typing import Any
 from litestar import Controller, Request, get
 
 from contracts.conference import RPC_CHAT_HISTORY, ChatHistoryQuery
-from realtime.domain import classify, namespace_list, room_namespace
+from realtime.domain import classify, room_namespace
 from realtime.repository import Instances, Registry
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.tokens import TokenRejected
 from servicekit.web import ApiError, Runtime
-
-
-async def _namespaces(runtime: Runtime) -> list[str]:
-    assert runtime.redis is not None
-    return namespace_list(await Registry(runtime.redis).all())
-
-
-class NamespaceController(Controller):
-    tags = ["realtime"]
-
-    @get("/namespace")
-    async def namespaces(self, runtime: Runtime) -> list[str]:
-        """Every namespace a client can connect to: the static ones and the registered rooms and data links."""
-        return await _namespaces(runtime)
-
-    @get("/test/get/namespace")
-    async def test_namespaces(self, runtime: Runtime) -> list[str]:
-        """The original's test route; same list as GET /namespace."""
-        return await _namespaces(runtime)
 
 
 def _failure(message: str, status_code: int) -> ApiError:
