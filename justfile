@@ -27,10 +27,11 @@ test: setup
     uv run python deploy/k8s-gen/generate.py --check
     uv run pytest
 
-# Regenerate the edge (nginx, HTTPRoutes) and the deployment files (k8s base, compose.yaml).
+# Regenerate the edge (nginx, HTTPRoutes), the deployment files (k8s base, compose.yaml) and docs/architecture.md.
 generate:
     uv run python -m deploy.edge.generate
     uv run python deploy/k8s-gen/generate.py
+    uv run python -m deploy.architecture
 
 # Benchmarks through the edge (prints requests/s and latency percentiles).
 bench: setup
