@@ -1,43 +1,26 @@
-"""Uploads (POST /upload/file, POST /upload/video, GET /upload/list) and the static media paths.
-
-A stored file and its row go together: the upload is written to a temporary name first, then, inside the
-transaction that inserts its row, hard-linked to its final name (never replacing a file); a failure removes what
-was placed and the transaction rolls back, and the temporary names are always removed. Every `files` row is
-published as ``recording.file.stored`` (FileStored) in its inserting transaction: conference's GET /room/picture
-reads only that.
+"""Uploads (POST /upload/file, POST /upload/video, GET /upload/list): the requests checked here, the files and
+their rows stored together (and published) by recording.events.uploads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import logging
-import mimetypes
 import re
-import shutil
-from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.response import File
-from PIL import Image, UnidentifiedImageError
 
-from contracts import recording as ev
-from recording import domain, encode, repository
-from recording.media import STATIC, MediaDir, place, remove, remove_empty_dir
-from servicekit.bus import add_event
-from servicekit.clock import js_iso, now_local
+from recording import domain, repository
+from recording.events.uploads import store_files, store_video
+from recording.repository.media import MediaDir
 from servicekit.web import ApiError, Runtime, fail
 
-log = logging.getLogger("recording.uploads")
-
 MAX_FILES = 20
-THUMBNAIL_SIZE = (320, 320)
 HEAD_BYTES = 64
 DURATION_SCAN = 8 * 1024 * 1024
-Image.MAX_IMAGE_PIXELS = 80_000_000  # decompression bombs are refused
 
 
 def _size(upload: UploadFile) -> int:
@@ -64,42 +47,6 @@ def _too_large(field: str) -> ApiError:
     # The original's multer error, answered with HTTP 200 as its error handler did.
     data = {"name": "MulterError", "message": "File too large", "code": "LIMIT_FILE_SIZE", "field": field}
     return ApiError("File too large", 200, {"status": "FAIL", "message": "File too large", "data": data})
-
-
-def _copy_to(upload: UploadFile, target: Path) -> None:
-    stream: BinaryIO = upload.file  # type: ignore[assignment]
-    stream.seek(0)
-    with target.open("xb") as out:
-        shutil.copyfileobj(stream, out, 1024 * 1024)
-
-
-def _image_info(upload: UploadFile, mime: str, thumb_target: Path) -> tuple[int | None, int | None, bool]:
-    """Width, height, thumbnail written; raises ValueError when the bytes are not a readable image."""
-    if mime == "image/svg+xml":
-        return None, None, False
-    stream: BinaryIO = upload.file  # type: ignore[assignment]
-    stream.seek(0)
-    try:
-        with Image.open(stream) as image:
-            width, height = image.size
-            image.load()
-            thumb = image.copy()
-            fmt = image.format or "PNG"
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as exc:
-        raise ValueError(str(exc)) from exc
-    finally:
-        stream.seek(0)
-    try:
-        thumb.thumbnail(THUMBNAIL_SIZE)
-        if fmt == "JPEG" and thumb.mode not in ("RGB", "L"):
-            thumb = thumb.convert("RGB")
-        with thumb_target.open("xb") as out:
-            thumb.save(out, format=fmt)
-        return width, height, True
-    except Exception:  # a format Pillow reads but cannot write: no thumbnail
-        log.warning("thumbnail failed", exc_info=True)
-        remove(thumb_target)
-        return width, height, False
 
 
 def _duration(upload: UploadFile, mime: str, size: int) -> int:
@@ -141,9 +88,24 @@ def _leading_int(raw: str | None) -> int | None:
 
 
 def _row_out(row: dict[str, Any], api_url: str) -> dict[str, Any]:
-    out = {k: (js_iso(v) if hasattr(v, "year") else v) for k, v in row.items()}
+    out = domain.json_row(row)
     out["url"] = f"{api_url}{row['filePath'] or ''}/{quote(row['hls'] or row['fileName'] or '')}"
     return out
+
+
+def _file_out(row: dict[str, Any], api_url: str) -> dict[str, Any]:
+    """A stored `files` row as POST /upload/file answers it."""
+    thumbnail = row["thumbnail"]
+    return {
+        "id": int(row["elementId"]),
+        "filename": row["filename"],
+        "url": f"{api_url}{row['url']}",
+        "thumbnail": f"{api_url}{thumbnail}" if thumbnail else None,
+        "fileType": row["fileType"],
+        "size": row["size"],
+        "mimetype": row["mimetype"],
+        "resolution": {"width": row["width"], "height": row["height"]},
+    }
 
 
 def build_controllers(*, file_size_limit: int, video_size_limit: int) -> list[Any]:
@@ -177,8 +139,13 @@ def build_controllers(*, file_size_limit: int, video_size_limit: int) -> list[An
                     raise fail("Invalid parameter: content type is longer than 100")
                 if not domain.content_matches(mime, _head(upload)):
                     raise fail(f"File content does not match its type: {mime}")
-                checked.append((upload, mime, size, domain.safe_filename(upload.filename)))
-            return {"status": "OK", "data": await _store_files(runtime, media, api_url, link_id, checked)}
+                stream: BinaryIO = upload.file  # type: ignore[assignment]
+                checked.append((stream, mime, size, domain.safe_filename(upload.filename)))
+            try:
+                rows = await store_files(runtime, media, link_id, checked)
+            except domain.ContentMismatch as exc:
+                raise fail(str(exc)) from exc
+            return {"status": "OK", "data": [_file_out(row, api_url) for row in rows]}
 
         @post("/video", status_code=200, request_max_body_size=video_body_limit, summary="Upload a recorded video")
         async def upload_video(self, request: Request, runtime: Runtime) -> dict[str, Any]:
@@ -201,9 +168,25 @@ def build_controllers(*, file_size_limit: int, video_size_limit: int) -> list[An
             if not domain.content_matches(mime, _head(upload)):
                 raise fail(f"File content does not match its type: {mime}")
             media: MediaDir = runtime.extras["media"]
-            return await _store_video(
-                runtime, media, runtime.extras["api_url"], upload, mime, size, agent, record_type, uploader
-            )
+            api_url: str = runtime.extras["api_url"]
+            name = domain.safe_filename(upload.filename, default="video")
+            duration = await asyncio.to_thread(_duration, upload, mime, size)
+            stream: BinaryIO = upload.file  # type: ignore[assignment]
+            row = await store_video(runtime, media, stream, name, size, duration, agent, record_type, uploader)
+            file_out = {
+                "fieldname": "myVideo",
+                "originalname": upload.filename,
+                "mimetype": mime,
+                "destination": "./video-record",
+                "filename": row["fileName"],
+                "size": size,
+                "duration": duration,
+                "url": f"{api_url}/record/{quote(row['fileName'])}",
+                "dtmCreated": row["startRecord"].strftime("%Y-%m-%d %H:%M:%S"),
+                "uploader": row["uploader"],
+                "room": row["room"],
+            }
+            return {"status": "OK", "file": file_out, "insert": {"affectedRows": 1, "insertId": row["id"]}}
 
         @get("/list", summary="Uploaded and recorded videos, paged")
         async def video_list(self, request: Request, runtime: Runtime) -> dict[str, Any]:
@@ -231,202 +214,4 @@ def build_controllers(*, file_size_limit: int, video_size_limit: int) -> list[An
                 },
             }
 
-    return [UploadController, *static_handlers()]
-
-
-async def _store_files(
-    runtime: Runtime, media: MediaDir, api_url: str, link_id: str, checked: list[tuple[UploadFile, str, int, str]]
-) -> list[dict[str, Any]]:
-    assert runtime.db is not None
-    temps: list[Path] = []
-    placed: list[Path] = []
-    folders: list[Path] = []
-    prepared = []
-    try:
-        # Temporary copies and thumbnails first (validating images on the way): nothing is visible yet.
-        for upload, mime, size, name in checked:
-            kind = domain.file_type(mime)
-            temp = media.temp_path()
-            temps.append(temp)
-            await asyncio.to_thread(_copy_to, upload, temp)
-            width = height = None
-            thumb_temp: Path | None = None
-            if kind == "image":
-                thumb_temp = media.temp_path()
-                temps.append(thumb_temp)
-                try:
-                    width, height, made = await asyncio.to_thread(_image_info, upload, mime, thumb_temp)
-                except ValueError as exc:
-                    raise fail(f"File content does not match its type: {mime}") from exc
-                thumb_temp = thumb_temp if made else None
-            prepared.append((kind, temp, thumb_temp, mime, size, name, width, height))
-        out = []
-        created_at = now_local()
-        async with runtime.db.transaction() as conn:
-            for kind, temp, thumb_temp, mime, size, name, width, height in prepared:
-                folder_kind = "images" if kind == "image" else "files"
-                folder, folder_path = media.new_folder(folder_kind)
-                folders.append(folder_path)
-                final = place(temp, folder_path / name)
-                placed.append(final)
-                stored = final.name
-                url = f"/{folder_kind}/{folder}/{quote(stored)}"
-                thumbnail = None
-                if thumb_temp is not None:
-                    thumb_dir = media.root / STATIC["/thumbnails"] / folder
-                    folders.append(thumb_dir)
-                    thumb_final = place(thumb_temp, thumb_dir / stored)
-                    placed.append(thumb_final)
-                    thumbnail = f"/thumbnails/{folder}/{quote(thumb_final.name)}"
-                row = {
-                    "linkId": link_id,
-                    "elementId": folder,
-                    "filename": stored,
-                    "url": url,
-                    "thumbnail": thumbnail,
-                    "fileType": kind,
-                    "size": size,
-                    "mimetype": mime,
-                    "width": width,
-                    "height": height,
-                    "createdAt": created_at,
-                }
-                file_id = await repository.insert_file(conn, row)
-                # Conference's GET /room/picture read model is fed by this event only (it never reads `files`).
-                await add_event(
-                    conn,
-                    ev.RECORDING_FILE_STORED,
-                    ev.FileStored(
-                        fileId=file_id,
-                        linkId=link_id,
-                        filename=stored,
-                        url=url,
-                        width=width,
-                        height=height,
-                        createdAt=created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                    ),
-                )
-                out.append(
-                    {
-                        "id": int(folder),
-                        "filename": stored,
-                        "url": f"{api_url}{url}",
-                        "thumbnail": f"{api_url}{thumbnail}" if thumbnail else None,
-                        "fileType": kind,
-                        "size": size,
-                        "mimetype": mime,
-                        "resolution": {"width": width, "height": height},
-                    }
-                )
-        return out
-    except BaseException:
-        remove(*placed)
-        for folder_path in reversed(folders):
-            remove_empty_dir(folder_path)
-        raise
-    finally:
-        remove(*temps)
-
-
-async def _store_video(
-    runtime: Runtime,
-    media: MediaDir,
-    api_url: str,
-    upload: UploadFile,
-    mime: str,
-    size: int,
-    agent: str,
-    record_type: str,
-    uploader: str,
-) -> dict[str, Any]:
-    assert runtime.db is not None
-    name = domain.safe_filename(upload.filename, default="video")
-    duration = await asyncio.to_thread(_duration, upload, mime, size)
-    temp = media.temp_path()
-    final: Path | None = None
-    now = now_local()
-    room = f"webrtc-record-{int(now.timestamp() * 1000)}"
-    try:
-        await asyncio.to_thread(_copy_to, upload, temp)
-        async with runtime.db.transaction() as conn:
-            final = place(temp, media.root / STATIC["/record"] / name)
-            row = {
-                "egressId": agent or "-",
-                "room": room,
-                "fileName": final.name,
-                "encode": 0,
-                "recordType": record_type,
-                "fileSize": size,
-                "duration": duration,
-                "filePath": "/record",
-                "uploader": uploader or "-",
-                "startRecord": now,
-            }
-            record_id = await repository.insert_record_media(conn, row)
-            await add_event(
-                conn,
-                ev.RECORDING_MEDIA_UPLOADED,
-                ev.MediaUploaded(recordId=record_id, fileName=final.name, filePath="/record", recordType=record_type),
-            )
-            await repository.add_encode_job(conn, record_id, now)
-    except BaseException:
-        remove(final)
-        raise
-    finally:
-        remove(temp)
-    await encode.enqueue(runtime, record_id)
-    file_out = {
-        "fieldname": "myVideo",
-        "originalname": upload.filename,
-        "mimetype": mime,
-        "destination": "./video-record",
-        "filename": final.name,
-        "size": size,
-        "duration": duration,
-        "url": f"{api_url}/record/{quote(final.name)}",
-        "dtmCreated": now.strftime("%Y-%m-%d %H:%M:%S"),
-        "uploader": uploader or "-",
-        "room": room,
-    }
-    return {"status": "OK", "file": file_out, "insert": {"affectedRows": 1, "insertId": record_id}}
-
-
-# ---- static media ----------------------------------------------------------------------------------------
-_STATIC_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    # Uploaded content never runs as a page of our origin (an uploaded HTML or SVG opened directly).
-    "Content-Security-Policy": (
-        "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
-    ),
-}
-
-
-def static_handlers() -> list[Any]:
-    handlers = []
-    for prefix in STATIC:
-
-        def make(prefix: str) -> Any:
-            @get(
-                f"{prefix}/{{path:path}}",
-                name=f"static{prefix.replace('/', '_')}",
-                summary=f"Media files under {prefix}",
-                tags=["media"],
-            )
-            async def serve(path: str, runtime: Runtime) -> Response:
-                media: MediaDir = runtime.extras["media"]
-                target = media.resolve(prefix, path)
-                if target is None:
-                    raise fail("Not Found", 404)
-                media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-                return File(
-                    path=target,
-                    media_type=media_type,
-                    content_disposition_type="inline",
-                    filename=target.name,
-                    headers=_STATIC_HEADERS,
-                )
-
-            return serve
-
-        handlers.append(make(prefix))
-    return handlers
+    return [UploadController]
