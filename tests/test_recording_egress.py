@@ -423,8 +423,8 @@ async def test_startup_reconciles_with_livekit(suite: Any, lk: FakeLiveKit, nc: 
     an egress LiveKit runs is held (counts to the limit), one it no longer runs is dropped and its row closed."""
     from livekit.protocol import egress as egress_pb
 
-    from recording.livekit_nodes import LiveKitNodes, NodeCredentials
-    from recording.recorder import reconcile
+    from recording.events.livekit_nodes import LiveKitNodes, NodeCredentials
+    from recording.events.recorder import reconcile
     from servicekit.db import Database
     from servicekit.settings import CommonSettings
     from servicekit.web import Runtime

@@ -182,8 +182,8 @@ async def test_startup_reconcile_asks_the_rooms_node(
     it, dropped (row closed) when it does not."""
     from livekit.protocol import egress as egress_pb
 
-    from recording.livekit_nodes import LiveKitNodes, NodeCredentials
-    from recording.recorder import reconcile
+    from recording.events.livekit_nodes import LiveKitNodes, NodeCredentials
+    from recording.events.recorder import reconcile
     from servicekit.bus import Bus
     from servicekit.db import Database
     from servicekit.settings import CommonSettings

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from recording import encode, events, recorder
-from recording.egress import http_url
-from recording.livekit_nodes import LiveKitNodes, NodeCredentials
-from recording.media import MediaDir
-from recording.records import EncodeQueueController, RecordController
-from recording.uploads import build_controllers
-from recording.webhooks import WebhookController
+from recording import events
+from recording.clients.egress import http_url
+from recording.events import encode, recorder
+from recording.events.livekit_nodes import LiveKitNodes, NodeCredentials
+from recording.repository.media import MediaDir
+from recording.routes import route_handlers
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
 
@@ -65,12 +64,9 @@ async def on_shutdown(runtime: Runtime) -> None:
 app = create_app(
     ServiceSpec(
         settings=settings,
-        route_handlers=[
-            WebhookController,
-            RecordController,
-            EncodeQueueController,
-            *build_controllers(file_size_limit=settings.file_size_limit, video_size_limit=settings.video_size_limit),
-        ],
+        route_handlers=route_handlers(
+            file_size_limit=settings.file_size_limit, video_size_limit=settings.video_size_limit
+        ),
         migrations=Path(__file__).parent / "migrations",
         on_startup=on_startup,
         on_shutdown=on_shutdown,

@@ -1,11 +1,15 @@
-"""Rules of the recording service, free of I/O: upload classification and names, webhook event mapping."""
+"""Rules of the recording service, free of I/O: upload classification and names, webhook event mapping, egress
+names and auto-record rules, room settings from conference's events, encode job states."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 import unicodedata
 from typing import Any
+
+from servicekit.clock import js_iso
 
 IMAGE_TYPES = frozenset(
     {"image/apng", "image/avif", "image/gif", "image/jpeg", "image/png", "image/svg+xml", "image/webp"}
@@ -31,6 +35,19 @@ ISO_MEDIA_TYPES = frozenset({"video/mp4", "video/quicktime", "video/x-m4v", "vid
 
 MAX_NAME_BYTES = 200
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*\\/]")
+
+
+class ContentMismatch(ValueError):
+    """A stored file's bytes are not of its declared type (found while making its thumbnail)."""
+
+    def __init__(self, mimetype: str) -> None:
+        super().__init__(f"File content does not match its type: {mimetype}")
+        self.mimetype = mimetype
+
+
+def json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the original's JSON: dates as JS ISO strings."""
+    return {k: (js_iso(v) if hasattr(v, "year") else v) for k, v in row.items()}
 
 
 def file_type(mimetype: str) -> str:
@@ -111,6 +128,12 @@ def mp4_duration(data: bytes) -> int:
 
 # ---- webhooks -------------------------------------------------------------------------------------------
 EGRESS_EVENTS = frozenset({"egress_started", "egress_updated", "egress_ended"})
+TRACK_KINDS = {"CAMERA": "video", "MICROPHONE": "audio"}  # track_published sources remembered for TrackComposite
+
+
+def webhook_event_id(event_id: str, raw: str) -> str:
+    """The receipt key of a webhook: LiveKit's id, or a digest of the body when the id is missing or too long."""
+    return event_id if 0 < len(event_id) <= 64 else "sha-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
 def egress_room(egress: dict[str, Any]) -> str:
@@ -193,3 +216,21 @@ def media_status(egress_status: str) -> str:
 
 def produced_file(egress_status: str) -> bool:
     return egress_status in ("EGRESS_COMPLETE", "EGRESS_LIMIT_REACHED")
+
+
+# ---- room settings (conference's room events) -----------------------------------------------------------
+def setting_from_event(data: dict[str, Any]) -> dict[str, Any] | None:
+    detail = data.get("detail")
+    room = data.get("room")
+    if not isinstance(detail, dict) or not isinstance(room, str) or not room:
+        return None
+    setting = dict(detail)
+    if setting.get("service") is None and data.get("service") is not None:
+        setting["service"] = data["service"]
+    setting["status"] = data.get("status") or detail.get("status") or ""
+    return setting
+
+
+# ---- encode jobs ----------------------------------------------------------------------------------------
+QUEUED, SENT, FAILED, REMOVED = "queued", "sent", "failed", "removed"  # encode_job.status
+ENCODE_FAILED = 2  # record_media.encode

@@ -25,7 +25,7 @@ from contracts.conference import (
     LiveKitNodeCredentials,
     RoomQuery,
 )
-from recording.egress import EgressClient, http_url
+from recording.clients.egress import EgressClient, http_url
 from servicekit.bus import Bus, RpcError
 
 log = logging.getLogger(__name__)

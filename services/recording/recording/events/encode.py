@@ -11,7 +11,8 @@ replica (started by the app). The job:
 * 4xx, or attempts exhausted: ``failed``, and ``record_media.encode`` = 2 (failed).
 
 Rows left ``queued`` (a crash between commit and enqueue, Redis down) are enqueued again by the sweep.
-``GET /test/mp4/queue`` shows the queued rows; ``DELETE`` removes one or all of them (status ``removed``).
+``GET /test/mp4/queue`` shows the queued rows; ``DELETE`` removes one or all of them (status ``removed``): the
+rows' SQL and the job's statements are recording.repository's, the call recording.clients.encode's.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from typing import Any
 
 import httpx
 
+from recording import repository
+from recording.clients.encode import encode_request
+from recording.domain import FAILED, QUEUED, SENT
 from servicekit.clock import now_local
 from servicekit.db import Database
-from servicekit.jobs import NotConfigured, Outcome, RetriedJob
+from servicekit.jobs import Outcome, RetriedJob
 from servicekit.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -31,22 +35,13 @@ log = logging.getLogger(__name__)
 QUEUE = "arq:recording:encode"
 JOB = "encode_record"
 
-QUEUED, SENT, FAILED, REMOVED = "queued", "sent", "failed", "removed"
-ENCODE_FAILED = 2  # record_media.encode
-
 
 async def _finish(db: Database, record_id: int, status: str, attempts: int, error: str) -> None:
     now = now_local()
     async with db.transaction() as conn:
-        changed = await conn.execute(
-            "UPDATE encode_job SET status = %s, attempts = %s, lastError = %s, dtmUpdated = %s"
-            " WHERE recordId = %s AND status = %s",
-            (status, attempts, error[:500], now, record_id, QUEUED),
-        )
+        changed = await repository.end_encode_job(conn, record_id, status, attempts, error, now)
         if changed == 1 and status == FAILED:
-            await conn.execute(
-                "UPDATE record_media SET encode = %s, dtmUpdated = %s WHERE id = %s", (ENCODE_FAILED, now, record_id)
-            )
+            await repository.mark_encode_failed(conn, record_id, now)
     log.info("encode %s", status, extra={"record_id": record_id, "attempts": attempts, "error": error})
 
 
@@ -54,10 +49,10 @@ class EncodeJob(RetriedJob):
     """Asking the encode API for one ``encode_job`` row (its ``recordId`` is the key); attempts, retries and the
     sweep are RetriedJob's."""
 
-    load_sql = "SELECT status, attempts FROM encode_job WHERE recordId = %s"
-    claim_sql = "UPDATE encode_job SET attempts = %s, dtmUpdated = %s WHERE recordId = %s AND status = %s"
-    retry_sql = "UPDATE encode_job SET lastError = %s, dtmUpdated = %s WHERE recordId = %s AND status = %s"
-    stale_sql = "SELECT recordId FROM encode_job WHERE status = %s AND dtmUpdated < %s ORDER BY dtmCreated LIMIT 500"
+    load_sql = repository.ENCODE_JOB_LOAD
+    claim_sql = repository.ENCODE_JOB_CLAIM
+    retry_sql = repository.ENCODE_JOB_RETRY
+    stale_sql = repository.ENCODE_JOB_STALE
     pending = QUEUED
 
     def job_id(self, key: int) -> str:
@@ -66,38 +61,13 @@ class EncodeJob(RetriedJob):
     def request(
         self, client: httpx.AsyncClient, settings: CommonSettings, key: int, row: dict[str, Any]
     ) -> httpx.Request:
-        base = str(getattr(settings, "encode_api", "") or "").rstrip("/")
-        if not base:
-            raise NotConfigured("ENCODE_API is not set")
-        return client.build_request("POST", f"{base}/record/encode", json={"recordId": key, "hls": True})
+        return encode_request(client, str(getattr(settings, "encode_api", "") or ""), key)
 
     async def finish(self, db: Database, key: int, row: dict[str, Any], attempts: int, outcome: Outcome) -> None:
         await _finish(db, key, SENT if outcome.ok else FAILED, attempts, outcome.error)
 
     def retrying(self, key: int, attempts: int, error: str) -> None:
         log.warning("encode attempt failed, retrying", extra={"record_id": key, "attempt": attempts})
-
-
-# ---- state for /test/mp4/queue --------------------------------------------------------------------------
-async def queued(db: Database) -> list[dict[str, Any]]:
-    return await db.fetch_all(
-        "SELECT recordId, status, attempts, lastError, dtmCreated, dtmUpdated FROM encode_job WHERE status = %s"
-        " ORDER BY dtmCreated, recordId LIMIT 1000",
-        (QUEUED,),
-    )
-
-
-async def remove(db: Database, record_id: int | None = None) -> int:
-    """Take queued rows out of the queue (a job already running finishes; a removed row is never sent)."""
-    now = now_local()
-    if record_id is None:
-        return await db.execute(
-            "UPDATE encode_job SET status = %s, dtmUpdated = %s WHERE status = %s", (REMOVED, now, QUEUED)
-        )
-    return await db.execute(
-        "UPDATE encode_job SET status = %s, dtmUpdated = %s WHERE recordId = %s AND status = %s",
-        (REMOVED, now, record_id, QUEUED),
-    )
 
 
 # ---- the in-process worker (every replica) ---------------------------------------------------------------

@@ -1,20 +1,18 @@
-"""GET /record/* (the original's record routes through LiveKit's egress API) and /test/mp4/queue (the encode
-queue). The toggle, stop-all and queue removals need the agent token (unauthenticated in the original)."""
+"""GET /record/* (the original's record routes through LiveKit's egress API). The toggle and stop-all need the
+agent token (unauthenticated in the original)."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Controller, Request, delete, get
+from litestar import Controller, Request, get
 
-from contracts import recording as ev
-from recording import encode, recorder, repository
-from recording.egress import EgressClient, EgressFailed, info_json
-from recording.livekit_nodes import LiveKitNodes
+from recording import domain, repository
+from recording.clients.egress import EgressClient, EgressFailed, info_json
+from recording.events import recorder
+from recording.events.livekit_nodes import LiveKitNodes
 from servicekit import compat
-from servicekit.bus import add_event
-from servicekit.clock import js_iso
 from servicekit.web import Runtime, fail
 
 MAX_ROOM = 50
@@ -27,22 +25,10 @@ def _room(request: Request) -> str:
     return room
 
 
-def _row(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (js_iso(v) if hasattr(v, "year") else v) for k, v in row.items()}
-
-
 async def _usage(runtime: Runtime, request: Request, room: str, status: str, data: Any) -> None:
-    """The original's usage row of a toggle, published for link's usage_status_log."""
-    assert runtime.db is not None
-    usage = ev.RecordUsage(
-        room=room,
-        identity=(request.query_params.get("identity") or "")[:100],
-        status=status,
-        userAgent=(request.headers.get("user-agent") or "")[:500],
-        data=data,
-    )
-    async with runtime.db.transaction() as conn:
-        await add_event(conn, ev.RECORDING_RECORD_USAGE, usage)
+    """The usage event of a toggle, with the caller's identity and user agent."""
+    identity = request.query_params.get("identity") or ""
+    await recorder.record_usage(runtime, room, identity, request.headers.get("user-agent") or "", status, data)
 
 
 def _default_client(runtime: Runtime) -> EgressClient:
@@ -132,7 +118,9 @@ class RecordController(Controller):
         service = setting["service"]
         return {
             "status": "OK",
-            "data": [{**_row(r), "url": f"{api_url}/record/{service}/{quote(r['fileName'] or '')}"} for r in rows],
+            "data": [
+                {**domain.json_row(r), "url": f"{api_url}/record/{service}/{quote(r['fileName'] or '')}"} for r in rows
+            ],
         }
 
     @get("/check", summary="Whether another recording may start (EGRESS_LIMIT)")
@@ -142,38 +130,3 @@ class RecordController(Controller):
         if await repository.egress_count(runtime.db) < limit:
             return {"status": "OK", "message": "Record service is ready"}
         return {"status": "FAIL", "message": "Record service not available"}
-
-
-class EncodeQueueController(Controller):
-    path = "/test/mp4/queue"
-    tags = ["encode"]
-
-    @get("", summary="Encode jobs waiting for the encode API")
-    async def show(self, runtime: Runtime) -> dict[str, Any]:
-        assert runtime.db is not None
-        rows = [_row(r) for r in await encode.queued(runtime.db)]
-        return {
-            "status": "OK",
-            "data": {"queueSize": len(rows), "queueItems": rows, "message": "Queue items waiting for processing"},
-        }
-
-    @delete(
-        "/{record_id:int}",
-        status_code=200,
-        summary="Remove one waiting encode job (agent token)",
-        opt=compat.opens("writes"),
-    )
-    async def remove_one(self, record_id: int, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token_unless_compat(request)
-        assert runtime.db is not None
-        removed = await encode.remove(runtime.db, record_id)
-        if not removed:
-            raise fail("Record ID is not in the queue", 404)
-        return {"status": "OK", "data": {"recordId": record_id, "message": "Removed from the encode queue"}}
-
-    @delete("", status_code=200, summary="Remove every waiting encode job (agent token)", opt=compat.opens("writes"))
-    async def clear(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token_unless_compat(request)
-        assert runtime.db is not None
-        removed = await encode.remove(runtime.db)
-        return {"status": "OK", "data": {"removed": removed, "message": "Encode queue cleared"}}

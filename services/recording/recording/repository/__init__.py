@@ -1,10 +1,13 @@
-"""SQL of the recording service (its own tables only: record_media, files, webhook_receipt)."""
+"""Storage of the recording service. Here: the SQL on its own tables (record_media, files, webhook_receipt,
+room_setting, room_egress, track_state, encode_job); :mod:`.media` holds the media files on disk."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from recording import domain
+from servicekit.clock import now_local
 from servicekit.db import Connection, Database
 
 
@@ -137,6 +140,11 @@ async def room_egress(db: Connection | Database, room: str) -> dict[str, Any] | 
     return await db.fetch_one("SELECT * FROM room_egress WHERE room = %s", (room,))
 
 
+async def held_egresses(db: Database) -> list[dict[str, Any]]:
+    """The egresses held (started, not just claimed): room and egressId."""
+    return await db.fetch_all("SELECT room, egressId FROM room_egress WHERE egressId <> ''")
+
+
 async def egress_seen_started(conn: Connection, room: str, egress_id: str, insert: bool) -> int:
     """egress_started: the claim becomes active; with ``insert``, an egress we did not start (another tool) is
     held too, so it counts against the limit. Without ``insert`` (ours: its record_media row was written with
@@ -227,4 +235,48 @@ async def add_encode_job(conn: Connection, record_id: int, at: datetime) -> int:
     return await conn.execute(
         "INSERT IGNORE INTO encode_job (recordId, status, dtmCreated, dtmUpdated) VALUES (%s, 'queued', %s, %s)",
         (record_id, at, at),
+    )
+
+
+# The encode job's statements, run by servicekit's RetriedJob (recording.events.encode), parameters in its order.
+ENCODE_JOB_LOAD = "SELECT status, attempts FROM encode_job WHERE recordId = %s"
+ENCODE_JOB_CLAIM = "UPDATE encode_job SET attempts = %s, dtmUpdated = %s WHERE recordId = %s AND status = %s"
+ENCODE_JOB_RETRY = "UPDATE encode_job SET lastError = %s, dtmUpdated = %s WHERE recordId = %s AND status = %s"
+ENCODE_JOB_STALE = "SELECT recordId FROM encode_job WHERE status = %s AND dtmUpdated < %s ORDER BY dtmCreated LIMIT 500"
+
+
+async def end_encode_job(conn: Connection, record_id: int, status: str, attempts: int, error: str, at: datetime) -> int:
+    """A queued job's final state (1 when it was still queued)."""
+    return await conn.execute(
+        "UPDATE encode_job SET status = %s, attempts = %s, lastError = %s, dtmUpdated = %s"
+        " WHERE recordId = %s AND status = %s",
+        (status, attempts, error[:500], at, record_id, domain.QUEUED),
+    )
+
+
+async def mark_encode_failed(conn: Connection, record_id: int, at: datetime) -> int:
+    return await conn.execute(
+        "UPDATE record_media SET encode = %s, dtmUpdated = %s WHERE id = %s", (domain.ENCODE_FAILED, at, record_id)
+    )
+
+
+# ---- state for /test/mp4/queue --------------------------------------------------------------------------
+async def queued_encode_jobs(db: Database) -> list[dict[str, Any]]:
+    return await db.fetch_all(
+        "SELECT recordId, status, attempts, lastError, dtmCreated, dtmUpdated FROM encode_job WHERE status = %s"
+        " ORDER BY dtmCreated, recordId LIMIT 1000",
+        (domain.QUEUED,),
+    )
+
+
+async def remove_encode_jobs(db: Database, record_id: int | None = None) -> int:
+    """Take queued rows out of the queue (a job already running finishes; a removed row is never sent)."""
+    now = now_local()
+    if record_id is None:
+        return await db.execute(
+            "UPDATE encode_job SET status = %s, dtmUpdated = %s WHERE status = %s", (domain.REMOVED, now, domain.QUEUED)
+        )
+    return await db.execute(
+        "UPDATE encode_job SET status = %s, dtmUpdated = %s WHERE recordId = %s AND status = %s",
+        (domain.REMOVED, now, record_id, domain.QUEUED),
     )

@@ -1,6 +1,11 @@
-"""Events recording consumes: conference's room changes, which keep ``room_setting`` (the record settings and
-tenant auto-record and /record/* need) without reading conference's tables. Requests it answers: realtime's
-``room-record`` toggle (RPC_RECORDING_TOGGLE).
+"""All that crosses NATS or runs in the background. Here: the events recording consumes, conference's room changes,
+which keep ``room_setting`` (the record settings and tenant auto-record and /record/* need) without reading
+conference's tables; the request it answers, realtime's ``room-record`` toggle (RPC_RECORDING_TOGGLE).
+
+By topic: :mod:`.recorder` (a room's egress: start, stop, toggle, auto-record, start-up reconcile, the room
+settings asked of conference, /record/request's usage events), :mod:`.webhooks` (LiveKit's webhooks applied and
+published, their follow-up calls), :mod:`.uploads` (stored files and their events), :mod:`.encode` (the retried
+encode job), :mod:`.livekit_nodes` (each LiveKit node's credentials, asked of conference).
 
 Conference publishes ``conference.room.*`` with RoomChanged (``detail`` = the room's getRoomDetail object).
 The tenant is read from ``detail.service`` or the event's ``service`` (conference adds it; without it the room
@@ -16,7 +21,8 @@ import msgspec
 
 from contracts import recording as ev
 from contracts.conference import RoomQuery
-from recording import recorder, repository
+from recording import domain, repository
+from recording.events import recorder
 from servicekit.bus import Event, apply_once
 from servicekit.db import Connection
 from servicekit.web import Runtime
@@ -27,24 +33,12 @@ ROOM_CONSUMER = "recording-room-settings"
 MAX_ROOM = 50  # room_egress.room / record_media.room
 
 
-def setting_from_event(data: dict[str, Any]) -> dict[str, Any] | None:
-    detail = data.get("detail")
-    room = data.get("room")
-    if not isinstance(detail, dict) or not isinstance(room, str) or not room:
-        return None
-    setting = dict(detail)
-    if setting.get("service") is None and data.get("service") is not None:
-        setting["service"] = data["service"]
-    setting["status"] = data.get("status") or detail.get("status") or ""
-    return setting
-
-
 async def start(runtime: Runtime) -> None:
     assert runtime.bus is not None and runtime.db is not None
     db = runtime.db
 
     async def on_room(event: Event) -> None:
-        setting = setting_from_event(event.data)
+        setting = domain.setting_from_event(event.data)
         if setting is None:
             return
         room = str(event.data["room"])[:50]

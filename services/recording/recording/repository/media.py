@@ -1,12 +1,20 @@
-"""The media directory (RECORD_PATH): its layout, safe placement of new files and safe lookup of served ones."""
+"""The media directory (RECORD_PATH): its layout, safe placement of new files and safe lookup of served ones,
+uploads copied in and image thumbnails written."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
+from typing import IO
+
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger("recording.uploads")
 
 # URL prefix -> folder under the media root (the original's express.static mounts).
 STATIC: dict[str, str] = {
@@ -18,6 +26,8 @@ STATIC: dict[str, str] = {
     "/record": "video-record",
 }
 INCOMING = "uploads/.incoming"  # temporary names of files being stored (never served: hidden and not mounted)
+THUMBNAIL_SIZE = (320, 320)
+Image.MAX_IMAGE_PIXELS = 80_000_000  # decompression bombs are refused
 
 
 class MediaDir:
@@ -83,3 +93,37 @@ def remove_empty_dir(path: Path | None) -> None:
     if path is not None:
         with contextlib.suppress(OSError):
             path.rmdir()
+
+
+def copy_to(stream: IO[bytes], target: Path) -> None:
+    stream.seek(0)
+    with target.open("xb") as out:
+        shutil.copyfileobj(stream, out, 1024 * 1024)
+
+
+def image_info(stream: IO[bytes], mime: str, thumb_target: Path) -> tuple[int | None, int | None, bool]:
+    """Width, height, thumbnail written; raises ValueError when the bytes are not a readable image."""
+    if mime == "image/svg+xml":
+        return None, None, False
+    stream.seek(0)
+    try:
+        with Image.open(stream) as image:
+            width, height = image.size
+            image.load()
+            thumb = image.copy()
+            fmt = image.format or "PNG"
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise ValueError(str(exc)) from exc
+    finally:
+        stream.seek(0)
+    try:
+        thumb.thumbnail(THUMBNAIL_SIZE)
+        if fmt == "JPEG" and thumb.mode not in ("RGB", "L"):
+            thumb = thumb.convert("RGB")
+        with thumb_target.open("xb") as out:
+            thumb.save(out, format=fmt)
+        return width, height, True
+    except Exception:  # a format Pillow reads but cannot write: no thumbnail
+        log.warning("thumbnail failed", exc_info=True)
+        remove(thumb_target)
+        return width, height, False

@@ -1,87 +1,29 @@
-"""POST /webhook: LiveKit's webhooks, verified, each event id applied once, effects published as events.
-
-Each LiveKit node signs with its own API key: the token's issuer says which, and its secret comes from conference
-(recording.livekit_nodes; the env default key needs no lookup). An unknown key is refused (401); when conference
-cannot answer, the default key still works and other keys get 503 (LiveKit retries). Nothing is written for
-either."""
+"""LiveKit's webhooks (verified by POST /webhook, recording.routes.webhooks), each event id applied once, effects
+published as events: the writes of events arriving together are batched into one transaction, and what an event
+asks for after its commit (auto-record, stopping a finished room's egress, encode jobs) is done by
+:func:`follow_up`."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
-import hmac
 import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
 from asyncmy.errors import OperationalError
-from google.protobuf.json_format import MessageToDict, Parse, ParseError
-from litestar import Controller, Request, Response, post
-from livekit.api import TokenVerifier
+from google.protobuf.json_format import MessageToDict
 from livekit.protocol.webhook import WebhookEvent
 
 from contracts import recording as ev
-from recording import domain, encode, recorder, repository
-from recording.livekit_nodes import LiveKitNodes, NodesUnavailable, UnknownKey
+from recording import domain, repository
+from recording.events import encode, recorder
 from servicekit.bus import add_event
 from servicekit.clock import now_local
 from servicekit.db import Connection
-from servicekit.web import Runtime, fail
+from servicekit.web import Runtime
 
 log = logging.getLogger("recording.webhooks")
-
-
-class WebhookRejected(Exception):
-    pass
-
-
-def _token(header: str | None) -> str:
-    token = (header or "").strip()
-    if token.lower().startswith("bearer "):
-        token = token[7:].strip()
-    return token
-
-
-def token_issuer(authorization: str | None) -> str:
-    """The API key a webhook token claims to be signed with (its ``iss``), read before the signature is checked
-    so the right secret can be found. Raises WebhookRejected for a missing or undecodable token."""
-    token = _token(authorization)
-    if not token:
-        raise WebhookRejected("missing authorization")
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
-        raise WebhookRejected("invalid webhook token") from exc
-    issuer = claims.get("iss")
-    if not isinstance(issuer, str) or not issuer:
-        raise WebhookRejected("invalid webhook token")
-    return issuer
-
-
-def verify(body: bytes, authorization: str | None, api_key: str, api_secret: str) -> None:
-    """LiveKit's webhook check: a JWT signed with the API secret, issued by the API key, not expired, whose
-    ``sha256`` claim is the base64 SHA-256 of the body. Raises WebhookRejected with the reason."""
-    token = _token(authorization)
-    if not token:
-        raise WebhookRejected("missing authorization")
-    try:
-        claims = TokenVerifier(api_key, api_secret).verify(token)
-    except jwt.ExpiredSignatureError as exc:
-        raise WebhookRejected("expired webhook token") from exc
-    except Exception as exc:  # every other decode/signature/issuer failure
-        raise WebhookRejected("invalid webhook token") from exc
-    if not claims.sha256:
-        raise WebhookRejected("webhook token without sha256")
-    try:
-        expected = base64.b64decode(claims.sha256, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise WebhookRejected("invalid webhook token") from exc
-    if not hmac.compare_digest(hashlib.sha256(body).digest(), expected):
-        raise WebhookRejected("webhook body does not match its signature")
 
 
 def _json(message: Any) -> dict[str, Any]:
@@ -207,7 +149,7 @@ async def _apply_in(
 ) -> FollowUp | None:
     """One event's writes inside the caller's transaction; None when its id was applied before."""
     name = event.event
-    event_id = event.id if 0 < len(event.id) <= 64 else "sha-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+    event_id = domain.webhook_event_id(event.id, raw)
     timestamp = int(event.created_at) * 1000
     now = now_local()
     follow = FollowUp(room=room)
@@ -234,7 +176,7 @@ async def _apply_in(
     elif name == "track_published" and room and identity:
         source = str((data.get("track") or {}).get("source") or "")
         track_sid = str((data.get("track") or {}).get("sid") or "")
-        kind = {"CAMERA": "video", "MICROPHONE": "audio"}.get(source)
+        kind = domain.TRACK_KINDS.get(source)
         if kind and track_sid and await repository.remember_track(conn, room, identity, kind, track_sid):
             pair = await repository.take_track_pair(conn, room, identity)
             if pair is not None:
@@ -309,40 +251,3 @@ async def follow_up(runtime: Runtime, follow: FollowUp) -> None:
             log.warning("egress of a finished room not stopped", extra={"room": room, "error": repr(exc)})
     for record_id in follow.encode:
         await encode.enqueue(runtime, record_id)
-
-
-class WebhookController(Controller):
-    path = "/webhook"
-    tags = ["webhook"]
-
-    @post("", status_code=200, summary="LiveKit webhook (signed; each event id applied once)")
-    async def receive(self, request: Request, runtime: Runtime) -> Response:
-        body = await request.body()
-        authorization = request.headers.get("authorization")
-        nodes: LiveKitNodes = runtime.extras["livekit_nodes"]
-        try:
-            api_key = token_issuer(authorization)
-            api_secret = await nodes.secret_for_key(api_key)
-            verify(body, authorization, api_key, api_secret)
-        except UnknownKey as exc:
-            log.warning("webhook rejected", extra={"reason": "unknown API key"})
-            raise fail("unknown webhook API key", 401) from exc
-        except NodesUnavailable as exc:
-            log.warning("webhook deferred: its node's secret is unknown for now")
-            raise fail("webhook key cannot be checked now, retry later", 503) from exc
-        except WebhookRejected as exc:
-            log.warning("webhook rejected", extra={"reason": str(exc)})
-            raise fail(str(exc), 401) from exc
-        try:
-            raw = body.decode("utf-8")
-            event = Parse(raw, WebhookEvent(), ignore_unknown_fields=True)
-        except (UnicodeDecodeError, ParseError) as exc:
-            raise fail("invalid webhook body") from exc
-        if not event.event:
-            raise fail("invalid webhook body: no event")
-        follow = await apply(runtime, event, raw)
-        if follow is None:
-            log.info("webhook replay ignored", extra={"event_id": event.id})
-        else:
-            await follow_up(runtime, follow)
-        return Response(b"", status_code=200, media_type="text/plain")

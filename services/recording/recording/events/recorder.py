@@ -7,7 +7,8 @@ half-written. The claim ends when the egress is stopped or LiveKit reports egres
 
 The room's record settings and tenant come from ``room_setting`` (conference's room events), or from
 conference over request/reply when the room is not known yet. LiveKit calls for a room go to the room's node
-(conference tells which, with its key: recording.livekit_nodes); when conference cannot say, nothing starts.
+(conference tells which, with its key: recording.events.livekit_nodes); when conference cannot say, nothing starts.
+/record/request's starts, stops and refusals are published as usage events (:func:`record_usage`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from contracts import recording as ev
 from contracts.conference import RPC_ROOM_DETAIL, RoomQuery
 from recording import domain, repository
-from recording.egress import EgressClient, EgressFailed, info_json
-from recording.livekit_nodes import LiveKitNodes, NodesUnavailable, UnknownKey
-from servicekit.bus import RpcError
+from recording.clients.egress import EgressClient, EgressFailed, info_json
+from recording.events.livekit_nodes import LiveKitNodes, NodesUnavailable, UnknownKey
+from servicekit.bus import RpcError, add_event
 from servicekit.clock import now_local
 from servicekit.db import LockTimeout
 from servicekit.web import Runtime
@@ -226,7 +228,7 @@ async def reconcile(runtime: Runtime) -> tuple[int, int]:
         return 0, 0
     active = {i.egress_id: i.room_name for i in running if i.room_name}
     gone: list[str] = []
-    for row in await runtime.db.fetch_all("SELECT room, egressId FROM room_egress WHERE egressId <> ''"):
+    for row in await repository.held_egresses(runtime.db):
         if row["egressId"] in active:
             continue
         try:
@@ -249,3 +251,17 @@ async def reconcile(runtime: Runtime) -> tuple[int, int]:
             dropped += await repository.drop_egress(conn, egress_id)
             await repository.stop_media(conn, egress_id, now_local())
     return len(active), dropped
+
+
+async def record_usage(runtime: Runtime, room: str, identity: str, user_agent: str, status: str, data: Any) -> None:
+    """The original's usage row of a toggle, published for link's usage_status_log."""
+    assert runtime.db is not None
+    usage = ev.RecordUsage(
+        room=room,
+        identity=identity[:100],
+        status=status,
+        userAgent=user_agent[:500],
+        data=data,
+    )
+    async with runtime.db.transaction() as conn:
+        await add_event(conn, ev.RECORDING_RECORD_USAGE, usage)
