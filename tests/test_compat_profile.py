@@ -98,7 +98,7 @@ for service in SERVICES:
     app = getattr(module, "http_app", None) or module.app
     for area, routes in compat.handler_routes(app.routes).items():
         opened.setdefault(SETTINGS[area], []).extend(routes)
-realtime = importlib.import_module("realtime.sockets")
+realtime = importlib.import_module("realtime.sockets.server")
 opened["COMPAT_OPEN_DASHBOARDS"] += list(realtime.COMPAT_NAMESPACES)
 print(json.dumps(opened))
 """

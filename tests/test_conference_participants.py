@@ -15,7 +15,7 @@ from tests.support import rpc
 from tests.test_realtime_rooms import NODE, joined, participant
 from tests.test_realtime_socket import consumers_ready, node_client, wait_registered  # noqa: F401 - fixtures
 
-# Realtime gives up on a request after 3 s (realtime.rooms.RPC_TIMEOUT); conference must answer before that even
+# Realtime gives up on a request after 3 s (realtime.sockets.rooms.RPC_TIMEOUT); conference must answer before that even
 # when LiveKit hangs. The margin covers a loaded test machine; the fake hangs far longer.
 REALTIME_WAIT = 4.5
 HUNG = 10.0

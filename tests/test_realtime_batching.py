@@ -1,6 +1,6 @@
 """Realtime's per-event Redis work is batched (the car-position path, tests/bench/positions.py): claim and done
 marks of concurrently handled events share one pipeline (realtime.repository.PipelinedCommands), and the messages
-for the other instances go out as one Redis message per batch (realtime.sockets.RealtimeManager). Against the
+for the other instances go out as one Redis message per batch (realtime.sockets.server.RealtimeManager). Against the
 suite's real Redis, on a channel and keys of this test alone."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from realtime.repository import HandledEvents
-from realtime.sockets import RealtimeManager
+from realtime.sockets.server import RealtimeManager
 
 
 @pytest.fixture

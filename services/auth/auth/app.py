@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auth.api import AuthController
+from auth.routes import CONTROLLERS
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import ServiceSpec, create_app
 
@@ -18,7 +18,7 @@ settings = load_settings(AuthSettings, service_name="auth")
 app = create_app(
     ServiceSpec(
         settings=settings,
-        route_handlers=[AuthController],
+        route_handlers=CONTROLLERS,
         uses_db=False,
         uses_redis=False,
         publishes_events=False,

@@ -24,7 +24,7 @@ from contracts.conference import RPC_CONFERENCE_PARTICIPANTS, RPC_CONFERENCE_TRA
 from servicekit.bus import RpcError
 from servicekit.web import Runtime
 
-# Realtime waits 3 s for a reply (realtime.rooms.RPC_TIMEOUT): the node lookup and LiveKit call must fit inside.
+# Realtime waits 3 s for a reply (realtime.sockets.rooms.RPC_TIMEOUT): the node lookup and LiveKit call must fit inside.
 SOCKET_CALL_TIMEOUT = 2.0
 _LIMITS = {"room": ROOM_NAME_MAX, "identity": 50, "trackSid": 100}
 

@@ -10,10 +10,10 @@ from typing import Any
 import socketio
 
 from realtime.events import EventHandlers
-from realtime.mobile import MobileEvents
-from realtime.rooms import RoomEvents
 from realtime.routes import CONTROLLERS
-from realtime.sockets import COMPAT_NAMESPACES, RealtimeSockets
+from realtime.sockets.mobile import MobileEvents
+from realtime.sockets.rooms import RoomEvents
+from realtime.sockets.server import COMPAT_NAMESPACES, RealtimeSockets
 from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app

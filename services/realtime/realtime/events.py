@@ -45,9 +45,9 @@ from realtime.domain import (
     room_namespace,
     room_update_case_data,
 )
-from realtime.emitter import Emitter
-from realtime.mobile import MobileEvents
 from realtime.repository import HandledEvents, Registry
+from realtime.sockets.emitter import Emitter
+from realtime.sockets.mobile import MobileEvents
 from servicekit.bus import Event, RpcError
 from servicekit.web import Runtime
 

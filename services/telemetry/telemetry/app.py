@@ -1,5 +1,6 @@
 """Wiring of the telemetry service: the radio proxy routes, the car task routes (GET /car/list, POST/GET/PUT
-/car/task) with their NATS requests and link read model, and the data_log consumer (issue 6)."""
+/car/task) with their NATS requests and link read model, the data_log consumer (issue 6) and the statistics
+read model (/stats/*)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ from pathlib import Path
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
 from telemetry import events
-from telemetry.api import CarController, CarTaskController, RadioController
-from telemetry.radio_client import RadioClient
-from telemetry.statistics import api as statistics_api
-from telemetry.statistics import events as statistics_events
+from telemetry.clients import RadioClient
+from telemetry.routes import CONTROLLERS
 
 
 class TelemetrySettings(CommonSettings, kw_only=True):
@@ -37,7 +36,6 @@ async def on_startup(runtime: Runtime) -> None:
         settings.radio_location_api_timeout_seconds,
     )
     await events.start(runtime)
-    statistics_events.start(runtime)
 
 
 async def on_shutdown(runtime: Runtime) -> None:
@@ -49,7 +47,7 @@ async def on_shutdown(runtime: Runtime) -> None:
 app = create_app(
     ServiceSpec(
         settings=settings,
-        route_handlers=[RadioController, CarController, CarTaskController, *statistics_api.ROUTE_HANDLERS],
+        route_handlers=CONTROLLERS,
         migrations=Path(__file__).parent / "migrations",
         on_startup=on_startup,
         on_shutdown=on_shutdown,

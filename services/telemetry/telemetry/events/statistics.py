@@ -34,7 +34,8 @@ from servicekit.bus import Event, apply_once, event_payload
 from servicekit.clock import parse_local
 from servicekit.db import Connection, Database
 from servicekit.web import Runtime
-from telemetry.statistics import domain, repository
+from telemetry.domain import statistics as domain
+from telemetry.repository import statistics as repository
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """The Socket.IO server: namespace validation at connect time, emits through the Redis manager, and dispatch of
-socket events to the handlers registered on it (realtime.app registers realtime.rooms' and realtime.mobile's)."""
+socket events to the handlers registered on it (realtime.app registers realtime.sockets.rooms' and
+realtime.sockets.mobile's)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from servicekit.bus import RpcError
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
 from servicekit.web import Runtime
 
-log = logging.getLogger("realtime.sockets")
+log = logging.getLogger("realtime.sockets.server")
 
 NEWQUEUE = "/newqueue"
 NEWQUEUE_EVENTS = {"queue"}  # the original attached every room handler to /newqueue; dashboards use only this
@@ -140,7 +141,7 @@ class MobileHandlers(Protocol):
 
 class RealtimeSockets:
     """Holds the python-socketio server, the runtime it needs once the service has started, and the handlers
-    registered on it (``register``); it implements realtime.emitter.Emitter for them."""
+    registered on it (``register``); it implements realtime.sockets.emitter.Emitter for them."""
 
     def __init__(self, redis_url: str) -> None:
         self.manager = RealtimeManager(redis_url, channel=MANAGER_CHANNEL)

@@ -1,110 +1,22 @@
-"""HTTP routes of the telemetry service: the radio read-through proxy (GET /radio/device[/:id],
-GET /radio/location[/:radioNo]), the car task list (GET /car/list) and the car task (POST/GET/PUT /car/task).
-
-Each route calls the radio location API, caches what it answered (radio_devices / radio_locations, one
-transaction, awaited: a cache failure is logged and never reaches the caller, as in the original) and replies
-with the API's body unchanged. The API down or answering badly -> 503 / 502 in the original's error shape
-``{"status":"ERROR","message":...,"error":...}``, nothing written. A path id that is not a plain token ->
-400 ``{"status":"FAIL","message":...}``, the API is not called.
+"""HTTP routes of the car tasks: the task list of a room (GET /car/list) and the car task (POST/GET/PUT
+/car/task) the crew app follows. A bad or unknown room / task id -> 404 ``{"status":"NOT FOUND","message":...}``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 
-from contracts.telemetry import TASK_SMS_REQUESTED, TASK_STATUS_CHANGED, TaskSmsRequested, TaskStatusChanged
 from servicekit import compat
-from servicekit.bus import add_event
-from servicekit.clock import now_local
-from servicekit.db import Connection, LockTimeout
+from servicekit.db import LockTimeout
 from servicekit.web import ApiError, Runtime, fail, parse_body
-from telemetry import domain, events, repository
-from telemetry.radio_client import RadioApiError, RadioClient
-
-log = logging.getLogger(__name__)
-
-Upsert = Callable[[Connection, Sequence[tuple[Any, ...]]], Awaitable[None]]
-
-
-def _client(runtime: Runtime) -> RadioClient:
-    return runtime.extras["radio"]
-
-
-async def _proxy(
-    runtime: Runtime,
-    segments: tuple[str, ...],
-    failure: str,
-    convert: Callable[[Any], tuple[Any, ...] | None],
-    upsert: Upsert,
-    success_required: bool = False,
-) -> Response:
-    try:
-        body = await _client(runtime).get(*segments)
-    except RadioApiError as exc:
-        log.warning("radio API call failed", extra={"endpoint": "/".join(segments), "error": str(exc)})
-        raise ApiError(failure, exc.status_code, {"status": "ERROR", "message": failure, "error": str(exc)}) from exc
-    if not isinstance(body, dict):
-        error = "radio location API answered with an unexpected body"
-        raise ApiError(failure, 502, {"status": "ERROR", "message": failure, "error": error})
-    result = body.get("resultData")
-    if result is not None and (not success_required or domain.is_success(body)):
-        rows = domain.rows_of(result, convert)
-        if rows:
-            assert runtime.db is not None
-            try:
-                async with runtime.db.transaction() as conn:
-                    await upsert(conn, rows)
-            except Exception:  # the cache never fails the reply (the original's upserts were fire-and-forget)
-                log.exception("radio cache write failed", extra={"endpoint": "/".join(segments)})
-    return Response(body, status_code=200)
-
-
-class RadioController(Controller):
-    path = "/radio"
-    tags = ["radio"]
-
-    @get("/device")
-    async def devices(self, runtime: Runtime) -> Response:
-        """The API's device list (``/Device``); cached when the API reports success."""
-        return await _proxy(
-            runtime, ("Device",), "Failed to fetch devices", domain.device_row, repository.upsert_devices, True
-        )
-
-    @get("/device/{device_id:str}")
-    async def device(self, runtime: Runtime, device_id: str) -> Response:
-        """One device (``/Device/<id>``)."""
-        if not domain.valid_radio_key(device_id):
-            raise fail("invalid device id")
-        return await _proxy(
-            runtime, ("Device", device_id), "Failed to fetch device", domain.device_row, repository.upsert_devices
-        )
-
-    @get("/location")
-    async def locations(self, runtime: Runtime) -> Response:
-        """Latest fix of every radio (``/Location``)."""
-        return await _proxy(
-            runtime, ("Location",), "Failed to fetch locations", domain.location_row, repository.upsert_locations
-        )
-
-    @get("/location/{radio_no:str}")
-    async def location(self, runtime: Runtime, radio_no: str) -> Response:
-        """Latest fix of one radio (``/Location/<radioNo>``)."""
-        if not domain.valid_radio_key(radio_no):
-            raise fail("invalid radio number")
-        return await _proxy(
-            runtime,
-            ("Location", radio_no),
-            "Failed to fetch location for radio",
-            domain.location_row,
-            repository.upsert_locations,
-        )
+from telemetry.domain import tasks as domain
+from telemetry.events import lookups
+from telemetry.events.tasks import change_status, create_task
+from telemetry.repository import tasks as repository
 
 
 def _not_found(message: str) -> ApiError:
@@ -159,41 +71,6 @@ def _public_base(request: Request, runtime: Runtime) -> str:
     return f"{scheme}://{request.headers.get('host') or request.url.netloc}"
 
 
-UID_ATTEMPTS = 20
-TASK_LOCK_TIMEOUT_SECONDS = 10
-
-
-async def _create_task(runtime: Runtime, lock: str, room: str, mobile: str, service: int | None, charset: str) -> str:
-    """Cancel the room's running tasks, insert the new one and the SMS command, in one transaction; its uid."""
-    assert runtime.db is not None
-    now = now_local()
-    async with runtime.db.locked_transaction(lock, TASK_LOCK_TIMEOUT_SECONDS) as conn:
-        uid = ""
-        for _ in range(UID_ATTEMPTS):
-            candidate = domain.random_uid(charset)
-            if not await repository.uid_taken(conn, candidate):
-                uid = candidate
-                break
-        if not uid:
-            raise fail("could not allocate a task id", 503)
-        await repository.cancel_open_tasks(conn, room, now)
-        await repository.insert_task(conn, uid, room, mobile, now)
-        # The SMS belongs to link (tenant sender, domains, gateway): a command in the same transaction.
-        await add_event(
-            conn,
-            TASK_SMS_REQUESTED,
-            TaskSmsRequested(
-                messageId=uuid.uuid4().hex,
-                mobile=mobile,
-                room=room,
-                linkID=uid,
-                path=f"/app/{uid}",
-                service=service,
-            ),
-        )
-    return uid
-
-
 class CarTaskController(Controller):
     path = "/car/task"
     tags = ["car"]
@@ -218,7 +95,7 @@ class CarTaskController(Controller):
         # One creation per room at a time across replicas: two must not both leave an open task behind.
         lock = "telemetry.task." + hashlib.sha1(room.encode(), usedforsecurity=False).hexdigest()
         try:
-            uid = await _create_task(runtime, lock, room, mobile, service, charset)
+            uid = await create_task(runtime, lock, room, mobile, service, charset)
         except LockTimeout as exc:
             raise fail("another task of this room is being created: try again", 503) from exc
         return {"status": "OK", "message": "success", "data": {"uid": uid}}
@@ -237,15 +114,15 @@ class CarTaskController(Controller):
         if row["status"] == "cancel":
             raise fail("task is cancel")
         room = row["room"] or ""
-        case = await events.case_of_room(runtime, room) if room else None
+        case = await lookups.case_of_room(runtime, room) if room else None
         room_service = await repository.room_service(runtime.db, room) if room else None
         case_service = case.get("service") if case and isinstance(case.get("service"), int) else None
         service_id = case_service if case_service is not None else room_service
-        tenant = await events.tenant(runtime, service_id)
+        tenant = await lookups.tenant(runtime, service_id)
         status = row["status"] or "open"
         link = await repository.newest_user_link(runtime.db, room) if status != "arrive" else None
         if status == "arrive" and room_service is not None and room_service != service_id:
-            location_source = await events.tenant(runtime, room_service)
+            location_source = await lookups.tenant(runtime, room_service)
         else:
             location_source = tenant
         location = (
@@ -277,13 +154,7 @@ class CarTaskController(Controller):
             raise _not_found("task not found")
         destination = None
         if status == "arrive":
-            location = await events.service_location(runtime, row["room"] or "")
+            location = await lookups.service_location(runtime, row["room"] or "")
             destination = domain.task_destination("arrive", None, location)
-        async with runtime.db.transaction() as conn:
-            await repository.set_task_status(conn, row["id"], status, domain.STATUS_COLUMNS[status], now_local())
-            await add_event(
-                conn,
-                TASK_STATUS_CHANGED,
-                TaskStatusChanged(uid=uid, room=row["room"], status=status, destination=destination),
-            )
+        await change_status(runtime.db, row, uid, status, destination)
         return {"status": "OK", "message": "success", "data": {"task": uid, "status": status}}

@@ -20,12 +20,12 @@ from contracts.telemetry import (
 )
 from realtime import domain
 from realtime.domain import NamespaceInfo, SocketUser
-from realtime.emitter import Emitter
 from realtime.repository import AgentCars
+from realtime.sockets.emitter import Emitter
 from servicekit.bus import RpcError
 from servicekit.web import Runtime
 
-log = logging.getLogger("realtime.mobile")
+log = logging.getLogger("realtime.sockets.mobile")
 
 MOBILE = "/mobile"
 RPC_TIMEOUT = 3.0

@@ -10,8 +10,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 
 from auth.domain import agent_console_token
-from contracts.conference import RPC_PARTICIPANT_TOKEN, ParticipantTokenRequest
-from contracts.link import RPC_LINK_VERIFY_PASSWORD, LinkCredentials
+from auth.events import participant_token, verify_link_password
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.tokens import TokenRejected
@@ -54,27 +53,13 @@ class AuthController(Controller):
         body = await parse_body(request, VerifyUserBody)
         assert runtime.bus is not None
         try:
-            link = await runtime.bus.request(
-                RPC_LINK_VERIFY_PASSWORD, LinkCredentials(linkID=body.linkID, password=body.password)
-            )
+            link = await verify_link_password(runtime.bus, body.linkID, body.password)
         except RpcError as exc:
             if exc.code in ("not_found", "denied"):
                 raise ApiError("invalid id or password", 200, INVALID_LOGIN) from exc
             raise fail("link service unavailable", 503) from exc
         try:
-            token = await runtime.bus.request(
-                RPC_PARTICIPANT_TOKEN,
-                ParticipantTokenRequest(
-                    room=link["room"],
-                    userName=body.userName or link.get("userName"),
-                    userType="admin" if str(link.get("isAdmin")) == "1" else (link.get("userType") or "user"),
-                    linkType=link.get("linkType"),
-                    mobile=link.get("mobile"),
-                    linkID=body.linkID,
-                    roomJoin=int(link.get("requireJoinPermission") or 0) != 1,
-                    isAddUser=False,
-                ),
-            )
+            token = await participant_token(runtime.bus, link, body.linkID, body.userName)
         except RpcError as exc:
             raise fail("conference service unavailable", 503) from exc
         return {"status": "OK", "data": token}

@@ -1,6 +1,6 @@
 """What the socket event handlers (rooms, mobile, events) need of the Socket.IO server.
 
-realtime.sockets implements it; realtime.app hands the server to the handlers, so they never import it.
+realtime.sockets.server implements it; realtime.app hands the server to the handlers, so they never import it.
 """
 
 from __future__ import annotations

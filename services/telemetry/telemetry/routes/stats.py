@@ -1,9 +1,9 @@
 """HTTP routes of the statistics (original: statistics.controller), answered from telemetry's read model.
 
-* GET /stats/summary (also GET /link/list): paged SMS links that belong to a case, with filters.
+* GET /stats/summary (also GET /link/list, routes/link.py): paged SMS links that belong to a case, with filters.
 * GET /stats/device, /stats/type: links per OS / per link type.
 * GET /stats/gen, /stats/generate: per-link media and location usage.
-* GET /stats/user, /stats/case, /user/log: the track_published log of a patient's mobile.
+* GET /stats/user, /stats/case (also GET /user/log, routes/user.py): the track_published log of a patient's mobile.
 
 Unauthenticated, as in the original (the edge decides exposure). Shapes are the original's (bare arrays,
 ``COUNT``/``EVENT`` keys...). A parameter the original pasted into SQL unchecked (dates, limit, long filters)
@@ -13,13 +13,13 @@ that is not valid -> 400 ``{"status":"FAIL","message":...}``.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from litestar import Controller, Request, Response, get
 
 from servicekit.db import Database
 from servicekit.web import Runtime, fail
-from telemetry.statistics import domain, repository
+from telemetry.domain import statistics as domain
+from telemetry.repository import statistics as repository
 
 log = logging.getLogger(__name__)
 
@@ -118,26 +118,3 @@ class StatsController(Controller):
     async def user(self, request: Request, runtime: Runtime) -> Response:
         """The track_published log of the newest patient participant whose name is ``mobile``."""
         return await track_logs(request, runtime)
-
-
-class UserLogController(Controller):
-    path = "/user"
-    tags = ["stats"]
-
-    @get("/log")
-    async def user_log(self, request: Request, runtime: Runtime) -> Response:
-        """Same as GET /stats/user."""
-        return await track_logs(request, runtime)
-
-
-class LinkListController(Controller):
-    path = "/link"
-    tags = ["stats"]
-
-    @get("/list")
-    async def link_list(self, request: Request, runtime: Runtime) -> Response:
-        """Same as GET /stats/summary (the original mounted the summary handler here too)."""
-        return await summary(request, runtime)
-
-
-ROUTE_HANDLERS: list[Any] = [StatsController, UserLogController, LinkListController]

@@ -1,46 +1,27 @@
-"""SQL of the telemetry service (always parameterised)."""
+"""SQL of the car tasks (always parameterised): car_track, and the read models car_room_link and car_room that
+hold what the tasks need of link's links and conference's rooms; the per-device position counter in Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import logging
+import time
 from datetime import datetime
 from typing import Any
 
+from redis.asyncio import Redis
+
 from servicekit.db import Connection
+from telemetry.domain import tasks as domain
 
-_DEVICE_UPSERT = (
-    "INSERT INTO radio_devices (id, radioNo, radioName, status, serialNo) VALUES (%s, %s, %s, %s, %s)"
-    " ON DUPLICATE KEY UPDATE radioNo = VALUES(radioNo), radioName = VALUES(radioName),"
-    " status = VALUES(status), serialNo = VALUES(serialNo)"
-)
-_LOCATION_UPSERT = (
-    "INSERT INTO radio_locations (logId, id, radioNo, radioName, accuracy, gpsDateTime, latitude, longitude,"
-    " speed, emergency) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " ON DUPLICATE KEY UPDATE logId = VALUES(logId), radioNo = VALUES(radioNo), radioName = VALUES(radioName),"
-    " accuracy = VALUES(accuracy), gpsDateTime = VALUES(gpsDateTime), latitude = VALUES(latitude),"
-    " longitude = VALUES(longitude), speed = VALUES(speed), emergency = VALUES(emergency)"
-)
+log = logging.getLogger(__name__)
 
 
-async def upsert_devices(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    for row in rows:
-        await conn.execute(_DEVICE_UPSERT, row)
-
-
-async def upsert_locations(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    for row in rows:
-        await conn.execute(_LOCATION_UPSERT, row)
-
-
-async def add_data_log(conn: Connection, data: str, created: datetime) -> int:
-    return await conn.insert("INSERT INTO data_log (data, dtmCreated) VALUES (%s, %s)", (data, created))
-
-
+# ---- car tasks ---------------------------------------------------------------------------------------------
 async def car_tasks_of_room(db: Any, room: str, limit: int) -> list[dict[str, Any]]:
     return await db.fetch_all("SELECT * FROM car_track WHERE room = %s ORDER BY id DESC LIMIT %s", (room, limit))
 
 
-# ---- car tasks ---------------------------------------------------------------------------------------------
 async def task_by_uid(db: Any, uid: str) -> dict[str, Any] | None:
     """The task row of ``uid`` (the newest, should an imported table hold the same uid twice)."""
     return await db.fetch_one("SELECT * FROM car_track WHERE uid = %s ORDER BY id DESC LIMIT 1", (uid,))
@@ -205,3 +186,21 @@ async def set_link_pick(
 
 async def newest_car_of_room(db: Any, room: str) -> dict[str, Any] | None:
     return await db.fetch_one("SELECT * FROM car_track WHERE room = %s ORDER BY id DESC LIMIT 1", (room,))
+
+
+# ---- position floods (Redis) -------------------------------------------------------------------------------
+async def over_rate(redis: Redis | None, device: str) -> bool:
+    """True when ``device`` sent more than POSITION_RATE_LIMIT positions in the current window (Redis counter
+    shared by the replicas). Redis down: not limited (positions matter more than the flood guard)."""
+    if redis is None:
+        return False
+    window = int(time.time()) // domain.POSITION_RATE_WINDOW_SECONDS
+    key = f"telemetry:positions:{hashlib.sha1(device.encode(), usedforsecurity=False).hexdigest()}:{window}"
+    try:
+        count = await redis.incr(key)
+        if count == 1:
+            await redis.expire(key, domain.POSITION_RATE_WINDOW_SECONDS * 2)
+    except Exception:  # noqa: BLE001
+        log.warning("rate limit check failed", exc_info=True)
+        return False
+    return count > domain.POSITION_RATE_LIMIT

@@ -46,13 +46,13 @@ from contracts.recording import RPC_RECORDING_TOGGLE
 from contracts.telemetry import RPC_ROOM_CAR_POSITION
 from realtime import domain
 from realtime.domain import NamespaceInfo, SocketUser
-from realtime.emitter import Emitter
 from realtime.repository import Instances, Sessions, WaitingRoom
+from realtime.sockets.emitter import Emitter
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.web import Runtime
 
-log = logging.getLogger("realtime.rooms")
+log = logging.getLogger("realtime.sockets.rooms")
 
 RPC_TIMEOUT = 3.0
 # The record toggle waits for LiveKit's egress start/stop, which recording bounds at 10 s.
@@ -104,7 +104,7 @@ class RoomEvents:
             "room-record": self.room_record,
             "queue": self.queue,
         }
-        if car_tracking is not None:  # realtime.mobile's (telemetry owns car tracking)
+        if car_tracking is not None:  # realtime.sockets.mobile's (telemetry owns car tracking)
             self._handlers["carTracking"] = car_tracking
 
     # ---- lifecycle ------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from servicekit.db import Connection, Database
-from telemetry.statistics import domain
+from telemetry.domain import statistics as domain
 
 # A link joined to the cases of its room: the original's link_connect -> room_conference -> case_data join.
 _SUMMARY_FROM = "FROM stats_link l JOIN stats_case c ON c.room = l.room WHERE l.mobile != ''"
