@@ -1,4 +1,4 @@
-"""Conference's periodic jobs (conference.jobs) on two Scheduler "replicas" against the suite's database, Redis
+"""Conference's periodic jobs (conference.events.jobs) on two Scheduler "replicas" against the suite's database, Redis
 and fake LiveKit: the expiry sweep runs once per slot and closes expired rooms in DB and LiveKit; the node health
 check stamps only nodes that answer ListRooms. Also GET /room/checkexpired (the sweep on demand)."""
 
@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from conference import jobs
-from conference.livekit_nodes import LiveKitNodes
+from conference.clients import LiveKitNodes
+from conference.events import jobs
 from servicekit.clock import LOCAL_TZ
 from servicekit.db import Database
 from servicekit.schedule import Scheduler

@@ -16,8 +16,7 @@ import nats
 import pytest
 from livekit.protocol import models
 
-from conference.domain import SigningKey, proto_to_json
-from conference.livekit_nodes import Node, choose_node
+from conference.domain import Node, SigningKey, choose_node, proto_to_json
 from tests.fakes.livekit import FakeLiveKit
 
 ENSURE = "rpc.conference.room.ensure"

@@ -1,4 +1,4 @@
-"""The LiveKit calls realtime forwards from room sockets (conference/participants.py): ``get-user-list``
+"""The LiveKit calls realtime forwards from room sockets (conference/events/participants.py): ``get-user-list``
 (RPC_CONFERENCE_PARTICIPANTS) and ``track-muted-unmuted`` (RPC_CONFERENCE_TRACK_MUTE), over NATS against the fake
 LiveKit, then end to end from the official socket.io-client through the edge and realtime."""
 

@@ -180,8 +180,8 @@ class PaletteQuery(msgspec.Struct, kw_only=True):
 
 
 # ---- realtime asks conference: presence of Socket.IO clients in room_user (realtime.md §6) ----------------
-# Every room_user write below publishes PARTICIPANT_SAVED (conference.events.publish_room_user). Served by
-# conference (conference/presence.py); realtime keeps socket ids, timers and the waiting room in Redis.
+# Every room_user write below publishes PARTICIPANT_SAVED (conference.events.participants.publish_room_user). Served by
+# conference (conference/events/presence.py); realtime keeps socket ids, timers and the waiting room in Redis.
 #
 # RPC_PRESENCE_CONNECT (PresenceConnect): the handshake of a room socket. With ``hasMetadata`` (the token
 #   carried metadata) the (room, identity) row is inserted (status "connection") or its userName/color/socketId
@@ -329,7 +329,7 @@ class TrackMute(msgspec.Struct, kw_only=True):
     muted: bool
 
 
-# ---- conference serves realtime's LiveKit socket calls (conference/participants.py) -----------------------
+# ---- conference serves realtime's LiveKit socket calls (conference/events/participants.py) ----------------
 # RPC_CONFERENCE_PARTICIPANTS: reply data = the ParticipantInfo JSON list (as GET /user/listparticipants), or
 #   false when LiveKit refuses (4xx). RPC_CONFERENCE_TRACK_MUTE: reply data {"muted": <the track's state LiveKit
 #   reports>, "applied": true}, or on a LiveKit refusal (unknown participant/track) still ok: {"muted": <as asked>,

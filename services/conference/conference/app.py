@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conference import consumers, jobs, messaging, node_credentials, participants, presence
-from conference.events import Conference, serve_requests
-from conference.livekit_nodes import LiveKitNodes
+from conference import events
+from conference.clients import LiveKitNodes
+from conference.events.rooms import Conference
 from conference.routes import CONTROLLERS
 from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings, load_settings
@@ -51,21 +51,13 @@ async def on_startup(runtime: Runtime) -> None:
     )
     conference = Conference(runtime.db, nodes, settings.room_day_default_timeout)
     runtime.extras["conference"] = conference
-    await serve_requests(runtime, conference)
-    consumers.start(runtime, nodes)
-    await messaging.serve_requests(runtime)  # chat messages sent over Socket.IO (rpc.conference.chat.store)
+    await events.serve_requests(runtime, conference)
+    events.consumers.start(runtime, nodes)
     assert runtime.redis is not None
     scheduler = Scheduler(runtime.redis, "conference")
-    jobs.schedule(scheduler, runtime.db, nodes, settings.auto_close_room)
+    events.jobs.schedule(scheduler, runtime.db, nodes, settings.auto_close_room)
     scheduler.start()
     runtime.extras["scheduler"] = scheduler
-    await presence.serve_requests(
-        runtime, conference
-    )  # room_user writes of realtime's sockets (rpc.conference.presence.*)
-    # LiveKit calls of realtime's room sockets: get-user-list, track-muted-unmuted
-    await participants.serve_requests(runtime, nodes)
-    # LiveKit node credentials for recording's webhook checks and egress calls (core NATS only: secrets)
-    await node_credentials.serve_requests(runtime, nodes)
 
 
 async def on_shutdown(runtime: Runtime) -> None:

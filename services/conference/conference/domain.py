@@ -1,16 +1,24 @@
-"""Rules of rooms and participant tokens, free of I/O (the original's room.service / user.service logic)."""
+"""Rules of rooms, participant tokens, LiveKit nodes, cases, chat and notifications, free of I/O (the original's
+room.service / user.service / case.service logic; time is passed in)."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from servicekit import tokens
 from servicekit.clock import LOCAL_TZ, js_iso
+
+log = logging.getLogger(__name__)
 
 IDENTITY_ALPHABET = tokens.IDENTITY_ALPHABET
 TOKEN_TTL = timedelta(hours=6)  # the LiveKit SDK default the original relied on
@@ -153,6 +161,56 @@ def participant_token(
     )
 
 
+# ---- LiveKit nodes -------------------------------------------------------------------------------------------
+# Nodes come from table ``node_livekit`` when it has rows (the room's remembered ``nodeLivekitId``, else the first
+# healthy node, else the first node); otherwise the env default node (``LIVEKIT_HOST`` + key/secret).
+# Server-to-server calls use a node's ``livekitLocal`` URL when set, else its ``livekitHost``.
+
+# A node whose last successful health probe is older than this is not preferred for new rooms.
+HEALTHY_WITHIN = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int | None  # None: the env default node
+    name: str
+    api_url: str  # "" when no server is configured (tokens only)
+    key: SigningKey
+
+
+def http_url(url: str) -> str:
+    """RoomService speaks HTTP(S); accept the ws(s):// form operators often configure."""
+    if url.startswith("wss://"):
+        return "https://" + url[6:]
+    if url.startswith("ws://"):
+        return "http://" + url[5:]
+    return url
+
+
+def node_from_row(row: dict[str, Any], default_key: SigningKey) -> Node:
+    url = (row.get("livekitLocal") or row.get("livekitHost") or "").strip()
+    key = SigningKey(
+        row.get("livekitApiKey") or default_key.api_key, row.get("livekitApiSecret") or default_key.api_secret
+    )
+    return Node(id=row["id"], name=row.get("nodeName") or f"node-{row['id']}", api_url=http_url(url), key=key)
+
+
+def choose_node(rows: list[dict[str, Any]], remembered_id: int | None, default: Node, now: datetime) -> Node:
+    """Pure choice among ``node_livekit`` rows (see above); ``now`` is local time, as lastHealthCheck."""
+    if not rows:
+        return default
+    default_key = default.key
+    if remembered_id is not None:
+        for row in rows:
+            if row["id"] == remembered_id:
+                return node_from_row(row, default_key)
+    for row in rows:
+        checked = row.get("lastHealthCheck")
+        if checked is not None and now - checked <= HEALTHY_WITHIN:
+            return node_from_row(row, default_key)
+    return node_from_row(rows[0], default_key)
+
+
 # ---- LiveKit objects as JSON -----------------------------------------------------------------------------
 _INT64_TYPES = {3, 4, 6, 16, 18}  # FieldDescriptor TYPE_INT64, TYPE_UINT64, TYPE_FIXED64, TYPE_SFIXED64, TYPE_SINT64
 
@@ -195,3 +253,95 @@ def _scalar(field: Any, value: Any) -> Any:
     if field.type in _INT64_TYPES:
         return int(value)
     return value
+
+
+# ---- cases -----------------------------------------------------------------------------------------------
+CASE_STATUSES = ("On Case", "Process", "Closed")
+
+
+def parse_id(value: object) -> int | None:
+    """A non-negative id given as a number or a string of ASCII digits that fits an INT column; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= 2_147_483_647 else None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= 2_147_483_647:
+            return int(text)
+    return None
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` with LIKE's wildcards in ``text`` matched literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def js_text(value: object) -> str:
+    """A value as a JavaScript template string rendered it (the original's usage-log texts): absent
+    ``undefined``, null ``null``, booleans lower-case."""
+    if value is msgspec.UNSET:
+        return "undefined"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def created_log(case_id: int, user_name: object, organization: object) -> str:
+    """usage_status_log.data text of POST /case/create (the original's wording)."""
+    return f"Update Case id:{case_id} userName:{js_text(user_name)} organization:{js_text(organization)}"
+
+
+def updated_log(body: dict[str, object]) -> str:
+    """usage_status_log.data text of PUT /case/update; ``body`` maps field -> value (UNSET when absent)."""
+
+    def field(name: str) -> str:
+        return js_text(body.get(name, msgspec.UNSET))
+
+    return (
+        f"Update Case operationNumber:{field('operationNumber')} id:{field('caseId')} status:{field('status')}"
+        f" hn:{field('hn')} patientMobile{field('patientMobile')} userName:{field('userName')}"
+    )
+
+
+@dataclass
+class HistoryQuery:
+    service: int | None
+    mode: str  # "list" | "searchAll" | "searchAdvanced"
+    page: int
+    limit: int
+    text: str = ""
+    statuses: tuple[str, ...] | None = CASE_STATUSES  # None = "none of the three"
+    date_start: datetime | None = None
+    date_end: datetime | None = None
+    likes: dict[str, str] = dataclasses.field(default_factory=dict)  # column -> text
+
+
+# ---- chat and notifications --------------------------------------------------------------------------------
+def decode_files(rows: list[dict[str, Any]]) -> None:
+    """The original parsed each row's ``files`` JSON text in place; ``""`` and NULL stay as they are, and a
+    parse error stops parsing of the remaining rows (which keep their text)."""
+    for row in rows:
+        files = row.get("files")
+        if files is None or files == "":
+            continue
+        try:
+            row["files"] = json.loads(files)
+        except ValueError:
+            log.warning("chat files not JSON; later rows left as text", extra={"id": row.get("id")})
+            return
+
+
+def reply_text(value: str | None) -> str:
+    # The original interpolated missing reply fields as the literal 'null' (§4.1); frontends expect it.
+    return "null" if value is None else value
+
+
+def notification_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["dtmRead"] = js_iso(row.get("dtmRead"))
+    out["dtmCreated"] = js_iso(row.get("dtmCreated"))
+    return out

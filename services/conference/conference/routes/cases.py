@@ -13,9 +13,11 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 
-from conference import cases
-from conference.cases import CASE_STATUSES, HistoryQuery, parse_id
-from contracts.link import RPC_LINK_SERVICE_EXISTS, ServiceQuery
+from conference import repository
+from conference.clients import crm_token
+from conference.domain import CASE_STATUSES, HistoryQuery, parse_id, updated_log
+from conference.events import cases
+from conference.events.link import service_exists
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.clock import js_iso, parse_local
@@ -114,7 +116,7 @@ def _history_query(params: Any) -> HistoryQuery:
 async def _service_exists(runtime: Runtime, service: int) -> bool:
     assert runtime.bus is not None
     try:
-        return bool(await runtime.bus.request(RPC_LINK_SERVICE_EXISTS, ServiceQuery(service=service), timeout=3.0))
+        return await service_exists(runtime.bus, service)
     except RpcError as exc:
         raise fail("service directory unavailable", 503) from exc
 
@@ -133,7 +135,7 @@ class CaseController(Controller):
         if body.service is None or not await _service_exists(runtime, body.service):
             raise ApiError("Service not found", 404, {"message": "Service not found"})
         assert runtime.db is not None
-        room_id = await cases.room_id_of(runtime.db, body.room) if body.room else None
+        room_id = await repository.rooms.room_id_of(runtime.db, body.room) if body.room else None
         if room_id is None:
             raise fail("invalid room", 200)
         organization = body.organization or ""
@@ -163,7 +165,7 @@ class CaseController(Controller):
         assert runtime.db is not None
         row = None
         if case_id is not None and service is not None:
-            row = await cases.case_detail(runtime.db, service, case_id)
+            row = await repository.cases.case_detail(runtime.db, service, case_id)
         if row is None:
             return {"message": "invalid caseId"}
         reply: dict[str, Any] = {
@@ -187,7 +189,7 @@ class CaseController(Controller):
                 "roomName": row["roomName"] if row["roomName"] is not None else False,
                 "userName": row["userName"],
                 "dtmCreated": js_iso(row["dtmCreated"]),
-                "token": cases.crm_token(settings.livekit_api_key, settings.livekit_api_secret),
+                "token": crm_token(settings.livekit_api_key, settings.livekit_api_secret),
             }
         )
         return reply
@@ -199,7 +201,7 @@ class CaseController(Controller):
         if query.service is None:
             return {"history": [], "count": 0}
         assert runtime.db is not None
-        rows, count = await cases.case_history(runtime.db, query)
+        rows, count = await repository.cases.case_history(runtime.db, query)
         return {"history": rows, "count": count}
 
     @put("/update", opt=compat.opens("writes"))
@@ -225,7 +227,7 @@ class CaseController(Controller):
             changes["patientMobile"] = body.patientMobile or ""
         assert runtime.db is not None
         fields = ("service", "caseId", "operationNumber", "status", "hn", "patientMobile", "userName")
-        status_log = cases.updated_log({name: getattr(body, name) for name in fields})
+        status_log = updated_log({name: getattr(body, name) for name in fields})
         user_name = body.userName if isinstance(body.userName, str) else None
         await cases.update_case(
             runtime.db, service=service, case_id=case_id, changes=changes, user_name=user_name, status_log=status_log

@@ -7,8 +7,8 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get
 
-from conference import messaging
-from conference.cases import parse_id
+from conference import repository
+from conference.domain import parse_id
 from servicekit.web import ApiError, Runtime
 
 ROOM_MAX = 255  # chat_message.room is tinytext
@@ -28,7 +28,7 @@ class ChatController(Controller):
         if len(room) > ROOM_MAX:
             raise ApiError(f"room must be at most {ROOM_MAX} characters")
         assert runtime.db is not None
-        return Response(await messaging.chat_history(runtime.db, room))
+        return Response(await repository.chat.chat_history(runtime.db, room))
 
     @get("/notification")
     async def notification(self, request: Request, runtime: Runtime) -> dict[str, Any]:
@@ -38,4 +38,4 @@ class ChatController(Controller):
         if service is None:
             return {"number": 0, "caseList": []}
         assert runtime.db is not None
-        return await messaging.unread_cases(runtime.db, service)
+        return await repository.chat.unread_cases(runtime.db, service)

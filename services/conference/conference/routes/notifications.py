@@ -17,8 +17,9 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from conference import messaging
-from conference.cases import parse_id
+from conference import repository
+from conference.domain import notification_json, parse_id
+from conference.events.notifications import NotificationHub, create_notification, set_notification_read
 from conference.routes.cases import js_parse_int
 from servicekit import compat
 from servicekit.clock import parse_local
@@ -45,8 +46,8 @@ def iso_now() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-def hub_of(runtime: Runtime) -> messaging.NotificationHub:
-    return runtime.extras.setdefault("notification_hub", messaging.NotificationHub())
+def hub_of(runtime: Runtime) -> NotificationHub:
+    return runtime.extras.setdefault("notification_hub", NotificationHub())
 
 
 def _limit(raw: str | None) -> int:
@@ -129,7 +130,9 @@ class NotificationController(Controller):
     async def unread(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         limit = _limit(request.query_params.get("limit"))
         assert runtime.db is not None
-        rows = await messaging.unread_notifications(runtime.db, limit)
+        rows = [
+            notification_json(row) for row in await repository.notifications.unread_notifications(runtime.db, limit)
+        ]
         return {"success": True, "data": rows, "count": len(rows), "timestamp": iso_now(), "via": "gateway"}
 
     @get("/service/stats")
@@ -143,7 +146,7 @@ class NotificationController(Controller):
                     "timestamp": iso_now(),
                     "service": "api-node-backend-gateway",
                 },
-                "notificationService": await messaging.notification_stats(runtime.db),
+                "notificationService": await repository.notifications.notification_stats(runtime.db),
             },
         }
 
@@ -172,7 +175,7 @@ class NotificationController(Controller):
         if texts["endDate"] is not None and (end := parse_local(texts["endDate"])) is None:
             raise failure("endDate must be a date")
         assert runtime.db is not None
-        result = await messaging.list_notifications(
+        rows, total = await repository.notifications.list_notifications(
             runtime.db,
             page=page,
             limit=limit,
@@ -182,7 +185,12 @@ class NotificationController(Controller):
             start=start,
             end=end,
         )
-        return {**result, "via": "gateway"}
+        return {
+            "success": True,
+            "data": [notification_json(row) for row in rows],
+            "pagination": {"page": page, "limit": limit, "total": total, "totalPages": -(-total // limit)},
+            "via": "gateway",
+        }
 
     @post("/", opt=compat.opens("writes"))
     async def create(self, request: Request, runtime: Runtime) -> Response:
@@ -192,7 +200,7 @@ class NotificationController(Controller):
         if not body.message:
             raise failure("Message is required")
         assert runtime.db is not None
-        notification = await messaging.create_notification(runtime.db, msgspec.structs.asdict(body))
+        notification = await create_notification(runtime.db, msgspec.structs.asdict(body))
         return Response(
             {
                 "success": True,
@@ -206,10 +214,10 @@ class NotificationController(Controller):
     @get("/{notification_id:str}")
     async def get_one(self, notification_id: str, runtime: Runtime) -> dict[str, Any]:
         assert runtime.db is not None
-        notification = await messaging.notification_by_id(runtime.db, _notification_id(notification_id))
-        if notification is None:
+        row = await repository.notifications.notification_by_id(runtime.db, _notification_id(notification_id))
+        if row is None:
             raise failure("Notification not found", 404)
-        return {"success": True, "data": notification, "via": "gateway"}
+        return {"success": True, "data": notification_json(row), "via": "gateway"}
 
     @put("/{notification_id:str}", opt=compat.opens("writes"))
     async def update(self, notification_id: str, request: Request, runtime: Runtime) -> dict[str, Any]:
@@ -232,7 +240,7 @@ async def _update(raw_id: str, request: Request, runtime: Runtime) -> dict[str, 
     if read not in (0, 1):
         raise failure("read must be 0 or 1")
     assert runtime.db is not None
-    result = await messaging.set_notification_read(runtime.db, notification_id, read)
+    result = await set_notification_read(runtime.db, notification_id, read)
     if result is None:
         raise failure("Notification not found", 404)
     notification = result.pop("notification")

@@ -15,19 +15,14 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from livekit import api
 
-from conference import domain, jobs, repository
+from conference import domain, repository
+from conference.clients import LiveKitError, LiveKitUnavailable
 from conference.domain import ROOM_NAME_MAX, proto_to_json
-from conference.events import Conference, publish_room_detail, publish_room_user
-from conference.livekit_nodes import LiveKitError, LiveKitUnavailable
-from contracts.conference import (
-    ROOM_CLOSED,
-    ROOM_DETAIL_CHANGED,
-    ROOM_TYPE_CHANGED,
-    ROOM_UPDATED,
-    ParticipantTokenRequest,
-)
+from conference.events import jobs
+from conference.events.participants import rename_user
+from conference.events.rooms import Conference, change_case_room_status, change_room_type, close_room
+from contracts.conference import ParticipantTokenRequest
 from servicekit import compat
-from servicekit.clock import now_local
 from servicekit.db import DatabaseError
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
@@ -149,7 +144,7 @@ class RoomController(Controller):
             raise fail(f"room must be at most {ROOM_NAME_MAX} characters")
         api_url = getattr(runtime.settings, "api_url", "").rstrip("/")
         try:
-            rows = await repository.room_pictures(conference_of(runtime).db, query.room)
+            rows = await repository.pictures.room_pictures(conference_of(runtime).db, query.room)
         except (DatabaseError, OSError) as exc:  # the original's answer when its query failed
             log.warning("room pictures query failed", extra={"room": query.room, "error": repr(exc)})
             raise fail("No pictures found for this room", 404) from exc
@@ -181,10 +176,10 @@ class RoomController(Controller):
         if connected:  # a second tab: a fresh identity for the token's room
             return await _token_reply(conference, ParticipantTokenRequest(room=token_room, isAddUser=True))
 
-        user = await repository.room_user_detail(conference.db, body.room, identity)
+        user = await repository.participants.room_user_detail(conference.db, body.room, identity)
         if user is not None and user["status"] == "wait":
             return {"status": "FAIL"}
-        count = await repository.count_room_user(conference.db, body.room, identity)
+        count = await repository.participants.count_room_user(conference.db, body.room, identity)
         room_join = video.get("roomJoin") is True
         if body.room != token_room:
             if count == 0:
@@ -217,12 +212,8 @@ class RoomController(Controller):
         """room_user.userName of (room, identity) (the original's evident intent; it never answered)."""
         runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateUserBody)
-        conference = conference_of(runtime)
-        async with conference.db.transaction() as conn:
-            if not await repository.room_user_detail(conn, body.room, body.identity):
-                return {"status": "FAIL", "message": "invalid room or identity"}
-            if await repository.update_user_name(conn, body.room, body.identity, body.userName, now_local()):
-                await publish_room_user(conn, body.room, body.identity)
+        if not await rename_user(conference_of(runtime).db, body.room, body.identity, body.userName):
+            return {"status": "FAIL", "message": "invalid room or identity"}
         return {"status": "OK"}
 
     @post("/deleteroom", status_code=200, opt=compat.opens("writes"))
@@ -238,7 +229,7 @@ class RoomController(Controller):
             return {"status": "FAIL", "message": exc.msg}
         except LiveKitUnavailable as exc:
             raise unavailable(exc) from exc
-        await jobs.close_room(conference.db, conference.nodes, body.room, closed_by="delete")
+        await close_room(conference.db, conference.nodes, body.room, closed_by="delete")
         return {"status": "OK", "message": f"Room {body.room} deleted"}
 
     @put("/updatetype", opt=compat.opens("writes"))
@@ -251,9 +242,7 @@ class RoomController(Controller):
             return text("Invalid Room", 404)
         room_type = body.roomType or "conference"
         conference = conference_of(runtime)
-        async with conference.db.transaction() as conn:
-            if await repository.update_room_type(conn, body.room, room_type, now_local()):
-                await publish_room_detail(conn, conference.nodes, ROOM_TYPE_CHANGED, body.room)
+        await change_room_type(conference.db, conference.nodes, body.room, room_type)
         reply: dict[str, Any] = {"status": "roomUpdate", "room": body.room}
         if body.roomType is not None:
             reply["roomType"] = body.roomType
@@ -268,12 +257,7 @@ class RoomController(Controller):
         if body.caseId is None or body.status is None:
             return text("Invalid parameter", 404)
         conference = conference_of(runtime)
-        async with conference.db.transaction() as conn:
-            room = await repository.case_room_name(conn, body.caseId, body.service)
-            if room is not None and await repository.update_room_status(conn, room, body.status, now_local()):
-                subject = {"close": ROOM_CLOSED, "open": ROOM_UPDATED}.get(body.status, ROOM_DETAIL_CHANGED)
-                closed_by = "status" if subject == ROOM_CLOSED else None
-                await publish_room_detail(conn, conference.nodes, subject, room, closed_by=closed_by)
+        await change_case_room_status(conference.db, conference.nodes, body.caseId, body.service, body.status)
         return {"status": body.status}
 
     @put("/close", opt=compat.opens("writes"))
@@ -283,7 +267,7 @@ class RoomController(Controller):
         runtime.require_token_unless_compat(request)
         body = await parse_body(request, RoomBody)
         conference = conference_of(runtime)
-        rows, _ = await jobs.close_room(conference.db, conference.nodes, body.room)
+        rows, _ = await close_room(conference.db, conference.nodes, body.room)
         if rows == 0:
             return text("Bad Request", 400)
         return {"status": "OK", "room": body.room}

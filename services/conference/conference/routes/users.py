@@ -15,13 +15,13 @@ from litestar import Controller, Request, get, post, put
 from livekit import api
 
 from conference import repository
+from conference.clients import LiveKitError, LiveKitUnavailable
 from conference.domain import ROOM_NAME_MAX, proto_to_json
-from conference.livekit_nodes import LiveKitError, LiveKitUnavailable
+from conference.events.link import link_room
+from conference.events.participants import publish_track_muted
 from conference.routes.rooms import conference_of, unavailable
-from contracts.conference import TRACK_MUTED, ParticipantTokenRequest, TrackMuted
-from contracts.link import RPC_LINK_ROOM, LinkRoomQuery
+from contracts.conference import ParticipantTokenRequest
 from servicekit import compat
-from servicekit.bus import add_event
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 
@@ -127,7 +127,7 @@ class UserController(Controller):
         invalid = {"status": "FAIL", "message": "invalid room or identity"}
         if not query.room or not query.identity or len(query.room) > 100 or len(query.identity) > 50:
             return invalid
-        row = await repository.room_user_detail(conference_of(runtime).db, query.room, query.identity)
+        row = await repository.participants.room_user_detail(conference_of(runtime).db, query.room, query.identity)
         if row is None:
             return invalid
         return {"status": "OK", "data": {"userName": row["userName"]}}
@@ -154,7 +154,7 @@ class UserController(Controller):
         video = claims.get("video") if isinstance(claims.get("video"), dict) else {}
         caller = None
         if isinstance(video.get("room"), str) and isinstance(claims.get("sub"), str):
-            caller = await repository.room_user_detail(conference.db, video["room"], claims["sub"])
+            caller = await repository.participants.room_user_detail(conference.db, video["room"], claims["sub"])
         req = ParticipantTokenRequest(
             room=body.room,
             userName=caller["userName"]
@@ -189,7 +189,7 @@ class UserController(Controller):
         if body.linkID is not None:
             assert runtime.bus is not None
             try:
-                link = await runtime.bus.request(RPC_LINK_ROOM, LinkRoomQuery(linkID=body.linkID), timeout=3.0)
+                link = await link_room(runtime.bus, body.linkID)
             except Exception as exc:
                 if getattr(exc, "code", "") == "not_found":
                     return {"status": "FAIL"}
@@ -293,8 +293,7 @@ class UserController(Controller):
             pass  # the original swallowed LiveKit's refusals
         except LiveKitUnavailable as exc:
             raise ApiError(str(exc), 503, {"success": False, "error": str(exc)}) from exc
-        async with conference.db.transaction() as conn:
-            await add_event(conn, TRACK_MUTED, TrackMuted(room=body.room, payload=payload))
+        await publish_track_muted(conference.db, body.room, payload)
         return {"success": True}
 
 

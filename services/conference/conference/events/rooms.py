@@ -1,4 +1,5 @@
-"""What conference answers over NATS (request/reply) and the events it publishes.
+"""Rooms over NATS: the request/reply calls conference answers (served by :func:`serve_requests`), the RoomChanged
+events every room change publishes, and the room writes of the /room/* routes and sweeps with their events.
 
 * ``RPC_ROOM_ENSURE`` (EnsureRoom): create the room when no row has that name (once, even under concurrent
   calls), turn a ``location`` room into an open conference for a video/conference link; publishes
@@ -15,10 +16,10 @@ Read models of other services (link's ``/link/getdetail`` answers from them with
 * EVERY change of a room_conference row must publish a RoomChanged carrying ``detail`` in the changing
   transaction: call :func:`publish_room_detail` with ROOM_CREATED / ROOM_UPDATED / ROOM_CLOSED, or with
   ROOM_DETAIL_CHANGED for changes without a subject of their own (record status, messageUnread, ...).
-* EVERY insert/update of a room_user row must publish PARTICIPANT_SAVED: call :func:`publish_room_user` in the
-  changing transaction.
+* EVERY insert/update of a room_user row must publish PARTICIPANT_SAVED: call
+  ``conference.events.participants.publish_room_user`` in the changing transaction.
 * Link hands over the room_user user-agent write of getdetail as LINK_PARTICIPANT_SEEN, applied by
-  ``conference.consumers``.
+  ``conference.events.consumers``.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ from typing import Any
 
 import msgspec
 
-from conference import cases, domain, repository
-from conference.livekit_nodes import LiveKitNodes, choose_node
+from conference import domain, repository
+from conference.clients import LiveKitNodes
+from conference.events import cases
+from conference.events.participants import publish_room_user
 from contracts.conference import (
-    PARTICIPANT_SAVED,
+    ROOM_CLOSED,
     ROOM_CREATED,
+    ROOM_DETAIL_CHANGED,
+    ROOM_TYPE_CHANGED,
     ROOM_UPDATED,
     RPC_CASE_OF_ROOM,
     RPC_CASE_OPEN,
@@ -49,7 +54,6 @@ from contracts.conference import (
     ParticipantTokenRequest,
     RoomChanged,
     RoomQuery,
-    RoomUserSaved,
 )
 from servicekit.bus import add_event
 from servicekit.clock import now_local, parse_lifetime
@@ -71,7 +75,7 @@ class ColorCache:
 
     async def pick(self) -> str | None:
         if time.monotonic() - self._loaded_at > COLOR_CACHE_SECONDS or not self._colors:
-            self._colors = await repository.colors(self.db)
+            self._colors = await repository.participants.colors(self.db)
             self._loaded_at = time.monotonic()
         return domain.pick_color(self._colors)
 
@@ -87,7 +91,7 @@ class Conference:
 
     # ---- rooms -------------------------------------------------------------------------------------------
     async def detail(self, room: str) -> dict[str, Any] | None:
-        row = await repository.room_detail_row(self.db, room)
+        row = await repository.rooms.room_detail_row(self.db, room)
         return None if row is None else domain.room_detail(row, datetime.now(UTC))
 
     async def room_detail(self, query: RoomQuery) -> dict[str, Any]:
@@ -97,7 +101,7 @@ class Conference:
         return detail
 
     async def room_socket_live(self, query: RoomQuery) -> dict[str, Any]:
-        return {"room": query.room, "live": await repository.room_socket_live(self.db, query.room, now_local())}
+        return {"room": query.room, "live": await repository.rooms.room_socket_live(self.db, query.room, now_local())}
 
     async def ensure_room(self, req: EnsureRoom) -> dict[str, Any]:
         room = req.room
@@ -105,12 +109,12 @@ class Conference:
             raise msgspec.ValidationError(f"room must be 1..{domain.ROOM_NAME_MAX} characters")
         node = await self.nodes.for_room(None)
         created = False
-        async with repository.room_creation(self.db, room) as conn:
-            head = await repository.room_head(conn, room)
+        async with repository.rooms.room_creation(self.db, room) as conn:
+            head = await repository.rooms.room_head(conn, room)
             now = now_local()
             if head is None:
                 status, room_type = domain.room_status_and_type(req.linkType)
-                await repository.insert_room(
+                await repository.rooms.insert_room(
                     conn,
                     room=room,
                     status=status,
@@ -129,7 +133,7 @@ class Conference:
                 await publish_room_detail(conn, self.nodes, ROOM_CREATED, room)
                 created = True
             elif domain.converts_location_room(head["roomType"], req.linkType):
-                await repository.open_as_conference(conn, room, now)
+                await repository.rooms.open_as_conference(conn, room, now)
                 await publish_room_detail(conn, self.nodes, ROOM_UPDATED, room)
         if created:
             log.info("room created", extra={"room": room, "node": node.name})
@@ -139,7 +143,7 @@ class Conference:
 
     # ---- participants ------------------------------------------------------------------------------------
     async def participant_token(self, req: ParticipantTokenRequest) -> dict[str, Any]:
-        head = await repository.room_detail_and_node(self.db, req.room)
+        head = await repository.rooms.room_detail_and_node(self.db, req.room)
         if head is None:
             raise LookupError(f"room {req.room!r} does not exist")
         node = await self.nodes.for_room(head["nodeLivekitId"])
@@ -147,7 +151,7 @@ class Conference:
         user_name = req.userName
         color = req.color
         if req.useKnownUser and req.identity and req.identity != "null":
-            known = await repository.room_user(self.db, req.room, req.identity)
+            known = await repository.participants.room_user(self.db, req.room, req.identity)
             if known:
                 color = color or known["color"]
                 if user_name is None:
@@ -181,7 +185,7 @@ class Conference:
         if req.isAddUser:
             _check_room_user_lengths(identity=identity, userName=user_name, userType=user_type, color=color)
             async with self.db.transaction() as conn:
-                saved = await repository.save_user(
+                saved = await repository.participants.save_user(
                     conn,
                     room=req.room,
                     identity=identity,
@@ -196,7 +200,7 @@ class Conference:
                     await publish_room_user(conn, req.room, identity)
         else:
             async with self.db.transaction() as conn:
-                if await repository.update_user_agent(conn, req.room, identity, req.userAgent):
+                if await repository.participants.update_user_agent(conn, req.room, identity, req.userAgent):
                     await publish_room_user(conn, req.room, identity)
 
         reply: dict[str, Any] = {"identity": identity}
@@ -210,12 +214,12 @@ class Conference:
         return reply
 
     async def palette(self, _: PaletteQuery) -> list[str]:
-        return await repository.colors(self.db)
+        return await repository.participants.colors(self.db)
 
     # ---- cases -------------------------------------------------------------------------------------------
     async def case_of_room(self, query: RoomQuery) -> dict[str, Any] | None:
         """None (reply data null) when the room has no case, or no such room."""
-        row = await repository.first_case_of_room(self.db, query.room)
+        row = await repository.cases.first_case_of_room(self.db, query.room)
         return None if row is None else domain.case_of_room_json(row)
 
     async def open_case(self, req: CaseOpen) -> dict[str, Any]:
@@ -241,11 +245,13 @@ async def publish_room_detail(
 ) -> None:
     """Publish the room's detail after a change, in the changing transaction (see the module doc).
     ``closed_by`` (ROOM_CLOSED only) tells realtime which close it was (contracts.conference, issue 4 section)."""
-    row = await repository.room_detail_and_node(conn, room)
+    row = await repository.rooms.room_detail_and_node(conn, room)
     if row is None:
         return
     # The node table is read on this connection: the pool may be exhausted by creations waiting for the lock.
-    node = choose_node(await repository.livekit_nodes(conn), row["nodeLivekitId"], nodes.default)
+    node = domain.choose_node(
+        await repository.nodes.livekit_nodes(conn), row["nodeLivekitId"], nodes.default, now_local()
+    )
     detail = domain.room_detail(row, datetime.now(UTC))
     detail.pop("recordDuration", None)  # readers compute it from dtmStartRecord at read time
     await add_event(
@@ -265,11 +271,35 @@ async def publish_room_detail(
     )
 
 
-async def publish_room_user(conn: Connection, room: str, identity: str) -> None:
-    """Publish (room, identity)'s room_user values after an insert/update, in the changing transaction."""
-    row = await repository.room_user_saved(conn, room, identity)
-    if row is not None:
-        await add_event(conn, PARTICIPANT_SAVED, msgspec.convert(row, RoomUserSaved))
+async def close_room(db: Database, nodes: LiveKitNodes, room: str, closed_by: str = "close") -> tuple[int, int]:
+    """Close ``room`` (every row not closed yet): (rows of that name, rows changed). Publishes ROOM_CLOSED with
+    the detail when something changed; closing a closed room rewrites nothing and publishes nothing."""
+    async with db.transaction() as conn:
+        rows = await repository.rooms.room_statuses(conn, room)
+        changed = await repository.rooms.close_room(conn, room, now_local()) if rows else 0
+        if changed:
+            await publish_room_detail(conn, nodes, ROOM_CLOSED, room, closed_by=closed_by)
+    return len(rows), changed
+
+
+async def change_room_type(db: Database, nodes: LiveKitNodes, room: str, room_type: str) -> None:
+    """PUT /room/updatetype: roomType (and dtmUpdated) of the room's rows; ROOM_TYPE_CHANGED when one changed."""
+    async with db.transaction() as conn:
+        if await repository.rooms.update_room_type(conn, room, room_type, now_local()):
+            await publish_room_detail(conn, nodes, ROOM_TYPE_CHANGED, room)
+
+
+async def change_case_room_status(
+    db: Database, nodes: LiveKitNodes, case_id: int, service: int | None, status: str
+) -> None:
+    """PUT /room/updatestatus: the status of the case's room (messageUnread cleared), published as ROOM_CLOSED
+    (close), ROOM_UPDATED (open) or ROOM_DETAIL_CHANGED (anything else) when a row changed."""
+    async with db.transaction() as conn:
+        room = await repository.cases.case_room_name(conn, case_id, service)
+        if room is not None and await repository.rooms.update_room_status(conn, room, status, now_local()):
+            subject = {"close": ROOM_CLOSED, "open": ROOM_UPDATED}.get(status, ROOM_DETAIL_CHANGED)
+            closed_by = "status" if subject == ROOM_CLOSED else None
+            await publish_room_detail(conn, nodes, subject, room, closed_by=closed_by)
 
 
 # room_user column sizes: an over-long value is a bad request, not a database error.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
-from conference.domain import ROOM_NAME_MAX
-from conference.livekit_nodes import LiveKitNodes, Node
+from conference.clients import LiveKitNodes
+from conference.domain import ROOM_NAME_MAX, Node
 from contracts.conference import (
     RPC_LIVEKIT_NODE_BY_KEY,
     RPC_LIVEKIT_NODE_OF_ROOM,

@@ -1,4 +1,6 @@
-"""LiveKit participant calls realtime forwards from room sockets (contracts.conference, "remaining room socket events").
+"""Participants over NATS: PARTICIPANT_SAVED after every room_user write (:func:`publish_room_user`), the room_user
+and track writes of the /room/* and /user/* routes with their events, and the LiveKit participant calls realtime
+forwards from room sockets (contracts.conference, "remaining room socket events").
 
 * ``RPC_CONFERENCE_PARTICIPANTS`` (RoomQuery): ``get-user-list``: ListParticipants(room) on the room's node, as
   the ParticipantInfo JSON list /user/listparticipants answers; ``false`` when LiveKit refuses (the original's
@@ -18,15 +20,50 @@ from typing import Any
 import msgspec
 from livekit import api
 
+from conference import repository
+from conference.clients import LiveKitError, LiveKitNodes, LiveKitUnavailable
 from conference.domain import ROOM_NAME_MAX, proto_to_json
-from conference.livekit_nodes import LiveKitError, LiveKitNodes, LiveKitUnavailable
-from contracts.conference import RPC_CONFERENCE_PARTICIPANTS, RPC_CONFERENCE_TRACK_MUTE, RoomQuery, TrackMute
-from servicekit.bus import RpcError
+from contracts.conference import (
+    PARTICIPANT_SAVED,
+    RPC_CONFERENCE_PARTICIPANTS,
+    RPC_CONFERENCE_TRACK_MUTE,
+    TRACK_MUTED,
+    RoomQuery,
+    RoomUserSaved,
+    TrackMute,
+    TrackMuted,
+)
+from servicekit.bus import RpcError, add_event
+from servicekit.clock import now_local
+from servicekit.db import Connection, Database
 from servicekit.web import Runtime
 
 # Realtime waits 3 s for a reply (realtime.sockets.rooms.RPC_TIMEOUT): the node lookup and LiveKit call must fit inside.
 SOCKET_CALL_TIMEOUT = 2.0
 _LIMITS = {"room": ROOM_NAME_MAX, "identity": 50, "trackSid": 100}
+
+
+async def publish_room_user(conn: Connection, room: str, identity: str) -> None:
+    """Publish (room, identity)'s room_user values after an insert/update, in the changing transaction."""
+    row = await repository.participants.room_user_saved(conn, room, identity)
+    if row is not None:
+        await add_event(conn, PARTICIPANT_SAVED, msgspec.convert(row, RoomUserSaved))
+
+
+async def rename_user(db: Database, room: str, identity: str, user_name: str) -> bool:
+    """POST /room/updateuser: room_user.userName of (room, identity); False when there is no such user."""
+    async with db.transaction() as conn:
+        if not await repository.participants.room_user_detail(conn, room, identity):
+            return False
+        if await repository.participants.update_user_name(conn, room, identity, user_name, now_local()):
+            await publish_room_user(conn, room, identity)
+    return True
+
+
+async def publish_track_muted(db: Database, room: str, payload: dict[str, Any]) -> None:
+    """PUT /user/handle/track's ``track-muted-unmuted`` broadcast on /{room} (realtime emits ``payload``)."""
+    async with db.transaction() as conn:
+        await add_event(conn, TRACK_MUTED, TrackMuted(room=room, payload=payload))
 
 
 def _check(**values: str) -> None:

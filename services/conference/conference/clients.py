@@ -1,11 +1,12 @@
-"""LiveKit nodes: which server a room lives on, its signing key, and the RoomService calls we make.
+"""The third party conference calls: LiveKit. Which server a room lives on, its signing key, and the RoomService
+calls we make (:class:`LiveKitNodes`); the ``crm`` token of GET /case/get (:func:`crm_token`).
 
 Nodes come from table ``node_livekit`` when it has rows (the room's remembered ``nodeLivekitId``, else the
-first healthy node, else the first node); otherwise the env default node (``LIVEKIT_HOST`` + key/secret).
-Server-to-server calls use a node's ``livekitLocal`` URL when set, else its ``livekitHost``. Tokens are
-signed with the chosen node's key/secret. RoomService calls are bounded by timeouts: :meth:`LiveKitNodes.call`
-raises :class:`LiveKitError` (LiveKit answered a Twirp error: ``code``/``msg`` as the original returned them) or
-:class:`LiveKitUnavailable` (no server, refused, 5xx, or no answer within the bound).
+first healthy node, else the first node: ``domain.choose_node``); otherwise the env default node (``LIVEKIT_HOST``
++ key/secret). Server-to-server calls use a node's ``livekitLocal`` URL when set, else its ``livekitHost``.
+Tokens are signed with the chosen node's key/secret. RoomService calls are bounded by timeouts:
+:meth:`LiveKitNodes.call` raises :class:`LiveKitError` (LiveKit answered a Twirp error: ``code``/``msg`` as the
+original returned them) or :class:`LiveKitUnavailable` (no server, refused, 5xx, or no answer within the bound).
 """
 
 from __future__ import annotations
@@ -13,22 +14,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 from livekit import api
 
 from conference import repository
-from conference.domain import LIVEKIT_EMPTY_TIMEOUT, LIVEKIT_MAX_PARTICIPANTS, SigningKey, proto_to_json
+from conference.domain import (
+    LIVEKIT_EMPTY_TIMEOUT,
+    LIVEKIT_MAX_PARTICIPANTS,
+    Node,
+    SigningKey,
+    choose_node,
+    http_url,
+    node_from_row,
+    proto_to_json,
+    random_identity,
+)
 from servicekit.clock import now_local
 from servicekit.db import Database
 
 log = logging.getLogger(__name__)
 
-# A node whose last successful health probe is older than this is not preferred for new rooms.
-HEALTHY_WITHIN = timedelta(minutes=30)
+CRM_TOKEN_TTL = timedelta(days=365)
 CREATE_ROOM_TIMEOUT = 5.0
 LIST_PARTICIPANTS_TIMEOUT = 2.0
 CALL_TIMEOUT = 3.0  # RoomService calls made for an HTTP request: a hung node costs at most this
@@ -54,50 +63,6 @@ class LiveKitUnavailable(Exception):
         self.timed_out = timed_out
 
 
-@dataclass(frozen=True)
-class Node:
-    id: int | None  # None: the env default node
-    name: str
-    api_url: str  # "" when no server is configured (tokens only)
-    key: SigningKey
-
-
-def _http_url(url: str) -> str:
-    """RoomService speaks HTTP(S); accept the ws(s):// form operators often configure."""
-    if url.startswith("wss://"):
-        return "https://" + url[6:]
-    if url.startswith("ws://"):
-        return "http://" + url[5:]
-    return url
-
-
-def _node_from_row(row: dict[str, Any], default_key: SigningKey) -> Node:
-    url = (row.get("livekitLocal") or row.get("livekitHost") or "").strip()
-    key = SigningKey(
-        row.get("livekitApiKey") or default_key.api_key, row.get("livekitApiSecret") or default_key.api_secret
-    )
-    return Node(id=row["id"], name=row.get("nodeName") or f"node-{row['id']}", api_url=_http_url(url), key=key)
-
-
-def choose_node(
-    rows: list[dict[str, Any]], remembered_id: int | None, default: Node, now: datetime | None = None
-) -> Node:
-    """Pure choice among ``node_livekit`` rows (see the module doc)."""
-    if not rows:
-        return default
-    default_key = default.key
-    if remembered_id is not None:
-        for row in rows:
-            if row["id"] == remembered_id:
-                return _node_from_row(row, default_key)
-    current = now or now_local()
-    for row in rows:
-        checked = row.get("lastHealthCheck")
-        if checked is not None and current - checked <= HEALTHY_WITHIN:
-            return _node_from_row(row, default_key)
-    return _node_from_row(rows[0], default_key)
-
-
 class LiveKitNodes:
     """Resolves nodes and holds one RoomService client per server URL."""
 
@@ -107,7 +72,7 @@ class LiveKitNodes:
         self._rows: list[dict[str, Any]] = []
         self._rows_loaded_at = float("-inf")
         self.default = Node(
-            id=None, name="default", api_url=_http_url(host.strip()), key=SigningKey(api_key, api_secret)
+            id=None, name="default", api_url=http_url(host.strip()), key=SigningKey(api_key, api_secret)
         )
         self._clients: dict[tuple[str, str, str], api.LiveKitAPI] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -115,12 +80,12 @@ class LiveKitNodes:
     async def _cached_rows(self) -> list[dict[str, Any]]:
         # Every token needs a node: the table is read at most once per cache period, not per request.
         if time.monotonic() - self._rows_loaded_at >= self.cache_seconds:
-            self._rows = await repository.livekit_nodes(self.db)
+            self._rows = await repository.nodes.livekit_nodes(self.db)
             self._rows_loaded_at = time.monotonic()
         return self._rows
 
     async def for_room(self, remembered_id: int | None) -> Node:
-        return choose_node(await self._cached_rows(), remembered_id, self.default)
+        return choose_node(await self._cached_rows(), remembered_id, self.default, now_local())
 
     def _client(self, node: Node) -> api.LiveKitAPI:
         key = (node.api_url, node.key.api_key, node.key.api_secret)
@@ -194,7 +159,7 @@ class LiveKitNodes:
 
     async def node_of_room(self, room: str) -> Node:
         """The node a room lives on (its remembered nodeLivekitId), else the node new rooms go to."""
-        head = await repository.room_head(self.db, room)
+        head = await repository.rooms.room_head(self.db, room)
         return await self.for_room(head["nodeLivekitId"] if head else None)
 
     async def by_api_key(self, api_key: str) -> Node | None:
@@ -202,17 +167,17 @@ class LiveKitNodes:
         if api_key == self.default.key.api_key:
             return self.default
         for row in await self._cached_rows():
-            node = _node_from_row(row, self.default.key)
+            node = node_from_row(row, self.default.key)
             if node.key.api_key == api_key:
                 return node
         return None
 
     async def all_nodes(self) -> list[Node]:
         """Every node_livekit row as a node (fresh read), or just the env default node when the table is empty."""
-        rows = await repository.livekit_nodes(self.db)
+        rows = await repository.nodes.livekit_nodes(self.db)
         if not rows:
             return [self.default]
-        return [_node_from_row(row, self.default.key) for row in rows]
+        return [node_from_row(row, self.default.key) for row in rows]
 
     async def is_healthy(self, node: Node) -> bool:
         """ListRooms answers (the health probe of the original's successor)."""
@@ -231,3 +196,15 @@ class LiveKitNodes:
             except Exception:
                 log.debug("closing a LiveKit client failed", exc_info=True)
         self._clients.clear()
+
+
+def crm_token(api_key: str, api_secret: str) -> str:
+    """The original ``createToken({name:"crm", days:365})``: random identity, name ``crm``, no room join."""
+    return (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(random_identity())
+        .with_name("crm")
+        .with_grants(api.VideoGrants(room_join=False))
+        .with_ttl(CRM_TOKEN_TTL)
+        .to_jwt()
+    )

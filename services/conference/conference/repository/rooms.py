@@ -1,4 +1,5 @@
-"""SQL of the conference service (always parameterised)."""
+"""SQL of ``room_conference``: rooms, their closing and expiry, record state and socket reopening (always
+parameterised)."""
 
 from __future__ import annotations
 
@@ -96,104 +97,12 @@ async def room_creation(db: Database, room: str) -> AsyncIterator[Connection]:
         yield conn
 
 
-# ---- LiveKit nodes ---------------------------------------------------------------------------------------
-_NODE_COLUMNS = "id, nodeName, livekitHost, livekitLocal, livekitApiKey, livekitApiSecret, lastHealthCheck"
+async def room_id_of(db: Connection | Database, room: str) -> int | None:
+    row = await db.fetch_one("SELECT id FROM room_conference WHERE room = %s ORDER BY id LIMIT 1", (room,))
+    return None if row is None else int(row["id"])
 
 
-async def livekit_nodes(db: Connection | Database) -> list[dict[str, Any]]:
-    return await db.fetch_all(f"SELECT {_NODE_COLUMNS} FROM node_livekit ORDER BY id")  # noqa: S608
-
-
-# ---- colours ---------------------------------------------------------------------------------------------
-async def colors(db: Database) -> list[str]:
-    rows = await db.fetch_all("SELECT color_hex FROM color_scheme WHERE color_hex IS NOT NULL ORDER BY id")
-    return [row["color_hex"] for row in rows]
-
-
-# ---- users in rooms --------------------------------------------------------------------------------------
-async def room_user(db: Connection | Database, room: str, identity: str) -> dict[str, Any] | None:
-    return await db.fetch_one(
-        "SELECT userName, color, userType, status FROM room_user WHERE room = %s AND identity = %s ORDER BY id LIMIT 1",
-        (room, identity),
-    )
-
-
-async def add_user(
-    db: Database,
-    *,
-    room: str,
-    identity: str,
-    user_name: str | None,
-    user_type: str,
-    color: str | None,
-    conference: int,
-    user_agent: str,
-    now: datetime,
-) -> None:
-    """The original addUser: insert (status join) when (room, identity) is new, else update name and type."""
-    async with db.transaction() as conn:
-        await save_user(
-            conn,
-            room=room,
-            identity=identity,
-            user_name=user_name,
-            user_type=user_type,
-            color=color,
-            conference=conference,
-            user_agent=user_agent,
-            now=now,
-        )
-
-
-async def save_user(
-    conn: Connection,
-    *,
-    room: str,
-    identity: str,
-    user_name: str | None,
-    user_type: str,
-    color: str | None,
-    conference: int,
-    user_agent: str,
-    now: datetime,
-) -> bool:
-    """:func:`add_user` inside the caller's transaction; True when a row was inserted or changed."""
-    changed = await conn.execute(
-        "UPDATE room_user SET userName = %s, userType = %s WHERE room = %s AND identity = %s",
-        (user_name, user_type, room, identity),
-    )
-    if changed:
-        return True
-    exists = await conn.fetch_one(
-        "SELECT id FROM room_user WHERE room = %s AND identity = %s LIMIT 1", (room, identity)
-    )
-    if exists:  # matched but unchanged (same name and type)
-        return False
-    await conn.execute(
-        "INSERT INTO room_user (userAgent, room, identity, color, userName, userType, status, socketId,"
-        " conference, dtmcreated, dtmupdated) VALUES (%s, %s, %s, %s, %s, %s, 'join', '', %s, %s, %s)",
-        (user_agent, room, identity, color, user_name, user_type, conference, now, now),
-    )
-    return True
-
-
-async def update_user_agent(db: Connection | Database, room: str, identity: str, user_agent: str) -> int:
-    """Returns the number of rows changed (0: no such user, or the same user agent already)."""
-    return await db.execute(
-        "UPDATE room_user SET userAgent = %s WHERE room = %s AND identity = %s", (user_agent, room, identity)
-    )
-
-
-async def room_user_saved(conn: Connection | Database, room: str, identity: str) -> dict[str, Any] | None:
-    """What PARTICIPANT_SAVED carries of (room, identity): its oldest row, as the token lookup reads it."""
-    return await conn.fetch_one(
-        "SELECT room, identity, userName, userType, color, userAgent FROM room_user"
-        " WHERE room = %s AND identity = %s ORDER BY id LIMIT 1",
-        (room, identity),
-    )
-
-
-# ---- /room/* and /user/* routes, sweeps (issue 4) --------------------------------------------------------
+# ---- closing, type and status (/room/* routes, sweeps; issue 4) ------------------------------------------
 async def room_statuses(conn: Connection, room: str) -> list[dict[str, Any]]:
     """Every row of a room name (the column is not unique), locked for the closing transaction."""
     return await conn.fetch_all("SELECT id, status FROM room_conference WHERE room = %s FOR UPDATE", (room,))
@@ -223,27 +132,6 @@ async def update_room_type(conn: Connection, room: str, room_type: str, now: dat
     )
 
 
-async def case_room_name(conn: Connection | Database, case_id: int, service: int | None) -> str | None:
-    """The room of a case (case_data.roomId -> room_conference.id), by caseId and service."""
-    row = await conn.fetch_one(
-        "SELECT room_conference.room FROM case_data JOIN room_conference ON case_data.roomId = room_conference.id"
-        " WHERE case_data.caseId = %s AND case_data.service <=> %s ORDER BY case_data.id DESC LIMIT 1",
-        (case_id, service),
-    )
-    return row["room"] if row else None
-
-
-async def first_case_of_room(db: Connection | Database, room: str) -> dict[str, Any] | None:
-    """The room's first case (lowest case_data.id) with the columns GET /car/task merges (RPC_CASE_OF_ROOM)."""
-    return await db.fetch_one(
-        "SELECT case_data.service, case_data.caseId, case_data.operationNumber, case_data.hn,"
-        " case_data.patientMobile, case_data.userName, case_data.mobileCreated, case_data.dtmCreated,"
-        " case_data.status FROM case_data JOIN room_conference ON case_data.roomId = room_conference.id"
-        " WHERE room_conference.room = %s ORDER BY case_data.id LIMIT 1",
-        (room,),
-    )
-
-
 async def update_room_status(conn: Connection, room: str, status: str, now: datetime) -> int:
     """The original's status change (messageUnread cleared); rows already in that state are not rewritten.
     A close sets dtmClosed (assigned first: MySQL evaluates SET left to right, so it still sees the old status)."""
@@ -253,30 +141,6 @@ async def update_room_status(conn: Connection, room: str, status: str, now: date
         " WHERE room = %s AND NOT (status <=> %s AND messageUnread = 0)",
         (status, now, status, now, room, status),
     )
-
-
-async def room_user_detail(db: Connection | Database, room: str, identity: str) -> dict[str, Any] | None:
-    return await db.fetch_one(
-        "SELECT room, identity, color, userName, status, camera, microphone, userType, conference FROM room_user"
-        " WHERE room = %s AND identity = %s ORDER BY id LIMIT 1",
-        (room, identity),
-    )
-
-
-async def count_room_user(db: Connection | Database, room: str, identity: str) -> int:
-    row = await db.fetch_one("SELECT count(*) AS n FROM room_user WHERE room = %s AND identity = %s", (room, identity))
-    return int(row["n"]) if row else 0
-
-
-async def update_user_name(conn: Connection, room: str, identity: str, user_name: str, now: datetime) -> int:
-    return await conn.execute(
-        "UPDATE room_user SET userName = %s, dtmupdated = %s WHERE room = %s AND identity = %s",
-        (user_name, now, room, identity),
-    )
-
-
-async def mark_node_healthy(conn: Connection | Database, node_id: int, now: datetime) -> int:
-    return await conn.execute("UPDATE node_livekit SET lastHealthCheck = %s WHERE id = %s", (now, node_id))
 
 
 async def close_expired_room(conn: Connection, room: str, now: datetime) -> int:
@@ -351,31 +215,4 @@ async def drop_reopened_socket(conn: Connection, room: str, now: datetime) -> in
         "UPDATE room_conference SET dtmSocketReopened = NULL WHERE room = %s AND status <> 'open'"
         " AND dtmSocketReopened IS NOT NULL AND dtmExpired < %s",
         (room, now),
-    )
-
-
-# ---- GET /room/picture read models ------------------------------------------------------------------------
-async def save_link_room(conn: Connection, link_id: str, room: str) -> int:
-    return await conn.execute(
-        "INSERT INTO room_link_view (linkID, room) VALUES (%s, %s) ON DUPLICATE KEY UPDATE room = VALUES(room)",
-        (link_id, room),
-    )
-
-
-async def save_file(conn: Connection, row: dict[str, Any]) -> int:
-    return await conn.execute(
-        "INSERT INTO room_file_view (fileId, linkId, filename, url, width, height, createdAt)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE linkId = VALUES(linkId),"
-        " filename = VALUES(filename), url = VALUES(url), width = VALUES(width), height = VALUES(height),"
-        " createdAt = VALUES(createdAt)",
-        (row["fileId"], row["linkId"], row["filename"], row["url"], row["width"], row["height"], row["createdAt"]),
-    )
-
-
-async def room_pictures(db: Connection | Database, room: str) -> list[dict[str, Any]]:
-    """Files uploaded through the links of ``room`` (the original: files JOIN link_connect ON linkId)."""
-    return await db.fetch_all(
-        "SELECT f.filename, f.url, f.width, f.height, f.createdAt FROM room_file_view f"
-        " JOIN room_link_view l ON f.linkId = l.linkID WHERE l.room = %s ORDER BY f.fileId",
-        (room,),
     )

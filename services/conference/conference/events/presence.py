@@ -5,8 +5,9 @@
 * ``RPC_PRESENCE_UPDATE``: camera / microphone / conference / userName of one user of one room.
 * ``RPC_PRESENCE_ADMIT``: a waiting-room guest let in by an admin (new identity and token).
 * ``RPC_CHAT_HISTORY``: the `chat-history` rows of a room.
-Every room_user write publishes PARTICIPANT_SAVED in its transaction (``publish_room_user``). Every lookup is by
-(room, identity) — the original's identity-only updates could touch another room's row.
+Every room_user write publishes PARTICIPANT_SAVED in its transaction (``events.participants.publish_room_user``).
+Every lookup is by (room, identity) — the original's identity-only updates could touch another room's row. The SQL
+is in ``repository.participants``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 
 import msgspec
 
-from conference import domain, messaging
-from conference.events import Conference, publish_room_user
+from conference import domain, repository
+from conference.events.participants import publish_room_user
+from conference.events.rooms import Conference
 from contracts.conference import (
     RPC_CHAT_HISTORY,
     RPC_PRESENCE_ADMIT,
@@ -36,7 +38,6 @@ from servicekit.web import Runtime
 
 # room_user column sizes: longer values are a bad request, not a database error.
 _LIMITS = {"room": 100, "identity": 50, "userName": 100, "userType": 50, "color": 50, "socketId": 50}
-_USER_CONNECTION = "SELECT camera, microphone, identity, userName, userType, conference FROM room_user"
 
 
 def _check(**values: str | None) -> None:
@@ -61,42 +62,28 @@ async def connect(db: Database, req: PresenceConnect) -> dict[str, Any] | None:
     now = now_local()
     async with db.transaction() as conn:
         if req.hasMetadata:
-            row = await conn.fetch_one(
-                "SELECT id FROM room_user WHERE room = %s AND identity = %s ORDER BY id LIMIT 1 FOR UPDATE",
-                (req.room, req.identity),
-            )
+            row = await repository.participants.lock_room_user(conn, req.room, req.identity)
             if row is None:
-                await conn.execute(
-                    "INSERT INTO room_user (room, identity, userName, userType, status, color, socketId,"
-                    " conference, dtmcreated, dtmupdated) VALUES (%s, %s, %s, %s, 'connection', %s, %s, 1, %s, %s)",
-                    (req.room, req.identity, req.userName, req.userType, req.color, req.socketId, now, now),
-                )
+                await repository.participants.insert_connected_user(
+                    conn, room=req.room, identity=req.identity, user_name=req.userName, user_type=req.userType,
+                    color=req.color, socket_id=req.socketId, now=now,
+                )  # fmt: skip
             else:
-                await conn.execute(
-                    "UPDATE room_user SET userName = %s, color = %s, socketId = %s, dtmupdated = %s"
-                    " WHERE room = %s AND identity = %s",
-                    (req.userName, req.color, req.socketId, now, req.room, req.identity),
-                )
-        changed = await conn.execute(
-            "UPDATE room_user SET status = 'connection', camera = 1, microphone = 1, dtmupdated = %s"
-            " WHERE room = %s AND identity = %s",
-            (now, req.room, req.identity),
-        )
+                await repository.participants.update_connected_user(
+                    conn, room=req.room, identity=req.identity, user_name=req.userName, color=req.color,
+                    socket_id=req.socketId, now=now,
+                )  # fmt: skip
+        changed = await repository.participants.mark_connected(conn, req.room, req.identity, now)
         if req.hasMetadata or changed:
             await publish_room_user(conn, req.room, req.identity)
-        return await conn.fetch_one(
-            f"{_USER_CONNECTION} WHERE room = %s AND identity = %s ORDER BY id LIMIT 1",  # noqa: S608
-            (req.room, req.identity),
-        )
+        return await repository.participants.user_connection(conn, req.room, req.identity)
 
 
 async def disconnect(db: Database, req: PresenceDisconnect) -> dict[str, bool]:
     _check(room=req.room, identity=req.identity, socketId=req.socketId)
     async with db.transaction() as conn:
-        changed = await conn.execute(
-            "UPDATE room_user SET status = 'disconnect', camera = 1, microphone = 1, dtmupdated = %s"
-            " WHERE room = %s AND identity = %s AND socketId = %s",
-            (now_local(), req.room, req.identity, req.socketId),
+        changed = await repository.participants.mark_disconnected(
+            conn, req.room, req.identity, req.socketId, now_local()
         )
         if changed:
             await publish_room_user(conn, req.room, req.identity)
@@ -114,12 +101,8 @@ async def update(db: Database, req: PresenceUpdate) -> dict[str, int]:
     columns = [(name, value) for name, value in values.items() if value is not None]
     if not columns:
         return {"updated": 0}
-    assignments = ", ".join(f"{name} = %s" for name, _ in columns)  # names from the fixed list above
     async with db.transaction() as conn:
-        changed = await conn.execute(
-            f"UPDATE room_user SET {assignments} WHERE room = %s AND identity = %s",  # noqa: S608
-            (*[value for _, value in columns], req.room, req.identity),
-        )
+        changed = await repository.participants.update_presence(conn, req.room, req.identity, columns)
         if changed:
             await publish_room_user(conn, req.room, req.identity)
     return {"updated": changed}
@@ -134,10 +117,8 @@ async def admit(db: Database, conference: Conference, req: PresenceAdmit) -> dic
     identity = issued["identity"]
     if req.socketId.strip():
         async with db.transaction() as conn:
-            changed = await conn.execute(
-                "UPDATE room_user SET identity = %s, userName = %s, status = 'join', dtmupdated = %s"
-                " WHERE room = %s AND socketId = %s",
-                (identity, user_name, now_local(), req.room, req.socketId),
+            changed = await repository.participants.admit_socket_user(
+                conn, room=req.room, socket_id=req.socketId, identity=identity, user_name=user_name, now=now_local()
             )
             if changed:
                 await publish_room_user(conn, req.room, identity)
@@ -162,7 +143,7 @@ async def serve_requests(runtime: Runtime, conference: Conference) -> None:
 
     async def on_history(req: ChatHistoryQuery) -> list[dict[str, Any]] | bool:
         _check(room=req.room)
-        return await messaging.chat_history(db, req.room) or False
+        return await repository.chat.chat_history(db, req.room) or False
 
     await runtime.bus.serve(RPC_PRESENCE_CONNECT, PresenceConnect, on_connect)
     await runtime.bus.serve(RPC_PRESENCE_DISCONNECT, PresenceDisconnect, on_disconnect)

@@ -16,8 +16,9 @@ import logging
 from datetime import datetime
 
 from conference import repository
-from conference.events import publish_room_detail, publish_room_user
-from conference.livekit_nodes import LiveKitNodes
+from conference.clients import LiveKitNodes
+from conference.events.participants import publish_room_user
+from conference.events.rooms import publish_room_detail
 from contracts.conference import ROOM_RECORD_CHANGED
 from contracts.link import LINK_CREATED, LINK_PARTICIPANT_SEEN, LinkCreated, ParticipantSeen
 from contracts.recording import (
@@ -47,7 +48,7 @@ async def apply_participant_seen(db: Database, event: Event) -> bool:
         return False
 
     async def apply(conn: Connection) -> int:
-        changed = await repository.update_user_agent(conn, seen.room, seen.identity, seen.userAgent)
+        changed = await repository.participants.update_user_agent(conn, seen.room, seen.identity, seen.userAgent)
         if changed:
             await publish_room_user(conn, seen.room, seen.identity)
         return changed
@@ -68,11 +69,11 @@ async def apply_egress(db: Database, nodes: LiveKitNodes, event: Event) -> bool:
 
     async def apply(conn: Connection) -> int:
         if event.subject == RECORDING_EGRESS_STARTED:
-            changed = await repository.record_started(
+            changed = await repository.rooms.record_started(
                 conn, egress.room, egress.recordId, _event_time(egress.dtmStartRecord)
             )
         else:
-            changed = await repository.record_ended(
+            changed = await repository.rooms.record_ended(
                 conn, egress.room, egress.recordId, _event_time(egress.dtmStopRecord)
             )
         if changed:
@@ -88,7 +89,7 @@ async def apply_link_created(db: Database, event: Event) -> bool:
         return False
 
     async def apply(conn: Connection) -> int:
-        return await repository.save_link_room(conn, link.linkID, link.room)
+        return await repository.pictures.save_link_room(conn, link.linkID, link.room)
 
     return bool(await apply_once(db, LINK_ROOMS_CONSUMER, event, apply))
 
@@ -108,7 +109,7 @@ async def apply_file_stored(db: Database, event: Event) -> bool:
     }
 
     async def apply(conn: Connection) -> int:
-        return await repository.save_file(conn, row)
+        return await repository.pictures.save_file(conn, row)
 
     return bool(await apply_once(db, FILES_CONSUMER, event, apply))
 

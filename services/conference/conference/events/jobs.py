@@ -1,4 +1,4 @@
-"""Closing rooms and the periodic jobs (servicekit.schedule: once per slot across replicas).
+"""The periodic jobs (servicekit.schedule: once per slot across replicas).
 
 * ``auto-close-rooms`` (every 30 minutes, env ``AUTO_CLOSE_ROOM``; ``false`` or empty turns it off as in the
   original): open rooms whose ``dtmExpired`` has passed are closed in the database (ROOM_CLOSED + detail, so
@@ -17,8 +17,8 @@ from datetime import timedelta
 from livekit import api
 
 from conference import repository
-from conference.events import publish_room_detail
-from conference.livekit_nodes import LiveKitError, LiveKitNodes, LiveKitUnavailable
+from conference.clients import LiveKitError, LiveKitNodes, LiveKitUnavailable
+from conference.events.rooms import publish_room_detail
 from contracts.conference import ROOM_CLOSED
 from servicekit.clock import now_local
 from servicekit.db import Database
@@ -33,17 +33,6 @@ HEALTH_EVERY = timedelta(minutes=10)
 def auto_close_enabled(value: str) -> bool:
     """The original's switch: the strings ``false`` and ``""`` disable the sweep, anything else enables it."""
     return value.strip().lower() not in ("false", "")
-
-
-async def close_room(db: Database, nodes: LiveKitNodes, room: str, closed_by: str = "close") -> tuple[int, int]:
-    """Close ``room`` (every row not closed yet): (rows of that name, rows changed). Publishes ROOM_CLOSED with
-    the detail when something changed; closing a closed room rewrites nothing and publishes nothing."""
-    async with db.transaction() as conn:
-        rows = await repository.room_statuses(conn, room)
-        changed = await repository.close_room(conn, room, now_local()) if rows else 0
-        if changed:
-            await publish_room_detail(conn, nodes, ROOM_CLOSED, room, closed_by=closed_by)
-    return len(rows), changed
 
 
 async def delete_livekit_room(nodes: LiveKitNodes, room: str) -> bool:
@@ -63,17 +52,17 @@ async def close_expired_rooms(db: Database, nodes: LiveKitNodes) -> list[str]:
     """The expiry sweep; returns the rooms this run closed."""
     closed: list[str] = []
     now = now_local()
-    for room in await repository.expired_open_rooms(db, now):
+    for room in await repository.rooms.expired_open_rooms(db, now):
         async with db.transaction() as conn:
-            if not await repository.close_expired_room(conn, room, now):
+            if not await repository.rooms.close_expired_room(conn, room, now):
                 continue  # closed meanwhile (another replica, an HTTP close)
             await publish_room_detail(conn, nodes, ROOM_CLOSED, room, closed_by="expired")
         closed.append(room)
         await delete_livekit_room(nodes, room)
     # Namespaces GET /case/get reopened for a day on closed rooms (the original's socket sweep dropped them).
-    for room in await repository.expired_reopened_rooms(db, now):
+    for room in await repository.rooms.expired_reopened_rooms(db, now):
         async with db.transaction() as conn:
-            if await repository.drop_reopened_socket(conn, room, now):
+            if await repository.rooms.drop_reopened_socket(conn, room, now):
                 await publish_room_detail(conn, nodes, ROOM_CLOSED, room, closed_by="expired")
     if closed:
         log.info("expired rooms closed", extra={"count": len(closed)})
@@ -89,7 +78,7 @@ async def check_node_health(db: Database, nodes: LiveKitNodes) -> dict[int, bool
         healthy = await nodes.is_healthy(node)
         result[node.id] = healthy
         if healthy:
-            await repository.mark_node_healthy(db, node.id, now_local())
+            await repository.nodes.mark_node_healthy(db, node.id, now_local())
         else:
             log.warning("LiveKit node unhealthy", extra={"node": node.name})
     return result
