@@ -119,15 +119,9 @@ async def apply_conference_event(db: Database, event: Event) -> bool:
 
         async def apply_user(conn: Connection) -> bool:
             await repository.readmodels.store_room_user(
-                conn,
-                room=user.room,
-                identity=user.identity,
-                color=user.color,
-                user_name=user.userName,
-                user_type=user.userType,
-                user_agent=user.userAgent,
-                version=event_ms(event),
-            )
+                conn, user.room, user.identity, user.color, user.userName, user.userType, user.userAgent,
+                event_ms(event),
+            )  # fmt: skip
             return True
 
         return bool(await apply_once(db, CONFERENCE_CONSUMER, event, apply_user))
@@ -163,15 +157,7 @@ async def apply_case_event(db: Database, event: Event) -> bool:
 
     async def apply_case(conn: Connection) -> bool:
         await repository.readmodels.store_case(
-            conn,
-            service=case.service,
-            case_id=case.caseId,
-            row_id=row_id,
-            room=room,
-            status=status,
-            hn=hn,
-            patient_mobile=patient_mobile,
-            version=event_ms(event),
+            conn, case.service, case.caseId, row_id, room, status, hn, patient_mobile, event_ms(event)
         )
         if case.statusLog:  # a case opened by /link/idems has no log text: the original wrote no row for it
             await repository.usage.add_case_usage(
@@ -243,17 +229,9 @@ async def apply_egress_event(db: Database, event: Event) -> bool:
 
     async def apply_record(conn: Connection) -> bool:
         await repository.readmodels.store_record(
-            conn,
-            egress_id=egress.recordId,
-            room=egress.room,
-            status=egress.status[:50],
-            filename=filename,
-            record_type=record_type,
-            started=started,
-            ended=ended,
-            updated=event_local(event),
-            version=version,
-        )
+            conn, egress.recordId, egress.room, egress.status[:50], filename, record_type, started, ended,
+            event_local(event), version,
+        )  # fmt: skip
         return True
 
     return bool(await apply_once(db, EGRESS_CONSUMER, event, apply_record))
@@ -279,12 +257,7 @@ async def apply_recording_event(db: Database, event: Event) -> bool:
 
     async def apply_presence(conn: Connection) -> bool:
         await repository.readmodels.store_presence(
-            conn,
-            room=presence.room,
-            identity=presence.identity,
-            participant=participant,
-            joined_at=joined_at,
-            version=version,
+            conn, presence.room, presence.identity, participant, joined_at, version
         )
         return True
 

@@ -188,7 +188,6 @@ _UPSERT_USER = (
 
 async def store_room_user(
     conn: Connection,
-    *,
     room: str,
     identity: str,
     color: str | None,
@@ -210,7 +209,7 @@ _UPSERT_PARTICIPANT = (
 
 
 async def store_presence(
-    conn: Connection, *, room: str, identity: str, participant: str | None, joined_at: int, version: int
+    conn: Connection, room: str, identity: str, participant: str | None, joined_at: int, version: int
 ) -> None:
     """A participant joined (``participant``: its JSON) or left (None), and the room's room_participant_list
     rewritten from the live ones."""
@@ -248,7 +247,6 @@ _UPSERT_CASE = (
 
 async def store_case(
     conn: Connection,
-    *,
     service: int,
     case_id: int,
     row_id: int | None,
@@ -277,7 +275,6 @@ _UPSERT_RECORD = (
 
 async def store_record(
     conn: Connection,
-    *,
     egress_id: str,
     room: str,
     status: str,

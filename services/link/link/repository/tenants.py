@@ -1,4 +1,5 @@
-"""SQL of the tenants (``services``): what a link of a tenant needs, its public fields, its editable ones."""
+"""SQL of the tenants (``services``): what a link of a tenant needs, its detail for telemetry, its public fields
+and its editable ones."""
 
 from __future__ import annotations
 
