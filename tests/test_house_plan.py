@@ -18,8 +18,6 @@ IO_MODULES = {
     "asyncmy", "redis", "nats", "httpx", "litestar", "socketio", "livekit", "arq", "aiofiles",
     "servicekit.db", "servicekit.bus", "servicekit.web", "servicekit.jobs", "servicekit.schedule",
 }  # fmt: skip
-# Services not yet moved onto the plan (each is removed from here by the change that moves it).
-PENDING: set[str] = {"link"}
 
 
 def package(service: str) -> Path:
@@ -36,14 +34,8 @@ def imports(path: Path) -> set[str]:
     return found
 
 
-def _pending(service: str) -> None:
-    if service in PENDING:
-        pytest.xfail(f"{service} is not on the house plan yet")
-
-
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_service_package_holds_only_the_plans_entries(service: str) -> None:
-    _pending(service)
     allowed = PLAN | EXTRA.get(service, set())
     entries = {p.stem if p.suffix == ".py" else p.name for p in package(service).iterdir()}
     entries -= {"__init__", "__pycache__"}
@@ -53,7 +45,6 @@ def test_a_service_package_holds_only_the_plans_entries(service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_routes_list_their_controllers(service: str) -> None:
-    _pending(service)
     routes = package(service) / "routes"
     assert (routes / "__init__.py").is_file()
     tree = ast.parse((routes / "__init__.py").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Link's expiry sweep (link.jobs) on two Scheduler "replicas" against the suite's database and Redis: it runs
+"""Link's expiry sweep (link.events.jobs) on two Scheduler "replicas" against the suite's database and Redis: it runs
 once per slot, disables only expired enabled links, publishes link.link.expired once per link, and a later slot
 finds nothing to do."""
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from link import jobs
+from link.events import jobs
 from servicekit.clock import LOCAL_TZ
 from servicekit.db import Database
 from servicekit.schedule import Scheduler

@@ -1,4 +1,4 @@
-"""GET /link/getdetail's usage rows are group-committed (link.usage_log): under concurrency every answered
+"""GET /link/getdetail's usage rows are group-committed (link.repository.usage): under concurrency every answered
 request has its own GetLinkDetail row, committed by the time it is answered; bad input writes nothing."""
 
 from __future__ import annotations

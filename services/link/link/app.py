@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from link import domain, events, jobs, readmodels, sms, tasks
+from link import domain, events
+from link.events import jobs, readmodels, sms, tasks
+from link.repository.usage import UsageBatcher
 from link.routes import CONTROLLERS, links
-from link.usage_log import UsageBatcher
 from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
@@ -14,7 +15,7 @@ from servicekit.web import Runtime, ServiceSpec, create_app
 
 class LinkSettings(CommonSettings, kw_only=True):
     # Alphabet of link IDs and random room names (the original's sample: Latin letters without N/n).
-    custom_charset: str = domain.DEFAULT_CHARSET
+    custom_charset: str = domain.links.DEFAULT_CHARSET
     # Default lifetime of a link: days (`1`) or hours (`24H`).
     room_day_default_timeout: str = "1"
     # Domain(s) of link types without a tenant domain (comma-separated; the first is used).

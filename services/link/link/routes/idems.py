@@ -14,15 +14,15 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, post
 
-from contracts.conference import RPC_CASE_OPEN, RPC_ROOM_ENSURE, CaseOpen, EnsureRoom
+from contracts.conference import CaseOpen, EnsureRoom
 from contracts.link import LinkCreated
-from link import domain, events, repository, sms
+from link import domain, events, repository
+from link.events import sms
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.clock import now_local
 from servicekit.web import Runtime, fail, parse_body
 
-RPC_TIMEOUT = 5.0
 IDEMS_LIFETIME = timedelta(days=1)  # the original: dayjs().add(1, "day")
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)]
@@ -35,8 +35,8 @@ class IdemsBody(msgspec.Struct, kw_only=True):
     mobile: Annotated[str, msgspec.Meta(max_length=20)] = ""
     agent: int | Str100 | None = None
     autoRecord: Count = 0
-    recordType: Str50 = domain.DEFAULT_RECORD_TYPE
-    encodingOptionsPreset: Str50 = domain.DEFAULT_ENCODING_PRESET
+    recordType: Str50 = domain.links.DEFAULT_RECORD_TYPE
+    encodingOptionsPreset: Str50 = domain.links.DEFAULT_ENCODING_PRESET
     agentName: Str100 = ""
     linkType: Str50 | None = None
     sms: int | Str50 | None = None
@@ -55,25 +55,27 @@ class IdemsController(Controller):
         assert runtime.db is not None and runtime.bus is not None
         if body.branch is None:
             return {"status": "FAIL", "message": "Invalid branch"}
-        if body.linkType not in domain.IDEMS_LINK_TYPES:
+        if body.linkType not in domain.links.IDEMS_LINK_TYPES:
             return {"status": "FAIL", "message": "Invalid linkType"}
         link_type = body.linkType
         mobile = body.mobile.strip()
-        if mobile and not domain.valid_mobile(mobile):
+        if mobile and not domain.sms.valid_mobile(mobile):
             raise fail("Invalid mobile")
-        service = domain.IDEMS_SERVICE
+        service = domain.links.IDEMS_SERVICE
         async with runtime.db.connection() as conn:
-            tenant = await repository.get_tenant(conn, service)
-        target = domain.link_target(tenant, link_type)
+            tenant = await repository.tenants.get_tenant(conn, service)
+        target = domain.links.link_target(tenant, link_type)
         if tenant is None or not target.domain:
             raise fail("Invalid service", 404)
 
         charset = settings.custom_charset
-        room = domain.sanitize_room(domain.random_id(charset)) or domain.random_id(domain.DEFAULT_CHARSET)
+        room = domain.links.sanitize_room(domain.links.random_id(charset)) or domain.links.random_id(
+            domain.links.DEFAULT_CHARSET
+        )
         user_agent = request.headers.get("user-agent", "")
         try:
-            ensured = await runtime.bus.request(
-                RPC_ROOM_ENSURE,
+            ensured = await events.ensure_room(
+                runtime.bus,
                 EnsureRoom(
                     room=room,
                     service=service,
@@ -84,14 +86,13 @@ class IdemsController(Controller):
                     chatEnabled=1,
                     userAgent=user_agent[:255],
                 ),
-                timeout=RPC_TIMEOUT,
             )
             room_detail = ensured.get("room") or {}
             room_id = room_detail.get("id")
             # The case first: when conference cannot open it, no link is written (the room alone is harmless:
             # it has no links and the expiry sweep closes it).
-            opened = await runtime.bus.request(
-                RPC_CASE_OPEN,
+            opened = await events.open_case(
+                runtime.bus,
                 CaseOpen(
                     service=service,
                     room=room,
@@ -101,7 +102,6 @@ class IdemsController(Controller):
                     caseType=link_type,
                     organization=str(body.branch),
                 ),
-                timeout=RPC_TIMEOUT,
             )
         except RpcError as exc:
             if exc.code == "bad_request":
@@ -116,16 +116,16 @@ class IdemsController(Controller):
             "crmSender": body.agentName,
             "linkType": link_type,
             "service": service,
-            "sms": domain.sms_flag(body.sms),
+            "sms": domain.links.sms_flag(body.sms),
             "dtmCreated": now,
             "dtmExpired": expires,
             "userAgent": user_agent,
         }
         sms_key = None
         async with runtime.db.transaction() as conn:
-            if ensured.get("created") or await repository.share_link_id(conn, room, "Guest") is None:
+            if ensured.get("created") or await repository.links.share_link_id(conn, room, "Guest") is None:
                 for share_name, share_type in (("Guest", "user"), ("Viewer", "viewer")):
-                    await repository.insert_link(
+                    await repository.links.insert_link(
                         conn,
                         charset,
                         {**common, "share": 1, "userType": share_type, "linkType": "video", "userName": share_name,
@@ -136,7 +136,7 @@ class IdemsController(Controller):
                 ("user", mobile, mobile, "0"),
                 ("admin", "", body.agentName, "1"),
             ):
-                link_id, row_id = await repository.insert_link(
+                link_id, row_id = await repository.links.insert_link(
                     conn,
                     charset,
                     {
@@ -148,7 +148,7 @@ class IdemsController(Controller):
                     },
                 )
                 made[user_type] = link_id
-                url = domain.link_url(target.domain, link_type, link_id)
+                url = domain.links.link_url(target.domain, link_type, link_id)
                 link = {
                     "linkID": link_id,
                     "isAdmin": int(is_admin),
@@ -158,9 +158,9 @@ class IdemsController(Controller):
                     "url": url,
                     "linkType": link_type,
                 }
-                await repository.add_usage(
+                await repository.usage.add_usage(
                     conn,
-                    status=domain.STATUS_CREATE_LINK,
+                    status=domain.links.STATUS_CREATE_LINK,
                     link_id=link_id,
                     room=room,
                     user_type=user_type,
@@ -190,7 +190,7 @@ class IdemsController(Controller):
                         userAgent=user_agent,
                     ),
                 )
-                message = domain.sms_for_link(
+                message = domain.sms.sms_for_link(
                     mobile=link_mobile,
                     sms=common["sms"],
                     link_type=link_type,
@@ -205,7 +205,7 @@ class IdemsController(Controller):
         if sms_key is not None:
             await sms.enqueue(runtime, sms_key)
 
-        token = domain.data_socket_token(settings.livekit_api_key, settings.livekit_api_secret, room)
+        token = domain.links.data_socket_token(settings.livekit_api_key, settings.livekit_api_secret, room)
         user_link, admin_link = made["user"], made["admin"]
         data: dict[str, Any] = {
             "caseId": case_id,
@@ -221,6 +221,6 @@ class IdemsController(Controller):
         }
         if link_type != "location":  # the original left agentURL undefined (absent) for location links
             data["agentURL"] = f"{target.domain}/{link_type}/{admin_link}"
-        data["dataWebsocketURL"] = f"{domain.websocket_base(settings.api_url)}/data/{user_link}?token={token}"
+        data["dataWebsocketURL"] = f"{domain.links.websocket_base(settings.api_url)}/data/{user_link}?token={token}"
         data["accessToken"] = token
         return {"status": "OK", "data": data}

@@ -8,15 +8,13 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 
-from contracts.conference import RPC_ROOM_DETAIL, RoomQuery
-from contracts.link import LINK_MULTI_LATLNG, LinkCreated, LinkMultiLatLng
-from link import domain, events, repository, sms
+from contracts.link import LinkCreated, LinkMultiLatLng
+from link import domain, events, repository
+from link.events import sms
 from servicekit import compat
-from servicekit.bus import RpcError, add_event
+from servicekit.bus import RpcError
 from servicekit.clock import now_local, parse_lifetime
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
-
-RPC_TIMEOUT = 5.0
 
 RoomName = Annotated[str, msgspec.Meta(max_length=50)]
 Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
@@ -77,7 +75,7 @@ _MEASURES = ("latitude", "longitude", "accuracy", "altitude", "altitudeAccuracy"
 async def _room_exists(runtime: Runtime, room: str) -> bool:
     assert runtime.bus is not None
     try:
-        await runtime.bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT)
+        await events.room_detail(runtime.bus, room)
     except RpcError as exc:
         if exc.code == "not_found":
             return False
@@ -103,15 +101,15 @@ class LinkKindsController(Controller):
         assert runtime.db is not None
         link_id = query.linkID.strip()
         async with runtime.db.transaction() as conn:
-            service = domain.service_id(query.service) if query.service.strip() else None
+            service = domain.links.service_id(query.service) if query.service.strip() else None
             if service is None and link_id:
-                service = await repository.link_service(conn, link_id)
-            tenant = await repository.get_tenant(conn, service) if service is not None else None
-            pool = domain.domain_pool(tenant, query.type or "video")
+                service = await repository.links.link_service(conn, link_id)
+            tenant = await repository.tenants.get_tenant(conn, service) if service is not None else None
+            pool = domain.links.domain_pool(tenant, query.type or "video")
             if not pool:
                 raise ApiError("Invalid service", 404, "Invalid service")
-            index, chosen = domain.next_domain(pool, await repository.previous_domain_index(conn, link_id))
-            if link_id and await repository.set_domain_index(conn, link_id, index):
+            index, chosen = domain.links.next_domain(pool, await repository.links.previous_domain_index(conn, link_id))
+            if link_id and await repository.links.set_domain_index(conn, link_id, index):
                 await events.link_fields_changed(conn, link_id, {"domainIndex": index})
         return Response(chosen, media_type="text/html; charset=utf-8")
 
@@ -125,9 +123,9 @@ class LinkKindsController(Controller):
         room = body.room.strip()
         if not room:
             raise fail("Invalid parameter: room")
-        service = domain.service_id(body.service)
+        service = domain.links.service_id(body.service)
         async with runtime.db.connection() as conn:
-            tenant = await repository.get_tenant(conn, service)
+            tenant = await repository.tenants.get_tenant(conn, service)
         if tenant is None:
             raise fail("Invalid service")
         if not await _room_exists(runtime, room):
@@ -140,7 +138,7 @@ class LinkKindsController(Controller):
         now = now_local()
         expires = now + parse_lifetime(runtime.settings.room_day_default_timeout)
         async with runtime.db.transaction() as conn:
-            link_id, row_id = await repository.insert_link(
+            link_id, row_id = await repository.links.insert_link(
                 conn,
                 runtime.settings.custom_charset,
                 {
@@ -200,15 +198,15 @@ class LinkKindsController(Controller):
             raise _not_found("Invalid carRegisNumber")
         if body.service is None:
             raise _not_found("Invalid service")
-        if body.mobile is None or not domain.valid_mobile(body.mobile):
+        if body.mobile is None or not domain.sms.valid_mobile(body.mobile):
             raise _not_found("Invalid mobile")
         room = (body.room or "").strip()
         if not room:
             raise _not_found("Invalid room")
-        service = domain.service_id(body.service)
+        service = domain.links.service_id(body.service)
         async with runtime.db.connection() as conn:
-            tenant = await repository.get_tenant(conn, service)
-        pool = domain.domain_pool(tenant, "video")
+            tenant = await repository.tenants.get_tenant(conn, service)
+        pool = domain.links.domain_pool(tenant, "video")
         if tenant is None or not pool:
             raise _not_found("Invalid service")
         if not await _room_exists(runtime, room):
@@ -220,9 +218,9 @@ class LinkKindsController(Controller):
         sms_key = None
         async with runtime.db.transaction() as conn:
             if body.linkType == "agentCar":
-                for disabled in await repository.disable_links_of_type(conn, room, "agentCar"):
+                for disabled in await repository.links.disable_links_of_type(conn, room, "agentCar"):
                     await events.link_fields_changed(conn, disabled, {"enabled": 0})
-            link_id, row_id = await repository.insert_link(
+            link_id, row_id = await repository.links.insert_link(
                 conn,
                 runtime.settings.custom_charset,
                 {
@@ -237,8 +235,8 @@ class LinkKindsController(Controller):
                     "userAgent": request.headers.get("user-agent", ""),
                 },
             )
-            index, chosen = domain.next_domain(pool, await repository.previous_domain_index(conn, link_id))
-            await repository.set_domain_index(conn, link_id, index)
+            index, chosen = domain.links.next_domain(pool, await repository.links.previous_domain_index(conn, link_id))
+            await repository.links.set_domain_index(conn, link_id, index)
             await events.link_fields_changed(conn, link_id, {"domainIndex": index})
             url = f"{chosen}/tracking/{link_id}"
             await events.link_created(
@@ -263,10 +261,10 @@ class LinkKindsController(Controller):
                 ),
             )
             # The original's text carries the bare domain; the link's own URL is more useful to the receiver.
-            text = domain.tracking_sms_text(body.linkType, body.carRegisNumber, url)
+            text = domain.sms.tracking_sms_text(body.linkType, body.carRegisNumber, url)
             sms_key = await sms.record(
                 conn,
-                domain.SmsMessage(sender=(tenant.get("smsSenderName") or ""), mobile=body.mobile, text=text),
+                domain.sms.SmsMessage(sender=(tenant.get("smsSenderName") or ""), mobile=body.mobile, text=text),
                 enabled=runtime.settings.sms_enable,
                 link_id=link_id,
                 room=room,
@@ -291,13 +289,13 @@ class LinkKindsController(Controller):
         emit["pickLocation"] = msgspec.to_builtins(pick) if pick else None
         emit["timestamp"] = int(time.time() * 1000)
         async with runtime.db.transaction() as conn:
-            row = await repository.lock_link(conn, body.linkID)
+            row = await repository.links.lock_link(conn, body.linkID)
             if row is None:
                 raise ApiError("Failed to update location", 404, {"error": "Failed to update location"})
-            await repository.update_patient_position(
+            await repository.links.update_patient_position(
                 conn, body.linkID, pick.latitude if pick else None, pick.longitude if pick else None
             )
-            await repository.add_usage(
+            await repository.usage.add_usage(
                 conn,
                 status="MultiLatLng",
                 link_id=body.linkID,
@@ -307,7 +305,7 @@ class LinkKindsController(Controller):
                 longitude=emit["longitude"],
                 data=emit,
             )
-            await add_event(
-                conn, LINK_MULTI_LATLNG, LinkMultiLatLng(linkID=body.linkID, room=body.room or row["room"], emit=emit)
+            await events.link_multi_latlng(
+                conn, LinkMultiLatLng(linkID=body.linkID, room=body.room or row["room"], emit=emit)
             )
         return emit

@@ -15,13 +15,13 @@ from litestar.types import Receive, Scope, Send
 from contracts.conference import (
     RPC_PARTICIPANT_TOKEN,
     RPC_ROOM_DETAIL,
-    RPC_ROOM_ENSURE,
     EnsureRoom,
     ParticipantTokenRequest,
     RoomQuery,
 )
 from contracts.link import LinkCreated, LinkLocationUpdated, LinkUsed, ParticipantSeen, Position
-from link import domain, events, readmodels, repository, sms
+from link import domain, events, repository
+from link.events import readmodels, sms
 from servicekit.bus import RpcError
 from servicekit.clock import now_local, parse_lifetime, parse_local
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
@@ -50,8 +50,8 @@ class CreateLinkBody(msgspec.Struct, kw_only=True):
     mobile: Str20 = ""
     room: Str200 | None = None
     autoRecord: Count = 0
-    recordType: Str50 = domain.DEFAULT_RECORD_TYPE
-    encodingOptionsPreset: Str50 = domain.DEFAULT_ENCODING_PRESET
+    recordType: Str50 = domain.links.DEFAULT_RECORD_TYPE
+    encodingOptionsPreset: Str50 = domain.links.DEFAULT_ENCODING_PRESET
     isAdmin: Count | Str11 = "0"
     crmSender: Str100 = ""
     userType: Str10 = "user"
@@ -118,7 +118,7 @@ async def link_detail(request: Request[Any, Any, Any], runtime: Runtime) -> dict
 
     One hop: answered from link's database alone (the room, room users and participants are read models
     fed by events, the token is signed here with the shared LiveKit key). A room not in the read model yet,
-    or on a LiveKit node with its own key, is asked of conference once (see link.readmodels)."""
+    or on a LiveKit node with its own key, is asked of conference once (see link.events.readmodels)."""
     query = parse_query(request, DetailQuery)
     assert runtime.db is not None and runtime.bus is not None
     link_id = query.linkId.strip()
@@ -130,16 +130,16 @@ async def link_detail(request: Request[Any, Any, Any], runtime: Runtime) -> dict
     found = None
     if 0 < len(link_id) <= 50:
         async with runtime.db.connection() as conn:
-            found = await readmodels.lookup(conn, link_id, identity)
+            found = await repository.readmodels.lookup(conn, link_id, identity)
     if found is None:
         raise ApiError("invalid linkID", 200)
     row = found.link
-    if row["oneTimeLink"] == domain.ONE_TIME_USED:
+    if row["oneTimeLink"] == domain.links.ONE_TIME_USED:
         raise ApiError("linkID expired", 200)
-    link = repository.plain(row)
+    link = domain.rows.plain(row)
     room = row["room"] or ""
 
-    if domain.is_expired(row["dtmExpired"], now_local()):
+    if domain.links.is_expired(row["dtmExpired"], now_local()):
         # The original answered "invalid room" first when the room was gone; no token for an expired link.
         if found.detail is None:
             try:
@@ -159,8 +159,8 @@ async def link_detail(request: Request[Any, Any, Any], runtime: Runtime) -> dict
     seen = None
     if found.detail is not None and found.uses_default_key and palette.known:
         # The one-hop path.
-        room_reply = readmodels.room_reply(found.detail)
-        token_reply = readmodels.mint(
+        room_reply = domain.detail.room_reply(found.detail)
+        token_reply = domain.detail.mint(
             api_key=settings.livekit_api_key,
             api_secret=settings.livekit_api_secret,
             room=room,
@@ -178,8 +178,8 @@ async def link_detail(request: Request[Any, Any, Any], runtime: Runtime) -> dict
         participants = found.participants
         if position_rows is None or participants is None:  # an aggregate too long for the server: rows apart
             async with runtime.db.connection() as conn:
-                position_rows = await repository.user_links_of_room(conn, room)
-                participants = await readmodels.participants(conn, room)
+                position_rows = await repository.links.user_links_of_room(conn, room)
+                participants = await repository.readmodels.participants(conn, room)
         # room_user's user agent belongs to conference: handed over as an event, unless the read model
         # shows it would change nothing (same agent, or no such user in a room known since its creation).
         if identity and identity != "null":
@@ -206,7 +206,7 @@ async def link_detail(request: Request[Any, Any, Any], runtime: Runtime) -> dict
         # positions of the room's users are read meanwhile.
         token_reply, position_rows = await asyncio.gather(
             runtime.bus.request(RPC_PARTICIPANT_TOKEN, token_request, timeout=RPC_TIMEOUT),
-            repository.user_links_of_room(runtime.db, room),
+            repository.links.user_links_of_room(runtime.db, room),
             return_exceptions=True,
         )
         if isinstance(token_reply, RpcError):
@@ -220,12 +220,12 @@ async def link_detail(request: Request[Any, Any, Any], runtime: Runtime) -> dict
         room_reply = token_reply.pop("room")
         participants = token_reply.pop("listParticipants", [])
         # The read model learns the room, so the next request of it is answered in one hop.
-        await readmodels.store_room(
+        await repository.readmodels.store_room(
             runtime.db,
             room_reply,
             room=room,
             node_id=None,
-            uses_default_key=readmodels.signed_with(
+            uses_default_key=domain.detail.signed_with(
                 token_reply.get("token"), settings.livekit_api_key, settings.livekit_api_secret
             ),
             complete=False,
@@ -234,11 +234,11 @@ async def link_detail(request: Request[Any, Any, Any], runtime: Runtime) -> dict
 
     token = token_reply if int(row["requirePassword"] or 0) == 0 else {}
     side_user_type = "admin" if str(row["isAdmin"]) == "1" else "user"
-    os_name = domain.os_name(user_agent)
+    os_name = domain.links.os_name(user_agent)
     agent_changed = found.link_agent != user_agent or found.link_os != os_name
-    one_time = row["oneTimeLink"] == domain.ONE_TIME_UNUSED
+    one_time = row["oneTimeLink"] == domain.links.ONE_TIME_UNUSED
     usage = {
-        "status": domain.STATUS_GET_LINK_DETAIL,
+        "status": domain.links.STATUS_GET_LINK_DETAIL,
         "link_id": link_id,
         "room": room,
         "identity": str(token_reply.get("identity") or ""),
@@ -250,21 +250,21 @@ async def link_detail(request: Request[Any, Any, Any], runtime: Runtime) -> dict
     if one_time or agent_changed or seen is not None:
         async with runtime.db.transaction() as conn:
             if one_time:
-                if not await repository.mark_one_time_used(conn, link_id):
+                if not await repository.links.mark_one_time_used(conn, link_id):
                     raise ApiError("linkID expired", 200)
                 await events.link_used(
                     conn, LinkUsed(linkID=link_id, room=room, identity=str(token_reply.get("identity") or ""))
                 )
-                await events.link_fields_changed(conn, link_id, {"oneTimeLink": domain.ONE_TIME_USED})
+                await events.link_fields_changed(conn, link_id, {"oneTimeLink": domain.links.ONE_TIME_USED})
             if agent_changed:
-                await repository.update_link_agent(conn, link_id, user_agent, os_name)
+                await repository.links.update_link_agent(conn, link_id, user_agent, os_name)
                 await events.link_fields_changed(conn, link_id, {"userAgent": user_agent, "os": os_name})
-            await repository.add_usage(conn, **usage)
+            await repository.usage.add_usage(conn, **usage)
             if seen is not None:
                 await events.participant_seen(conn, seen)
     else:  # one row on its own: group-committed with concurrent requests' rows, committed before replying
         await runtime.extras["usage"].add(**usage)
-    positions = domain.position_users(position_rows)
+    positions = domain.positions.position_users(position_rows)
     data = {
         "id": link_id,
         **link,
@@ -308,12 +308,12 @@ class LinkController(Controller):
         settings = runtime.settings
         assert runtime.db is not None and runtime.bus is not None
 
-        service = domain.service_id(body.service)
-        room = domain.sanitize_room(body.room or "")
+        service = domain.links.service_id(body.service)
+        room = domain.links.sanitize_room(body.room or "")
         if not room.strip():
-            room = domain.sanitize_room(domain.random_id(settings.custom_charset)) or domain.random_id(
-                domain.DEFAULT_CHARSET
-            )
+            room = domain.links.sanitize_room(
+                domain.links.random_id(settings.custom_charset)
+            ) or domain.links.random_id(domain.links.DEFAULT_CHARSET)
         if len(room) > 50:
             raise fail("Invalid parameter: room is longer than 50 characters")
         now = now_local()
@@ -326,17 +326,17 @@ class LinkController(Controller):
         default_expiry = now + parse_lifetime(settings.room_day_default_timeout)
 
         async with runtime.db.connection() as conn:
-            tenant = await repository.get_tenant(conn, service)
+            tenant = await repository.tenants.get_tenant(conn, service)
         if tenant is None:
             raise fail("Invalid service")
-        target = domain.link_target(tenant, body.linkType, settings.my_webui_video_domain)
+        target = domain.links.link_target(tenant, body.linkType, settings.my_webui_video_domain)
         if not target.domain:
             raise fail("Invalid link type: the service has no domain for it")
 
         user_agent = _user_agent(request)
         try:
-            ensured = await runtime.bus.request(
-                RPC_ROOM_ENSURE,
+            ensured = await events.ensure_room(
+                runtime.bus,
                 EnsureRoom(
                     room=room,
                     service=service,
@@ -347,14 +347,13 @@ class LinkController(Controller):
                     chatEnabled=body.chatEnabled,
                     userAgent=user_agent[:255],
                 ),
-                timeout=RPC_TIMEOUT,
             )
         except RpcError as exc:
             raise _rpc_failure(exc) from exc
         room_created = bool(ensured.get("created"))
         room_detail = ensured.get("room") or {}
 
-        password_hash = await asyncio.to_thread(domain.hash_password, body.password) if body.password else ""
+        password_hash = await asyncio.to_thread(domain.passwords.hash_password, body.password) if body.password else ""
         user_name = body.userName if body.userName is not None else body.mobile
         is_admin = str(body.isAdmin)
         fields = {
@@ -380,9 +379,9 @@ class LinkController(Controller):
         async with runtime.db.transaction() as conn:
             # A new room gets its Guest and Viewer share links; so does a room whose first link creation failed
             # after conference had made the room (the room is no longer "created" on the retry).
-            if room_created or await repository.share_link_id(conn, room, "Guest") is None:
+            if room_created or await repository.links.share_link_id(conn, room, "Guest") is None:
                 for share_name, share_type in (("Guest", "user"), ("Viewer", "viewer")):
-                    await repository.insert_link(
+                    await repository.links.insert_link(
                         conn,
                         settings.custom_charset,
                         {
@@ -396,8 +395,8 @@ class LinkController(Controller):
                             "dtmExpired": default_expiry,
                         },
                     )
-            link_id, row_id = await repository.insert_link(conn, settings.custom_charset, fields)
-            url = domain.link_url(target.domain, body.linkType, link_id)
+            link_id, row_id = await repository.links.insert_link(conn, settings.custom_charset, fields)
+            url = domain.links.link_url(target.domain, body.linkType, link_id)
             link = {
                 "linkID": link_id,
                 "isAdmin": body.isAdmin,
@@ -407,9 +406,9 @@ class LinkController(Controller):
                 "url": url,
                 "linkType": body.linkType,
             }
-            await repository.add_usage(
+            await repository.usage.add_usage(
                 conn,
-                status=domain.STATUS_CREATE_LINK,
+                status=domain.links.STATUS_CREATE_LINK,
                 link_id=link_id,
                 room=room,
                 user_type=body.userType,
@@ -440,7 +439,7 @@ class LinkController(Controller):
                 ),
             )
             # The SMS row is written with the link (the row is the message's record); sent by an arq job.
-            message = domain.sms_for_link(
+            message = domain.sms.sms_for_link(
                 mobile=body.mobile,
                 sms=body.sms,
                 link_type=body.linkType,
@@ -488,17 +487,17 @@ class LinkController(Controller):
         assert runtime.db is not None
 
         async with runtime.db.transaction() as conn:
-            row = await repository.lock_link(conn, body.linkID)
+            row = await repository.links.lock_link(conn, body.linkID)
             if row is None:
                 return {"status": "FAIL"}
             room = body.room or row["room"] or ""
             user_type = body.userType or row["userType"] or ""
-            await repository.update_position(
-                conn, body.linkID, body.latitude, body.longitude, domain.number_text(body.accuracy)
+            await repository.links.update_position(
+                conn, body.linkID, body.latitude, body.longitude, domain.positions.number_text(body.accuracy)
             )
-            await repository.add_usage(
+            await repository.usage.add_usage(
                 conn,
-                status=domain.STATUS_UPDATE_LATLNG,
+                status=domain.links.STATUS_UPDATE_LATLNG,
                 link_id=body.linkID,
                 room=room,
                 user_type=user_type,
@@ -535,13 +534,13 @@ class LinkController(Controller):
         if not room or len(room) > 50:
             raise ApiError("invalid", 404, "invalid")
         async with runtime.db.connection() as conn:
-            service = await repository.room_service(conn, room)
+            service = await repository.links.room_service(conn, room)
             if service is None:
                 raise ApiError("invalid", 404, "invalid")
-            tenant = await repository.get_tenant(conn, service)
-            guest = await repository.share_link_id(conn, room, "Guest")
-            viewer = await repository.share_link_id(conn, room, "Viewer")
-        target = domain.link_target(tenant, "video")
+            tenant = await repository.tenants.get_tenant(conn, service)
+            guest = await repository.links.share_link_id(conn, room, "Guest")
+            viewer = await repository.links.share_link_id(conn, room, "Viewer")
+        target = domain.links.link_target(tenant, "video")
         guest_url = f"{target.domain}/video/{guest}" if target.domain and guest else "-"
         viewer_url = f"{target.domain}/viewer/{viewer}" if target.domain and viewer else "-"
         return {"url": guest_url, "guest": guest_url, "viewer": viewer_url}
@@ -558,7 +557,7 @@ class LinkController(Controller):
         if len(room) > 50:
             return {"data": [], "count": 0}
         try:
-            data, count = await readmodels.history(runtime, room, domain.history_offset(query.page))
+            data, count = await readmodels.history(runtime, room, domain.history.history_offset(query.page))
         except RpcError as exc:
             raise _rpc_failure(exc) from exc
         return {"data": data, "count": count}

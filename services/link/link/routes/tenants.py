@@ -11,7 +11,7 @@ from link import domain, repository
 from servicekit import compat
 from servicekit.web import ApiError, Runtime, parse_body, parse_query
 
-ServiceId = Annotated[int, msgspec.Meta(ge=1, le=domain.MAX_SERVICE_ID)]
+ServiceId = Annotated[int, msgspec.Meta(ge=1, le=domain.links.MAX_SERVICE_ID)]
 Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 
@@ -51,7 +51,7 @@ class UpdateServiceBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
 
 def _public(row: dict[str, Any], api_url: str) -> dict[str, Any]:
     """A tenant as the original answered it: the logo as a URL under API_URL (or "")."""
-    tenant = repository.plain(row)
+    tenant = domain.rows.plain(row)
     logo = (row.get("logo") or "").strip()
     tenant["logo"] = f"{api_url}/logo/{logo}" if logo else ""
     return tenant
@@ -62,7 +62,7 @@ def _service_number(raw: str) -> int | None:
     if not raw.isdigit() or len(raw) > 10:
         return None
     value = int(raw)
-    return value if value <= domain.MAX_SERVICE_ID else None
+    return value if value <= domain.links.MAX_SERVICE_ID else None
 
 
 class TenantController(Controller):
@@ -78,7 +78,7 @@ class TenantController(Controller):
         row = None
         if service is not None:
             async with runtime.db.connection() as conn:
-                row = await repository.tenant_public(conn, service)
+                row = await repository.tenants.tenant_public(conn, service)
         if row is None:
             raise ApiError("Invalid service", 404, "Invalid service")
         return _public(row, runtime.settings.api_url)
@@ -94,12 +94,12 @@ class TenantController(Controller):
         service = None
         if len(room) <= 50:
             async with runtime.db.connection() as conn:
-                service = await repository.room_service(conn, room)
+                service = await repository.links.room_service(conn, room)
         if not service:
             message = "Room not found or has no associated service"
             raise ApiError(message, 404, {"error": message})
         async with runtime.db.connection() as conn:
-            row = await repository.tenant_public(conn, service)
+            row = await repository.tenants.tenant_public(conn, service)
         if row is None:
             raise ApiError("Service not found", 404, {"error": "Service not found"})
         return _public(row, runtime.settings.api_url)
@@ -114,14 +114,16 @@ class TenantController(Controller):
             message = "Service and location parameters are required"
             raise ApiError(message, 400, {"error": message})
         values = {
-            name: getattr(body, name) for name in repository.TENANT_EDITABLE if getattr(body, name, None) is not None
+            name: getattr(body, name)
+            for name in repository.tenants.TENANT_EDITABLE
+            if getattr(body, name, None) is not None
         }
         for column in ("domainsVideo", "domainsLocation"):
-            if column in values and not domain.valid_domains(values[column]):
+            if column in values and not domain.links.valid_domains(values[column]):
                 message = f"Invalid parameter: {column} must be comma-separated http(s) URLs"
                 raise ApiError(message, 400, {"error": message})
         async with runtime.db.transaction() as conn:
-            found = await repository.update_tenant(conn, body.service, values)
+            found = await repository.tenants.update_tenant(conn, body.service, values)
         if not found:
             raise ApiError("Service not found", 404, {"error": "Service not found"})
         return {"message": "Service updated successfully"}

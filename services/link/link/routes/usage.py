@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 
-from link import domain, events, repository, sms
+from link import domain, events, repository
+from link.events import sms
 from servicekit import compat
 from servicekit.web import ApiError, Runtime, fail, parse_body, parse_query
 
@@ -58,12 +59,12 @@ class UsageController(Controller):
         rows: list[dict[str, Any]] = []
         if room and len(room) <= 100:
             async with runtime.db.connection() as conn:
-                rows = await repository.room_status_log(conn, room)
+                rows = await repository.usage.room_status_log(conn, room)
         if not rows:
             return {"status": "FAIL", "message": "Invalid Room"}
         data = []
         for row in rows:
-            item = repository.plain(row)
+            item = domain.rows.plain(row)
             item["data"] = _decoded(row["data"])
             data.append(item)
         return {"status": "OK", "data": data}
@@ -80,7 +81,7 @@ class UsageController(Controller):
             raise fail("Invalid parameter: log is too long")
         error_text = body.log if isinstance(body.log, str) else encoded
         async with runtime.db.transaction() as conn:
-            await repository.add_usage(
+            await repository.usage.add_usage(
                 conn,
                 status=body.status,
                 link_id=body.linkID,
@@ -90,7 +91,7 @@ class UsageController(Controller):
             )
             if body.linkID and body.status in ("ErrorLocation", "ErrorVideo"):
                 column = "errorLocation" if body.status == "ErrorLocation" else "errorVideo"
-                await repository.set_link_error(conn, body.linkID, column, error_text)
+                await repository.links.set_link_error(conn, body.linkID, column, error_text)
                 await events.link_fields_changed(conn, body.linkID, {column: error_text})
         return {"status": "OK"}
 
@@ -103,32 +104,32 @@ class UsageController(Controller):
         assert runtime.db is not None
         if body.message is None:
             raise _text_404("Invalid url")
-        if body.mobile is None or not domain.valid_mobile(body.mobile.strip()):
+        if body.mobile is None or not domain.sms.valid_mobile(body.mobile.strip()):
             raise _text_404("Invalid mobile")
         room = (body.room or "").strip()
         service = None
         if room and len(room) <= 50:
             async with runtime.db.connection() as conn:
-                service = await repository.room_service(conn, room)
+                service = await repository.links.room_service(conn, room)
         if not service:
             raise _text_404("Invalid room")
         text = body.message.strip()
         if not text:
             raise _text_404("message is empty")
-        if len(body.message) > domain.SMS_TEXT_MAX:
-            raise fail(f"Invalid parameter: message is longer than {domain.SMS_TEXT_MAX} characters")
+        if len(body.message) > domain.sms.SMS_TEXT_MAX:
+            raise fail(f"Invalid parameter: message is longer than {domain.sms.SMS_TEXT_MAX} characters")
         mobile = body.mobile.strip()
         async with runtime.db.transaction() as conn:
-            tenant = await repository.get_tenant(conn, service)
+            tenant = await repository.tenants.get_tenant(conn, service)
             sender = (tenant or {}).get("smsSenderName") or ""
             key = await sms.record(
                 conn,
-                domain.SmsMessage(sender=sender, mobile=mobile, text=body.message),
+                domain.sms.SmsMessage(sender=sender, mobile=mobile, text=body.message),
                 enabled=runtime.settings.sms_enable,
                 room=room,
                 kind="custom",
             )
-            await repository.add_usage(conn, status="smsSurvey", room=room, mobile=mobile, data=body.message)
+            await repository.usage.add_usage(conn, status="smsSurvey", room=room, mobile=mobile, data=body.message)
         if key is not None:
             await sms.enqueue(runtime, key)
         return {"message": "Send sms complete"}

@@ -33,9 +33,9 @@ async def expire_links(db: Database, now: datetime | None = None) -> list[str]:
     expired: list[str] = []
     while True:
         async with db.transaction() as conn:
-            rows = await repository.lock_expired_links(conn, moment, EXPIRE_BATCH)
+            rows = await repository.links.lock_expired_links(conn, moment, EXPIRE_BATCH)
             if rows:
-                await repository.disable_links(conn, [row["id"] for row in rows])
+                await repository.links.disable_links(conn, [row["id"] for row in rows])
             for row in rows:
                 await link_fields_changed(conn, row["linkID"] or "", {"enabled": 0})
                 await add_event(

@@ -1,4 +1,5 @@
-"""Outgoing SMS: recorded in ``sms_message``, sent by an arq job through the SMS gateway's HTTP API.
+"""Outgoing SMS: recorded in ``sms_message`` (SQL in link.repository.sms), sent by an arq job through the SMS
+gateway's HTTP API (the request in link.clients).
 
 Flow: a route calls :func:`record` inside its own transaction (the row is the record of the message; its ``id``
 is the idempotency key), then :func:`enqueue` after the commit. The arq job id is that key, so a message is never
@@ -31,11 +32,12 @@ from typing import Any
 import httpx
 
 from contracts.link import LINK_SMS_FAILED, LINK_SMS_SENT, SmsOutcome
-from link import domain
+from link import clients, domain, repository
+from link.domain.sms import DISABLED, FAILED, QUEUED, SENT
 from servicekit.bus import add_event
 from servicekit.clock import now_local
 from servicekit.db import Connection, Database
-from servicekit.jobs import NotConfigured, Outcome, RetriedJob
+from servicekit.jobs import Outcome, RetriedJob
 from servicekit.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -43,13 +45,11 @@ log = logging.getLogger(__name__)
 QUEUE = "arq:link:sms"
 JOB = "send_sms"
 
-QUEUED, SENT, FAILED, DISABLED = "queued", "sent", "failed", "disabled"
-
 
 # ---- recording -------------------------------------------------------------------------------------------
 async def record(
     conn: Connection,
-    message: domain.SmsMessage,
+    message: domain.sms.SmsMessage,
     *,
     enabled: bool,
     link_id: str = "",
@@ -62,12 +62,10 @@ async def record(
     key = key or uuid.uuid4().hex  # a caller's idempotency key (a command's messageId), else a new one
     now = now_local()
     status, error = (QUEUED, "") if enabled else (DISABLED, "")
-    if enabled and not domain.valid_mobile(message.mobile):
+    if enabled and not domain.sms.valid_mobile(message.mobile):
         status, error = FAILED, "invalid mobile"
-    await conn.execute(
-        "INSERT INTO sms_message (id, linkID, room, mobile, sender, text, kind, status, attempts, last_error, "
-        "dtmCreated, dtmUpdated) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s)",
-        (key, link_id, room, message.mobile, message.sender, message.text, kind, status, error, now, now),
+    await repository.sms.insert_message(
+        conn, key, link_id=link_id, room=room, message=message, kind=kind, status=status, error=error, now=now
     )
     if status == FAILED:
         await add_event(
@@ -83,12 +81,7 @@ async def record(
 async def _finish(db: Database, row: dict[str, Any], status: str, attempts: int, error: str) -> None:
     now = now_local()
     async with db.transaction() as conn:
-        changed = await conn.execute(
-            "UPDATE sms_message SET status = %s, attempts = %s, last_error = %s, dtmUpdated = %s, dtmSent = %s "
-            "WHERE id = %s AND status = %s",
-            (status, attempts, error[:500], now, now if status == SENT else None, row["id"], QUEUED),
-        )
-        if changed != 1:
+        if not await repository.sms.finish_message(conn, row["id"], status, attempts, error, now):
             return
         await add_event(
             conn,
@@ -110,24 +103,16 @@ async def _finish(db: Database, row: dict[str, Any], status: str, attempts: int,
 class SmsJob(RetriedJob):
     """Sending one ``sms_message`` row (its ``id`` is the key); attempts, retries and the sweep are RetriedJob's."""
 
-    load_sql = "SELECT id, linkID, room, mobile, sender, text, kind, status, attempts FROM sms_message WHERE id = %s"
-    claim_sql = "UPDATE sms_message SET attempts = %s, dtmUpdated = %s WHERE id = %s AND status = %s"
-    retry_sql = "UPDATE sms_message SET last_error = %s, dtmUpdated = %s WHERE id = %s AND status = %s"
-    stale_sql = "SELECT id FROM sms_message WHERE status = %s AND dtmCreated < %s ORDER BY dtmCreated LIMIT 500"
+    load_sql = repository.sms.LOAD_SQL
+    claim_sql = repository.sms.CLAIM_SQL
+    retry_sql = repository.sms.RETRY_SQL
+    stale_sql = repository.sms.STALE_SQL
     pending = QUEUED
 
     def request(
         self, client: httpx.AsyncClient, settings: CommonSettings, key: str, row: dict[str, Any]
     ) -> httpx.Request:
-        url, api_key = getattr(settings, "sms_api_url", ""), getattr(settings, "sms_api_key", "")
-        if not url:
-            raise NotConfigured("SMS_API_URL is not set")
-        return client.build_request(
-            "POST",
-            url,
-            data={"src": row["sender"], "dst": row["mobile"], "message": row["text"]},
-            headers={"x-api-key": api_key, "Idempotency-Key": key},
-        )
+        return clients.sms_request(client, settings, key, row)
 
     async def finish(self, db: Database, key: str, row: dict[str, Any], attempts: int, outcome: Outcome) -> None:
         await _finish(db, row, SENT if outcome.ok else FAILED, attempts, outcome.error)

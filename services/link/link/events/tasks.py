@@ -17,7 +17,8 @@ from typing import Any
 
 from contracts.link import RPC_TENANT_DETAIL, ServiceQuery
 from contracts.telemetry import TASK_SMS_REQUESTED, TaskSmsRequested
-from link import domain, repository, sms
+from link import domain, repository
+from link.events import sms
 from servicekit.bus import Event, apply_once, event_payload
 from servicekit.db import Connection
 from servicekit.web import Runtime
@@ -39,12 +40,10 @@ def task_sms_text(prefix: str, base: str, path: str) -> str:
 
 async def tenant_detail(runtime: Runtime, request: ServiceQuery) -> dict[str, Any]:
     assert runtime.db is not None
-    row = await runtime.db.fetch_one(
-        "SELECT id, name, latitude, longitude FROM services WHERE id = %s", (request.service,)
-    )
+    row = await repository.tenants.tenant_detail(runtime.db, request.service)
     if row is None:
         raise LookupError("no such service")
-    return repository.plain(row)
+    return domain.rows.plain(row)
 
 
 async def apply_task_sms(runtime: Runtime, event: Event) -> str | None:
@@ -61,16 +60,20 @@ async def apply_task_sms(runtime: Runtime, event: Event) -> str | None:
     key = sms_key(command.messageId)
 
     async def apply(conn: Connection) -> str | None:
-        if await conn.fetch_one("SELECT id FROM sms_message WHERE id = %s", (key,)) is not None:
+        if await repository.sms.message_exists(conn, key):
             return None  # the same command published twice (two events): sent once
-        service = command.service if command.service is not None else await repository.room_service(conn, command.room)
-        tenant = await repository.get_tenant(conn, service) if service is not None else None
-        pool = domain.domain_pool(tenant, command.linkType or "video")
+        service = (
+            command.service if command.service is not None else await repository.links.room_service(conn, command.room)
+        )
+        tenant = await repository.tenants.get_tenant(conn, service) if service is not None else None
+        pool = domain.links.domain_pool(tenant, command.linkType or "video")
         if not pool:
             log.warning("task sms not sent: no tenant domain", extra={"messageId": command.messageId})
             return None
-        _index, base = domain.next_domain(pool, await repository.previous_domain_index(conn, command.linkID))
-        message = domain.SmsMessage(
+        _index, base = domain.links.next_domain(
+            pool, await repository.links.previous_domain_index(conn, command.linkID)
+        )
+        message = domain.sms.SmsMessage(
             sender=(tenant or {}).get("smsSenderName") or "",
             mobile=command.mobile.strip()[:20],
             text=task_sms_text(command.prefix, base, command.path),

@@ -1,11 +1,13 @@
-"""What link publishes and answers over NATS.
+"""What link publishes and answers over NATS (the consumers, the SMS job, the task commands and the expiry sweep
+are this package's modules).
 
 * Events (outbox): ``LINK_CREATED`` (:class:`LinkCreated`) when a link is made, ``LINK_LOCATION_UPDATED``
   (:class:`LinkLocationUpdated`) when a link's position changes.
 * ``LINK_FIELDS_CHANGED`` (:class:`LinkFieldsChanged`) with every other write of a link_connect column
   telemetry copies (userAgent/os, errorVideo/errorLocation, oneTimeLink, domainIndex, enabled).
-* ``LINK_USED`` (:class:`LinkUsed`) when a one-time link is opened; ``LINK_EXPIRED`` from the expiry sweep
-  (link.jobs); ``LINK_SMS_SENT`` / ``LINK_SMS_FAILED`` from link.sms.
+* ``LINK_USED`` (:class:`LinkUsed`) when a one-time link is opened; ``LINK_MULTI_LATLNG``
+  (:class:`LinkMultiLatLng`) with POST /link/multilatlng/send's position; ``LINK_EXPIRED`` from the expiry sweep
+  (link.events.jobs); ``LINK_SMS_SENT`` / ``LINK_SMS_FAILED`` from link.events.sms.
 * Requests it answers: ``RPC_LINK_VERIFY_PASSWORD`` (:class:`LinkCredentials`) for auth's ``/auth/verifyuser``;
   ``RPC_LINK_STATUS_HISTORY`` (:class:`LinkHistoryQuery`) for realtime's ``history`` emit.
   ``RPC_LINK_ROOM_HISTORY`` (:class:`LinkRoomHistoryQuery`) for realtime's /queue closeRoom row;
@@ -13,12 +15,15 @@
   Realtime's room-socket events: ``RPC_LINK_USER_POSITION`` (:class:`LinkUserPosition`, ``user-position``),
   ``RPC_LINK_POSITION_GROUP`` (``get-user-position-group``) and ``RPC_LINK_QUEUE_PAGE`` (:class:`QueuePage`,
   ``queue``).
-* Requests it makes (to conference): ``RPC_ROOM_ENSURE``, ``RPC_ROOM_DETAIL``, ``RPC_PARTICIPANT_TOKEN``,
-  ``RPC_CONFERENCE_PALETTE``.
+* Requests it makes (to conference): ``RPC_ROOM_ENSURE``, ``RPC_CASE_OPEN`` and ``RPC_ROOM_DETAIL`` (here, for
+  the controllers), ``RPC_CONFERENCE_PALETTE`` (link.events.readmodels). GET /link/getdetail, the hot path, makes
+  its two (``RPC_PARTICIPANT_TOKEN`` when the room is not in the read model, ``RPC_ROOM_DETAIL`` for an expired
+  link) in its handler, without a layer between.
 * ``LINK_PARTICIPANT_SEEN`` (:class:`ParticipantSeen`): /link/getdetail's room_user user-agent write, handed to
   conference (which owns room_user) in the same transaction as the usage row.
-* Consumed (``link.readmodels``): conference's room and room-user events, recording's participant events and
-  its ``RECORDING_RECORD_USAGE`` usage rows.
+* Consumed (``link.events.readmodels``): conference's room and room-user events, recording's participant events
+  and its ``RECORDING_RECORD_USAGE`` usage rows; telemetry's task SMS commands and ``RPC_TENANT_DETAIL``
+  (link.events.tasks).
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ from typing import Any
 
 import msgspec
 
-from contracts.conference import RoomQuery
+from contracts.conference import RPC_CASE_OPEN, RPC_ROOM_DETAIL, RPC_ROOM_ENSURE, CaseOpen, EnsureRoom, RoomQuery
 from contracts.link import (
     LINK_CREATED,
     LINK_FIELDS_CHANGED,
     LINK_LOCATION_UPDATED,
+    LINK_MULTI_LATLNG,
     LINK_PARTICIPANT_SEEN,
     LINK_USED,
     RPC_LINK_POSITION_GROUP,
@@ -51,6 +57,7 @@ from contracts.link import (
     LinkFieldsChanged,
     LinkHistoryQuery,
     LinkLocationUpdated,
+    LinkMultiLatLng,
     LinkRoomHistoryQuery,
     LinkRoomQuery,
     LinkUsed,
@@ -60,14 +67,16 @@ from contracts.link import (
     QueuePage,
     ServiceQuery,
 )
-from link import domain, readmodels, repository
-from servicekit.bus import add_event
+from link import domain, repository
+from link.events import readmodels
+from servicekit.bus import Bus, add_event
 from servicekit.db import Connection
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)
 
 PUBLIC_LINK_FIELDS = ("room", "userName", "userType", "linkType", "mobile", "isAdmin", "requireJoinPermission")
+RPC_TIMEOUT = 5.0  # the requests link's controllers make to conference
 
 
 async def link_created(conn: Connection, data: LinkCreated) -> None:
@@ -82,6 +91,10 @@ async def link_used(conn: Connection, data: LinkUsed) -> None:
     await add_event(conn, LINK_USED, data)
 
 
+async def link_multi_latlng(conn: Connection, data: LinkMultiLatLng) -> None:
+    await add_event(conn, LINK_MULTI_LATLNG, data)
+
+
 async def link_fields_changed(conn: Connection, link_id: str, fields: dict[str, Any]) -> None:
     """Telemetry's copy of link_connect columns: the columns this transaction wrote and their new values."""
     await add_event(conn, LINK_FIELDS_CHANGED, LinkFieldsChanged(linkID=link_id, fields=fields))
@@ -91,6 +104,23 @@ async def participant_seen(conn: Connection, data: ParticipantSeen) -> None:
     await add_event(conn, LINK_PARTICIPANT_SEEN, data)
 
 
+# ---- requests made to conference (each raises servicekit.bus.RpcError; the controller answers it) -------------
+async def ensure_room(bus: Bus, request: EnsureRoom) -> Any:
+    """The room, made when missing: ``{"created": bool, "room": {...}}``."""
+    return await bus.request(RPC_ROOM_ENSURE, request, timeout=RPC_TIMEOUT)
+
+
+async def open_case(bus: Bus, request: CaseOpen) -> Any:
+    """A case of a room (POST /link/idems): ``{"caseId": ...}``."""
+    return await bus.request(RPC_CASE_OPEN, request, timeout=RPC_TIMEOUT)
+
+
+async def room_detail(bus: Bus, room: str) -> Any:
+    """The room's detail (code ``not_found`` when conference has no such room)."""
+    return await bus.request(RPC_ROOM_DETAIL, RoomQuery(room=room), timeout=RPC_TIMEOUT)
+
+
+# ---- requests answered -----------------------------------------------------------------------------------
 class InvalidCredentials(LookupError):
     """Unknown link or wrong password: one answer for both (code ``not_found``), so IDs cannot be probed."""
 
@@ -101,38 +131,31 @@ class PasswordLocked(LookupError):
     ``error`` says locked."""
 
 
-async def _reserve_attempt(runtime: Runtime, key: str) -> int:
-    """Count one password attempt of the window (the window starts at its first attempt); returns the count."""
-    assert runtime.redis is not None
-    async with runtime.redis.pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, domain.PASSWORD_WINDOW_SECONDS, nx=True)
-        count, _ = await pipe.execute()
-    return int(count)
-
-
 async def verify_password(runtime: Runtime, request: LinkCredentials) -> dict[str, Any]:
     """A link's public fields when ``request.password`` opens it; an old MD5 hash is replaced by argon2."""
     assert runtime.db is not None
     async with runtime.db.connection() as conn:
-        row = await repository.link_credentials(conn, request.linkID)
+        row = await repository.links.link_credentials(conn, request.linkID)
     if row is None:
         raise InvalidCredentials("invalid id or password")
     if int(row["requirePassword"] or 0) != 0:
-        key = domain.password_attempts_key(request.linkID)
-        if domain.password_locked(await _reserve_attempt(runtime, key)):
+        key = domain.passwords.password_attempts_key(request.linkID)
+        assert runtime.redis is not None
+        attempts = await repository.links.reserve_password_attempt(
+            runtime.redis, key, domain.passwords.PASSWORD_WINDOW_SECONDS
+        )
+        if domain.passwords.password_locked(attempts):
             log.warning("link password locked", extra={"linkID": request.linkID})
-            raise PasswordLocked(domain.LOCKED_MESSAGE)
+            raise PasswordLocked(domain.passwords.LOCKED_MESSAGE)
         stored = row["password"] or ""
-        check = await asyncio.to_thread(domain.check_password, stored, request.password)
+        check = await asyncio.to_thread(domain.passwords.check_password, stored, request.password)
         if not check.ok:
             raise InvalidCredentials("invalid id or password")
-        assert runtime.redis is not None
-        await runtime.redis.delete(key)
+        await repository.links.clear_password_attempts(runtime.redis, key)
         if check.rehash:
-            new_hash = await asyncio.to_thread(domain.hash_password, request.password)
+            new_hash = await asyncio.to_thread(domain.passwords.hash_password, request.password)
             async with runtime.db.connection() as conn:
-                if await repository.replace_password_hash(conn, request.linkID, stored, new_hash):
+                if await repository.links.replace_password_hash(conn, request.linkID, stored, new_hash):
                     log.info("link password re-hashed", extra={"linkID": request.linkID})
     return {"linkID": row["linkID"], **{key: row[key] for key in PUBLIC_LINK_FIELDS}}
 
@@ -141,7 +164,7 @@ async def status_history(runtime: Runtime, request: LinkHistoryQuery) -> list[di
     """A link's usage rows as the original's ``history`` emit carried them (false when there are none)."""
     assert runtime.db is not None
     async with runtime.db.connection() as conn:
-        rows = await repository.active_log(conn, request.linkID, every_user_type=request.linkType == "location")
+        rows = await repository.usage.active_log(conn, request.linkID, every_user_type=request.linkType == "location")
     return rows or False
 
 
@@ -175,7 +198,7 @@ async def position_group(runtime: Runtime, room: str) -> list[dict[str, Any]]:
         return []
     assert runtime.db is not None
     async with runtime.db.connection() as conn:
-        return domain.position_users(await repository.user_links_of_room(conn, room))
+        return domain.positions.position_users(await repository.links.user_links_of_room(conn, room))
 
 
 async def user_position(runtime: Runtime, request: LinkUserPosition) -> list[dict[str, Any]]:
@@ -185,14 +208,16 @@ async def user_position(runtime: Runtime, request: LinkUserPosition) -> list[dic
     latitude, longitude, accuracy = _checked_position(request)
     assert runtime.db is not None
     async with runtime.db.transaction() as conn:
-        row = await repository.lock_link_in_room(conn, request.linkID, request.room)
+        row = await repository.links.lock_link_in_room(conn, request.linkID, request.room)
         if row is None:
             raise LookupError("no such link in this room")
         room, user_type = row["room"] or request.room, row["userType"] or ""
-        await repository.update_position(conn, request.linkID, latitude, longitude, domain.number_text(accuracy))
-        await repository.add_usage(
+        await repository.links.update_position(
+            conn, request.linkID, latitude, longitude, domain.positions.number_text(accuracy)
+        )
+        await repository.usage.add_usage(
             conn,
-            status=domain.STATUS_UPDATE_LATLNG,
+            status=domain.links.STATUS_UPDATE_LATLNG,
             link_id=request.linkID,
             room=room,
             user_type=user_type,
@@ -215,10 +240,10 @@ async def user_position(runtime: Runtime, request: LinkUserPosition) -> list[dic
 async def queue_page(runtime: Runtime, request: QueuePage) -> dict[str, Any] | None:
     """The socket ``queue``: one page of the tenant's SMS-link history, or None for statuses the original did
     not answer. ``page`` and ``maxRow`` are echoed as sent (absent when not sent), ``service`` defaults to 1."""
-    if request.status not in domain.QUEUE_STATUSES:
+    if request.status not in domain.history.QUEUE_STATUSES:
         return None
     try:
-        search = domain.queue_search(
+        search = domain.history.queue_search(
             request.status,
             service=request.service,
             page=request.page,
@@ -230,12 +255,12 @@ async def queue_page(runtime: Runtime, request: QueuePage) -> dict[str, Any] | N
             date_start=request.dateTimeStart,
             date_end=request.dateTimeEnd,
         )
-    except domain.BadQueueRequest as exc:
+    except domain.history.BadQueueRequest as exc:
         raise _bad_request(str(exc)) from exc
     rows, count = await readmodels.queue_page(runtime, search)
     reply: dict[str, Any] = {
         "status": "data",
-        "service": request.service if request.service is not None else domain.QUEUE_DEFAULT_SERVICE,
+        "service": request.service if request.service is not None else domain.history.QUEUE_DEFAULT_SERVICE,
     }
     if request.page is not None:
         reply["page"] = request.page
@@ -262,7 +287,7 @@ async def serve(runtime: Runtime) -> None:
     async def on_service_exists(request: ServiceQuery) -> bool:
         assert runtime.db is not None
         async with runtime.db.connection() as conn:
-            return await repository.get_tenant(conn, request.service) is not None
+            return await repository.tenants.get_tenant(conn, request.service) is not None
 
     await runtime.bus.serve(RPC_LINK_SERVICE_EXISTS, ServiceQuery, on_service_exists)
 
@@ -270,7 +295,7 @@ async def serve(runtime: Runtime) -> None:
     async def on_link_room(request: LinkRoomQuery) -> dict[str, Any]:
         assert runtime.db is not None
         async with runtime.db.connection() as conn:
-            row = await repository.link_credentials(conn, request.linkID)
+            row = await repository.links.link_credentials(conn, request.linkID)
         if row is None:
             raise LookupError("no such link")
         return {"linkID": row["linkID"], "room": row["room"]}

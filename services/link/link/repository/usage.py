@@ -1,0 +1,192 @@
+"""Storage of the usage log (usage_status_log): its rows, the reads of a room's log and a link's activity, and
+the group commit of rows written outside any other transaction (GET /link/getdetail's ``GetLinkDetail`` row, the
+hot path, through :class:`UsageBatcher`).
+
+The batcher's guarantee stays the same as one INSERT per request: a request's row is committed before the
+request is answered (the caller awaits it). What changes is the cost: rows of concurrent requests share one
+multi-row INSERT (one statement, one commit, one round trip). The writer never waits to collect rows: it takes
+whatever queued while the previous INSERT ran, so a lone request pays no extra latency. If a batch fails, its rows
+are inserted one by one, so only a bad row's own request fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from link import domain
+from servicekit.clock import now_local
+from servicekit.db import Connection, Database
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+
+
+# ---- rows ------------------------------------------------------------------------------------------------
+_USAGE_COLUMNS = (
+    "linkID, room, identity, userName, userType, mobile, linkType, latitude, longitude, status, userAgent, "
+    "dtmCreated, data"
+)
+_USAGE_MARKS = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def usage_row(
+    *,
+    status: str,
+    link_id: str = "",
+    room: str = "",
+    identity: str = "",
+    user_name: str = "",
+    user_type: str = "",
+    mobile: str = "",
+    link_type: str = "",
+    latitude: float | None = None,
+    longitude: float | None = None,
+    user_agent: str = "",
+    data: Any = None,
+) -> tuple[Any, ...]:
+    """The values of one usage_status_log row (in _USAGE_COLUMNS order), stamped now."""
+    return (
+        link_id,
+        room,
+        identity,
+        user_name,
+        user_type,
+        mobile,
+        link_type,
+        latitude,
+        longitude,
+        status,
+        user_agent,
+        now_local(),
+        msgspec.json.encode(data).decode() if data is not None else None,
+    )
+
+
+async def add_usage(conn: Connection, **fields: Any) -> None:
+    """One usage row (keyword arguments of :func:`usage_row`), inside the caller's transaction if any."""
+    await insert_usage_rows(conn, [usage_row(**fields)])
+
+
+async def insert_usage_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Several usage rows in one statement (all or none)."""
+    marks = ", ".join([_USAGE_MARKS] * len(rows))
+    await conn.execute(
+        f"INSERT INTO usage_status_log ({_USAGE_COLUMNS}) VALUES {marks}",  # noqa: S608 - constant text, marks
+        tuple(value for row in rows for value in row),
+    )
+
+
+async def add_case_usage(conn: Connection, *, user_name: str, status_log: str, at: datetime) -> None:
+    """The usage row of a case action (the original's addStatusLog({data, userName}) in the case routes)."""
+    await conn.execute(
+        "INSERT INTO usage_status_log (linkID, room, identity, userName, userType, mobile, linkType, latitude,"
+        " longitude, status, userAgent, dtmCreated, data) VALUES (NULL, '', '', %s, '', '', '', NULL, NULL, '', '',"
+        " %s, %s)",
+        (user_name, at, msgspec.json.encode(status_log).decode()),
+    )
+
+
+# ---- reads -----------------------------------------------------------------------------------------------
+STATUS_LOG_LIMIT = 1000
+
+
+async def room_status_log(conn: Connection, room: str) -> list[dict[str, Any]]:
+    return await conn.fetch_all(
+        "SELECT id, linkID, room, identity, mobile, status, userAgent, data, dtmCreated FROM usage_status_log "
+        "WHERE room = %s ORDER BY id DESC LIMIT %s",
+        (room, STATUS_LOG_LIMIT),
+    )
+
+
+_ACTIVE_LOG = (
+    "SELECT linkID, mobile, status, linkType, dtmCreated, userType, latitude, longitude, data FROM usage_status_log "
+    "WHERE linkID = %s AND status IN (%s, %s, %s, %s, %s, %s) AND (userType = 'user' OR %s) "
+    "ORDER BY dtmCreated ASC, id ASC LIMIT 100"
+)
+
+
+async def active_log(conn: Connection, link_id: str, every_user_type: bool = False) -> list[dict[str, Any]]:
+    """The original's getCRMLinkStatusLog: a link's activity rows, oldest first (user rows only unless
+    ``every_user_type``, which the original used for location links)."""
+    rows = await conn.fetch_all(_ACTIVE_LOG, (link_id, *domain.links.ACTIVE_LOG_STATUSES, every_user_type))
+    out = []
+    for row in rows:
+        data = row.pop("data")
+        item = domain.rows.plain(row)
+        if row["status"] == "MultiLatLng" and data:
+            try:
+                parsed = msgspec.json.decode(data)
+            except msgspec.DecodeError:
+                parsed = {}
+            if isinstance(parsed, dict):
+                item["currentLocation"] = parsed.get("currentLocation")
+                item["pickLocation"] = parsed.get("pickLocation")
+        out.append(item)
+    return out
+
+
+# ---- group commit ----------------------------------------------------------------------------------------
+class UsageBatcher:
+    """The group commit of usage rows (see the module docstring); started and stopped by the app."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for _row, waiter in self._queue:  # never left hanging
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("usage log writer stopped"))
+        self._queue.clear()
+
+    async def add(self, **fields: Any) -> None:
+        """Queue one row (the keyword arguments of :func:`usage_row`); returns once it is committed."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((usage_row(**fields), waiter))
+        self._wakeup.set()
+        await waiter
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                await self._write(batch)
+
+    async def _write(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[None]]]) -> None:
+        try:
+            async with self.db.connection() as conn:
+                await insert_usage_rows(conn, [row for row, _ in batch])
+        except Exception:
+            if len(batch) == 1:
+                _fail(batch[0][1])
+                return
+            log.warning("usage batch failed; inserting its rows one by one", exc_info=True)
+            for item in batch:
+                await self._write([item])
+            return
+        for _row, waiter in batch:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _fail(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(RuntimeError("usage row not written"))
