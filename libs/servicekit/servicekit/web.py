@@ -29,6 +29,7 @@ from servicekit.bus import Bus, OutboxRelay
 from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.db import Database, migrate
 from servicekit.logs import request_id, setup_logging
+from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings
 from servicekit.tokens import TokenRejected, bearer_token, verify_token
 
@@ -109,6 +110,7 @@ class Runtime:
     redis: Redis | None = None
     bus: Bus | None = None
     relay: OutboxRelay | None = None
+    scheduler: Scheduler | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -158,7 +160,9 @@ class ServiceSpec:
     publishes_events: bool = True
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None
-    title: str = ""
+    # Periodic jobs (run once across replicas, servicekit.schedule): registered after on_startup, stopped first.
+    schedule: Callable[[Scheduler, Runtime], None] | None = None
+    title: str = ""  # of the OpenAPI document; the service's name when empty
     # Routes served by bare ASGI handlers (hot paths), which Litestar leaves out of the OpenAPI document.
     openapi_paths: Mapping[str, PathItem] = field(default_factory=dict)
     # What a cutover setting opens beyond the marked HTTP routes (e.g. Socket.IO namespaces), for the start-up
@@ -294,6 +298,11 @@ def create_app(spec: ServiceSpec) -> Litestar:
                     runtime.relay.start()
         if spec.on_startup:
             await spec.on_startup(runtime)
+        if spec.schedule:
+            assert runtime.redis is not None, "scheduled jobs need the service's Redis"
+            runtime.scheduler = Scheduler(runtime.redis, settings.service_name)
+            spec.schedule(runtime.scheduler, runtime)
+            runtime.scheduler.start()
         opened = compat.handler_routes(app.routes)
         for area, names in spec.compat_extra.items():
             opened[area] = [*opened.get(area, []), *names]
@@ -314,6 +323,8 @@ def create_app(spec: ServiceSpec) -> Litestar:
         finally:
             # Graceful shutdown: the server has stopped taking requests; finish background work, flush the
             # outbox, then close connections.
+            if runtime.scheduler:
+                await runtime.scheduler.stop()
             if spec.on_shutdown:
                 await spec.on_shutdown(runtime)
             for task in runtime.background:
@@ -362,7 +373,7 @@ def create_app(spec: ServiceSpec) -> Litestar:
         lifespan=[lifespan],
         middleware=middleware,
         plugins=plugins,
-        openapi_config=OpenAPIConfig(title=spec.title or f"{settings.service_name} service", version="1.0.0"),
+        openapi_config=OpenAPIConfig(title=spec.title or settings.service_name, version="1.0.0"),
         request_max_body_size=settings.max_body_bytes,
     )
     # CORS outermost, around Litestar's router: preflights of every path (GET-only routes, bare @asgi handlers) are

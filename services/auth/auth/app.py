@@ -15,13 +15,5 @@ class AuthSettings(CommonSettings, kw_only=True):
 
 
 settings = load_settings(AuthSettings, service_name="auth")
-app = create_app(
-    ServiceSpec(
-        settings=settings,
-        route_handlers=CONTROLLERS,
-        uses_db=False,
-        uses_redis=False,
-        publishes_events=False,
-        title="auth",
-    )
-)
+# No tables, no Redis, nothing published: auth only asks link and conference.
+app = create_app(ServiceSpec(settings, CONTROLLERS, uses_db=False, uses_redis=False, publishes_events=False))

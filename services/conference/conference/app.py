@@ -38,6 +38,7 @@ def load_conference_settings(environ: dict[str, str] | None = None) -> Conferenc
 
 
 settings = load_conference_settings()
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def on_startup(runtime: Runtime) -> None:
@@ -53,30 +54,19 @@ async def on_startup(runtime: Runtime) -> None:
     runtime.extras["conference"] = conference
     await events.serve_requests(runtime, conference)
     events.consumers.start(runtime, nodes)
-    assert runtime.redis is not None
-    scheduler = Scheduler(runtime.redis, "conference")
-    events.jobs.schedule(scheduler, runtime.db, nodes, settings.auto_close_room)
-    scheduler.start()
-    runtime.extras["scheduler"] = scheduler
+
+
+def schedule(scheduler: Scheduler, runtime: Runtime) -> None:
+    assert runtime.db is not None
+    events.jobs.schedule(scheduler, runtime.db, runtime.extras["conference"].nodes, settings.auto_close_room)
 
 
 async def on_shutdown(runtime: Runtime) -> None:
-    scheduler: Scheduler | None = runtime.extras.get("scheduler")
-    if scheduler is not None:
-        await scheduler.stop()
     conference: Conference | None = runtime.extras.get("conference")
     if conference is not None:
         await conference.nodes.close()
 
 
 app = create_app(
-    ServiceSpec(
-        settings=settings,
-        route_handlers=CONTROLLERS,
-        migrations=Path(__file__).parent / "migrations",
-        uses_redis=True,
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        title="conference",
-    )
+    ServiceSpec(settings, CONTROLLERS, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown, schedule=schedule)
 )

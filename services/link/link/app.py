@@ -38,17 +38,14 @@ async def on_startup(runtime: Runtime) -> None:
     await sms.start(runtime)
     await sms.requeue_stale(runtime)
     await tasks.start(runtime)
-    assert runtime.redis is not None and runtime.db is not None
-    scheduler = Scheduler(runtime.redis, "link")
+
+
+def schedule(scheduler: Scheduler, runtime: Runtime) -> None:
+    assert runtime.db is not None
     jobs.schedule(scheduler, runtime.db)
-    scheduler.start()
-    runtime.extras["scheduler"] = scheduler
 
 
 async def on_shutdown(runtime: Runtime) -> None:
-    scheduler: Scheduler | None = runtime.extras.get("scheduler")
-    if scheduler is not None:
-        await scheduler.stop()
     usage: UsageBatcher | None = runtime.extras.get("usage")
     if usage is not None:
         await usage.stop()
@@ -58,12 +55,7 @@ async def on_shutdown(runtime: Runtime) -> None:
 settings = load_settings(LinkSettings, service_name="link")
 app = create_app(
     ServiceSpec(
-        settings=settings,
-        route_handlers=CONTROLLERS,
-        migrations=Path(__file__).parent / "migrations",
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        title="link",
-        openapi_paths=links.DETAIL_OPENAPI,
+        settings, CONTROLLERS, Path(__file__).parent / "migrations", on_startup=on_startup, on_shutdown=on_shutdown,
+        schedule=schedule, openapi_paths=links.DETAIL_OPENAPI,
     )
-)
+)  # fmt: skip

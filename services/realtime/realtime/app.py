@@ -52,18 +52,13 @@ async def on_shutdown(runtime: Runtime) -> None:
     await sockets.stop()
 
 
+# No tables and nothing published: realtime consumes and asks; its state is in Redis.
 http_app = create_app(
     ServiceSpec(
-        settings=settings,
-        route_handlers=CONTROLLERS,
-        uses_db=False,
-        publishes_events=False,
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        title="realtime",
+        settings, CONTROLLERS, uses_db=False, publishes_events=False, on_startup=on_startup, on_shutdown=on_shutdown,
         compat_extra={"dashboards": COMPAT_NAMESPACES},
     )
-)
+)  # fmt: skip
 socketio_app = socketio.ASGIApp(sockets.sio, other_asgi_app=http_app, socketio_path="socket.io")
 # Litestar's routes get CORS inside create_app; the Socket.IO endpoint never reaches Litestar, so the same
 # middleware (same setting) goes in front of it here, with python-socketio's own CORS off: one set of headers.

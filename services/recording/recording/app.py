@@ -61,15 +61,6 @@ async def on_shutdown(runtime: Runtime) -> None:
         await nodes.close()
 
 
-app = create_app(
-    ServiceSpec(
-        settings=settings,
-        route_handlers=route_handlers(
-            file_size_limit=settings.file_size_limit, video_size_limit=settings.video_size_limit
-        ),
-        migrations=Path(__file__).parent / "migrations",
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        title="recording",
-    )
-)
+handlers = route_handlers(file_size_limit=settings.file_size_limit, video_size_limit=settings.video_size_limit)
+MIGRATIONS = Path(__file__).parent / "migrations"
+app = create_app(ServiceSpec(settings, handlers, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown))

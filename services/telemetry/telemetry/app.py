@@ -44,13 +44,5 @@ async def on_shutdown(runtime: Runtime) -> None:
         await client.close()
 
 
-app = create_app(
-    ServiceSpec(
-        settings=settings,
-        route_handlers=CONTROLLERS,
-        migrations=Path(__file__).parent / "migrations",
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        title="telemetry",
-    )
-)
+MIGRATIONS = Path(__file__).parent / "migrations"
+app = create_app(ServiceSpec(settings, CONTROLLERS, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown))

@@ -13,7 +13,14 @@ from typing import Any
 
 from conference import repository
 from conference.domain import created_log
-from contracts.conference import CASE_CREATED, CASE_ROOM_OPENED, CASE_UPDATED, CaseChanged, CaseRoomOpened
+from contracts.conference import (
+    CASE_CREATED,
+    CASE_ROOM_OPENED,
+    CASE_UPDATED,
+    CaseChanged,
+    CaseOpen,
+    CaseRoomOpened,
+)
 from servicekit.bus import add_event
 from servicekit.clock import now_local
 from servicekit.db import Connection, Database
@@ -80,19 +87,10 @@ class OpenedCase:
     created: bool
 
 
-async def open_case(
-    db: Database,
-    *,
-    service: int,
-    room: str,
-    room_id: int | None,
-    user_name: str,
-    mobile: str,
-    case_type: str,
-    organization: str,
-) -> OpenedCase | None:
-    """rpc.conference.case.open (link's IDEMS case): the case of ``room``, opened once per (service, room): a
-    retry answers the case already opened. None when no room has that name (or ``room_id`` is not its id)."""
+async def open_case(db: Database, req: CaseOpen) -> OpenedCase | None:
+    """rpc.conference.case.open (link's IDEMS case): the case of ``req.room``, opened once per (service, room): a
+    retry answers the case already opened. None when no room has that name (or ``req.roomId`` is not its id)."""
+    service, room, room_id = req.service, req.room, req.roomId
     request_key = f"{service}:{room}"
     async with repository.cases.case_allocation(db, service) as conn:
         done = await repository.cases.opened_request(conn, request_key)
@@ -103,8 +101,8 @@ async def open_case(
             return None
         # The original's IDEMS route wrote no usage log for its case: statusLog stays "".
         case_id, row_id = await _insert_case(
-            conn, service=service, room=room, room_id=found, user_name=user_name, mobile=mobile,
-            link_type=case_type, organization=organization, status_log=lambda _: "",
+            conn, service=service, room=room, room_id=found, user_name=req.userName, mobile=req.mobileCreated,
+            link_type=req.caseType, organization=req.organization, status_log=lambda _: "",
         )  # fmt: skip
         await repository.cases.record_open_request(conn, request_key, row_id, case_id, now_local())
     return OpenedCase(case_id, row_id, created=True)

@@ -115,20 +115,7 @@ class Conference:
             if head is None:
                 status, room_type = domain.room_status_and_type(req.linkType)
                 await repository.rooms.insert_room(
-                    conn,
-                    room=room,
-                    status=status,
-                    room_type=room_type,
-                    service=req.service,
-                    auto_record=req.autoRecord,
-                    record_type=req.recordType,
-                    encoding_options_preset=req.encodingOptionsPreset,
-                    chat_enabled=req.chatEnabled,
-                    web_socket_url="",
-                    user_agent=req.userAgent,
-                    node_id=node.id,
-                    now=now,
-                    expires=now + self.room_lifetime,
+                    conn, req, status, room_type, node_id=node.id, now=now, expires=now + self.room_lifetime
                 )
                 await publish_room_detail(conn, self.nodes, ROOM_CREATED, room)
                 created = True
@@ -166,13 +153,9 @@ class Conference:
         user_name = domain.participant_user_name(user_name)
         conference = 1 if req.conference is None else req.conference
         metadata = domain.participant_metadata(
-            user_name=user_name,
-            user_type=user_type,
-            color=color,
-            link_type=req.linkType,
-            mobile=req.mobile,
+            user_name=user_name, user_type=user_type, color=color, link_type=req.linkType, mobile=req.mobile,
             link_id=req.linkID,
-        )
+        )  # fmt: skip
         token = domain.participant_token(
             node.key,
             identity=identity,
@@ -225,16 +208,7 @@ class Conference:
     async def open_case(self, req: CaseOpen) -> dict[str, Any]:
         """Link's IDEMS case (POST /link/idems); a retry of the same request answers the case it opened."""
         _check_case_open(req)
-        opened = await cases.open_case(
-            self.db,
-            service=req.service,
-            room=req.room,
-            room_id=req.roomId,
-            user_name=req.userName,
-            mobile=req.mobileCreated,
-            case_type=req.caseType,
-            organization=req.organization,
-        )
+        opened = await cases.open_case(self.db, req)
         if opened is None:
             raise msgspec.ValidationError(f"invalid room {req.room!r}")
         return {"caseId": opened.case_id, "caseRowId": opened.row_id, "created": opened.created}

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from conference.domain import DETAIL_COLUMNS, room_lock_name
+from contracts.conference import EnsureRoom
 from servicekit.db import Connection, Database
 
 _DETAIL_SELECT = ", ".join(f"`{c}`" for c in DETAIL_COLUMNS)
@@ -42,42 +43,22 @@ async def room_head(conn: Connection | Database, room: str) -> dict[str, Any] | 
 
 async def insert_room(
     conn: Connection,
-    *,
-    room: str,
+    req: EnsureRoom,
     status: str,
     room_type: str,
-    service: int,
-    auto_record: int,
-    record_type: str,
-    encoding_options_preset: str,
-    chat_enabled: int,
-    web_socket_url: str,
-    user_agent: str,
+    *,
     node_id: int | None,
     now: datetime,
     expires: datetime,
 ) -> int:
+    """A new room row as ``req`` (link's room request) asks for it; no websocket URL, no recording yet."""
     return await conn.insert(
         "INSERT INTO room_conference (nodeLivekitId, status, roomType, room, service, recordId, autoRecord,"
         " recordType, encodingOptionsPreset, chatEnabled, webSocketURL, userAgent, dtmCreated, dtmUpdated,"
-        " dtmExpired) VALUES (%s, %s, %s, %s, %s, '', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            node_id,
-            status,
-            room_type,
-            room,
-            service,
-            auto_record,
-            record_type,
-            encoding_options_preset,
-            chat_enabled,
-            web_socket_url,
-            user_agent,
-            now,
-            now,
-            expires,
-        ),
-    )
+        " dtmExpired) VALUES (%s, %s, %s, %s, %s, '', %s, %s, %s, %s, '', %s, %s, %s, %s)",
+        (node_id, status, room_type, req.room, req.service, req.autoRecord, req.recordType,
+         req.encodingOptionsPreset, req.chatEnabled, req.userAgent, now, now, expires),
+    )  # fmt: skip
 
 
 async def open_as_conference(conn: Connection, room: str, now: datetime) -> int:
