@@ -177,7 +177,7 @@ async def test_removeparticipant_is_a_stub(client, livekit, room):
 
 # ---- the official SDK accepts the tokens (tests/js/verify-token.mjs: livekit-server-sdk TokenVerifier) -------
 async def verify_with_sdk(suite, tokens: list[str], secret: str | None = None) -> list[dict[str, Any]]:
-    js = Path(__file__).parent / "js" / "verify-token.mjs"
+    js = Path(__file__).parents[1] / "js" / "verify-token.mjs"
     proc = await asyncio.create_subprocess_exec(
         shutil.which("node") or "node", str(js), "--key", suite.env["LIVEKIT_API_KEY"],
         "--secret", secret or suite.env["LIVEKIT_API_SECRET"],

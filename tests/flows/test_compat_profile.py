@@ -33,7 +33,7 @@ from tests.support import until
 from tests.test_realtime_rooms import client as socket_client
 from tests.test_realtime_socket import listen, node_client  # noqa: F401 - fixture
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node") or "node"
 COMPAT_ENV = {"COMPAT_OPEN_AUTH_CREATE": "true", "COMPAT_OPEN_DASHBOARDS": "1", "COMPAT_OPEN_WRITES": "yes"}
 COMPAT_SERVICES = ["auth", "link", "realtime"]  # one area each is enough; fewer processes on a shared machine

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deploy.architecture import _matches
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_architecture_page_is_current() -> None:

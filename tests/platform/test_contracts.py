@@ -21,7 +21,7 @@ import msgspec
 
 import contracts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth", "conference", "link", "realtime", "recording", "telemetry")
 NATS_RECEIVERS = {"bus", "js", "nc"}  # ``<...>.bus.publish(...)``, ``self.nc.publish(...)``: NATS, not e.g. an SSE hub
 

@@ -22,7 +22,7 @@ import yaml
 
 from tests.test_deploy_k8s import by_kind, find_kubectl, kustomize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROUTES = tomllib.loads((ROOT / "deploy" / "routes.toml").read_text(encoding="utf-8"))
 PORTS: dict[str, int] = {name: int(port) for name, port in ROUTES["services"].items()}
 SERVICE_DIRS = sorted(p.name for p in (ROOT / "services").iterdir() if (p / p.name).is_dir())

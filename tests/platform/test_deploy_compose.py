@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 COMPOSE = ROOT / "compose.yaml"
 ROUTES = tomllib.loads((ROOT / "deploy" / "routes.toml").read_text(encoding="utf-8"))

@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OVERLAY = ROOT / "k8s" / "overlays" / "production"
 BASE = ROOT / "k8s" / "base"
 AUTOSCALING = ROOT / "k8s" / "components" / "autoscaling"

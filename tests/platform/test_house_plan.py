@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / p.name / "app.py").is_file())
 # Entries a service package may have: a module or, once it grows, a package of the same name.
 PLAN = {"app", "routes", "domain", "repository", "events", "clients", "migrations"}
