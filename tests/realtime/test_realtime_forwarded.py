@@ -12,20 +12,16 @@ tests/test_recording_toggle.py::test_room_record_through_realtime.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from typing import Any
 
 import httpx
 import pytest
 
 from contracts.link import RPC_LINK_POSITION_GROUP, RPC_LINK_QUEUE_PAGE, RPC_LINK_USER_POSITION
+from tests.car_tasks import make_tenant
+from tests.sockets import NODE, joined, participant, room_name, wait_registered, watch
+from tests.sockets import client as socket_client
 from tests.support import rpc
-from tests.test_realtime_rooms import NODE, joined, participant
-from tests.test_realtime_rooms import client as socket_client
-from tests.test_realtime_socket import consumers_ready, node_client, room_name, wait_registered  # noqa: F401
-from tests.test_telemetry_car_task import make_tenant
 
 pytestmark = pytest.mark.usefixtures("needs_owners", "node_client", "consumers_ready")
 
@@ -34,31 +30,6 @@ pytestmark = pytest.mark.usefixtures("needs_owners", "node_client", "consumers_r
 def needs_owners(suite: Any) -> None:
     if not {"conference", "realtime", "link"} <= set(suite.services):
         pytest.skip("needs conference, realtime and link")
-
-
-class Requests:
-    """Requests made on a subject, seen by a plain subscription (link's queue-group responder still answers)."""
-
-    def __init__(self) -> None:
-        self.seen: list[dict[str, Any]] = []
-
-    async def count(self, expected: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.seen) < expected:
-            assert time.monotonic() < deadline, self.seen
-            await asyncio.sleep(0.05)
-        return self.seen
-
-
-async def watch(nc: Any, subject: str) -> tuple[Requests, Any]:
-    requests = Requests()
-
-    async def on_request(msg: Any) -> None:
-        requests.seen.append(json.loads(msg.data))
-
-    subscription = await nc.subscribe(subject, cb=on_request)
-    await nc.flush()  # the server has the subscription before the test makes realtime ask
-    return requests, subscription
 
 
 async def linked_room(suite: Any, client: httpx.AsyncClient, mobile: str, service: int = 999) -> tuple[str, str]:

@@ -5,12 +5,9 @@ clients, and each emit arrives exactly once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,18 +16,22 @@ from typing import Any
 import pytest
 
 from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED
-from tests.test_realtime_rooms import NODE, chat, client, eventually, joined, participant, room_user  # noqa: F401
-from tests.test_realtime_rooms import room as room  # noqa: F401 - fixture
-from tests.test_realtime_socket import (  # noqa: F401 - fixtures
-    consumers_ready,
+from tests.instances import nginx_conf, running_nginx, start_instance, stop_instance
+from tests.sockets import (
+    NODE,
+    chat,
+    client,
+    joined,
     link_created,
     link_id,
     listen,
     location_event,
-    node_client,
+    participant,
     publish,
+    room_user,
     wait_registered,
 )
+from tests.support import eventually
 
 pytestmark = pytest.mark.usefixtures("needs_both", "node_client", "consumers_ready")
 
@@ -41,33 +42,6 @@ def needs_both(suite: Any) -> None:
         pytest.skip("needs conference and realtime")
 
 
-def start_instance(suite: Any, name: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Another realtime process with the suite's env (same Redis, NATS, secrets) on its own port."""
-    from deploy.local import free_port, wait_http
-
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "--ws", "realtime.app:app",
-    ]  # fmt: skip
-    log = open(suite.local.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-    process = subprocess.Popen(  # noqa: S603 - its own process group: granian's workers die with it (kill test)
-        argv, env=suite.local.service_env("realtime"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    log.close()
-    wait_http(f"http://127.0.0.1:{port}/ready", 30.0, process)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def stop_instance(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
 @pytest.fixture(scope="module")
 def instance_b(suite: Any) -> Iterator[str]:
     """A second realtime process (same env as the suite's, its own port)."""
@@ -76,49 +50,6 @@ def instance_b(suite: Any) -> Iterator[str]:
         yield url
     finally:
         stop_instance(process)
-
-
-def nginx_conf(port: int, run_dir: Path, upstream: str, locations: str) -> str:
-    """A small nginx in front of realtime instances (``upstream``: the servers of upstream ``realtime``)."""
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    return f"""{user}worker_processes 1;
-pid {run_dir}/nginx.pid;
-error_log {run_dir}/error.log warn;
-events {{ worker_connections 2048; }}
-http {{
-  access_log off;
-  client_body_temp_path {run_dir}/body; proxy_temp_path {run_dir}/proxy; fastcgi_temp_path {run_dir}/fastcgi;
-  uwsgi_temp_path {run_dir}/uwsgi; scgi_temp_path {run_dir}/scgi;
-  map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
-  upstream realtime {{ {upstream} }}
-  server {{
-    listen 127.0.0.1:{port};
-    proxy_http_version 1.1;
-    proxy_set_header Upgrade $http_upgrade;
-    proxy_set_header Connection $connection_upgrade;
-    {locations}
-  }}
-}}
-"""
-
-
-@contextlib.contextmanager
-def running_nginx(conf: str, run_dir: Path, ready_url: str) -> Iterator[None]:
-    """nginx with ``conf`` in the foreground for the block, answering ``ready_url`` before it starts."""
-    from deploy.local import wait_http
-
-    (run_dir / "nginx.conf").write_text(conf)
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    edge = subprocess.Popen(  # noqa: S603
-        [nginx, "-p", str(run_dir), "-c", str(run_dir / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_http(ready_url, 15.0, edge)
-        yield
-    finally:
-        edge.terminate()
-        edge.wait(10)
 
 
 def failover_edge_conf(port: int, primary: str, backup: str, run_dir: Path) -> str:

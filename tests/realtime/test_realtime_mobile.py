@@ -20,21 +20,21 @@ from contracts.conference import CASE_ROOM_OPENED, ROOM_CLOSED
 from contracts.link import RPC_LINK_ROOM_HISTORY
 from contracts.telemetry import RPC_CAR_TRACKING, RPC_ROOM_CAR_POSITION, RPC_TASK_DETAIL, RPC_TASK_LOCATION
 from servicekit.bus import stream_name
-from tests.support import rpc
-from tests.test_realtime_forwarded import watch
-from tests.test_realtime_rooms import NODE, chat, joined, participant
-from tests.test_realtime_rooms import client as socket_client
-from tests.test_realtime_rooms import room as room  # noqa: F401 - fixture
-from tests.test_realtime_socket import (  # noqa: F401 - fixtures
-    consumers_ready,
+from tests.car_tasks import make_linked_room, make_tenant
+from tests.sockets import (
+    NODE,
+    chat,
+    joined,
     link_created,
     listen,
-    node_client,
+    participant,
     publish,
     room_name,
     wait_registered,
+    watch,
 )
-from tests.test_telemetry_car_task import make_linked_room, make_tenant
+from tests.sockets import client as socket_client
+from tests.support import rpc
 
 pytestmark = pytest.mark.usefixtures("needs_realtime", "node_client", "consumers_ready")
 AUTH_HEADER = "Authorization"

@@ -6,30 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 
-from contracts.conference import NOTIFICATION_CREATED, RPC_ROOM_ENSURE
-from tests.support import rpc
-from tests.test_realtime_socket import (  # noqa: F401 - fixtures
-    JS_DIR,
-    Listener,
-    consumers_ready,
+from contracts.conference import NOTIFICATION_CREATED
+from tests.sockets import (
+    NODE,
+    chat,
+    client,
+    joined,
     listen,
-    node_client,
+    participant,
     publish,
     room_name,
-    wait_registered,
+    room_user,
 )
+from tests.support import eventually
 
 pytestmark = pytest.mark.usefixtures("needs_conference", "node_client", "consumers_ready")  # socket.io-client installed
-NODE = shutil.which("node") or "node"
 INJECTION = "x' OR '1'='1'; DROP TABLE room_user; --"
 
 
@@ -37,88 +34,6 @@ INJECTION = "x' OR '1'='1'; DROP TABLE room_user; --"
 def needs_conference(suite: Any) -> None:
     if "conference" not in suite.services or "realtime" not in suite.services:
         pytest.skip("needs conference and realtime")
-
-
-class Client(Listener):
-    """client.mjs: a socket.io-client that also emits what the test tells it to."""
-
-    async def send(self, event: str, *args: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps({"emit": event, "args": list(args)}) + "\n").encode())
-        await self.proc.stdin.drain()
-        await self.until("sent")
-
-    async def leave(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b'{"close": true}\n')
-        await self.proc.stdin.drain()
-        await asyncio.wait_for(self.proc.wait(), 10)
-
-    async def quiet(self, event: str, seconds: float) -> list[dict[str, Any]]:
-        """Lines of ``event`` received within ``seconds`` (expects none, usually)."""
-        seen: list[dict[str, Any]] = []
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = await self.next(left)
-            except TimeoutError:
-                break
-            if line.get("event") == event:
-                seen.append(line)
-        return seen
-
-
-async def client(node: str, url: str, *args: str) -> Client:
-    proc = await asyncio.create_subprocess_exec(
-        node, str(Path(JS_DIR) / "client.mjs"), "--url", url, *args,
-        cwd=JS_DIR, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    return Client(proc)  # type: ignore[arg-type]
-
-
-def participant(suite: Any, room: str, user_type: str, user_name: str, identity: str | None = None) -> tuple[str, str]:
-    """(identity, token) like conference's participant tokens (metadata JSON, bound to ``room``)."""
-    identity = identity or uuid.uuid4().hex[:10]
-    metadata = json.dumps({"userName": user_name, "userType": user_type, "color": "#123456"})
-    token = suite.agent_token(sub=identity, video={"room": room, "roomJoin": True}, metadata=metadata)
-    return identity, token
-
-
-@pytest.fixture
-async def room(suite: Any, nc: Any) -> str:
-    name = room_name()
-    reply = await rpc(nc, RPC_ROOM_ENSURE, {"room": name, "service": 999})
-    assert reply["ok"], reply
-    await wait_registered(suite, f"/{name}")
-    return name
-
-
-async def joined(node: str, suite: Any, room: str, token: str) -> Client:
-    c = await client(node, f"{suite.edge}/{room}", "--token", token)
-    await c.connected()
-    await c.until("event", "connection-success")
-    return c
-
-
-async def room_user(suite: Any, room: str, identity: str) -> dict[str, Any] | None:
-    rows = await suite.query(
-        "conference",
-        "SELECT identity, userName, userType, status, socketId, camera, microphone, conference, color"
-        " FROM room_user WHERE room = %s AND identity = %s",
-        (room, identity),
-    )
-    assert len(rows) <= 1, rows
-    return rows[0] if rows else None
-
-
-async def eventually(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.1)
 
 
 # ---- connection sequence and presence --------------------------------------------------------------------
@@ -188,13 +103,6 @@ async def _socket_is(suite: Any, room: str, identity: str, sid: str) -> bool:
 
 
 # ---- chat ----------------------------------------------------------------------------------------------------
-def chat(text: str, identity: str = "p1", user_type: str = "user") -> dict[str, Any]:
-    return {
-        "identity": identity, "chat_identity": "c-" + identity, "userName": "Guest-12", "userType": user_type,
-        "text": text, "files": [{"name": "a.png"}], "color": "#FF5733", "replyToMessageId": 0,
-    }  # fmt: skip
-
-
 async def test_chat_message_is_stored_broadcast_and_raises_unread(
     suite: Any,
     room: str,

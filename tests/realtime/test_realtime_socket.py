@@ -4,167 +4,27 @@ check, and the emits caused by link/conference events published to JetStream."""
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-import subprocess
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
 from contracts.conference import ROOM_CLOSED, ROOM_CREATED
 from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED
-from servicekit.bus import stream_name
+from tests.sockets import (
+    link_created,
+    link_id,
+    listen,
+    location_event,
+    namespaces,
+    publish,
+    room_name,
+    wait_registered,
+)
 
-JS_DIR = Path(__file__).resolve().parent / "js"
 TRANSPORTS = ["websocket", "polling"]
-
-
-# ---- helpers -----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def node_client() -> str:
-    """Path of node with socket.io-client installed in tests/js (installed on first use)."""
-    node = shutil.which("node")
-    assert node, "node is required for the Socket.IO client tests"
-    if not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
-        npm = shutil.which("npm")
-        assert npm, "npm is required to install socket.io-client"
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True)
-    return node
-
-
-class Listener:
-    """A running listen.mjs: JSON lines of what the client saw."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[dict[str, Any]] = []
-
-    async def next(self, timeout: float = 10.0) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not raw:
-            err = (await self.proc.stderr.read()).decode() if self.proc.stderr else ""
-            raise AssertionError(f"listener ended; seen {self.lines}; stderr {err[-2000:]}")
-        line = json.loads(raw)
-        self.lines.append(line)
-        return line
-
-    async def until(self, kind: str, event: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            line = await self.next(max(0.1, deadline - time.monotonic()))
-            if line["type"] == kind and (event is None or line.get("event") == event):
-                return line
-
-    async def connected(self) -> dict[str, Any]:
-        line = await self.next(15.0)
-        assert line["type"] == "connect", line
-        return line
-
-    async def close(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-        await self.proc.wait()
-
-
-async def listen(node: str, url: str, *args: str) -> Listener:
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(JS_DIR / "listen.mjs"),
-        "--url",
-        url,
-        *args,
-        cwd=JS_DIR,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    return Listener(proc)
-
-
-async def wait_for_consumers(nats_url: str) -> None:
-    """Realtime's durable consumers deliver only events published after they exist: wait for them."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        deadline = time.monotonic() + 15
-        for owner, durable in (("link", "realtime-link"), ("conference", "realtime-conference")):
-            while True:
-                try:
-                    await js.consumer_info(stream_name(owner), durable)
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.1)
-    finally:
-        await nc.close()
-
-
-async def publish(nats_url: str, owner: str, subject: str, data: dict[str, Any], event_id: str | None = None) -> str:
-    """Publish an event envelope to ``owner``'s stream the way servicekit's outbox relay does."""
-    event_id = event_id or uuid.uuid4().hex
-    envelope = {"id": event_id, "subject": subject, "version": 1, "occurred_at": "2025-01-01T00:00:00.000+00:00"}
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        await js.publish(
-            subject,
-            json.dumps({**envelope, "data": data}).encode(),
-            stream=stream_name(owner),
-            headers={"Nats-Msg-Id": f"{event_id}-{uuid.uuid4().hex[:6]}"},
-        )
-    finally:
-        await nc.close()
-    return event_id
-
-
-def link_id() -> str:
-    return "L" + uuid.uuid4().hex[:8]
-
-
-def room_name() -> str:
-    return "Room" + "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:8])
-
-
-def link_created(link: str, room: str, room_created: bool = True) -> dict[str, Any]:
-    return {
-        "linkID": link,
-        "room": room,
-        "linkType": "video",
-        "userType": "user",
-        "userName": "0812345678",
-        "mobile": "0812345678",
-        "service": 999,
-        "roomCreated": room_created,
-    }
-
-
-def room_event(room: str, status: str) -> dict[str, Any]:
-    return {"room": room, "roomType": "conference", "status": status}
-
-
-async def namespaces(suite: Any) -> list[str]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.get(f"{suite.edge}/namespace")
-    assert response.status_code == 200
-    return response.json()
-
-
-async def wait_registered(suite: Any, namespace: str, present: bool = True) -> None:
-    deadline = time.monotonic() + 10
-    while (namespace in await namespaces(suite)) != present:
-        assert time.monotonic() < deadline, f"{namespace} registered={not present} after 10 s"
-        await asyncio.sleep(0.1)
-
-
-@pytest.fixture(scope="session")
-async def consumers_ready(suite: Any) -> None:
-    await wait_for_consumers(suite.nats_url)
 
 
 # ---- namespace validation ----------------------------------------------------------------------------------
@@ -257,24 +117,6 @@ async def test_room_namespace_requires_a_valid_token(suite: Any, node_client: st
 
 
 # ---- emits caused by events --------------------------------------------------------------------------------
-def location_event(link: str, room: str, ts: int) -> dict[str, Any]:
-    return {
-        "linkID": link,
-        "room": room,
-        "userType": "user",
-        "position": {
-            "latitude": 13.7563,
-            "longitude": 100.5018,
-            "accuracy": 12.5,
-            "altitude": 4.0,
-            "altitudeAccuracy": 3.0,
-            "heading": 90.0,
-            "speed": 1.5,
-        },
-        "timestamp": ts,
-    }
-
-
 def expected_position(link: str, ts: int) -> dict[str, Any]:
     seven = {
         "latitude": 13.7563,

@@ -7,42 +7,24 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from contracts.conference import ROOM_CREATED, RoomChanged
-from contracts.recording import RECORDING_EGRESS_ENDED, RECORDING_RECORD_USAGE
-from servicekit.bus import Bus, new_event
+from contracts.recording import RECORDING_EGRESS_ENDED
+from servicekit.bus import Bus
+from tests.egress import claim as _claim
+from tests.egress import media as _media
+from tests.egress import new_room as _room
+from tests.egress import poll as _eventually
+from tests.egress import room_settings as _room_settings
+from tests.egress import starts as _starts
+from tests.egress import usage as _usage
 from tests.fakes import livekit_webhooks as lkw
 from tests.fakes.livekit import FakeLiveKit
 
 AGENT = '{"userType":"agent","userName":"Dr A"}'
-
-
-def _room() -> str:
-    return "rec-" + uuid.uuid4().hex[:10]
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
-
-
-@pytest.fixture
-def lk(livekit: FakeLiveKit, suite: Any) -> Any:
-    """The fake LiveKit sending its egress webhooks to the edge; egress state cleared around the test."""
-    livekit.egresses.clear()
-    livekit.egress_failure = ""
-    livekit.webhook_url = suite.edge + "/webhook"
-    yield livekit
-    livekit.webhook_url, livekit.egress_failure = "", ""
 
 
 @pytest.fixture
@@ -50,27 +32,6 @@ def encoder(suite: Any) -> Any:
     suite.encode_api.reset()
     yield suite.encode_api
     suite.encode_api.reset()
-
-
-@pytest.fixture(scope="module")
-async def conference_bus(nc: Any) -> Bus:
-    bus = Bus(nc, "test-conference")
-    await bus.ensure_stream("conference")
-    return bus
-
-
-async def _room_settings(suite: Any, bus: Bus, room: str, **detail: Any) -> None:
-    """Conference announces a room (RoomChanged with its detail); wait until recording knows it."""
-    body = {"id": 1, "status": "open", "room": room, "roomType": "conference", "recordId": "", "autoRecord": 0,
-            "recordType": "", "encodingOptionsPreset": "", "service": 7, **detail}  # fmt: skip
-    changed = RoomChanged(room=room, roomType="conference", status="open", detail=body)
-    await bus.publish_event(new_event(ROOM_CREATED, changed))
-
-    async def known() -> bool:
-        rows = await suite.query("recording", "SELECT * FROM room_setting WHERE room = %s", (room,))
-        return bool(rows) and rows[0]["autoRecord"] == int(body["autoRecord"]) and rows[0]["service"] == body["service"]
-
-    assert await _eventually(known), "room settings never reached recording"
 
 
 async def _post(suite: Any, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
@@ -91,24 +52,6 @@ def _track(room: str, identity: str, source: str, sid: str) -> dict[str, Any]:
         participant=lkw.participant(identity, metadata=AGENT),
         track={"sid": sid, "type": kind, "source": source, "name": source.lower()},
     )
-
-
-def _starts(livekit: FakeLiveKit, room: str, method: str = "StartRoomCompositeEgress") -> list[Any]:
-    return [c for c in livekit.calls_of(method) if c.request.get("roomName") == room]
-
-
-async def _media(suite: Any, room: str) -> list[dict[str, Any]]:
-    return await suite.query("recording", "SELECT * FROM record_media WHERE room = %s ORDER BY id", (room,))
-
-
-async def _claim(suite: Any, room: str) -> dict[str, Any] | None:
-    rows = await suite.query("recording", "SELECT * FROM room_egress WHERE room = %s", (room,))
-    return rows[0] if rows else None
-
-
-async def _usage(suite: Any, room: str) -> list[dict[str, Any]]:
-    rows = await suite.query("recording", "SELECT payload FROM outbox WHERE subject = %s", (RECORDING_RECORD_USAGE,))
-    return [e for e in (json.loads(r["payload"]) for r in rows) if e["data"]["room"] == room]
 
 
 def _auth(suite: Any) -> dict[str, str]:

@@ -14,22 +14,16 @@ import pytest
 from contracts.conference import RPC_ROOM_ENSURE
 from contracts.recording import RECORDING_EGRESS_ENDED, RECORDING_EGRESS_STARTED, RPC_RECORDING_TOGGLE
 from servicekit.bus import Bus
+from tests.egress import claim as _claim
+from tests.egress import media as _media
+from tests.egress import new_room as _room
+from tests.egress import poll as _eventually
+from tests.egress import room_settings as _room_settings
+from tests.egress import starts as _starts
+from tests.egress import usage as _usage
 from tests.fakes.livekit import FakeLiveKit
+from tests.sockets import NODE, joined, participant, room_name, wait_for_consumers, wait_registered
 from tests.support import rpc
-from tests.test_realtime_rooms import NODE, joined, participant
-from tests.test_realtime_socket import node_client as node_client  # noqa: F401 - fixture
-from tests.test_realtime_socket import room_name, wait_for_consumers, wait_registered
-from tests.test_recording_egress import (
-    _claim,
-    _eventually,
-    _media,
-    _room,
-    _room_settings,
-    _starts,
-    _usage,
-)
-from tests.test_recording_egress import conference_bus as conference_bus  # noqa: F401 - fixture
-from tests.test_recording_egress import lk as lk  # noqa: F401 - fixture
 
 NOT_AVAILABLE = {"status": "egressNotAvailable", "message": "Record service not available"}
 

@@ -20,16 +20,8 @@ from contracts.telemetry import (
     RPC_TASK_LOCATION,
     TASK_DESTINATION_CHANGED,
 )
-from tests.support import rpc
-from tests.test_telemetry_car_task import (
-    link_created,
-    new_uid,
-    next_event,
-    publish_link_event,
-    seed_task,
-    tasks_of,
-    until,
-)
+from tests.car_tasks import link_created, new_uid, next_event, publish_link_event, seed_task, tasks_of
+from tests.support import rpc, until
 
 BANGKOK = {"latitude": 13.7563, "longitude": 100.5018}
 
