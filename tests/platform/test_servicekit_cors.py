@@ -1,5 +1,5 @@
 """servicekit's CORS rule and middleware on their own (no suite): origin matching, the headers of each answer,
-and what reaches the wrapped app. tests/test_edge_cors.py checks the same through the edge on every route."""
+and what reaches the wrapped app. tests/flows/test_edge_cors.py checks the same through the edge on every route."""
 
 from __future__ import annotations
 

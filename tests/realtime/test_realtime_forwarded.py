@@ -5,9 +5,9 @@ responders sees the requests realtime makes (what was forwarded, and what was no
 
 Forwarded events covered elsewhere through realtime with the real owners, so not repeated here:
 ``get-user-list`` and ``track-muted-unmuted`` (a patient may not mute; LiveKit down) in
-tests/test_conference_participants.py::test_socket_user_list_and_mute_through_realtime; ``room-record`` (a patient
-may not record; start, stop and LiveKit's error code to the whole room) in
-tests/test_recording_toggle.py::test_room_record_through_realtime.
+tests/conference/test_conference_participants.py::test_socket_user_list_and_mute_through_realtime; ``room-record``
+(a patient may not record; start, stop and LiveKit's error code to the whole room) in
+tests/recording/test_recording_toggle.py::test_room_record_through_realtime.
 """
 
 from __future__ import annotations

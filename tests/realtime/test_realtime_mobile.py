@@ -2,7 +2,7 @@
 ``/api/realtime/*`` views, with the official JS client through the edge and the real owners: tasks made by
 telemetry (POST /car/task), rooms and patient links made by link (POST /link/create, which has conference open
 the room). Plain NATS subscriptions beside the owners' responders see what realtime forwards to them
-(tests/test_realtime_forwarded.py ``watch``).
+(tests/sockets.py ``watch``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Recording with several LiveKit nodes (issue 7): a webhook is checked with the secret of the node whose API key
 signed it (asked of conference, owner of node_livekit), and a room's egress runs on the room's own node.
 
-A second fake LiveKit with its own key/secret plays a node_livekit row, as in tests/test_conference_livekit.py."""
+A second fake LiveKit with its own key/secret plays a node_livekit row, as in
+tests/conference/test_conference_livekit.py."""
 
 from __future__ import annotations
 
