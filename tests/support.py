@@ -1,4 +1,17 @@
-"""Helpers shared by tests (fixtures live in conftest.py)."""
+"""Helpers shared by tests (fixtures live in conftest.py): NATS requests as a service makes them, polling.
+
+Test helpers are split by topic, one module each beside this one in tests/:
+
+- support.py (this): ``rpc``, ``until``, ``eventually``;
+- sockets.py: the official Socket.IO JS clients, realtime's namespaces, events published for realtime, ``watch``;
+- instances.py: more realtime processes beside the suite's, nginx in front of them;
+- car_tasks.py: telemetry's car tasks, link's events for telemetry, tenants and linked rooms;
+- egress.py: recording's egress state and conference's room settings for it;
+- kube.py: kubectl and kustomize for the deployment tests.
+
+A helper two test modules need lives in one of these (a fixture in conftest.py); test modules never import each
+other (tests/platform/test_tests_layout.py checks it).
+"""
 
 from __future__ import annotations
 
@@ -27,3 +40,8 @@ async def until(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> A
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.1)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    """``until`` with the socket tests' 10 s: ``check``'s first truthy value, else the test fails."""
+    return await until(check, timeout)

@@ -10,7 +10,7 @@ reply shapes in comments), and nothing of another service. A struct used by seve
 with the service whose subject it was made for (e.g. ``contracts.conference.RoomQuery``, also the request of
 ``rpc.link.link.position_group``, ``rpc.recording.room.toggle`` and ``rpc.telemetry.car.newest``); the others
 import it from there. A service publishes and serves only the subjects of its own module, and consumes or asks
-those of the others (tests/test_contracts.py checks both). auth and realtime publish no events and serve no
+those of the others (tests/platform/test_contracts.py checks both). auth and realtime publish no events and serve no
 requests (they only ask and consume), so they have no module. The envelope (``Event``, ``new_event``,
 ``RpcReply``) is mechanics and lives in ``servicekit.bus``.
 """

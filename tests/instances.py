@@ -1,0 +1,85 @@
+"""More realtime processes beside the suite's (``start_instance``/``stop_instance``: same env, Redis and NATS,
+their own port) and an nginx in front of them (``nginx_conf``, ``running_nginx``), for the tests of several
+realtime instances. One of the topic modules of test helpers listed in support.py."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def start_instance(suite: Any, name: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Another realtime process with the suite's env (same Redis, NATS, secrets) on its own port."""
+    from deploy.local import free_port, wait_http
+
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "--ws", "realtime.app:app",
+    ]  # fmt: skip
+    log = open(suite.local.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen(  # noqa: S603 - its own process group: granian's workers die with it (kill test)
+        argv, env=suite.local.service_env("realtime"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    log.close()
+    wait_http(f"http://127.0.0.1:{port}/ready", 30.0, process)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_instance(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+def nginx_conf(port: int, run_dir: Path, upstream: str, locations: str) -> str:
+    """A small nginx in front of realtime instances (``upstream``: the servers of upstream ``realtime``)."""
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return f"""{user}worker_processes 1;
+pid {run_dir}/nginx.pid;
+error_log {run_dir}/error.log warn;
+events {{ worker_connections 2048; }}
+http {{
+  access_log off;
+  client_body_temp_path {run_dir}/body; proxy_temp_path {run_dir}/proxy; fastcgi_temp_path {run_dir}/fastcgi;
+  uwsgi_temp_path {run_dir}/uwsgi; scgi_temp_path {run_dir}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+  upstream realtime {{ {upstream} }}
+  server {{
+    listen 127.0.0.1:{port};
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $connection_upgrade;
+    {locations}
+  }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def running_nginx(conf: str, run_dir: Path, ready_url: str) -> Iterator[None]:
+    """nginx with ``conf`` in the foreground for the block, answering ``ready_url`` before it starts."""
+    from deploy.local import wait_http
+
+    (run_dir / "nginx.conf").write_text(conf)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    edge = subprocess.Popen(  # noqa: S603
+        [nginx, "-p", str(run_dir), "-c", str(run_dir / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_http(ready_url, 15.0, edge)
+        yield
+    finally:
+        edge.terminate()
+        edge.wait(10)
