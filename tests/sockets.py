@@ -4,7 +4,7 @@
 The Python side of the official JavaScript clients in tests/js (``listen``/``Listener`` for listen.mjs, ``client``/
 ``Client`` and ``joined`` for client.mjs), tokens for room sockets (``participant``), realtime's namespace registry
 (``namespaces``, ``wait_registered``), events published on JetStream as the owners' outbox relays publish them
-(``publish`` with ``link_created``, ``room_event``, ``location_event``; ``wait_for_consumers``), presence rows
+(``publish`` with ``link_created``, ``location_event``; ``wait_for_consumers``), presence rows
 (``room_user``), chat payloads (``chat``) and a NATS subscription beside an owner's responder that sees what
 realtime forwards (``watch``). One of the topic modules of test helpers listed in support.py.
 """
@@ -220,10 +220,6 @@ def link_created(link: str, room: str, room_created: bool = True) -> dict[str, A
         "service": 999,
         "roomCreated": room_created,
     }
-
-
-def room_event(room: str, status: str) -> dict[str, Any]:
-    return {"room": room, "roomType": "conference", "status": status}
 
 
 def location_event(link: str, room: str, ts: int) -> dict[str, Any]:

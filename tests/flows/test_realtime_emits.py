@@ -17,11 +17,9 @@ import httpx
 import nats
 import pytest
 
-from contracts.conference import RPC_ROOM_ENSURE
 from servicekit.bus import stream_name
 from tests.fakes import livekit_webhooks as lkw
 from tests.sockets import Listener, listen, room_name, wait_registered
-from tests.support import rpc
 
 NODE = shutil.which("node") or "node"
 NEEDED = {"realtime", "conference", "link", "recording"}
@@ -51,15 +49,6 @@ async def recording_consumer(suite: Any) -> None:
                 await asyncio.sleep(0.1)
     finally:
         await nc.close()
-
-
-@pytest.fixture
-async def room(suite: Any, nc: Any) -> str:
-    name = room_name()
-    reply = await rpc(nc, RPC_ROOM_ENSURE, {"room": name, "service": 999})
-    assert reply["ok"], reply
-    await wait_registered(suite, f"/{name}")
-    return name
 
 
 def auth(suite: Any) -> dict[str, str]:

@@ -26,7 +26,7 @@ LATLNG = {
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
-async def test_latlng_update_reaches_data_and_room_namespaces(suite: Any, node_client: str, transport: str) -> None:  # noqa: F811
+async def test_latlng_update_reaches_data_and_room_namespaces(suite: Any, node_client: str, transport: str) -> None:
     await wait_for_consumers(suite.nats_url)
     token = suite.agent_token()
     room = "Ezroom" + "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:6])
@@ -85,7 +85,7 @@ async def test_latlng_update_reaches_data_and_room_namespaces(suite: Any, node_c
             await room_listener.close()
 
 
-async def test_video_link_for_a_location_room_emits_room_update(suite: Any, node_client: str) -> None:  # noqa: F811
+async def test_video_link_for_a_location_room_emits_room_update(suite: Any, node_client: str) -> None:
     """A location room gets a video link: conference opens it as a conference and `/{room}` hears
     `case-data {action:"roomUpdate", roomType:"conference"}` (spec realtime.md §11)."""
     await wait_for_consumers(suite.nats_url)
@@ -117,7 +117,7 @@ async def test_video_link_for_a_location_room_emits_room_update(suite: Any, node
         assert detail.json()["data"]["status"] == "open"
 
 
-async def test_history_pushes_of_quick_updates_are_coalesced(suite: Any, node_client: str) -> None:  # noqa: F811
+async def test_history_pushes_of_quick_updates_are_coalesced(suite: Any, node_client: str) -> None:
     """A patient page reporting faster than once a second gets one `history` per second carrying every update,
     not one 100-row timeline per position."""
     await wait_for_consumers(suite.nats_url)

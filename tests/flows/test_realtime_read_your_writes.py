@@ -96,7 +96,7 @@ async def _load(edge: str, token: str, stop: asyncio.Event) -> int:
 async def test_namespaces_are_ready_when_link_create_answers(
     suite: Any,
     two_instance_edge: str,
-    node_client: str,  # noqa: F811
+    node_client: str,
 ) -> None:
     await wait_for_consumers(suite.nats_url)
     token = suite.agent_token()
@@ -131,7 +131,7 @@ async def _connect_outcome(node: str, url: str, token: str) -> dict[str, Any]:
         await listener.close()
 
 
-async def test_a_registry_miss_is_answered_by_the_owner(suite: Any, needs_owners: None, node_client: str) -> None:  # noqa: F811
+async def test_a_registry_miss_is_answered_by_the_owner(suite: Any, needs_owners: None, node_client: str) -> None:
     """The registry (Redis) lost the names, as if their events were still on the way: the link's and the open
     room's namespaces still connect (the owners say so), a closed room's does not."""
     await wait_for_consumers(suite.nats_url)
