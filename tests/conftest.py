@@ -24,12 +24,13 @@ import pytest
 from asyncmy.cursors import DictCursor
 
 from contracts.conference import RPC_ROOM_ENSURE
-from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, discover_services, free_port, start_private_brokers
+from deploy.local import DEFAULT_ENV, LocalSuite, discover_services
 from servicekit.bus import Bus
 from tests.fakes.encode_api import FakeEncodeApi
 from tests.fakes.livekit import FakeLiveKit
 from tests.fakes.radio_api import FakeRadioApi
 from tests.fakes.sms_gateway import SmsGateway, start_link_replica
+from tests.instances import private_suite
 from tests.sockets import JS_DIR, room_name, wait_for_consumers, wait_registered
 from tests.support import rpc
 
@@ -198,7 +199,6 @@ async def conference_bus(nc: Any) -> Bus:
 @pytest.fixture(scope="session")
 def suite() -> Iterator[TestSuite]:
     run_dir = Path(tempfile.mkdtemp(prefix="ems-test-"))
-    helpers, nats_url, redis_url = start_private_brokers(run_dir)
     wanted = os.environ.get("SUITE_SERVICES")
     services = [s for s in discover_services() if not wanted or s in wanted.split(",")]
     sms_gateway = SmsGateway().start()
@@ -229,49 +229,16 @@ def suite() -> Iterator[TestSuite]:
         "RADIO_LOCATION_API_CREDENTIALS_PASSWORD": radio_api.password,
         "RADIO_LOCATION_API_TIMEOUT_SECONDS": "1.5",
     }
-    local = LocalSuite(
-        edge_port=free_port(),
-        service_ports={s: free_port() for s in services},
-        db_prefix=f"t{uuid.uuid4().hex[:8]}_",
-        nats_url=nats_url,
-        redis_url=redis_url,
-        extra_env=extra_env,
-        run_dir=run_dir,
-    )
-    try:
-        local.start(services)
-    except Exception:
-        local.stop()
-        for name in [*services, "edge"]:
-            log = run_dir / f"{name}.log"
-            if log.exists():
-                print(f"--- {name}.log ---\n{log.read_text(errors='replace')[-4000:]}")
-        for helper in helpers:
-            helper.kill()
-        raise
     env = {**DEFAULT_ENV, **extra_env}
     try:
-        test_suite = TestSuite(local, env)
-        test_suite.livekit = livekit
-        test_suite.radio_api = radio_api
-        test_suite.encode_api = encode_api
-        yield test_suite
+        with private_suite(services, extra_env, run_dir=run_dir) as local:
+            test_suite = TestSuite(local, env)
+            test_suite.livekit = livekit
+            test_suite.radio_api = radio_api
+            test_suite.encode_api = encode_api
+            yield test_suite
     finally:
-        local.stop()
         sms_gateway.stop()
         livekit.stop()
         radio_api.stop()
         encode_api.stop()
-        for helper in helpers:
-            helper.terminate()
-        _drop_databases(local, services)
-        if os.environ.get("KEEP_TEST_LOGS"):
-            print(f"logs kept in {run_dir}")
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _drop_databases(local: LocalSuite, services: list[str]) -> None:
-    names = [local.db_name(s) for s in services if s not in NO_DATABASE]
-    statements = "".join(f"DROP DATABASE IF EXISTS `{name}`;" for name in names)
-    subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", statements], check=False, capture_output=True)

@@ -1,6 +1,7 @@
-"""More realtime processes beside the suite's (``start_instance``/``stop_instance``: same env, Redis and NATS,
-their own port) and an nginx in front of them (``nginx_conf``, ``running_nginx``), for the tests of several
-realtime instances. One of the topic modules of test helpers listed in support.py."""
+"""More processes beside the suite's: a whole private suite of some services with its own settings
+(``private_suite``: the harness's suite, and the flows that need other settings), more realtime processes
+(``start_instance``/``stop_instance``: same env, Redis and NATS, their own port) and an nginx in front of them
+(``nginx_conf``, ``running_nginx``). One of the topic modules of test helpers listed in support.py."""
 
 from __future__ import annotations
 
@@ -10,9 +11,53 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from deploy.local import NO_DATABASE, LocalSuite, free_port, start_private_brokers
+
+
+@contextlib.contextmanager
+def private_suite(
+    services: Sequence[str], extra_env: Mapping[str, str], run_dir: Path | None = None, label: str = "test"
+) -> Iterator[LocalSuite]:
+    """``services`` behind their own edge, on a private NATS and Redis and their own databases, with ``extra_env``;
+    stopped, its databases dropped and its run folder removed (kept with KEEP_TEST_LOGS) afterwards. A start that
+    fails prints the tail of every process's log."""
+    run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"ems-{label}-"))
+    brokers, nats_url, redis_url = start_private_brokers(run_dir)
+    local = LocalSuite(
+        edge_port=free_port(),
+        service_ports={s: free_port() for s in services},
+        db_prefix=f"t{uuid.uuid4().hex[:8]}_",
+        nats_url=nats_url,
+        redis_url=redis_url,
+        extra_env=dict(extra_env),
+        run_dir=run_dir,
+    )
+    try:
+        try:
+            local.start(list(services))
+        except Exception:
+            for log in sorted(run_dir.glob("*.log")):
+                print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-4000:]}")
+            raise
+        yield local
+    finally:
+        local.stop()
+        for broker in brokers:
+            broker.terminate()
+        names = [local.db_name(s) for s in services if s not in NO_DATABASE]
+        drop = "".join(f"DROP DATABASE IF EXISTS `{name}`;" for name in names)
+        if drop:
+            subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False, capture_output=True)
+        if os.environ.get("KEEP_TEST_LOGS"):
+            print(f"logs kept in {run_dir}")
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def start_instance(suite: Any, name: str) -> tuple[subprocess.Popen[bytes], str]:

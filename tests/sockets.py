@@ -164,13 +164,17 @@ async def wait_registered(suite: Any, namespace: str, present: bool = True) -> N
 
 
 # ---- events for realtime, and what it forwards ---------------------------------------------------------------
-async def wait_for_consumers(nats_url: str) -> None:
-    """Realtime's durable consumers deliver only events published after they exist: wait for them."""
+REALTIME_CONSUMERS = (("link", "realtime-link"), ("conference", "realtime-conference"))
+
+
+async def wait_for_consumers(nats_url: str, consumers: tuple[tuple[str, str], ...] = REALTIME_CONSUMERS) -> None:
+    """Durable consumers deliver only events published after they exist: wait for ``consumers`` ((stream owner,
+    durable) pairs; by default realtime's of link's and conference's streams)."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         deadline = time.monotonic() + 15
-        for owner, durable in (("link", "realtime-link"), ("conference", "realtime-conference")):
+        for owner, durable in consumers:
             while True:
                 try:
                     await js.consumer_info(stream_name(owner), durable)

@@ -16,8 +16,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,10 @@ import httpx
 import jwt
 import pytest
 
-from deploy.local import LocalSuite, dev_operator_key, discover_services, free_port, start_private_brokers
+from deploy.local import LocalSuite, dev_operator_key, discover_services
 from servicekit import compat
 from servicekit.tokens import MISSING_TOKEN_BODY, TokenRejected
+from tests.instances import private_suite
 from tests.sockets import client as socket_client
 from tests.sockets import listen
 from tests.support import until
@@ -178,38 +177,8 @@ def test_no_compat_warning_with_the_defaults(suite: Any) -> None:
 def compat_suite(suite: Any) -> Iterator[LocalSuite]:
     """auth, link and realtime with every COMPAT_OPEN_* on, on their own brokers, databases and ports."""
     services = [s for s in COMPAT_SERVICES if s in discover_services()]
-    run_dir = Path(tempfile.mkdtemp(prefix="ems-compat-"))
-    brokers, nats_url, redis_url = start_private_brokers(run_dir)
-    local = LocalSuite(
-        edge_port=free_port(),
-        service_ports={s: free_port() for s in services},
-        db_prefix=f"c{uuid.uuid4().hex[:8]}_",
-        nats_url=nats_url,
-        redis_url=redis_url,
-        extra_env={**suite.env, **COMPAT_ENV},
-        run_dir=run_dir,
-    )
-    try:
-        local.start(services)
-    except Exception:
-        local.stop()
-        for name in [*services, "edge"]:
-            log = run_dir / f"{name}.log"
-            if log.exists():
-                print(f"--- {name}.log ---\n{log.read_text(errors='replace')[-4000:]}")
-        raise
-    try:
+    with private_suite(services, {**suite.env, **COMPAT_ENV}, label="compat") as local:
         yield local
-    finally:
-        local.stop()
-        for broker in brokers:
-            broker.terminate()
-        subprocess.run(
-            ["mysql", "-uroot", "-h127.0.0.1", "-e", f"DROP DATABASE IF EXISTS `{local.db_name('link')}`"],
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def log_lines(local: LocalSuite, service: str) -> list[dict[str, Any]]:

@@ -11,19 +11,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from deploy.edge.routes import Route, load
-from deploy.local import NO_DATABASE, LocalSuite, free_port, start_private_brokers
+from deploy.local import LocalSuite
+from tests.instances import private_suite
 
 TABLE = load()
 ROUTE_ID = {"ids": lambda r: f"{r.service}:{r.path}"}
@@ -161,35 +158,9 @@ async def test_the_edges_own_replies_carry_cors(suite, client: httpx.AsyncClient
 @pytest.fixture(scope="module")
 def restricted() -> Iterator[LocalSuite]:
     """link, conference and realtime behind their own edge, with private brokers and databases, allowing LISTED."""
-    run_dir = Path(tempfile.mkdtemp(prefix="ems-cors-"))
-    helpers, nats_url, redis_url = start_private_brokers(run_dir)
-    local = LocalSuite(
-        edge_port=free_port(),
-        service_ports={s: free_port() for s in RESTRICTED_SERVICES},
-        db_prefix=f"c{uuid.uuid4().hex[:8]}_",
-        nats_url=nats_url,
-        redis_url=redis_url,
-        extra_env={"CORS_ALLOWED_ORIGINS": ",".join(LISTED), "SMS_ENABLE": "false"},
-        run_dir=run_dir,
-    )
-    try:
-        try:
-            local.start(list(RESTRICTED_SERVICES))
-        except Exception:
-            for log in sorted(run_dir.glob("*.log")):
-                print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-3000:]}")
-            raise
+    env = {"CORS_ALLOWED_ORIGINS": ",".join(LISTED), "SMS_ENABLE": "false"}
+    with private_suite(RESTRICTED_SERVICES, env, label="cors") as local:
         yield local
-    finally:
-        local.stop()
-        for helper in helpers:
-            helper.terminate()
-        drop = "".join(
-            f"DROP DATABASE IF EXISTS `{local.db_name(s)}`;" for s in RESTRICTED_SERVICES if s not in NO_DATABASE
-        )
-        subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False, capture_output=True)
-        if not os.environ.get("KEEP_TEST_LOGS"):
-            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ LiveKit's signed ``egress_started`` webhook."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
@@ -14,12 +13,10 @@ import uuid
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
-from servicekit.bus import stream_name
 from tests.fakes import livekit_webhooks as lkw
-from tests.sockets import Listener, listen, room_name, wait_registered
+from tests.sockets import Listener, listen, room_name, wait_for_consumers, wait_registered
 
 NODE = shutil.which("node") or "node"
 NEEDED = {"realtime", "conference", "link", "recording"}
@@ -36,19 +33,7 @@ def needs_services(suite: Any) -> None:
 @pytest.fixture(scope="module")
 async def recording_consumer(suite: Any) -> None:
     """Realtime's durable consumer of recording's stream delivers only events published after it exists."""
-    nc = await nats.connect(suite.nats_url)
-    try:
-        js = nc.jetstream()
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                await js.consumer_info(stream_name("recording"), "realtime-recording")
-                return
-            except Exception:
-                assert time.monotonic() < deadline, "realtime-recording consumer missing"
-                await asyncio.sleep(0.1)
-    finally:
-        await nc.close()
+    await wait_for_consumers(suite.nats_url, (("recording", "realtime-recording"),))
 
 
 def auth(suite: Any) -> dict[str, str]:

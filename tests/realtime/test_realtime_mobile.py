@@ -13,13 +13,11 @@ import time
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
 from contracts.conference import CASE_ROOM_OPENED, ROOM_CLOSED
 from contracts.link import RPC_LINK_ROOM_HISTORY
 from contracts.telemetry import RPC_CAR_TRACKING, RPC_ROOM_CAR_POSITION, RPC_TASK_DETAIL, RPC_TASK_LOCATION
-from servicekit.bus import stream_name
 from tests.car_tasks import make_linked_room, make_tenant
 from tests.sockets import (
     NODE,
@@ -30,6 +28,7 @@ from tests.sockets import (
     participant,
     publish,
     room_name,
+    wait_for_consumers,
     wait_registered,
     watch,
 )
@@ -52,19 +51,7 @@ async def owners(suite: Any) -> None:
     delivers only events published after it was made)."""
     if not {"telemetry", "link"} <= set(suite.services):
         pytest.skip("needs telemetry and link")
-    nc = await nats.connect(suite.nats_url)
-    try:
-        js = nc.jetstream()
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                await js.consumer_info(stream_name("telemetry"), "realtime-telemetry")
-                return
-            except Exception:
-                assert time.monotonic() < deadline, "realtime-telemetry consumer missing"
-                await asyncio.sleep(0.1)
-    finally:
-        await nc.close()
+    await wait_for_consumers(suite.nats_url, (("telemetry", "realtime-telemetry"),))
 
 
 def _auth(suite: Any) -> dict[str, str]:
