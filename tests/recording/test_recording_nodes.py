@@ -6,11 +6,8 @@ tests/conference/test_conference_livekit.py."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.egress import poll as _eventually
 from tests.fakes import livekit_webhooks as lkw
 from tests.fakes.livekit import FakeLiveKit
 from tests.support import rpc
@@ -30,15 +28,6 @@ LOCAL_TZ = ZoneInfo("Asia/Bangkok")
 
 def _room() -> str:
     return "rn-" + uuid.uuid4().hex[:10]
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
 
 
 async def _receipts(suite: Any, event_id: str) -> int:
