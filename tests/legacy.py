@@ -780,6 +780,13 @@ class _Gen:
         # every room of the live room's family gets its recording and a car task
         cases["car_room"] = self.tables["car_track"][0][5]
         cases["record_room"] = self.tables["record_media"][0][2]
+        # a recording of a room that has no case (the original took a room's tenant from its case)
+        with_case = {row[3] for row in self.tables["case_data"]}
+        bare = next(r for r in reversed(self.rooms) if r.id not in with_case and r.status == "close")
+        media = self.tables["record_media"]
+        media.append(_replace(_replace(_replace(media[1], 0, len(media) + 1), 2, bare.name), 3,
+                              f"{int(bare.created.timestamp() * 1000)}_RoomComposite_{bare.name}.mp4"))  # fmt: skip
+        cases["record_room_without_case"] = bare.name
         cases["picture_room"] = next(lk["room"] for lk in self.links if lk["linkID"] == files[0][1])
 
     def link_rows(self) -> list[tuple[Any, ...]]:
