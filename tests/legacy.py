@@ -425,7 +425,7 @@ class _Gen:
                     if link["userName"] == name and link["roomUserId"] is None and rng.random() < 0.5:
                         link["roomUserId"] = next_id
                 next_id += 1
-        self.table("room_user", self.room_users)
+        self.tables["room_user"] = self.room_users  # the same list: edge_cases adds to it
 
     def usage_log(self) -> None:
         rng, rows = self.rng, []
