@@ -20,6 +20,10 @@ up: setup
 token *args:
     @uv run python -m deploy.dev_token {{args}}
 
+# Copy the original gateway's `conference` database into the services' databases (`just migrate --help`).
+migrate *args:
+    uv run python -m deploy.migrate {{args}}
+
 # Run the whole test suite (lint, generated-file check, tests against real MariaDB/Redis/NATS).
 test: setup
     uv run ruff check services libs tests deploy

@@ -1,0 +1,111 @@
+"""``just migrate`` / ``python -m deploy.migrate``: see ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from deploy.migrate import Options, default_targets, run, summary_table, verify_table_text
+from deploy.migrate.db import Dsn, redact
+from deploy.migrate.plan import SERVICES, TABLES
+
+DESCRIPTION = """\
+Copy the original gateway's `conference` database into the suite's per-service databases.
+
+The source is only read (a READ ONLY session: the server refuses any write). Every table goes to the service
+that owns it, every row with its id and every column the suite keeps; a row the suite cannot take (a second row
+with the same linkID, a value the target refuses) is not carried and is listed by --report, with why. Zero
+dates, NULLs, Thai text and emoji are carried as they are; collations become the suite's (utf8mb4_unicode_ci).
+
+The copy runs in chunks (--batch-size keys per transaction) and records a checkpoint per table in each target
+database (table migration_checkpoint): after a crash or kill -9, run the same command again and it goes on
+where it stopped. A finished table is skipped by a plain rerun; --catch-up compares every chunk again and
+copies what was added, changed or deleted since (run it while the old gateway still serves, then once more
+after stopping it). --verify compares both sides (row counts and a checksum of the kept columns per table)
+and exits 1 on any difference. After a copy, every service rebuilds its read models from the owners (the
+suite must be running for that; --no-rebuild skips it, `just rebuild-read-models all` does it later).
+
+Targets: by default the local runner's databases (<DB_PREFIX><service> on MYSQL_HOST:MYSQL_PORT as
+MYSQL_USER), i.e. `./dev up`, then `just migrate --source ...`. Elsewhere give each service's database:
+--target link=mysql://user:pass@host:3306/link (or env MIGRATE_TARGET_LINK=...).
+"""
+
+EPILOG = f"""\
+services: {", ".join(SERVICES)}
+tables:   {", ".join(plan.name for plan in TABLES)}
+exit status: 0 done (and verified, with --verify), 1 --verify found a difference, 2 bad arguments.
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="just migrate",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--source", default=os.environ.get("MIGRATE_SOURCE"),
+        help="the original's database, mysql://user:password@host:port/conference (env MIGRATE_SOURCE)",
+    )  # fmt: skip
+    parser.add_argument("--target", action="append", default=[], metavar="SERVICE=DSN", help="one service's database")
+    parser.add_argument("--db-prefix", default=None, help="prefix of the local runner's databases (env DB_PREFIX)")
+    parser.add_argument("--catch-up", action="store_true", help="copy what changed since the last run (all tables)")
+    parser.add_argument("--verify", action="store_true", help="only compare source and targets; exit 1 on a difference")
+    parser.add_argument(
+        "--report", type=Path, help="CSV file listing every row not carried (and rows carried with a note)"
+    )
+    parser.add_argument("--batch-size", type=int, default=2000, help="keys per chunk and transaction (default 2000)")
+    parser.add_argument("--table", action="append", default=[], help="only this table (repeatable)")
+    parser.add_argument("--no-rebuild", action="store_true", help="do not ask the services to rebuild read models")
+    parser.add_argument(
+        "--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"), help="the suite's NATS"
+    )
+    args = parser.parse_args(argv)
+    if not args.source:
+        parser.error("--source is required (or env MIGRATE_SOURCE)")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be positive")
+    return args
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    targets = default_targets(args.db_prefix)
+    for item in args.target:
+        service, _, dsn = item.partition("=")
+        if service not in SERVICES or not dsn:
+            raise ValueError(f"--target wants SERVICE=DSN with SERVICE one of {', '.join(SERVICES)}: {redact(item)}")
+        targets[service] = Dsn.parse(dsn)
+    return Options(
+        source=Dsn.parse(args.source), targets=targets, catch_up=args.catch_up, verify_only=args.verify,
+        report=args.report, batch=args.batch_size, tables=tuple(args.table),
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        options = options_from(args)
+    except ValueError as error:
+        print(f"just migrate: {error}", file=sys.stderr)
+        return 2
+    print(f"source {options.source}", file=sys.stderr)
+    for service, dsn in options.targets.items():
+        print(f"target {service}: {dsn}", file=sys.stderr)
+    outcome = asyncio.run(run(options))
+    if args.verify:
+        print(verify_table_text(outcome))
+        return 0 if outcome.verified else 1
+    print(summary_table(outcome))
+    not_carried = sum(len(r.not_carried) for r in outcome.results)
+    if not_carried:
+        where = f" (listed in {args.report})" if args.report else " (--report FILE lists them)"
+        print(f"{not_carried} row(s) not carried{where}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
