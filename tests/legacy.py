@@ -861,12 +861,16 @@ def _sql_value(value: Any) -> Any:
     return value
 
 
-async def fill(conn_or_dsn: Any, scale: float = SMALL, seed: int = 1) -> Filled:
-    """Write the generated rows into an empty legacy source (``create_source``); deterministic for (scale, seed)."""
+async def fill(conn_or_dsn: Any, scale: float = SMALL, seed: int = 1, *, zero_dates: bool = True) -> Filled:
+    """Write the generated rows into an empty legacy source (``create_source``); deterministic for (scale, seed).
+    ``zero_dates=False`` puts a real date where the zero dates would be (to tell their effects from others')."""
     started = time.monotonic()
     gen = _Gen(scale, seed)
     gen.build()
     gen.tables["link_connect"] = gen.link_rows()
+    if not zero_dates:
+        for name, rows in gen.tables.items():
+            gen.tables[name] = [tuple(BASE if v == ZERO_DATE else v for v in row) for row in rows]
     own = isinstance(conn_or_dsn, (str, Dsn))
     conn = (
         await (Dsn.parse(conn_or_dsn) if isinstance(conn_or_dsn, str) else conn_or_dsn).connect()
@@ -893,10 +897,31 @@ async def fill(conn_or_dsn: Any, scale: float = SMALL, seed: int = 1) -> Filled:
     return filled
 
 
-async def build(dsn: str | Dsn, scale: float = SMALL, seed: int = 1) -> Filled:
+async def build(dsn: str | Dsn, scale: float = SMALL, seed: int = 1, *, zero_dates: bool = True) -> Filled:
     """``create_source`` then ``fill``."""
     target = await create_source(dsn)
-    return await fill(target, scale, seed)
+    return await fill(target, scale, seed, zero_dates=zero_dates)
+
+
+async def clone_without(source: Dsn, name: str, drop: dict[str, list[str]]) -> Dsn:
+    """A copy of ``source`` in database ``name`` without the rows ``drop`` names (table -> key values): the source
+    as a migration carried it, for the original's answers over what the suite holds."""
+    target = Dsn(source.user, source.password, source.host, source.port, name)
+    await create_source(target)
+    conn = await target.connect()
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO', FOREIGN_KEY_CHECKS = 0")
+            for table in COLUMNS:
+                await cur.execute(f"INSERT INTO `{table}` SELECT * FROM `{source.database}`.`{table}`")  # noqa: S608
+                keys = drop.get(table, [])
+                if keys:
+                    key = "notificationId" if table == "notification" else "id"
+                    marks = ", ".join(["%s"] * len(keys))
+                    await cur.execute(f"DELETE FROM `{table}` WHERE `{key}` IN ({marks})", keys)  # noqa: S608
+    finally:
+        conn.close()
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:

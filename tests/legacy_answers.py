@@ -133,7 +133,17 @@ async def link_detail(conn: Any, link_id: str, now: datetime) -> dict[str, Any]:
     room["listParticipants"] = []  # the suite's LiveKit has nobody in an old room
     data: dict[str, Any] = {"id": link_id, **link, **room}
     if raw["requirePassword"] == 0:
+        # the original signed with LIVEKIT_API_KEY always (its code never read node_livekit); the suite signs with
+        # the key of the room's node when that node has its own (DESIGN.md: several LiveKit nodes)
+        node = await _rows(
+            conn,
+            "SELECT n.livekitApiKey AS `key`, n.livekitApiSecret AS secret FROM room_conference r"
+            " JOIN node_livekit n ON n.id = r.nodeLivekitId WHERE r.room = %s AND n.livekitApiKey IS NOT NULL"
+            " AND n.livekitApiSecret IS NOT NULL LIMIT 1",
+            (raw["room"],),
+        )
         data["expected_token"] = {
+            "node": node[0] if node else None,
             "name": raw["userName"],
             "room": raw["room"],
             "roomJoin": raw["requireJoinPermission"] != 1,
