@@ -1,0 +1,666 @@
+"""Issue 14 end to end: an installation of the original moves onto the suite and its users see the same data
+through the edge.
+
+A legacy source (tests/legacy.py: the original's `conference` schema, production-like generated rows with the
+edge cases) is built in a database of its own, named with the suite's database prefix; ``python -m
+deploy.migrate`` copies it into the services' databases and ``python -m deploy.rebuild all`` has every service
+rebuild its read models from the owners; then every area is asked through the edge and compared with what the
+original answered from the source database (tests/legacy_answers.py: its SQL and post-processing, in Python).
+
+The suite here is a fresh one started by the harness's ``private_suite`` with the harness suite's settings and
+fakes: a migration moves an installation onto an empty suite, and the copy keeps the original's ids, which
+would collide with rows other test modules wrote into the session's suite.
+
+Where the suite answers differently from the original on purpose (README "Differences from the original") or
+where the original's code contradicted its own intent (legacy_answers.ORIGINAL_DEFECTS), the test says so at
+that line and checks the suite's answer against the intent; every other field must be equal.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import csv
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import jwt
+import pytest
+
+from deploy.local import LocalSuite, discover_services
+from deploy.rebuild import SERVICES as REBUILD_SERVICES
+from deploy.rebuild import RebuildFailed, rebuild
+from tests import legacy_answers as original
+from tests.instances import private_suite
+from tests.legacy import SMALL, Dsn, Filled, build, clone_without, drop_source
+
+ROOT = Path(__file__).resolve().parents[2]
+API_URL = "https://api.example"
+BANGKOK = ZoneInfo("Asia/Bangkok")
+# MIGRATION_ZERO_DATES=0 builds the source with real dates where the zero dates would be: to tell the zero dates'
+# effects from other differences while they break something (see the report of issue 14). Default: with them.
+ZERO_DATES = os.environ.get("MIGRATION_ZERO_DATES", "1") != "0"
+TOKEN_PARTS = ("identity", "token", "conference", "color")  # random per request in the original too
+
+# Differences between the original's answers and the suite's found by this flow, each checked by a test marked
+# xfail(strict=True) so that fixing one makes that test pass and fail as XPASS: then drop the marker.
+FINDINGS = {
+    "zero_dates_break_rebuild": "rebuild: link's and recording's snapshots (rpc.link.snapshot, rpc.recording.snapshot) "
+    "raise AttributeError on a zero date (the driver returns '0000-00-00 00:00:00' as text; strftime on it): "
+    "link_connect.dtmExpired and record_media.endRecord here. So link's room_record_view, conference's "
+    "room_link_view/room_file_view, telemetry's car and stats read models and realtime's namespace registry are not "
+    "rebuilt, and /room/picture and /stats/* answer nothing for the migrated installation",
+    "zero_dates_as_text": "GET /record/file (record_media.endRecord), GET /car/list (car_track.dtmStarted) and GET "
+    "/link/history (link_connect.patientUpdated) answer a zero date as the text '0000-00-00 00:00:00'; the original's "
+    "mysql2 gave an invalid Date, i.e. null",
+    "null_link_id_not_in_stats": "a link whose linkID is NULL (carried by the copy) is missing from /stats/summary, "
+    "/stats/device, /stats/type and /stats/gen (telemetry's stats_link keys on a NOT NULL linkID); the original "
+    "counted and listed it",
+    "record_file_tenant": "GET /record/file of a room without a case: the original answered 404 'Room not found' "
+    "(its tenant came from case_data), the suite answers 200 with the recordings (tenant from the room)",
+    "timestamp_shift": "files.createdAt (TIMESTAMP) comes out 7 h early in /room/picture: the original's server ran "
+    "at +07:00 (the source is written so), the copy carries the instant, and the suite reads TIMESTAMP columns in "
+    "a UTC session and renders the wall time as Bangkok time (DATETIME columns are not affected)",
+    "history_record_videos": "GET /link/history: the suite fills recordVideos with the room's recordings; the "
+    "original's code always answered [] (its lookup is commented out)",
+    "upload_list_url": "GET /upload/list: for rows without filePath (egress recordings) the original's "
+    "CONCAT(API_URL, filePath, ...) was null; the suite answers '<API_URL>/<fileName>', a path nothing serves",
+    "null_username_token": "GET /link/getdetail of a link whose userName is NULL: the original generated a user name "
+    "(data.userName and the token's name); the suite answers userName null and a token without a name",
+}
+
+
+@dataclass
+class Migrated:
+    local: LocalSuite
+    source: Dsn
+    carried: Dsn
+    filled: Filled
+    report: list[dict[str, str]]
+    verify: tuple[int, str]
+    rebuild_failures: dict[str, str]
+    secret: str
+    key: str
+
+
+async def _run(*argv: str, timeout: float = 600) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    return int(process.returncode or 0), out.decode(errors="replace")
+
+
+async def _rebuild_all(nats_url: str) -> dict[str, str]:
+    """``deploy.rebuild all``, as the migration's last step; when a service's rebuild fails, its read models one by
+    one, so one failing step does not leave the others unbuilt. Returns what failed (service or service.step)."""
+    failures: dict[str, str] = {}
+    for service in REBUILD_SERVICES:
+        try:
+            await rebuild([service], nats_url, timeout=300)
+            continue
+        except RebuildFailed as error:
+            failures[service] = str(error)
+        try:
+            await rebuild([service], nats_url, read_models=["?"], timeout=60)
+        except RebuildFailed as error:  # the answer names the service's steps
+            known = re.search(r"known: (\[.*?\])", str(error))
+            steps = ast.literal_eval(known.group(1)) if known else []
+        for step in steps:
+            try:
+                await rebuild([service], nats_url, read_models=[step], timeout=300)
+            except RebuildFailed as error:
+                failures[f"{service}.{step}"] = str(error)
+    return failures
+
+
+@pytest.fixture(scope="module")
+async def migrated(suite: Any) -> AsyncIterator[Migrated]:
+    extra_env = {**suite.local.extra_env, "API_URL": API_URL}
+    with private_suite(discover_services(), extra_env, label="migration") as local:
+        source = Dsn.parse(f"mysql://root@127.0.0.1:3306/{local.db_prefix}legacy")
+        carried = Dsn.parse(f"mysql://root@127.0.0.1:3306/{local.db_prefix}legacy_carried")
+        try:
+            filled = await build(source, SMALL, seed=11, zero_dates=ZERO_DATES)
+            report = local.run_dir / "migration-report.csv"
+            code, out = await _run("-m", "deploy.migrate", "--source", str(source), "--db-prefix", local.db_prefix,
+                                   "--nats-url", local.nats_url, "--report", str(report))  # fmt: skip
+            assert code == 0, out
+            failures = await _rebuild_all(local.nats_url)
+            verify = await _run("-m", "deploy.migrate", "--source", str(source), "--db-prefix", local.db_prefix,
+                                "--verify")  # fmt: skip
+            with report.open(encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            dropped: dict[str, list[str]] = {}
+            for row in rows:
+                if row["outcome"] == "not carried":
+                    dropped.setdefault(row["table"], []).append(row["key"])
+            await clone_without(source, carried.database, dropped)
+            yield Migrated(local, source, carried, filled, rows, verify, failures, suite.env["LIVEKIT_API_SECRET"],
+                           suite.env["LIVEKIT_API_KEY"])  # fmt: skip
+        finally:
+            await drop_source(source)
+            await drop_source(carried)
+
+
+@pytest.fixture
+async def edge(migrated: Migrated) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=migrated.local.edge, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+async def source(migrated: Migrated) -> AsyncIterator[Any]:
+    """The source as the migration carried it (rows it reported not carried left out): the original's answers over
+    these are what the suite must give. Rows left out are checked on their own (duplicated link IDs)."""
+    conn = await migrated.carried.connect()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+async def whole_source(migrated: Migrated) -> AsyncIterator[Any]:
+    conn = await migrated.source.connect()
+    yield conn
+    conn.close()
+
+
+def _now() -> datetime:
+    return datetime.now(BANGKOK).replace(tzinfo=None)
+
+
+def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where ``actual`` differs from ``expected`` (JSON values), one line per leaf; empty when equal."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = []
+        for key in sorted(set(expected) | set(actual), key=str):
+            if key not in actual:
+                out.append(f"{path}.{key}: missing (expected {expected[key]!r})")
+            elif key not in expected:
+                out.append(f"{path}.{key}: unexpected {actual[key]!r}")
+            else:
+                out += differences(expected[key], actual[key], f"{path}.{key}")
+        return out
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return [f"{path}: {len(actual)} items, expected {len(expected)}"]
+        return [line for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+                for line in differences(e, a, f"{path}[{i}]")]  # fmt: skip
+    if expected != actual and not (_number(expected) and _number(actual) and float(expected) == float(actual)):
+        return [f"{path}: {actual!r}, expected {expected!r}"]
+    return []
+
+
+def same(expected: Any, actual: Any, label: Any = "") -> None:
+    """Assert ``actual`` equals ``expected``, naming every differing field."""
+    lines = differences(expected, actual)
+    assert not lines, f"{label}: " + "; ".join(lines[:12]) + (f" (+{len(lines) - 12} more)" if len(lines) > 12 else "")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+async def _get(edge: httpx.AsyncClient, path: str, **params: Any) -> httpx.Response:
+    return await edge.get(path, params={k: v for k, v in params.items() if v is not None})
+
+
+# ---- the copy and the rebuild --------------------------------------------------------------------------------------
+async def test_the_copy_verifies_and_reports_what_it_did_not_carry(migrated: Migrated) -> None:
+    code, out = migrated.verify
+    assert code == 0, out
+    cases, report = migrated.filled.cases, migrated.report
+    # of two rows with one linkID, or two IDs equal but for letter case, the lowest id is carried, the other reported
+    duplicates = [r for r in report if r["table"] == "link_connect" and r["reason"] == "duplicate linkID"]
+    assert len(duplicates) == 2 and all(r["outcome"] == "not carried" for r in duplicates), report
+    assert any(cases["duplicate_link"] in r["detail"] for r in duplicates), duplicates
+    assert any(cases["case_twin_links"][1] in r["detail"] for r in duplicates), duplicates
+    # the orphan (its room_user row is gone) is carried and named
+    assert [r["outcome"] for r in report if "orphan" in r["reason"] and "room_user" in r["detail"]] == ["carried"]
+    # everything else went over: nothing refused, rows otherwise equal (verify's checksums)
+    assert [r for r in report if r["outcome"] == "not carried" and r["reason"] != "duplicate linkID"] == []
+
+
+@pytest.mark.xfail(ZERO_DATES, strict=True, reason=FINDINGS["zero_dates_break_rebuild"])
+async def test_every_read_model_rebuilds_from_the_copy(migrated: Migrated) -> None:
+    assert migrated.rebuild_failures == {}
+
+
+def _needs_read_models(migrated: Migrated) -> None:
+    """The areas answered from read models can only be compared once they were rebuilt."""
+    if migrated.rebuild_failures:
+        pytest.xfail(f"read models not rebuilt ({sorted(migrated.rebuild_failures)}): "
+                     + FINDINGS["zero_dates_break_rebuild"])  # fmt: skip
+
+
+def _unzero(value: Any) -> Any:
+    """A zero date the suite answers as text, as the original's null (FINDINGS["zero_dates_as_text"])."""
+    if isinstance(value, dict):
+        return {k: _unzero(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unzero(v) for v in value]
+    return None if isinstance(value, str) and value.startswith("0000-00-00") else value
+
+
+def _zero_texts(value: Any) -> list[str]:
+    text = json.dumps(value)
+    return ["0000-00-00"] if "0000-00-00" in text else []
+
+
+# ---- GET /link/history ------------------------------------------------------------------------------------------
+HISTORY_ROOMS = ("live_room", "car_room", "record_room", "open_but_expired_room")
+
+
+async def _history_pages(edge: httpx.AsyncClient, source: Any, room: str) -> list[tuple[dict[str, Any], Any]]:
+    pages, page = [], 1
+    while True:
+        want = await original.link_history(source, room, page)
+        reply = await _get(edge, "/link/history", roomName=room, page=page)
+        assert reply.status_code == 200, reply.text
+        pages.append((want, reply.json()))
+        if len(want["data"]) < 5:
+            return pages
+        page += 1
+
+
+async def test_link_history_pages_equal_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
+    for room in dict.fromkeys(migrated.filled.cases[c] for c in HISTORY_ROOMS):
+        for page, (want, got) in enumerate(await _history_pages(edge, source, room), start=1):
+            for row in got.get("data", []):  # FINDINGS["history_record_videos"]: checked on its own below
+                assert isinstance(row.pop("recordVideos"), list)
+            for row in want["data"]:
+                row.pop("recordVideos")
+            same(want, _unzero(got), (room, page))  # FINDINGS["zero_dates_as_text"]: checked on its own below
+
+
+@pytest.mark.xfail(strict=True, reason=FINDINGS["history_record_videos"])
+async def test_finding_link_history_record_videos(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
+    _needs_read_models(migrated)
+    for room in dict.fromkeys(migrated.filled.cases[c] for c in HISTORY_ROOMS):
+        for _want, got in await _history_pages(edge, source, room):
+            assert [row["recordVideos"] for row in got["data"]] == [[] for _ in got["data"]], room
+
+
+# ---- GET /chat/history ------------------------------------------------------------------------------------------
+async def test_chat_history_equals_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
+    rooms = [r["room"] for r in await original._rows(source, "SELECT DISTINCT room FROM chat_message ORDER BY room")]
+    assert migrated.filled.cases["chat_room"] in rooms
+    for room in rooms:
+        want = await original.chat_history(source, room)
+        reply = await _get(edge, "/chat/history", room=room)
+        assert reply.status_code == 200, reply.text
+        same(want, reply.json(), room)
+    thai = await _get(edge, "/chat/history", room=migrated.filled.cases["chat_room"])
+    assert any("😷" in (m["text"] or "") and "หายใจ" in m["text"] for m in thai.json())
+
+
+# ---- GET /record/file, GET /upload/list -------------------------------------------------------------------------
+async def test_record_file_equals_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
+    cases = migrated.filled.cases
+    for room in dict.fromkeys((cases["record_room"], cases["car_room"], cases["live_room"])):
+        status, want = await original.record_file(source, room, API_URL)
+        reply = await _get(edge, "/record/file", room=room)
+        assert reply.status_code == status, reply.text
+        if status == 200:
+            # the original's url ended in /undefined (ORIGINAL_DEFECTS["record_file_url"]): the suite names the file
+            service = await original.room_case_service(source, room)
+            for row in want["data"]:
+                row["url"] = f"{API_URL}/record/{service}/{row['fileName']}"
+        same(want, _unzero(reply.json()), room)
+
+
+UPLOAD_TYPES = ("RoomCompositeVideoAudio", "RoomCompositeAudio", "TrackComposite", "screen", "camera")
+
+
+async def _upload_pages(edge: httpx.AsyncClient, source: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    pages = []
+    for record_type in UPLOAD_TYPES:
+        page = 1
+        while True:
+            want = await original.upload_list(source, API_URL, record_type, page, 10)
+            reply = await _get(edge, "/upload/list", recordType=record_type, page=page, limit=10)
+            assert reply.status_code == 200, reply.text
+            pages.append((want, reply.json()))
+            if not want["pagination"]["hasNextPage"]:
+                break
+            page += 1
+    return pages
+
+
+async def test_upload_list_equals_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
+    for want, got in await _upload_pages(edge, source):
+        for mine, theirs in zip(got.get("data", []), want["data"], strict=False):
+            if theirs["filePath"] is None:  # FINDINGS["upload_list_url"]: checked on its own below
+                mine["url"] = theirs["url"]
+        same(want, _unzero(got), want["pagination"])
+
+
+@pytest.mark.xfail(strict=True, reason=FINDINGS["upload_list_url"])
+async def test_finding_upload_list_url_without_file_path(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    for want, got in await _upload_pages(edge, source):
+        assert [r["url"] for r in got["data"]] == [r["url"] for r in want["data"]]
+
+
+@pytest.mark.xfail(strict=True, reason=FINDINGS["record_file_tenant"])
+async def test_finding_record_file_of_a_room_without_a_case(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    room = migrated.filled.cases["record_room_without_case"]
+    status, want = await original.record_file(source, room, API_URL)
+    assert (status, want) == (404, {"status": "FAIL", "message": "Room not found"})
+    reply = await _get(edge, "/record/file", room=room)
+    assert (reply.status_code, reply.json()) == (status, want)
+
+
+# ---- GET /room/picture ------------------------------------------------------------------------------------------
+async def _pictures(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> tuple[dict[str, Any], Any]:
+    room = migrated.filled.cases["picture_room"]
+    # the original's query failed on its own schema (ORIGINAL_DEFECTS["room_picture"]); the suite answers its intent
+    assert (await original.room_picture(source, room, API_URL))[0] == 404
+    status, want = await original.room_picture(source, room, API_URL, intended=True)
+    assert status == 200 and want["data"]
+    reply = await _get(edge, "/room/picture", room=room)
+    assert reply.status_code == 200, reply.text
+    got = reply.json()
+    order = lambda f: (f["url"], f["filename"])  # noqa: E731 - the original's query had no ORDER BY
+    return {**want, "data": sorted(want["data"], key=order)}, {**got, "data": sorted(got.get("data", []), key=order)}
+
+
+async def test_room_picture_lists_the_files_uploaded_through_the_rooms_links(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    _needs_read_models(migrated)
+    want, got = await _pictures(migrated, edge, source)
+    for row in (*want["data"], *got["data"]):  # FINDINGS["timestamp_shift"]: checked on its own below
+        row.pop("createdAt", None)
+    same(want, got, migrated.filled.cases["picture_room"])
+
+
+@pytest.mark.xfail(strict=True, reason=FINDINGS["timestamp_shift"])
+async def test_finding_room_picture_created_at(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
+    _needs_read_models(migrated)
+    want, got = await _pictures(migrated, edge, source)
+    assert [f["createdAt"] for f in got["data"]] == [f["createdAt"] for f in want["data"]]
+
+
+# ---- GET /car/list ------------------------------------------------------------------------------------------------
+async def _car_lists(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> list[tuple[Any, Any]]:
+    rooms = [r["room"] for r in await original._rows(source, "SELECT DISTINCT room FROM car_track ORDER BY room")]
+    out = []
+    for room in [*rooms, migrated.filled.cases["live_room"]]:
+        status, want = await original.car_list(source, room)
+        reply = await _get(edge, "/car/list", room=room)
+        assert reply.status_code == status, (room, reply.text)
+        out.append((want, reply.json()))
+    return out
+
+
+async def test_car_list_equals_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
+    for want, got in await _car_lists(migrated, edge, source):
+        same(want, _unzero(got), want.get("data", [{}])[0].get("room"))
+
+
+@pytest.mark.xfail(ZERO_DATES, strict=True, reason=FINDINGS["zero_dates_as_text"])
+async def test_finding_zero_dates_in_record_file_and_car_list(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    cases = migrated.filled.cases
+    records = (await _get(edge, "/record/file", room=cases["record_room"])).json()
+    cars = [got for _want, got in await _car_lists(migrated, edge, source)]
+    history = [got for _want, got in await _history_pages(edge, source, cases["live_room"])]
+    assert _zero_texts(records) + _zero_texts(cars) + _zero_texts(history) == []
+
+
+# ---- GET /stats/* -------------------------------------------------------------------------------------------------
+SUMMARY_QUERIES: list[dict[str, str]] = [
+    {},
+    {"limit": "500"},
+    {"limit": "7", "page": "2"},
+    {"sortBy": "mobile", "sortOrder": "asc", "limit": "500"},
+    {"linkType": "video", "limit": "500"},
+    {"userType": "user", "service": "1", "limit": "500"},
+    {"organization": "รพ.", "limit": "500"},
+    {"dateTimeStart": "2025-01-01", "dateTimeEnd": "2025-12-31", "limit": "500"},
+    {"search": "agent", "limit": "500"},
+]
+
+
+async def _compare_summary(edge: httpx.AsyncClient, source: Any, query: dict[str, str], strict: bool) -> None:
+    want = await original.stats_summary(source, without_null_link_id=not strict, **query)
+    reply = await _get(edge, "/stats/summary", **query)
+    assert reply.status_code == 200, reply.text
+    got = reply.json()
+    # rows tie on the sort column (a link fans out per case; links made in one second): the order of the sort
+    # column must be the original's, the rows a set (of the whole result when one page holds it)
+    column = query.get("sortBy", "dtmCreated")
+    mine, theirs = [(r[column], r["id"]) for r in got["data"]], [(r[column], r["id"]) for r in want["data"]]
+    first = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a[0] != b[0]), 0)
+    assert [m[0] for m in mine] == [t[0] for t in theirs], (
+        f"sort order: count {got['count']} vs {want['count']}, rows {len(mine)} vs {len(theirs)}, from {first}:"
+        f" {mine[first : first + 3]} vs {theirs[first : first + 3]}; ids only in the suite's"
+        f" {sorted({m[1] for m in mine} - {t[1] for t in theirs})}, only in the original's"
+        f" {sorted({t[1] for t in theirs} - {m[1] for m in mine})}"
+    )
+    key = lambda row: (row["id"], row["caseId"])  # noqa: E731
+    if want["count"] <= want["limit"]:
+        same({**want, "data": sorted(want["data"], key=key)}, {**got, "data": sorted(got["data"], key=key)}, query)
+    else:
+        same({**want, "data": len(want["data"])}, {**got, "data": len(got["data"])}, query)
+
+
+@pytest.mark.parametrize("query", SUMMARY_QUERIES, ids=lambda q: "&".join(f"{k}={v}" for k, v in q.items()) or "-")
+async def test_stats_summary_equals_the_originals(
+    query: dict[str, str], migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    _needs_read_models(migrated)
+    await _compare_summary(edge, source, query, strict=False)  # FINDINGS["null_link_id_not_in_stats"]: below
+
+
+DEVICE_SPANS = [(None, None), ("2024-06-01 00:00:00", "2025-06-30 23:59:59"), ("2024-06-01", None)]
+
+
+async def _compare_counts(route: str, span: tuple[str | None, str | None], edge: httpx.AsyncClient, source: Any,
+                          strict: bool) -> None:  # fmt: skip
+    compute = original.stats_device if route == "/stats/device" else original.stats_type
+    # a start without an end: the original's BETWEEN start AND 'undefined' matched nothing; the suite takes it as
+    # open-ended, as the spec asks (http-telemetry.md §8, defect 12)
+    start, end = span[0], span[1] if span[1] is not None or span[0] is None else "9999-12-31 23:59:59"
+    want = await compute(source, start, end, without_null_link_id=not strict)
+    reply = await _get(edge, route, dateTimeStart=span[0], dateTimeEnd=span[1])
+    assert reply.status_code == 200, reply.text
+    order = lambda row: json.dumps(row, sort_keys=True)  # noqa: E731 - the original's group order was unspecified
+    same(sorted(want, key=order), sorted(reply.json(), key=order), span)
+
+
+@pytest.mark.parametrize("route", ["/stats/device", "/stats/type"])
+@pytest.mark.parametrize("span", DEVICE_SPANS)
+async def test_stats_device_and_type_equal_the_originals(
+    route: str, span: tuple[str | None, str | None], migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    _needs_read_models(migrated)
+    await _compare_counts(route, span, edge, source, strict=False)  # FINDINGS["null_link_id_not_in_stats"]: below
+
+
+GEN_QUERIES = [{}, {"os": "iOS"}, {"os": "other"}, {"dtmStart": "2025-01-01", "dtmEnd": "2025-12-31"}]
+
+
+@pytest.mark.parametrize("route", ["/stats/gen", "/stats/generate"])
+@pytest.mark.parametrize("query", GEN_QUERIES)
+async def test_stats_generate_equals_the_originals(
+    route: str, query: dict[str, str], migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    _needs_read_models(migrated)
+    want = await original.stats_generate(
+        source, query.get("os"), query.get("dtmStart"), query.get("dtmEnd"), without_null_link_id=True
+    )  # FINDINGS["null_link_id_not_in_stats"]: below
+    reply = await _get(edge, route, **query)
+    assert reply.status_code == 200, reply.text
+    same(want, reply.json(), query)
+
+
+@pytest.mark.xfail(strict=True, reason=FINDINGS["null_link_id_not_in_stats"])
+async def test_finding_stats_count_the_link_without_a_link_id(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    _needs_read_models(migrated)
+    await _compare_summary(edge, source, {"limit": "500"}, strict=True)
+    await _compare_counts("/stats/device", (None, None), edge, source, strict=True)
+    await _compare_counts("/stats/type", (None, None), edge, source, strict=True)
+    reply = await _get(edge, "/stats/gen")
+    same(await original.stats_generate(source), reply.json(), "/stats/gen")
+
+
+@pytest.mark.parametrize("route", ["/stats/user", "/stats/case", "/user/log"])
+async def test_stats_user_equals_the_originals(
+    route: str, migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    _needs_read_models(migrated)
+    mobiles = [r["userName"] for r in await original._rows(
+        source, "SELECT DISTINCT userName FROM room_user WHERE userType = 'user' ORDER BY userName LIMIT 12"
+    )] + ["0000000000"]  # fmt: skip
+    with_logs = 0
+    for mobile in mobiles:
+        want = await original.stats_user(source, mobile)
+        reply = await _get(edge, route, mobile=mobile)
+        assert reply.status_code == 200, reply.text
+        got = reply.json()
+        if "track_logs" in want and "track_logs" in got:
+            # data is the raw webhook text; the suite may store it re-serialised: compare it parsed
+            for row in (*want["track_logs"], *got["track_logs"]):
+                row["data"] = json.loads(row["data"])
+            with_logs += bool(want["track_logs"])
+        same(want, got, mobile)
+    assert with_logs, "no mobile with track logs was compared"
+
+
+# ---- GET /link/getdetail (last: it writes usage rows and the link's user agent, as the original did) ---------------
+def _check_token(migrated: Migrated, data: dict[str, Any], expected: dict[str, Any]) -> None:
+    key, secret = (
+        (expected["node"]["key"], expected["node"]["secret"]) if expected["node"] else (migrated.key, migrated.secret)
+    )
+    claims = jwt.decode(data["token"], secret, algorithms=["HS256"], options={"verify_aud": False})
+    assert claims["iss"] == key
+    assert claims["sub"] == data["identity"] and data["identity"]
+    assert claims["video"]["room"] == expected["room"]
+    assert claims["video"]["roomJoin"] is expected["roomJoin"]
+    assert claims["exp"] > datetime.now().timestamp()
+    metadata = json.loads(claims["metadata"])
+    want = {k: v for k, v in expected["metadata"].items() if v is not None}
+    assert {k: metadata.get(k) for k in want} == want, metadata
+    if expected["name"] is not None:
+        assert claims["name"] == expected["name"] == data["userName"]
+    else:
+        assert data["userName"] and claims["name"] == data["userName"]  # a generated name, as the original made
+    assert data["color"], data
+
+
+async def _compare_detail(migrated: Migrated, edge: httpx.AsyncClient, conn: Any, link_id: str) -> dict[str, Any]:
+    want = await original.link_detail(conn, link_id, _now())
+    reply = await _get(edge, "/link/getdetail", linkId=link_id)
+    assert reply.status_code == 200, reply.text
+    got = reply.json()
+    if want["status"] != "OK":
+        same(want, got, (link_id, got))
+        return got
+    expected = dict(want["data"])
+    token = expected.pop("expected_token", None)
+    actual = dict(got.get("data") or {})
+    for key in TOKEN_PARTS:
+        actual.pop(key, None)
+    assert actual.pop("listParticipants", None) == expected.pop("listParticipants"), got
+    if token is None or token["name"] is None:
+        actual.pop("userName", None)
+        expected.pop("userName", None)
+    if expected.get("recordDuration") == original.TIME_DEPENDENT:
+        assert isinstance(actual.pop("recordDuration", None), int)
+        expected.pop("recordDuration")
+    assert got["status"] == "OK", got
+    same(expected, actual, link_id)
+    if token is not None:
+        _check_token(migrated, got["data"], token)
+    else:
+        assert "token" not in got["data"], got  # a password link: no token before the password is given
+    return got
+
+
+async def test_getdetail_of_an_old_link_gives_the_originals_room_users_positions_and_a_fresh_token(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    cases = migrated.filled.cases
+    got = await _compare_detail(migrated, edge, source, cases["live_link"])
+    assert got["data"]["room"] == cases["live_room"]
+    assert len(got["data"]["positionUser"]) >= 2  # the patients, newest row per name, and the Guest with a position
+    # asked with the identity of a user the room knows: that identity and its colour in the token
+    rows = await original._rows(
+        source,
+        "SELECT identity, userName, color FROM room_user WHERE room = %s AND userType = 'user' ORDER BY id LIMIT 1",
+        (cases["live_room"],),
+    )
+    assert rows, cases["live_room"]
+    reply = await _get(edge, "/link/getdetail", linkId=cases["live_link"], identity=rows[0]["identity"])
+    data = reply.json()["data"]
+    assert data["identity"] == rows[0]["identity"] and data["color"] == rows[0]["color"], data
+
+
+@pytest.mark.parametrize(
+    "case", ["second_position_link", "zero_date_link", "orphan_room_user_link", "expired_link", "one_time_used",
+             "room_missing_link", "null_room_link"],
+)  # fmt: skip
+async def test_getdetail_of_edge_case_links_answers_as_the_original(
+    case: str, migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    await _compare_detail(migrated, edge, source, migrated.filled.cases[case])
+
+
+@pytest.mark.xfail(strict=True, reason=FINDINGS["null_username_token"])
+async def test_finding_getdetail_of_a_link_without_user_name(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    await _compare_detail(migrated, edge, source, migrated.filled.cases["null_username_link"])
+
+
+async def test_getdetail_of_a_password_link_gives_no_token(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    await _compare_detail(migrated, edge, source, migrated.filled.cases["password_link"][0])
+
+
+async def test_getdetail_of_an_unused_one_time_link_answers_once(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    link_id = migrated.filled.cases["one_time_unused"]
+    await _compare_detail(migrated, edge, source, link_id)
+    # deliberate difference (README): the suite marks a one-time link used on first use; the original never did
+    again = (await _get(edge, "/link/getdetail", linkId=link_id)).json()
+    assert again == {"status": "FAIL", "message": "linkID expired"}, again
+
+
+async def test_getdetail_of_duplicated_link_ids(migrated: Migrated, edge: httpx.AsyncClient, whole_source: Any) -> None:
+    cases = migrated.filled.cases
+    # the original found two rows and answered "invalid linkID" (ORIGINAL_DEFECTS["duplicate_link"]); the suite's
+    # link IDs are unique (README): the copy kept the lowest id, which getdetail answers like any link
+    for link_id in (cases["duplicate_link"], *cases["case_twin_links"]):
+        assert await original.link_detail(whole_source, link_id, _now()) == {
+            "status": "FAIL", "message": "invalid linkID"
+        }  # fmt: skip
+    kept = await original._rows(
+        whole_source, "SELECT mobile FROM link_connect WHERE BINARY linkID = %s ORDER BY id LIMIT 1",
+        (cases["duplicate_link"],),
+    )  # fmt: skip
+    got = (await _get(edge, "/link/getdetail", linkId=cases["duplicate_link"])).json()
+    assert got["status"] == "OK" and got["data"]["mobile"] == kept[0]["mobile"], got
+    low, high = cases["case_twin_links"]
+    for link_id in (low, high):  # one row carried; utf8mb4_unicode_ci finds it by either spelling
+        got = (await _get(edge, "/link/getdetail", linkId=link_id)).json()
+        assert got["status"] == "OK" and got["data"]["linkID"] == low, got
