@@ -861,6 +861,20 @@ def _sql_value(value: Any) -> Any:
     return value
 
 
+async def _write(conn: Any, tables: list[str], rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]:
+    counts = {}
+    async with conn.cursor() as cur:
+        # as a restore of the original's dump runs: zero dates and ids as given, no FK order needed
+        await cur.execute("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO', FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0")
+        await cur.execute("SET SESSION time_zone = '+07:00'")  # the original's server ran in Asia/Bangkok
+        await cur.execute("START TRANSACTION")
+        for table in tables:
+            counts[table] = await _insert(cur, table, rows.get(table, []))
+        await cur.execute("COMMIT")
+        await cur.execute("SET SESSION FOREIGN_KEY_CHECKS = 1, UNIQUE_CHECKS = 1")
+    return counts
+
+
 async def fill(conn_or_dsn: Any, scale: float = SMALL, seed: int = 1, *, zero_dates: bool = True) -> Filled:
     """Write the generated rows into an empty legacy source (``create_source``); deterministic for (scale, seed).
     ``zero_dates=False`` puts a real date where the zero dates would be (to tell their effects from others')."""
@@ -871,28 +885,24 @@ async def fill(conn_or_dsn: Any, scale: float = SMALL, seed: int = 1, *, zero_da
     if not zero_dates:
         for name, rows in gen.tables.items():
             gen.tables[name] = [tuple(BASE if v == ZERO_DATE else v for v in row) for row in rows]
-    own = isinstance(conn_or_dsn, (str, Dsn))
-    conn = (
-        await (Dsn.parse(conn_or_dsn) if isinstance(conn_or_dsn, str) else conn_or_dsn).connect()
-        if own
-        else conn_or_dsn
-    )
     filled = Filled(cases=dict(gen.cases))
-    try:
-        async with conn.cursor() as cur:
-            # as a restore of the original's dump runs: zero dates and ids as given, no FK order needed
-            await cur.execute(
-                "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO', FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0"
+    if isinstance(conn_or_dsn, (str, Dsn)):
+        # three connections, so the server writes the two big tables and the rest at the same time
+        dsn = Dsn.parse(conn_or_dsn) if isinstance(conn_or_dsn, str) else conn_or_dsn
+        big = ["link_connect", "usage_status_log"]
+        groups = [[big[0]], [big[1]], [t for t in COLUMNS if t not in big]]
+        conns = [await dsn.connect() for _ in groups]
+        try:
+            parts = await asyncio.gather(
+                *(_write(c, group, gen.tables) for c, group in zip(conns, groups, strict=True))
             )
-            await cur.execute("SET SESSION time_zone = '+07:00'")
-            await cur.execute("START TRANSACTION")
-            for table in COLUMNS:
-                filled.counts[table] = await _insert(cur, table, gen.tables.get(table, []))
-            await cur.execute("COMMIT")
-            await cur.execute("SET FOREIGN_KEY_CHECKS = 1, UNIQUE_CHECKS = 1")
-    finally:
-        if own:
-            conn.close()
+        finally:
+            for conn in conns:
+                conn.close()
+    else:
+        parts = [await _write(conn_or_dsn, list(COLUMNS), gen.tables)]
+    written = {table: n for part in parts for table, n in part.items()}
+    filled.counts = {table: written[table] for table in COLUMNS}
     filled.seconds = time.monotonic() - started
     return filled
 
