@@ -62,7 +62,8 @@ def js_row(row: dict[str, Any]) -> dict[str, Any]:
     return {k: js(v) for k, v in row.items()}
 
 
-async def _rows(conn: Any, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+async def query_rows(conn: Any, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of a parameterised query on the source, as dicts, read as the original's Bangkok server did."""
     async with conn.cursor(DictCursor) as cur:
         await cur.execute("SET SESSION time_zone = '+07:00'")  # the original's server ran in Asia/Bangkok
         await cur.execute(sql, args)
@@ -82,7 +83,7 @@ ROOM_COLUMNS = ("id, status, room, roomType, recordId, autoRecord, recordType, e
 
 async def room_detail(conn: Any, room: str | None) -> dict[str, Any] | None:
     """room.service getRoomDetail: the first row of the room, recordDuration when recording started."""
-    rows = await _rows(conn, f"SELECT {ROOM_COLUMNS} FROM room_conference WHERE room = %s LIMIT 1", (room,))  # noqa: S608
+    rows = await query_rows(conn, f"SELECT {ROOM_COLUMNS} FROM room_conference WHERE room = %s LIMIT 1", (room,))  # noqa: S608
     if not rows:
         return None
     detail = js_row(rows[0])
@@ -94,7 +95,7 @@ async def room_detail(conn: Any, room: str | None) -> dict[str, Any] | None:
 async def position_user(conn: Any, room: str, user_type: str = "user") -> list[dict[str, Any]]:
     """link.service getLatLngGroup: the room's links of a user type, newest first, one per userName (the newest),
     NULL positions as 0, share links only with a position."""
-    rows = await _rows(
+    rows = await query_rows(
         conn,
         "SELECT id, mobile, share, userName, accuracy, latitude, longitude, errorLocation FROM link_connect"
         " WHERE room = %s AND userType = %s ORDER BY id DESC",
@@ -117,7 +118,7 @@ async def link_detail(conn: Any, link_id: str, now: datetime) -> dict[str, Any]:
 
     The participant token's parts are random in the original (identity, colour, the token itself); the answer
     carries ``expected_token`` instead: the claims the token had to have (``name`` None = a generated name)."""
-    links = await _rows(conn, f"SELECT {LINK_COLUMNS} FROM link_connect WHERE linkID = %s", (link_id,))  # noqa: S608
+    links = await query_rows(conn, f"SELECT {LINK_COLUMNS} FROM link_connect WHERE linkID = %s", (link_id,))  # noqa: S608
     if len(links) != 1:
         return {"status": "FAIL", "message": "invalid linkID"}
     raw = links[0]
@@ -135,7 +136,7 @@ async def link_detail(conn: Any, link_id: str, now: datetime) -> dict[str, Any]:
     if raw["requirePassword"] == 0:
         # the original signed with LIVEKIT_API_KEY always (its code never read node_livekit); the suite signs with
         # the key of the room's node when that node has its own (DESIGN.md: several LiveKit nodes)
-        node = await _rows(
+        node = await query_rows(
             conn,
             "SELECT n.livekitApiKey AS `key`, n.livekitApiSecret AS secret FROM room_conference r"
             " JOIN node_livekit n ON n.id = r.nodeLivekitId WHERE r.room = %s AND n.livekitApiKey IS NOT NULL"
@@ -157,7 +158,7 @@ async def link_detail(conn: Any, link_id: str, now: datetime) -> dict[str, Any]:
 # ---- /link/history ------------------------------------------------------------------------------------------
 async def crm_link_status_log(conn: Any, link_id: str) -> list[dict[str, Any]] | bool:
     """usageLog.service getCRMLinkStatusLog (linkType ''): a link's patient-side log, oldest first, at most 100."""
-    rows = await _rows(
+    rows = await query_rows(
         conn,
         "SELECT linkID, mobile, status, linkType, dtmCreated, userType, latitude, longitude, data"
         " FROM usage_status_log WHERE linkID = %s AND status IN ('CreateLink', 'Disconnect', 'Connection',"
@@ -193,18 +194,18 @@ async def link_history(conn: Any, room_name: str, page: int = 1, limit: int = 5)
         " WHERE link_connect.mobile != '' AND room_conference.room = %s AND share = 0"
         " ORDER BY link_connect.dtmCreated ASC, link_connect.id ASC, case_data.id ASC"
     )
-    everything = await _rows(conn, select, (room_name,))
+    everything = await query_rows(conn, select, (room_name,))
     offset = 0 if page <= 1 else limit * page - limit
     rows = everything[offset : offset + limit]
     data = []
     for row in rows:
         item = js_row(row)
-        agents = await _rows(
+        agents = await query_rows(
             conn, "SELECT userName FROM link_connect WHERE room = %s AND userType = 'admin' ORDER BY id LIMIT 1",
             (row["room"],),
         )  # fmt: skip
         item["agent"] = agents[0]["userName"] if agents else False
-        statuses = await _rows(conn, "SELECT status FROM room_conference WHERE room = %s", (row["room"],))
+        statuses = await query_rows(conn, "SELECT status FROM room_conference WHERE room = %s", (row["room"],))
         item["status"] = statuses[0]["status"] if statuses else False
         item["activeLog"] = await crm_link_status_log(conn, row["linkID"])
         item["recordVideos"] = []
@@ -217,7 +218,7 @@ async def link_history(conn: Any, room_name: str, page: int = 1, limit: int = 5)
 
 # ---- /chat/history ------------------------------------------------------------------------------------------
 async def chat_history(conn: Any, room: str) -> list[dict[str, Any]]:
-    rows = await _rows(
+    rows = await query_rows(
         conn,
         "SELECT id, room, identity, chat_identity, userName, userType, text, color, files, replyToMessageId,"
         " replyToUserName, replyToText, dtmCreated FROM chat_message WHERE room = %s ORDER BY dtmCreated ASC, id ASC",
@@ -236,7 +237,7 @@ async def chat_history(conn: Any, room: str) -> list[dict[str, Any]]:
 # ---- /record/file and /upload/list --------------------------------------------------------------------------
 async def room_case_service(conn: Any, room: str) -> Any:
     """room.service getServiceId: the tenant of the room's first case (not room_conference.service)."""
-    rows = await _rows(
+    rows = await query_rows(
         conn,
         "SELECT case_data.service FROM case_data LEFT JOIN room_conference ON case_data.roomId = room_conference.id"
         " WHERE room_conference.room = %s",
@@ -250,15 +251,17 @@ async def record_file(conn: Any, room: str, api_url: str) -> tuple[int, dict[str
     service = await room_case_service(conn, room)
     if not service:
         return 404, {"status": "FAIL", "message": "Room not found"}
-    rows = await _rows(conn, "SELECT * FROM record_media WHERE room = %s ORDER BY id", (room,))
+    rows = await query_rows(conn, "SELECT * FROM record_media WHERE room = %s ORDER BY id", (room,))
     return 200, {"status": "OK", "data": [{**js_row(r), "url": f"{api_url}/record/{service}/undefined"} for r in rows]}
 
 
 async def upload_list(conn: Any, api_url: str, record_type: str = "", page: int = 1, limit: int = 10) -> dict[str, Any]:
     """GET /upload/list?recordType=&page=&limit=: record_media rows of a record type, newest start first."""
     page, limit = max(1, page), min(100, max(1, limit))
-    total = (await _rows(conn, "SELECT COUNT(*) AS total FROM record_media WHERE recordType = %s", (record_type,)))[0]
-    rows = await _rows(
+    total = (
+        await query_rows(conn, "SELECT COUNT(*) AS total FROM record_media WHERE recordType = %s", (record_type,))
+    )[0]
+    rows = await query_rows(
         conn,
         "SELECT *, CONCAT(%s, filePath, '/', CASE WHEN hls IS NULL THEN fileName ELSE hls END) AS url"
         " FROM record_media WHERE recordType = %s ORDER BY startRecord DESC, id DESC LIMIT %s OFFSET %s",
@@ -283,7 +286,7 @@ async def room_picture(conn: Any, room: str, api_url: str, *, intended: bool = F
         f" FROM files LEFT JOIN link_connect ON {on} WHERE link_connect.room = %s ORDER BY files.id"
     )
     try:
-        rows = await _rows(conn, sql, (api_url, room))
+        rows = await query_rows(conn, sql, (api_url, room))
     except (OperationalError, ProgrammingError):
         return 404, {"status": "FAIL", "message": "No pictures found for this room"}
     return 200, {"status": "OK", "data": [js_row(r) for r in rows]}
@@ -291,7 +294,7 @@ async def room_picture(conn: Any, room: str, api_url: str, *, intended: bool = F
 
 # ---- /car/list ------------------------------------------------------------------------------------------------
 async def car_list(conn: Any, room: str, limit: int = 100) -> tuple[int, dict[str, Any]]:
-    rows = await _rows(conn, "SELECT * FROM car_track WHERE room = %s ORDER BY id DESC LIMIT %s", (room, limit))
+    rows = await query_rows(conn, "SELECT * FROM car_track WHERE room = %s ORDER BY id DESC LIMIT %s", (room, limit))
     if not rows:
         return 404, {"status": "NOT FOUND", "message": "invalid room"}
     return 200, {"status": "OK", "data": [js_row(r) for r in rows]}
@@ -362,8 +365,8 @@ async def stats_summary(conn: Any, *, without_null_link_id: bool = False, **quer
         " FROM link_connect LEFT JOIN room_conference ON room_conference.room = link_connect.room"
         " LEFT JOIN case_data ON case_data.roomId = room_conference.id WHERE " + " AND ".join(where)
     )
-    count = (await _rows(conn, "SELECT COUNT(*) AS count" + joins, tuple(args)))[0]["count"]  # noqa: S608
-    rows = await _rows(
+    count = (await query_rows(conn, "SELECT COUNT(*) AS count" + joins, tuple(args)))[0]["count"]  # noqa: S608
+    rows = await query_rows(
         conn,
         f"SELECT {SUMMARY_COLUMNS}{joins} ORDER BY {SORT_FIELDS[sort_by]} {order}, link_connect.id {order},"  # noqa: S608
         " case_data.id LIMIT %s OFFSET %s",
@@ -387,7 +390,7 @@ async def stats_device(
 ) -> list[dict[str, Any]]:
     cond, args = _range(start, end, without_null_link_id)
     sql = f"SELECT os, COUNT(*) AS COUNT FROM link_connect WHERE mobile != ''{cond} GROUP BY os"  # noqa: S608
-    rows = await _rows(conn, sql, args)
+    rows = await query_rows(conn, sql, args)
     return [js_row(r) for r in rows]
 
 
@@ -396,13 +399,15 @@ async def stats_type(
 ) -> list[dict[str, Any]]:
     cond, args = _range(start, end, without_null_link_id)
     sql = f"SELECT linkType, COUNT(*) AS count FROM link_connect WHERE mobile != ''{cond} GROUP BY linkType"  # noqa: S608
-    rows = await _rows(conn, sql, args)
+    rows = await query_rows(conn, sql, args)
     return [js_row(r) for r in rows]
 
 
 async def _track_logs(conn: Any) -> list[dict[str, Any]]:
     """data_log's track_published webhooks in insertion order, parsed (MySQL's JSON_EXTRACT on the TEXT)."""
-    rows = await _rows(conn, "SELECT id, data FROM data_log WHERE data LIKE %s ORDER BY id", ("%track_published%",))
+    rows = await query_rows(
+        conn, "SELECT id, data FROM data_log WHERE data LIKE %s ORDER BY id", ("%track_published%",)
+    )
     out = []
     for row in rows:
         try:
@@ -429,14 +434,14 @@ async def stats_generate(conn: Any, os: str | None = None, dtm_start: str | None
     if dtm_start is not None and dtm_end is not None:
         where.append("(dtmCreated >= %s AND dtmCreated <= %s)")
         args += [f"{dtm_start} 00:00:00", f"{dtm_end} 23:59:59"]
-    links = await _rows(
+    links = await query_rows(
         conn,
         "SELECT linkID, os, linkType, dtmCreated, room, latitude, longitude FROM link_connect WHERE "  # noqa: S608
         + " AND ".join(where)
         + " ORDER BY id DESC LIMIT 999999",
         tuple(args),
     )
-    users = await _rows(conn, "SELECT room, identity FROM room_user WHERE userType = 'user' ORDER BY id DESC")
+    users = await query_rows(conn, "SELECT room, identity FROM room_user WHERE userType = 'user' ORDER BY id DESC")
     by_room: dict[str, list[str]] = {}
     for user in users:
         by_room.setdefault(str(user["room"]).lower(), []).append(user["identity"])
@@ -466,7 +471,7 @@ async def stats_generate(conn: Any, os: str | None = None, dtm_start: str | None
 async def stats_user(conn: Any, mobile: str = "") -> dict[str, Any]:
     """GET /stats/user, /stats/case and /user/log?mobile=: the track_published logs of the mobile's newest `user`
     participant; ``{"message": "invalid user"}`` when there is none."""
-    rows = await _rows(
+    rows = await query_rows(
         conn, "SELECT identity FROM room_user WHERE userName = %s AND userType = 'user' ORDER BY id DESC LIMIT 1",
         (mobile,),
     )  # fmt: skip

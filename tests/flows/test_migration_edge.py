@@ -292,7 +292,9 @@ async def test_finding_link_history_record_videos(migrated: Migrated, edge: http
 
 # ---- GET /chat/history ------------------------------------------------------------------------------------------
 async def test_chat_history_equals_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
-    rooms = [r["room"] for r in await original._rows(source, "SELECT DISTINCT room FROM chat_message ORDER BY room")]
+    rooms = [
+        r["room"] for r in await original.query_rows(source, "SELECT DISTINCT room FROM chat_message ORDER BY room")
+    ]
     assert migrated.filled.cases["chat_room"] in rooms
     for room in rooms:
         want = await original.chat_history(source, room)
@@ -396,7 +398,7 @@ async def test_finding_room_picture_created_at(migrated: Migrated, edge: httpx.A
 
 # ---- GET /car/list ------------------------------------------------------------------------------------------------
 async def _car_lists(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> list[tuple[Any, Any]]:
-    rooms = [r["room"] for r in await original._rows(source, "SELECT DISTINCT room FROM car_track ORDER BY room")]
+    rooms = [r["room"] for r in await original.query_rows(source, "SELECT DISTINCT room FROM car_track ORDER BY room")]
     out = []
     for room in [*rooms, migrated.filled.cases["live_room"]]:
         status, want = await original.car_list(source, room)
@@ -526,7 +528,7 @@ async def test_stats_user_equals_the_originals(
     route: str, migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
     _needs_read_models(migrated)
-    mobiles = [r["userName"] for r in await original._rows(
+    mobiles = [r["userName"] for r in await original.query_rows(
         source, "SELECT DISTINCT userName FROM room_user WHERE userType = 'user' ORDER BY userName LIMIT 12"
     )] + ["0000000000"]  # fmt: skip
     with_logs = 0
@@ -602,7 +604,7 @@ async def test_getdetail_of_an_old_link_gives_the_originals_room_users_positions
     assert got["data"]["room"] == cases["live_room"]
     assert len(got["data"]["positionUser"]) >= 2  # the patients, newest row per name, and the Guest with a position
     # asked with the identity of a user the room knows: that identity and its colour in the token
-    rows = await original._rows(
+    rows = await original.query_rows(
         source,
         "SELECT identity, userName, color FROM room_user WHERE room = %s AND userType = 'user' ORDER BY id LIMIT 1",
         (cases["live_room"],),
@@ -654,7 +656,7 @@ async def test_getdetail_of_duplicated_link_ids(migrated: Migrated, edge: httpx.
         assert await original.link_detail(whole_source, link_id, _now()) == {
             "status": "FAIL", "message": "invalid linkID"
         }  # fmt: skip
-    kept = await original._rows(
+    kept = await original.query_rows(
         whole_source, "SELECT mobile FROM link_connect WHERE BINARY linkID = %s ORDER BY id LIMIT 1",
         (cases["duplicate_link"],),
     )  # fmt: skip
