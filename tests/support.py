@@ -7,7 +7,9 @@ Test helpers are split by topic, one module each beside this one in tests/:
 - instances.py: more realtime processes beside the suite's, nginx in front of them;
 - car_tasks.py: telemetry's car tasks, link's events for telemetry, tenants and linked rooms;
 - egress.py: recording's egress state and conference's room settings for it;
-- kube.py: kubectl and kustomize for the deployment tests.
+- kube.py: kubectl and kustomize for the deployment tests;
+- legacy.py: a legacy source (the original's `conference` schema, generated production-like rows) for the migration;
+- legacy_answers.py: the original's answers computed from such a source.
 
 A helper two test modules need lives in one of these (a fixture in conftest.py); test modules never import each
 other (tests/platform/test_tests_layout.py checks it).
