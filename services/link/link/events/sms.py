@@ -132,3 +132,6 @@ enqueue = SMS_JOB.enqueue  # (runtime, key) after the commit; a failure leaves t
 requeue_stale = SMS_JOB.requeue_stale
 start = SMS_JOB.start
 stop = SMS_JOB.stop
+for _attempt in range(SMS_JOB.max_attempts + 1):  # exported at 0, so a first failure shows in increase()
+    for _outcome in (SENT, FAILED, "retry"):
+        SMS_JOBS.labels(_outcome, str(_attempt))

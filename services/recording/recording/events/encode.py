@@ -81,3 +81,6 @@ enqueue = ENCODE_JOB.enqueue  # (runtime, record_id) after the commit; a failure
 requeue_stale = ENCODE_JOB.requeue_stale
 start = ENCODE_JOB.start
 stop = ENCODE_JOB.stop
+for _attempt in range(ENCODE_JOB.max_attempts + 1):  # exported at 0, so a first failure shows in increase()
+    for _outcome in (SENT, FAILED, "retry"):
+        ENCODE_JOBS.labels(_outcome, str(_attempt))
