@@ -3,6 +3,7 @@ the edge refuses it, and the counters move when the things they count happen."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import uuid
 from pathlib import Path
@@ -10,12 +11,18 @@ from typing import Any
 
 import httpx
 import nats
+import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from contracts.conference import RPC_ROOM_SOCKET_LIVE
 from contracts.link import RPC_LINK_ROOM
 from deploy.edge.routes import load
-from servicekit.bus import stream_name
+from servicekit import metrics
+from servicekit.bus import Bus, Event, OutboxRelay, RpcError, add_event, new_event, stream_name
+from servicekit.db import Database, migrate
+from servicekit.settings import CommonSettings
+from servicekit.web import Runtime
 from tests.fakes import livekit_webhooks as webhooks
 from tests.sockets import joined, link_id, listen, participant, room_name
 from tests.support import sample, scrape, until
@@ -236,3 +243,82 @@ async def test_encode_job_webhook_and_egress_metrics(suite: Any, client: httpx.A
     assert moved(after, "ems_webhooks_total", event="unknown", verdict="refused_signature") == 1
     assert sample(after, "ems_recording_egress_limit") == int(suite.env["EGRESS_LIMIT"])
     assert sample(after, "ems_recording_egresses") >= 0
+
+
+# ---- servicekit's mechanics in this process (prometheus-client's default registry of the test process) -------
+@pytest.fixture
+async def kit(suite: Any) -> Any:
+    """A database (pool of one) and a bus of a throwaway service, in this process."""
+    name = f"{suite.db_name('metrics')}_{uuid.uuid4().hex[:6]}"
+    settings = CommonSettings(
+        service_name="metricstest", mysql_database=name, nats_url=suite.nats_url, mysql_pool_size=1
+    )
+    db = await Database.connect(settings)
+    await migrate(db, None)
+    bus = await Bus.connect(suite.nats_url, "metricstest")
+    await bus.ensure_stream()
+    yield db, bus
+    await bus.close()
+    await db.execute(f"DROP DATABASE `{name}`")  # noqa: S608 - generated test name
+    await db.close()
+
+
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_failing_handler_counts_a_failure_and_a_redelivery(kit: Any) -> None:
+    db, bus = kit
+    durable = f"metrics-{uuid.uuid4().hex[:6]}"
+    labels = {"stream": stream_name("metricstest"), "consumer": durable}
+    calls: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(event: Event) -> None:
+        calls.append(event.id)
+        if len(calls) == 1:
+            raise RuntimeError("first delivery fails")
+        done.set()
+
+    bus.consume("metricstest", durable, handler)
+    await asyncio.sleep(0.5)  # the durable consumer exists (it starts at new events)
+    await bus.publish_event(new_event("metricstest.thing.done", {"n": 1}))
+    await asyncio.wait_for(done.wait(), 15)
+    await asyncio.sleep(0.2)  # the ack and its observation
+    assert value("ems_consumer_failures_total", **labels) == 1
+    assert value("ems_consumer_redeliveries_total", **labels) == 1
+    assert value("ems_consumer_handle_duration_seconds_count", **labels) == 2
+    runtime = Runtime(settings=CommonSettings(service_name="metricstest"), db=db, bus=bus)
+    runtime.relay = OutboxRelay(db, bus)  # not started: rows stay pending
+    async with db.transaction() as conn:
+        await add_event(conn, "metricstest.thing.done", {"n": 2})
+    await asyncio.sleep(0.05)
+    await metrics.refresh(runtime, {"mysql": True, "nats": True}, None)
+    assert value("ems_outbox_pending_rows") == 1
+    assert 0 < value("ems_outbox_oldest_pending_age_seconds") < 30
+    assert value("ems_consumer_pending_messages", **labels) == 0
+    assert value("ems_service_ready") == 1
+
+
+async def test_request_reply_timeouts_and_pool_waits_are_counted(kit: Any) -> None:
+    db, bus = kit
+    subject = f"rpc.metricstest.{uuid.uuid4().hex[:6]}"
+
+    async def slow(_: Any) -> None:
+        await asyncio.sleep(1)
+
+    await bus.serve(subject, dict, slow)
+    with pytest.raises(RpcError):
+        await bus.request(subject, Event(id="x", subject="s", occurred_at="", data={}), timeout=0.2)
+    with pytest.raises(RpcError):
+        await bus.request(subject + ".nobody", Event(id="x", subject="s", occurred_at="", data={}), timeout=0.2)
+    assert value("ems_rpc_request_errors_total", subject=subject, code="timeout") == 1
+    assert value("ems_rpc_request_errors_total", subject=subject + ".nobody", code="unavailable") == 1
+    assert value("ems_rpc_request_duration_seconds_count", subject=subject) == 1
+    waits = value("ems_db_pool_waits_total")
+    async with db.connection():  # the pool's only connection: the next acquire waits for it
+        blocked = asyncio.create_task(db.fetch_one("SELECT 1 AS one"))
+        await asyncio.sleep(0.1)
+        assert not blocked.done()
+    assert await blocked == {"one": 1}
+    assert value("ems_db_pool_waits_total") == waits + 1
