@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 from opentelemetry import propagate, trace
 
+from servicekit import metrics
 from servicekit.db import Connection, Database
 
 
@@ -98,6 +100,7 @@ class Bus:
         self._stopping = asyncio.Event()
         self._requests: set[asyncio.Task[None]] = set()  # requests being answered (see serve)
         self._in_flight = asyncio.Semaphore(MAX_REQUESTS_IN_FLIGHT)
+        self.consumers: list[tuple[str, str]] = []  # (stream, durable) of the consumers pulling, for metrics
 
     @classmethod
     async def connect(cls, url: str, service: str) -> Bus:
@@ -131,14 +134,20 @@ class Bus:
         """Ask another service; returns the reply's ``data`` or raises :class:`RpcError`."""
         headers: dict[str, str] = {}
         propagate.inject(headers)
+        started = time.perf_counter()
         try:
             msg = await self.nc.request(subject, _encoder.encode(payload), timeout=timeout, headers=headers)
         except NoRespondersError as exc:
+            metrics.RPC_ERRORS.labels(subject, "unavailable").inc()
             raise RpcError("unavailable", f"no service answers {subject}") from exc
         except NatsTimeout as exc:
+            metrics.RPC_ERRORS.labels(subject, "timeout").inc()
             raise RpcError("timeout", f"{subject} did not answer within {timeout}s") from exc
+        finally:
+            metrics.RPC_LATENCY.labels(subject).observe(time.perf_counter() - started)
         reply = _reply_decoder.decode(msg.data)
         if not reply.ok:
+            metrics.RPC_ERRORS.labels(subject, reply.code or "error").inc()
             raise RpcError(reply.code or "error", reply.error)
         return reply.data
 
@@ -212,6 +221,8 @@ class Bus:
         policy = DeliverPolicy.ALL if replay else DeliverPolicy.NEW
         config = ConsumerConfig(durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=policy)
         sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        self.consumers.append((stream, durable))
+        counted = _ConsumerMetrics(stream, durable)
         try:
             while not self._stopping.is_set():
                 try:
@@ -228,14 +239,15 @@ class Bus:
                         events.append((msg, _event_decoder.decode(msg.data)))
                     except msgspec.DecodeError:
                         log.error("undecodable event dropped", extra={"subject": msg.subject})
+                        counted.failures.inc()
                         await msg.term()
                 if order_key is None:
-                    await _deliver_in_order(events, handler)
+                    await _deliver_in_order(events, handler, counted)
                     continue
                 groups: dict[str, list[tuple[Msg, Event]]] = {}
                 for item in events:
                     groups.setdefault(order_key(item[1]), []).append(item)
-                await asyncio.gather(*(_deliver_in_order(group, handler) for group in groups.values()))
+                await asyncio.gather(*(_deliver_in_order(group, handler, counted) for group in groups.values()))
         finally:
             with contextlib.suppress(Exception):  # lets drain() finish at once on shutdown
                 await sub.unsubscribe()
@@ -259,20 +271,45 @@ class Bus:
                 await self.nc.close()
 
 
-async def _deliver_in_order(events: list[tuple[Msg, Event]], handler: Callable[[Event], Awaitable[None]]) -> None:
+class _ConsumerMetrics:
+    """One durable consumer's labelled metrics, looked up once per consumer rather than per event."""
+
+    def __init__(self, stream: str, durable: str) -> None:
+        self.latency = metrics.CONSUMER_LATENCY.labels(stream, durable)
+        self.failures = metrics.CONSUMER_FAILURES.labels(stream, durable)
+        self.redeliveries = metrics.CONSUMER_REDELIVERIES.labels(stream, durable)
+
+
+async def _deliver_in_order(
+    events: list[tuple[Msg, Event]], handler: Callable[[Event], Awaitable[None]], counted: _ConsumerMetrics
+) -> None:
     """Handle events one after another; ack each handled one, nak (redeliver later) each failed one."""
     for msg, event in events:
         context = propagate.extract(msg.headers or {})
+        if _delivery_count(msg) > 1:
+            counted.redeliveries.inc()
+        started = time.perf_counter()
         try:
             with tracer.start_as_current_span(
                 f"consume {event.subject}", context=context, kind=trace.SpanKind.CONSUMER
             ):
                 await handler(event)
         except Exception:
+            counted.failures.inc()
             log.exception("event handler failed; redelivery later", extra={"event_id": event.id})
             await msg.nak(delay=1.0)
         else:
             await msg.ack()
+        finally:
+            counted.latency.observe(time.perf_counter() - started)
+
+
+def _delivery_count(msg: Msg) -> int:
+    """How many times JetStream has delivered ``msg`` (1 the first time), from its reply subject."""
+    try:
+        return msg.metadata.num_delivered
+    except Exception:  # noqa: BLE001 - not a JetStream message (e.g. a test's): count it as a first delivery
+        return 1
 
 
 async def add_event(conn: Connection, subject: str, data: msgspec.Struct | dict[str, Any]) -> Event:
