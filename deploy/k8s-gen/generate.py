@@ -538,7 +538,7 @@ def k8s_network_replacements(routed: set[str], services: list[str]) -> list[dict
     result = [replacement("spec.gateway.from", [(s, "spec.ingress.0.from") for s in services if s in routed])]
     for peer in (*BACKING, *THIRD_PARTIES):
         users = [(s, egress(s).index(peer)) for s in services if peer in egress(s)]
-        for field_name in ("to", "ports"):
+        for field_name in ("to", "ports") if users else ():  # kustomize refuses a replacement without targets
             result.append(
                 replacement(f"spec.{peer}.{field_name}", [(s, f"spec.egress.{i}.{field_name}") for s, i in users])
             )
