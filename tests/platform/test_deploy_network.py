@@ -138,6 +138,27 @@ def test_the_table_check_catches_disagreements(monkeypatch) -> None:
     assert any("SMS_API_URL" in problem for problem in table_problems())
 
 
+README_NAMES = {
+    "MariaDB": "mariadb",
+    "Redis": "redis",
+    "LiveKit": "livekit",
+    "SMS gateway": "sms",
+    "radio location API": "radio",
+    "encode API": "encode",
+}
+
+
+def test_the_k8s_readme_shows_the_table() -> None:
+    text = (ROOT / "k8s" / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("| service | called by (ingress) |") :].split("\n\n")[0].splitlines()[2:]
+    shown = {}
+    for row in section:
+        service, called_by, calls = (cell.strip() for cell in row.strip("|").split("|"))
+        assert called_by == ("the Gateway" if service in ROUTED else "—"), service
+        shown[service] = {"dns", "nats"} | {README_NAMES[name.strip()] for name in calls.split(",") if name != "—"}
+    assert shown == {service: set(GEN.egress(service)) for service in SERVICE_DIRS}
+
+
 # --- what the built policies allow ----------------------------------------------------------------------------
 
 
