@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.js.api import ConsumerConfig
 
 from servicekit.bus import Bus, Event, stream_name
 from servicekit.settings import CommonSettings, load_settings
@@ -91,17 +92,18 @@ async def _noop(event: Event) -> None:
     return None
 
 
-async def _consumer_replicas(bus: Bus, owner: str, durable: str, expected: int) -> int:
-    """Start consuming through ``durable``; its replica count once it is ``expected`` or after 10 s (the consume
-    loop creates or changes the consumer in the background)."""
-    bus.consume(owner, durable, _noop)
+async def _consumer_replicas(bus: Bus, owner: str, durable: str, expected: int, start: bool = True) -> int:
+    """Start consuming through ``durable`` (unless started); its replica count once it is ``expected`` or after
+    10 s (the consume loop creates or changes the consumer in the background)."""
+    if start:
+        bus.consume(owner, durable, _noop)
     deadline = time.monotonic() + 10
     replicas = -1
     while replicas != expected and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
         try:
             replicas = (await bus.js.consumer_info(stream_name(owner), durable)).config.num_replicas
-        except nats.js.errors.NotFoundError:
+        except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError, nats.errors.TimeoutError):
             continue
     return replicas
 
@@ -118,6 +120,9 @@ async def test_one_replica_on_a_single_server_and_three_is_refused(servers, admi
         info = await admin["single"].jetstream().stream_info(stream_name("replone"))
         assert info.config.num_replicas == 1
         assert await _consumer_replicas(bus, "replone", "replone-reader", 1) == 1
+        # A consumer made before the setting existed (no count: it followed its stream's) gets the count too.
+        await bus.js.add_consumer(stream_name("replone"), ConsumerConfig(durable_name="replone-old"))
+        assert await _consumer_replicas(bus, "replone", "replone-old", 1) == 1
     finally:
         await bus.close()
     # A production setting against one server: start-up fails loudly rather than running without the stream.
@@ -148,6 +153,21 @@ async def test_three_replicas_on_a_cluster_and_existing_ones_are_rescaled(server
         assert info.cluster is not None and len(info.cluster.replicas or []) >= 2  # copies on the other nodes
         assert await _consumer_replicas(bus, "replscale", "replscale-reader", 3) == 3
         assert await _consumer_replicas(bus, "replscale", "replscale-new", 3) == 3
+    finally:
+        await bus.close()
+
+
+async def test_a_consumer_that_cannot_start_keeps_trying(servers, caplog) -> None:
+    # A consumer task must not die on a JetStream error at start (leaders being elected after a server loss or a
+    # rescale): here the stream cannot be made with 3 replicas on one server until the count is fixed.
+    bus = await Bus.connect(servers["single"], "replretry", 3)
+    try:
+        bus.consume("replretry", "replretry-reader", _noop)
+        await asyncio.sleep(1.5)
+        assert not bus._tasks[0].done()
+        assert any(record.getMessage() == "consumer not started; retrying" for record in caplog.records)
+        bus.replicas = 1
+        assert await _consumer_replicas(bus, "replretry", "replretry-reader", 1, start=False) == 1
     finally:
         await bus.close()
 

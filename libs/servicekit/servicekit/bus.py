@@ -225,18 +225,21 @@ class Bus:
         replay: bool,
         order_key: Callable[[Event], str] | None,
     ) -> None:
-        stream = await self.ensure_stream(owner)
+        stream = stream_name(owner)
         subject = filter_subject or f"{owner}.>"
         policy = DeliverPolicy.ALL if replay else DeliverPolicy.NEW
-        config = ConsumerConfig(
-            durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=policy, num_replicas=self.replicas
-        )
-        with contextlib.suppress(NotFoundError):  # an existing consumer keeps its config but takes the new count
-            existing = await self.js.consumer_info(stream, durable)
-            if existing.config.num_replicas != self.replicas:
-                existing.config.num_replicas = self.replicas
-                await self.js.add_consumer(stream, existing.config)
-        sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        while True:  # JetStream may be electing leaders (a server lost, a stream just rescaled): keep trying
+            config = ConsumerConfig(
+                durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=policy, num_replicas=self.replicas
+            )
+            try:
+                await self.ensure_stream(owner)
+                await self._rescale_consumer(stream, durable)
+                sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+                break
+            except Exception:
+                log.exception("consumer not started; retrying", extra={"consumer": durable})
+                await asyncio.sleep(1.0)
         try:
             while not self._stopping.is_set():
                 try:
@@ -264,6 +267,25 @@ class Bus:
         finally:
             with contextlib.suppress(Exception):  # lets drain() finish at once on shutdown
                 await sub.unsubscribe()
+
+    async def _rescale_consumer(self, stream: str, durable: str, attempts: int = 4) -> None:
+        """An existing consumer keeps its config but takes the current replica count. Right after its stream was
+        rescaled the consumer's group is moving and may not answer for a few seconds: tried again, and if it still
+        fails the consumer goes on with its old count until the next start."""
+        for attempt in range(1, attempts + 1):
+            try:
+                existing = await self.js.consumer_info(stream, durable)
+                if existing.config.num_replicas != self.replicas:
+                    existing.config.num_replicas = self.replicas
+                    await self.js.add_consumer(stream, existing.config)
+                return
+            except NotFoundError:
+                return
+            except Exception:
+                if attempt == attempts:
+                    log.warning("consumer replicas not changed", extra={"consumer": durable}, exc_info=True)
+                    return
+                await asyncio.sleep(1.0)
 
     async def close(self) -> None:
         self._stopping.set()
