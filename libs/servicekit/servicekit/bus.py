@@ -92,10 +92,11 @@ class RpcError(Exception):
 
 
 class Bus:
-    def __init__(self, nc: NATS, service: str) -> None:
+    def __init__(self, nc: NATS, service: str, replicas: int = 1) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.service = service
+        self.replicas = replicas  # of the streams and consumers this bus creates (NATS_STREAM_REPLICAS)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._requests: set[asyncio.Task[None]] = set()  # requests being answered (see serve)
@@ -103,11 +104,11 @@ class Bus:
         self.consumers: list[tuple[str, str]] = []  # (stream, durable) of the consumers pulling, for metrics
 
     @classmethod
-    async def connect(cls, url: str, service: str) -> Bus:
+    async def connect(cls, url: str, service: str, replicas: int = 1) -> Bus:
         nc = await nats.connect(
             url, name=service, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=3
         )
-        return cls(nc, service)
+        return cls(nc, service, replicas)
 
     @property
     def connected(self) -> bool:
@@ -117,12 +118,29 @@ class Bus:
         """Create (or keep) the stream holding ``<service>.>`` events; duplicates are dropped for 2 minutes."""
         owner = service or self.service
         name = stream_name(owner)
-        config = StreamConfig(name=name, subjects=[f"{owner}.>"], duplicate_window=120.0, max_age=7 * 86400.0)
+        config = StreamConfig(
+            name=name,
+            subjects=[f"{owner}.>"],
+            duplicate_window=120.0,
+            max_age=7 * 86400.0,
+            num_replicas=self.replicas,
+        )
         try:
-            await self.js.stream_info(name)
+            info = await self.js.stream_info(name)
         except NotFoundError:
-            with contextlib.suppress(Exception):  # a replica may have created it meanwhile
+            try:
                 await self.js.add_stream(config)
+            except Exception as exc:
+                # A replica may have created it meanwhile; otherwise (e.g. more replicas than NATS servers) the
+                # service must not start without its stream.
+                try:
+                    await self.js.stream_info(name)
+                except NotFoundError:
+                    raise exc from None
+            return name
+        if info.config.num_replicas != self.replicas:  # NATS_STREAM_REPLICAS changed (e.g. moved to a cluster)
+            info.config.num_replicas = self.replicas
+            await self.js.update_stream(info.config)
         return name
 
     async def publish_event(self, event: Event, headers: dict[str, str] | None = None) -> None:
@@ -216,11 +234,21 @@ class Bus:
         replay: bool,
         order_key: Callable[[Event], str] | None,
     ) -> None:
-        stream = await self.ensure_stream(owner)
+        stream = stream_name(owner)
         subject = filter_subject or f"{owner}.>"
         policy = DeliverPolicy.ALL if replay else DeliverPolicy.NEW
-        config = ConsumerConfig(durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=policy)
-        sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        while True:  # JetStream may be electing leaders (a server lost, a stream just rescaled): keep trying
+            config = ConsumerConfig(
+                durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=policy, num_replicas=self.replicas
+            )
+            try:
+                await self.ensure_stream(owner)
+                await self._rescale_consumer(stream, durable)
+                sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+                break
+            except Exception:
+                log.exception("consumer not started; retrying", extra={"consumer": durable})
+                await asyncio.sleep(1.0)
         self.consumers.append((stream, durable))
         counted = _ConsumerMetrics(stream, durable)
         try:
@@ -251,6 +279,25 @@ class Bus:
         finally:
             with contextlib.suppress(Exception):  # lets drain() finish at once on shutdown
                 await sub.unsubscribe()
+
+    async def _rescale_consumer(self, stream: str, durable: str, attempts: int = 4) -> None:
+        """An existing consumer keeps its config but takes the current replica count. Right after its stream was
+        rescaled the consumer's group is moving and may not answer for a few seconds: tried again, and if it still
+        fails the consumer goes on with its old count until the next start."""
+        for attempt in range(1, attempts + 1):
+            try:
+                existing = await self.js.consumer_info(stream, durable)
+                if existing.config.num_replicas != self.replicas:
+                    existing.config.num_replicas = self.replicas
+                    await self.js.add_consumer(stream, existing.config)
+                return
+            except NotFoundError:
+                return
+            except Exception:
+                if attempt == attempts:
+                    log.warning("consumer replicas not changed", extra={"consumer": durable}, exc_info=True)
+                    return
+                await asyncio.sleep(1.0)
 
     async def close(self) -> None:
         self._stopping.set()
