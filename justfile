@@ -34,12 +34,14 @@ test: setup
     uv run ruff check services libs tests deploy
     uv run python -m deploy.edge.generate --check
     uv run python deploy/k8s-gen/generate.py --check
+    uv run python -m deploy.observability.generate --check
     uv run pytest
 
 # Regenerate the edge (nginx, HTTPRoutes), the deployment files (k8s base, compose.yaml) and docs/architecture.md.
 generate:
     uv run python -m deploy.edge.generate
     uv run python deploy/k8s-gen/generate.py
+    uv run python -m deploy.observability.generate
     uv run python -m deploy.architecture
 
 # Benchmarks through the edge (prints requests/s and latency percentiles).

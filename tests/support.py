@@ -2,7 +2,8 @@
 
 Test helpers are split by topic, one module each beside this one in tests/:
 
-- support.py (this): ``rpc``, ``until``, ``eventually``;
+- support.py (this): ``rpc``, ``until``, ``eventually``, ``scrape``/``sample``/``exported_names`` (Prometheus
+  metrics of a service's /metrics);
 - sockets.py: the official Socket.IO JS clients, realtime's namespaces, events published for realtime, ``watch``;
 - instances.py: more realtime processes beside the suite's, nginx in front of them;
 - car_tasks.py: telemetry's car tasks, link's events for telemetry, tenants and linked rooms;
@@ -22,6 +23,12 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+# A scrape: sample name -> {sorted label pairs: value}
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
 
 async def rpc(nc: Any, subject: str, payload: Any, timeout: float = 10.0) -> dict[str, Any]:
@@ -47,3 +54,37 @@ async def until(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> A
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
     """``until`` with the socket tests' 10 s: ``check``'s first truthy value, else the test fails."""
     return await until(check, timeout)
+
+
+async def scrape(base_url: str) -> Samples:
+    """The samples of ``<base_url>/metrics`` (a service's own port), parsed with prometheus-client's parser."""
+    async with httpx.AsyncClient(timeout=20) as client:
+        response = await client.get(f"{base_url}/metrics")
+    assert response.status_code == 200, (base_url, response.status_code, response.text[:300])
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for s in family.samples:
+            samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return samples
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the ``name`` samples whose labels include ``labels`` (0 when there are none)."""
+    wanted = set(labels.items())
+    return sum(value for key, value in samples.get(name, {}).items() if wanted <= set(key))
+
+
+async def exported_names(base_url: str) -> set[str]:
+    """Every metric name a query may use against ``base_url``'s /metrics: families (also those without samples
+    yet) with the sample names of their type (``_total``, ``_bucket``/``_count``/``_sum``, ...)."""
+    async with httpx.AsyncClient(timeout=20) as client:
+        response = await client.get(f"{base_url}/metrics")
+    assert response.status_code == 200, (base_url, response.status_code)
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
+                "summary": ("_count", "_sum", "_created"), "info": ("_info",)}  # fmt: skip
+    names: set[str] = set()
+    for family in text_string_to_metric_families(response.text):
+        names.add(family.name)
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ()))
+        names.update(s.name for s in family.samples)
+    return names

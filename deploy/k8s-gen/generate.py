@@ -1,14 +1,15 @@
 """Generate the deployment artefacts of the suite from one table: the Kubernetes base (one Deployment, Service
-and PodDisruptionBudget per service, the ConfigMap generators, the optional autoscaling component) and
-compose.yaml. Ports come from deploy/routes.toml ``[services]``; what each service needs (database, settings,
-secrets, volumes, resources) is the SERVICES table below. Nothing here is written by hand twice.
+and PodDisruptionBudget per service, the ConfigMap generators), the optional autoscaling and network-policies
+components, and compose.yaml. Ports come from deploy/routes.toml ``[services]``; what each service needs
+(database, Redis, the third parties it calls, settings, secrets, volumes, resources) is the SERVICES table below,
+which is also the table of who calls whom (see ``egress``). Nothing here is written by hand twice.
 
     uv run python deploy/k8s-gen/generate.py          # rewrite the generated files
     uv run python deploy/k8s-gen/generate.py --check  # exit 1 when they are out of date (tests run this)
 
-Hand-written (not generated): k8s/base/namespace.yaml, k8s/base/edge/gateway.yaml, k8s/overlays/**,
-deploy/docker/Dockerfile. Written by the edge generator (deploy/edge): k8s/base/edge/httproute.yaml and
-deploy/edge/nginx.compose.conf.
+Hand-written (not generated): k8s/base/namespace.yaml, k8s/base/edge/gateway.yaml, k8s/overlays/** (the
+production overlay's network-peers.yaml included), deploy/docker/Dockerfile. Written by the edge generator
+(deploy/edge): k8s/base/edge/httproute.yaml and deploy/edge/nginx.compose.conf.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ROUTES = ROOT / "deploy" / "routes.toml"
 K8S_BASE = ROOT / "k8s" / "base"
 K8S_AUTOSCALING = ROOT / "k8s" / "components" / "autoscaling"
+K8S_NETWORK = ROOT / "k8s" / "components" / "network-policies"
 COMPOSE = ROOT / "compose.yaml"
 EDGE_DIR = ROOT / "deploy" / "edge"
 
 NAMESPACE = "ems"
 PART_OF = "ems"
+GATEWAY_LABEL = "gateway.networking.k8s.io/gateway-name"  # GEP-1762: on the pods a Gateway implementation runs
 IMAGE = "ems-suite"  # the one workspace image; overlays set registry and tag with `images:`
 SECRET = "ems-secrets"  # created by the platform, never committed (see k8s/README.md)
 UID = 10001  # the image's non-root user (deploy/docker/Dockerfile)
@@ -59,7 +62,9 @@ class Service:
     sticky: bool = False  # Socket.IO long-polling: every request of a session on the same pod
     media: bool = False  # needs the shared media volume at /data
     max_replicas: int = 6
-    livekit_server: bool = False  # calls the LiveKit server API (compose starts it first)
+    redis: bool = True  # uses Redis (ServiceSpec.uses_redis)
+    # Third parties it calls (keys of THIRD_PARTIES); "livekit" also makes compose start LiveKit first.
+    calls: tuple[str, ...] = ()
 
 
 LIVEKIT_SECRETS = (
@@ -73,6 +78,7 @@ SERVICES: dict[str, Service] = {
         config={"AUTH_TOKEN_TTL_DAYS": ("30", None), "AUTH_TOKEN_MAX_TTL_DAYS": ("90", None)},
         secrets=(Secret("AUTH_API_KEY", optional=True, compose_default=""),),
         memory="256Mi",
+        redis=False,
     ),
     "conference": Service(
         database="conference",
@@ -87,7 +93,7 @@ SERVICES: dict[str, Service] = {
         # GET /room/verifytoken's secret when it differs from LIVEKIT_API_SECRET
         secrets=(Secret("SECRET_KEY", optional=True, compose_default=""),),
         memory="512Mi",
-        livekit_server=True,
+        calls=("livekit",),
     ),
     "link": Service(
         database="link",
@@ -102,6 +108,7 @@ SERVICES: dict[str, Service] = {
             "API_URL": ("", None),
         },
         secrets=(Secret("SMS_API_KEY", optional=True, compose_default=""),),
+        calls=("sms",),
     ),
     "telemetry": Service(
         database="telemetry",
@@ -118,6 +125,7 @@ SERVICES: dict[str, Service] = {
             Secret("RADIO_LOCATION_API_CREDENTIALS_USERNAME", optional=True, compose_default=""),
             Secret("RADIO_LOCATION_API_CREDENTIALS_PASSWORD", optional=True, compose_default=""),
         ),
+        calls=("radio",),
     ),
     "recording": Service(
         database="recording",
@@ -136,12 +144,21 @@ SERVICES: dict[str, Service] = {
         cpu="200m",
         media=True,
         grace_seconds=60,
-        livekit_server=True,
+        calls=("livekit", "encode"),
     ),
     # Websocket clients get time to reconnect elsewhere while a pod drains.
     "realtime": Service(
         config={"JOIN_ROOM_REPEAT_DELAY": ("5000", None)}, memory="512Mi", grace_seconds=60, sticky=True
     ),
+}
+
+# The third parties a service may call (Service.calls), each named by the setting that holds its address: a
+# service calls one exactly when its own settings class reads that setting (tests/platform/test_deploy_network.py).
+THIRD_PARTIES: dict[str, str] = {
+    "livekit": "LIVEKIT_HOST",  # LiveKit's server API (rooms, participants, egress)
+    "sms": "SMS_API_URL",  # the SMS gateway
+    "radio": "RADIO_LOCATION_API_URL",  # the radio location API
+    "encode": "ENCODE_API",  # the encode API
 }
 
 # Settings deployed ahead of the code that reads them. The agreement test fails once a service reads one of
@@ -152,6 +169,8 @@ PLANNED: set[str] = set()
 COMMON_CONFIG: dict[str, tuple[str, str]] = {
     "REDIS_URL": ("redis://redis:6379/0", "redis://redis:6379/0"),
     "NATS_URL": ("nats://nats:4222", "nats://nats:4222"),
+    # Replicas of the JetStream streams and consumers: one NATS server here; 3 in the production overlay.
+    "NATS_STREAM_REPLICAS": ("1", "1"),
     "LIVEKIT_HOST": ("https://livekit.invalid", "http://livekit:7880"),
     "LOG_LEVEL": ("INFO", "INFO"),
     "APP_TIMEZONE": ("Asia/Bangkok", "Asia/Bangkok"),
@@ -172,6 +191,11 @@ PRE_STOP_SECONDS = 5  # endpoints are removed from load balancers before granian
 def load_ports(path: Path = ROUTES) -> tuple[int, dict[str, int]]:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     return int(data["edge"]["port"]), {name: int(port) for name, port in data["services"].items()}
+
+
+def routed_services(path: Path = ROUTES) -> set[str]:
+    """The services some route of the table sends to: the ones the Gateway calls."""
+    return {route["service"] for route in tomllib.loads(path.read_text(encoding="utf-8"))["route"]}
 
 
 def discover_services() -> list[str]:
@@ -414,6 +438,141 @@ def k8s_files(ports: dict[str, int], services: list[str]) -> dict[Path, str]:
     return files
 
 
+# --- network policies -----------------------------------------------------------------------------------------
+# Who calls whom: the Gateway calls every service that has routes (deploy/routes.toml) on its port, and nothing
+# else calls a service (services talk over NATS). Each service calls DNS and NATS, MariaDB where it has a
+# database, Redis where it uses it, and the third parties of its `calls`. Where these peers are (namespaces and
+# labels in the cluster, or CIDRs outside it) differs per platform: the policies take them from one NetworkPeers
+# object the overlay provides (kustomize replacements; a local-config object, never applied).
+
+PEERS_KIND = "NetworkPeers"
+PEERS_NAME = "ems-network-peers"
+PEERS_API = "config.ems.local/v1"
+BACKING = ("dns", "nats", "mariadb", "redis")
+
+
+def egress(service: str) -> tuple[str, ...]:
+    """The peers a service's pods may open connections to, in the order of its policy's egress rules."""
+    spec = SERVICES[service]
+    needs = {"dns", "nats", *spec.calls}
+    if spec.database:
+        needs.add("mariadb")
+    if spec.redis:
+        needs.add("redis")
+    return tuple(peer for peer in (*BACKING, *THIRD_PARTIES) if peer in needs)
+
+
+def _tcp(port: int) -> dict[str, Any]:
+    return {"protocol": "TCP", "port": port}
+
+
+# The component's example peers (peers.example.yaml): the backing services as the base addresses them (Services
+# nats, redis, mysql beside the suite), the third parties as documentation CIDRs (RFC 5737) to replace.
+EXAMPLE_PEERS: dict[str, dict[str, Any]] = {
+    # The Gateway implementation's proxy pods, in any namespace, by the label of GEP-1762 (its own if it differs).
+    "gateway": {"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {GATEWAY_LABEL: "ems-edge"}}}]},
+    "dns": {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ],
+        "ports": [{"protocol": "UDP", "port": 53}, _tcp(53)],
+    },
+    "nats": {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nats"}}}], "ports": [_tcp(4222)]},
+    "mariadb": {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mysql"}}}], "ports": [_tcp(3306)]},
+    "redis": {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis"}}}], "ports": [_tcp(6379)]},
+    "livekit": {"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [_tcp(443)]},
+    "sms": {"to": [{"ipBlock": {"cidr": "192.0.2.20/32"}}], "ports": [_tcp(443)]},
+    "radio": {"to": [{"ipBlock": {"cidr": "192.0.2.30/32"}}], "ports": [_tcp(443)]},
+    "encode": {"to": [{"ipBlock": {"cidr": "192.0.2.40/32"}}], "ports": [_tcp(443)]},
+}
+
+
+def k8s_network_policy(service: str, port: int | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": _labels(service)}, "policyTypes": ["Ingress", "Egress"]}
+    # No ingress rule at all for a service without routes: the default deny keeps it unreachable.
+    spec["ingress"] = [{"from": EXAMPLE_PEERS["gateway"]["from"], "ports": [_tcp(port)]}] if port else []
+    spec["egress"] = [
+        {"to": EXAMPLE_PEERS[peer]["to"], "ports": EXAMPLE_PEERS[peer]["ports"]} for peer in egress(service)
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(service, service, "network"),
+        "spec": spec,
+    }
+
+
+def k8s_default_deny() -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "labels": {"app.kubernetes.io/part-of": PART_OF}},
+        # Every pod of the namespace: what no policy allows is refused, both ways.
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
+def peers_document(peers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": PEERS_API,
+        "kind": PEERS_KIND,
+        "metadata": {"name": PEERS_NAME, "annotations": {"config.kubernetes.io/local-config": "true"}},
+        "spec": peers,
+    }
+
+
+def k8s_network_replacements(routed: set[str], services: list[str]) -> list[dict[str, Any]]:
+    """Copy each peer of the NetworkPeers object into the rules of the policies that use it."""
+
+    def replacement(field_path: str, targets: list[tuple[str, str]]) -> dict[str, Any]:
+        return {
+            "source": {"kind": PEERS_KIND, "name": PEERS_NAME, "fieldPath": field_path},
+            "targets": [
+                {"select": {"kind": "NetworkPolicy", "name": name}, "fieldPaths": [path]} for name, path in targets
+            ],
+        }
+
+    result = [replacement("spec.gateway.from", [(s, "spec.ingress.0.from") for s in services if s in routed])]
+    for peer in (*BACKING, *THIRD_PARTIES):
+        users = [(s, egress(s).index(peer)) for s in services if peer in egress(s)]
+        for field_name in ("to", "ports") if users else ():  # kustomize refuses a replacement without targets
+            result.append(
+                replacement(f"spec.{peer}.{field_name}", [(s, f"spec.egress.{i}.{field_name}") for s, i in users])
+            )
+    return result
+
+
+NETWORK_HEADER = (
+    "# Optional component: default deny in the namespace and one NetworkPolicy per service (who calls whom, from\n"
+    "# the SERVICES table of deploy/k8s-gen/generate.py). The peers (Gateway, DNS, NATS, MariaDB, Redis, LiveKit,\n"
+    f"# SMS gateway, radio and encode APIs) come from a {PEERS_KIND} object named {PEERS_NAME} that the overlay\n"
+    "# lists in its resources (start from peers.example.yaml beside this file); without it the build fails.\n"
+)
+
+
+def k8s_network_files(ports: dict[str, int], routed: set[str], services: list[str]) -> dict[Path, str]:
+    policies = [k8s_default_deny()] + [k8s_network_policy(s, ports[s] if s in routed else None) for s in services]
+    component = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "resources": ["networkpolicies.yaml"],
+        "replacements": k8s_network_replacements(routed, services),
+    }
+    example_header = (
+        HEADER
+        + "# Copy into your overlay (e.g. network-peers.yaml), list it under `resources:` and set your platform's\n"
+        "# peers: in-cluster ones by namespaceSelector/podSelector, outside ones by ipBlock; ports as they listen.\n"
+    )
+    return {
+        K8S_NETWORK / "kustomization.yaml": HEADER + NETWORK_HEADER + _dump(component),
+        K8S_NETWORK / "networkpolicies.yaml": HEADER + _dump_all(policies),
+        K8S_NETWORK / "peers.example.yaml": example_header + _dump(peers_document(EXAMPLE_PEERS)),
+    }
+
+
 # --- compose --------------------------------------------------------------------------------------------------
 
 
@@ -490,7 +649,7 @@ def compose_document(edge_port: int, ports: dict[str, int], services: list[str])
             else:
                 env[secret.key] = f"${{{secret.key}:-{secret.compose_default}}}"
         depends = {"redis": dict(healthy), "nats": dict(healthy)}
-        if spec.livekit_server:
+        if "livekit" in spec.calls:
             depends["livekit"] = dict(healthy)
         if spec.database:
             depends["mariadb"] = dict(healthy)
@@ -584,6 +743,7 @@ def generated_files() -> dict[Path, str]:
     if missing:
         raise SystemExit(f"services without a deployment entry or a port in routes.toml: {missing}")
     files = k8s_files(ports, services)
+    files.update(k8s_network_files(ports, routed_services(), services))
     files[COMPOSE] = compose_text(edge_port, ports, services)
     return files
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 from opentelemetry import propagate, trace
 
+from servicekit import metrics
 from servicekit.db import Connection, Database
 
 
@@ -90,21 +92,23 @@ class RpcError(Exception):
 
 
 class Bus:
-    def __init__(self, nc: NATS, service: str) -> None:
+    def __init__(self, nc: NATS, service: str, replicas: int = 1) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.service = service
+        self.replicas = replicas  # of the streams and consumers this bus creates (NATS_STREAM_REPLICAS)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._requests: set[asyncio.Task[None]] = set()  # requests being answered (see serve)
         self._in_flight = asyncio.Semaphore(MAX_REQUESTS_IN_FLIGHT)
+        self.consumers: list[tuple[str, str]] = []  # (stream, durable) of the consumers pulling, for metrics
 
     @classmethod
-    async def connect(cls, url: str, service: str) -> Bus:
+    async def connect(cls, url: str, service: str, replicas: int = 1) -> Bus:
         nc = await nats.connect(
             url, name=service, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=3
         )
-        return cls(nc, service)
+        return cls(nc, service, replicas)
 
     @property
     def connected(self) -> bool:
@@ -114,12 +118,29 @@ class Bus:
         """Create (or keep) the stream holding ``<service>.>`` events; duplicates are dropped for 2 minutes."""
         owner = service or self.service
         name = stream_name(owner)
-        config = StreamConfig(name=name, subjects=[f"{owner}.>"], duplicate_window=120.0, max_age=7 * 86400.0)
+        config = StreamConfig(
+            name=name,
+            subjects=[f"{owner}.>"],
+            duplicate_window=120.0,
+            max_age=7 * 86400.0,
+            num_replicas=self.replicas,
+        )
         try:
-            await self.js.stream_info(name)
+            info = await self.js.stream_info(name)
         except NotFoundError:
-            with contextlib.suppress(Exception):  # a replica may have created it meanwhile
+            try:
                 await self.js.add_stream(config)
+            except Exception as exc:
+                # A replica may have created it meanwhile; otherwise (e.g. more replicas than NATS servers) the
+                # service must not start without its stream.
+                try:
+                    await self.js.stream_info(name)
+                except NotFoundError:
+                    raise exc from None
+            return name
+        if info.config.num_replicas != self.replicas:  # NATS_STREAM_REPLICAS changed (e.g. moved to a cluster)
+            info.config.num_replicas = self.replicas
+            await self.js.update_stream(info.config)
         return name
 
     async def publish_event(self, event: Event, headers: dict[str, str] | None = None) -> None:
@@ -131,14 +152,20 @@ class Bus:
         """Ask another service; returns the reply's ``data`` or raises :class:`RpcError`."""
         headers: dict[str, str] = {}
         propagate.inject(headers)
+        started = time.perf_counter()
         try:
             msg = await self.nc.request(subject, _encoder.encode(payload), timeout=timeout, headers=headers)
         except NoRespondersError as exc:
+            metrics.RPC_ERRORS.labels(subject, "unavailable").inc()
             raise RpcError("unavailable", f"no service answers {subject}") from exc
         except NatsTimeout as exc:
+            metrics.RPC_ERRORS.labels(subject, "timeout").inc()
             raise RpcError("timeout", f"{subject} did not answer within {timeout}s") from exc
+        finally:
+            metrics.RPC_LATENCY.labels(subject).observe(time.perf_counter() - started)
         reply = _reply_decoder.decode(msg.data)
         if not reply.ok:
+            metrics.RPC_ERRORS.labels(subject, reply.code or "error").inc()
             raise RpcError(reply.code or "error", reply.error)
         return reply.data
 
@@ -207,11 +234,23 @@ class Bus:
         replay: bool,
         order_key: Callable[[Event], str] | None,
     ) -> None:
-        stream = await self.ensure_stream(owner)
+        stream = stream_name(owner)
         subject = filter_subject or f"{owner}.>"
         policy = DeliverPolicy.ALL if replay else DeliverPolicy.NEW
-        config = ConsumerConfig(durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=policy)
-        sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        while True:  # JetStream may be electing leaders (a server lost, a stream just rescaled): keep trying
+            config = ConsumerConfig(
+                durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=policy, num_replicas=self.replicas
+            )
+            try:
+                await self.ensure_stream(owner)
+                await self._rescale_consumer(stream, durable)
+                sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+                break
+            except Exception:
+                log.exception("consumer not started; retrying", extra={"consumer": durable})
+                await asyncio.sleep(1.0)
+        self.consumers.append((stream, durable))
+        counted = _ConsumerMetrics(stream, durable)
         try:
             while not self._stopping.is_set():
                 try:
@@ -228,17 +267,37 @@ class Bus:
                         events.append((msg, _event_decoder.decode(msg.data)))
                     except msgspec.DecodeError:
                         log.error("undecodable event dropped", extra={"subject": msg.subject})
+                        counted.failures.inc()
                         await msg.term()
                 if order_key is None:
-                    await _deliver_in_order(events, handler)
+                    await _deliver_in_order(events, handler, counted)
                     continue
                 groups: dict[str, list[tuple[Msg, Event]]] = {}
                 for item in events:
                     groups.setdefault(order_key(item[1]), []).append(item)
-                await asyncio.gather(*(_deliver_in_order(group, handler) for group in groups.values()))
+                await asyncio.gather(*(_deliver_in_order(group, handler, counted) for group in groups.values()))
         finally:
             with contextlib.suppress(Exception):  # lets drain() finish at once on shutdown
                 await sub.unsubscribe()
+
+    async def _rescale_consumer(self, stream: str, durable: str, attempts: int = 4) -> None:
+        """An existing consumer keeps its config but takes the current replica count. Right after its stream was
+        rescaled the consumer's group is moving and may not answer for a few seconds: tried again, and if it still
+        fails the consumer goes on with its old count until the next start."""
+        for attempt in range(1, attempts + 1):
+            try:
+                existing = await self.js.consumer_info(stream, durable)
+                if existing.config.num_replicas != self.replicas:
+                    existing.config.num_replicas = self.replicas
+                    await self.js.add_consumer(stream, existing.config)
+                return
+            except NotFoundError:
+                return
+            except Exception:
+                if attempt == attempts:
+                    log.warning("consumer replicas not changed", extra={"consumer": durable}, exc_info=True)
+                    return
+                await asyncio.sleep(1.0)
 
     async def close(self) -> None:
         self._stopping.set()
@@ -259,20 +318,45 @@ class Bus:
                 await self.nc.close()
 
 
-async def _deliver_in_order(events: list[tuple[Msg, Event]], handler: Callable[[Event], Awaitable[None]]) -> None:
+class _ConsumerMetrics:
+    """One durable consumer's labelled metrics, looked up once per consumer rather than per event."""
+
+    def __init__(self, stream: str, durable: str) -> None:
+        self.latency = metrics.CONSUMER_LATENCY.labels(stream, durable)
+        self.failures = metrics.CONSUMER_FAILURES.labels(stream, durable)
+        self.redeliveries = metrics.CONSUMER_REDELIVERIES.labels(stream, durable)
+
+
+async def _deliver_in_order(
+    events: list[tuple[Msg, Event]], handler: Callable[[Event], Awaitable[None]], counted: _ConsumerMetrics
+) -> None:
     """Handle events one after another; ack each handled one, nak (redeliver later) each failed one."""
     for msg, event in events:
         context = propagate.extract(msg.headers or {})
+        if _delivery_count(msg) > 1:
+            counted.redeliveries.inc()
+        started = time.perf_counter()
         try:
             with tracer.start_as_current_span(
                 f"consume {event.subject}", context=context, kind=trace.SpanKind.CONSUMER
             ):
                 await handler(event)
         except Exception:
+            counted.failures.inc()
             log.exception("event handler failed; redelivery later", extra={"event_id": event.id})
             await msg.nak(delay=1.0)
         else:
             await msg.ack()
+        finally:
+            counted.latency.observe(time.perf_counter() - started)
+
+
+def _delivery_count(msg: Msg) -> int:
+    """How many times JetStream has delivered ``msg`` (1 the first time), from its reply subject."""
+    try:
+        return msg.metadata.num_delivered
+    except Exception:  # noqa: BLE001 - not a JetStream message (e.g. a test's): count it as a first delivery
+        return 1
 
 
 async def add_event(conn: Connection, subject: str, data: msgspec.Struct | dict[str, Any]) -> Event:

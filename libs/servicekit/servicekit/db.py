@@ -14,6 +14,7 @@ import asyncmy
 import asyncmy.errors
 from asyncmy.cursors import DictCursor
 
+from servicekit import metrics
 from servicekit.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,15 @@ class Database:
         self.pool.close()
         await self.pool.wait_closed()
 
+    def _acquire(self) -> Any:
+        pool = self.pool
+        if not pool.freesize and pool.size >= pool.maxsize:  # every connection is lent out: this acquire waits
+            metrics.DB_POOL_WAITS.inc()
+        return pool.acquire()
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        async with self.pool.acquire() as raw:
+        async with self._acquire() as raw:
             yield Connection(raw)
 
     @asynccontextmanager
@@ -108,7 +115,7 @@ class Database:
 
         ``read_committed`` runs it at READ COMMITTED, where locking reads take no gap locks (the outbox relay
         scans pending rows with FOR UPDATE while other transactions insert new ones)."""
-        async with self.pool.acquire() as raw:
+        async with self._acquire() as raw:
             conn = Connection(raw)
             if read_committed:  # applies to the next transaction of this connection only
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")

@@ -26,6 +26,9 @@ class CommonSettings(msgspec.Struct, kw_only=True):
     redis_port: int = 6379
     redis_pass: str = ""
     nats_url: str = "nats://127.0.0.1:4222"
+    # Replicas of the JetStream streams and durable consumers this service creates: 1 on a single NATS server,
+    # 3 on a three-node cluster (a stream or consumer made with another count is changed to it at start-up).
+    nats_stream_replicas: int = 1
     livekit_api_key: str = "devkey"
     livekit_api_secret: str = "secret"
     log_level: str = "INFO"

@@ -24,7 +24,7 @@ from litestar.openapi.spec import PathItem
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
-from servicekit import compat
+from servicekit import compat, metrics
 from servicekit.bus import Bus, OutboxRelay
 from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.db import Database, migrate
@@ -168,6 +168,8 @@ class ServiceSpec:
     # What a cutover setting opens beyond the marked HTTP routes (e.g. Socket.IO namespaces), for the start-up
     # warning: area -> names.
     compat_extra: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # Sets the service's own metrics that are read from shared state (e.g. rows of its tables) before a scrape.
+    on_scrape: Callable[[Runtime], Awaitable[None]] | None = None
 
 
 async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, bool]:
@@ -188,26 +190,42 @@ def health_handlers(service: str) -> list[Any]:
     @get("/ready", tags=["ops"])
     async def ready(runtime: Runtime) -> Response:
         """Readiness: every backing service this one uses answers."""
-        probes: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
-        if runtime.db:
-            probes.append(("mysql", runtime.db.ping))
-        if runtime.redis:
-            probes.append(("redis", runtime.redis.ping))
-        if runtime.bus:
-            bus = runtime.bus
-
-            async def nats_ok() -> None:
-                if not bus.connected:
-                    raise ConnectionError("nats disconnected")
-                await bus.nc.flush(timeout=1)
-
-            probes.append(("nats", nats_ok))
-        results = dict(await asyncio.gather(*(_check(n, p) for n, p in probes)))
+        results = await readiness(runtime)
         ok = all(results.values())
         body = {"status": "OK" if ok else "FAIL", "service": service, "checks": results}
         return Response(body, status_code=200 if ok else 503)
 
     return [health, ready]
+
+
+async def readiness(runtime: Runtime) -> dict[str, bool]:
+    """Whether each backing service this one uses answers (GET /ready, and ``ems_service_ready``)."""
+    probes: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+    if runtime.db:
+        probes.append(("mysql", runtime.db.ping))
+    if runtime.redis:
+        probes.append(("redis", runtime.redis.ping))
+    if runtime.bus:
+        bus = runtime.bus
+
+        async def nats_ok() -> None:
+            if not bus.connected:
+                raise ConnectionError("nats disconnected")
+            await bus.nc.flush(timeout=1)
+
+        probes.append(("nats", nats_ok))
+    return dict(await asyncio.gather(*(_check(n, p) for n, p in probes)))
+
+
+def metrics_handler(on_scrape: Callable[[Runtime], Awaitable[None]] | None) -> Any:
+    @get("/metrics", include_in_schema=False)
+    async def scrape(request: Request, runtime: Runtime) -> Response:
+        """Prometheus metrics (servicekit.metrics): on the service's own port only; the edge never routes it."""
+        await metrics.refresh(runtime, await readiness(runtime), on_scrape)
+        body, content_type = metrics.render(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
+    return scrape
 
 
 DRAIN_LIMIT = 64 * 1024 * 1024
@@ -290,7 +308,7 @@ def create_app(spec: ServiceSpec) -> Litestar:
         if spec.uses_redis:
             runtime.redis = Redis.from_url(settings.redis_dsn, decode_responses=True)
         if spec.uses_bus:
-            runtime.bus = await Bus.connect(settings.nats_url, settings.service_name)
+            runtime.bus = await Bus.connect(settings.nats_url, settings.service_name, settings.nats_stream_replicas)
             if spec.publishes_events:
                 await runtime.bus.ensure_stream()
                 if runtime.db:
@@ -362,7 +380,7 @@ def create_app(spec: ServiceSpec) -> Litestar:
 
     app = Litestar(
         before_send=[add_served_by],
-        route_handlers=[*health_handlers(settings.service_name), *spec.route_handlers],
+        route_handlers=[*health_handlers(settings.service_name), metrics_handler(spec.on_scrape), *spec.route_handlers],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={
             ApiError: _on_api_error,
@@ -379,5 +397,8 @@ def create_app(spec: ServiceSpec) -> Litestar:
     # CORS outermost, around Litestar's router: preflights of every path (GET-only routes, bare @asgi handlers) are
     # answered before routing, and 404/405/413 answers get the allow-origin too. Litestar's own CORSConfig is not
     # used: it leaves preflights to per-route OPTIONS handlers.
-    app.asgi_handler = CorsMiddleware(app.asgi_handler, CorsPolicy.parse(settings.cors_allowed_origins))
+    # Metrics inside it, around the router, which leaves the route template in the scope (unknown paths too).
+    app.asgi_handler = CorsMiddleware(
+        metrics.HttpMetricsMiddleware(app.asgi_handler), CorsPolicy.parse(settings.cors_allowed_origins)
+    )
     return app

@@ -43,6 +43,10 @@ async def on_startup(runtime: Runtime) -> None:
     await rebuild.serve(runtime)
 
 
+async def on_scrape(runtime: Runtime) -> None:
+    sockets.count_connections()
+
+
 async def on_shutdown(runtime: Runtime) -> None:
     handlers = runtime.extras.get("events")
     if isinstance(handlers, EventHandlers):
@@ -57,7 +61,7 @@ async def on_shutdown(runtime: Runtime) -> None:
 http_app = create_app(
     ServiceSpec(
         settings, CONTROLLERS, uses_db=False, publishes_events=False, on_startup=on_startup, on_shutdown=on_shutdown,
-        compat_extra={"dashboards": COMPAT_NAMESPACES},
+        compat_extra={"dashboards": COMPAT_NAMESPACES}, on_scrape=on_scrape,
     )
 )  # fmt: skip
 socketio_app = socketio.ASGIApp(sockets.sio, other_asgi_app=http_app, socketio_path="socket.io")

@@ -63,4 +63,9 @@ async def on_shutdown(runtime: Runtime) -> None:
 
 handlers = route_handlers(file_size_limit=settings.file_size_limit, video_size_limit=settings.video_size_limit)
 MIGRATIONS = Path(__file__).parent / "migrations"
-app = create_app(ServiceSpec(settings, handlers, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown))
+app = create_app(
+    ServiceSpec(
+        settings, handlers, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown,
+        on_scrape=recorder.count_egresses,
+    )
+)  # fmt: skip

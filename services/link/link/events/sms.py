@@ -30,6 +30,7 @@ import uuid
 from typing import Any
 
 import httpx
+from prometheus_client import Counter
 
 from contracts.link import LINK_SMS_FAILED, LINK_SMS_SENT, SmsOutcome
 from link import clients, domain, repository
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 QUEUE = "arq:link:sms"
 JOB = "send_sms"
+# Each attempt's outcome: sent, retry (failed, tried again) or failed (given up); attempt 0 = never tried.
+SMS_JOBS = Counter("ems_sms_jobs_total", "SMS job attempts by outcome and attempt number", ["outcome", "attempt"])
 
 
 # ---- recording -------------------------------------------------------------------------------------------
@@ -116,8 +119,10 @@ class SmsJob(RetriedJob):
 
     async def finish(self, db: Database, key: str, row: dict[str, Any], attempts: int, outcome: Outcome) -> None:
         await _finish(db, row, SENT if outcome.ok else FAILED, attempts, outcome.error)
+        SMS_JOBS.labels(SENT if outcome.ok else FAILED, str(attempts)).inc()
 
     def retrying(self, key: str, attempts: int, error: str) -> None:
+        SMS_JOBS.labels("retry", str(attempts)).inc()
         log.warning("sms attempt failed, retrying", extra={"sms": key, "attempt": attempts, "error": error})
 
 
@@ -127,3 +132,6 @@ enqueue = SMS_JOB.enqueue  # (runtime, key) after the commit; a failure leaves t
 requeue_stale = SMS_JOB.requeue_stale
 start = SMS_JOB.start
 stop = SMS_JOB.stop
+for _attempt in range(SMS_JOB.max_attempts + 1):  # exported at 0, so a first failure shows in increase()
+    for _outcome in (SENT, FAILED, "retry"):
+        SMS_JOBS.labels(_outcome, str(_attempt))

@@ -10,12 +10,14 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import socketio
+from prometheus_client import Counter, Gauge
 
 from contracts.conference import RPC_ROOM_DETAIL, RPC_ROOM_SOCKET_LIVE, RoomQuery
 from contracts.link import RPC_LINK_ROOM, LinkRoomQuery
 from realtime.domain import (
     AUTH_ERROR,
     INVALID_NAMESPACE,
+    STATIC_NAMESPACES,
     NamespaceInfo,
     SocketUser,
     classify,
@@ -47,6 +49,21 @@ MANAGER_CHANNEL = "realtime-socketio"
 OWNER_TIMEOUT_SECONDS = 1.5
 # Pseudo room used to ask every instance to drop the local sockets of a namespace (room close).
 _DISCONNECT_ALL = "\x00disconnect-all"
+
+# Metrics (servicekit.metrics serves them): namespaces labelled by kind, never by name (rooms are unbounded).
+CONNECTIONS = Gauge("ems_realtime_connections", "Sockets connected to this instance, by namespace kind", ["kind"])
+EMITS = Counter("ems_realtime_emits_total", "Events emitted (to a namespace, room or socket)", ["kind"])
+REFUSED = Counter("ems_realtime_handshakes_refused_total", "Namespace connects refused, by reason", ["reason"])
+REFUSAL_REASONS = {INVALID_NAMESPACE: "invalid_namespace", AUTH_ERROR: "authentication"}
+NAMESPACE_KINDS = ("room", "data", *(name.strip("/") or "root" for name in STATIC_NAMESPACES))
+
+
+def namespace_kind(namespace: str) -> str:
+    """A metric label for ``namespace``: ``room``, ``data``, or the static namespace's name (``root`` for /)."""
+    info = classify(namespace)
+    if info is None:
+        return "invalid"
+    return (info.key or "root") if info.kind == "static" else info.kind
 
 
 class RealtimeManager(socketio.AsyncRedisManager):
@@ -160,11 +177,12 @@ class RealtimeSockets:
         )
         self.runtime: Runtime | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.sio.on("connect", self._on_connect, namespace="*")
+        self.sio.on("connect", self._counted_connect, namespace="*")
         self.sio.on("disconnect", self._on_disconnect, namespace="*")
         self.sio.on("*", self._on_event, namespace="*")
         self.rooms: RoomHandlers | None = None
         self.mobile: MobileHandlers | None = None
+        self._emits: dict[str, Any] = {}  # namespace kind -> EMITS child
 
     def register(self, *, rooms: RoomHandlers | None = None, mobile: MobileHandlers | None = None) -> None:
         """The handlers of room-namespace and ``/mobile`` sockets (until then their events are ignored)."""
@@ -200,6 +218,21 @@ class RealtimeSockets:
         # A socket of this instance is reached directly: no round trip through Redis for replies to a sender.
         local = to is not None and self.manager.is_local(to, namespace)
         await self.sio.emit(event, data, namespace=namespace, to=to, ignore_queue=local)
+        kind = namespace_kind(namespace)
+        counter = self._emits.get(kind)
+        if counter is None:
+            counter = self._emits[kind] = EMITS.labels(kind)
+        counter.inc()
+
+    def count_connections(self) -> None:
+        """Set ``ems_realtime_connections`` from the sockets this instance holds (read when scraped, so it never
+        drifts from missed connects or disconnects)."""
+        counts = dict.fromkeys(NAMESPACE_KINDS, 0)
+        for namespace, rooms in list(self.manager.rooms.items()):
+            kind = namespace_kind(namespace)
+            counts[kind] = counts.get(kind, 0) + len(rooms.get(None, ()))
+        for kind, count in counts.items():
+            CONNECTIONS.labels(kind).set(count)
 
     async def close_namespace(self, namespace: str) -> None:
         """Disconnect every socket of ``namespace`` on all instances (clients see "io server disconnect")."""
@@ -251,6 +284,17 @@ class RealtimeSockets:
                 log.warning("namespace owner unavailable", extra={"namespace": info.name, "code": exc.code})
             return False
         return isinstance(reply, dict) and reply.get("live") is True
+
+    async def _counted_connect(self, namespace: str, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            await self._on_connect(namespace, sid, environ, auth)
+        except socketio.exceptions.ConnectionRefusedError as exc:
+            message = exc.error_args.get("message") if isinstance(exc.error_args, dict) else None
+            REFUSED.labels(REFUSAL_REASONS.get(message or "", "other")).inc()
+            raise
+        except Exception:
+            REFUSED.labels("error").inc()
+            raise
 
     async def _on_connect(self, namespace: str, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         info = await self.is_valid(namespace)

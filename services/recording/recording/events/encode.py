@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 import httpx
+from prometheus_client import Counter
 
 from recording import repository
 from recording.clients.encode import encode_request
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 QUEUE = "arq:recording:encode"
 JOB = "encode_record"
+# Each attempt's outcome: sent, retry (failed, tried again) or failed (given up); attempt 0 = never tried.
+ENCODE_JOBS = Counter("ems_encode_jobs_total", "Encode job attempts by outcome and attempt", ["outcome", "attempt"])
 
 
 async def _finish(db: Database, record_id: int, status: str, attempts: int, error: str) -> None:
@@ -65,8 +68,10 @@ class EncodeJob(RetriedJob):
 
     async def finish(self, db: Database, key: int, row: dict[str, Any], attempts: int, outcome: Outcome) -> None:
         await _finish(db, key, SENT if outcome.ok else FAILED, attempts, outcome.error)
+        ENCODE_JOBS.labels(SENT if outcome.ok else FAILED, str(attempts)).inc()
 
     def retrying(self, key: int, attempts: int, error: str) -> None:
+        ENCODE_JOBS.labels("retry", str(attempts)).inc()
         log.warning("encode attempt failed, retrying", extra={"record_id": key, "attempt": attempts})
 
 
@@ -76,3 +81,6 @@ enqueue = ENCODE_JOB.enqueue  # (runtime, record_id) after the commit; a failure
 requeue_stale = ENCODE_JOB.requeue_stale
 start = ENCODE_JOB.start
 stop = ENCODE_JOB.stop
+for _attempt in range(ENCODE_JOB.max_attempts + 1):  # exported at 0, so a first failure shows in increase()
+    for _outcome in (SENT, FAILED, "retry"):
+        ENCODE_JOBS.labels(_outcome, str(_attempt))

@@ -18,6 +18,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from prometheus_client import Gauge
+
 from contracts import recording as ev
 from contracts.conference import RPC_ROOM_DETAIL, RoomQuery
 from recording import domain, repository
@@ -35,6 +37,8 @@ CLAIM_LOCK_SECONDS = 5
 STALE_CLAIM = timedelta(minutes=2)  # longer than any LiveKit start call (bounded at 10 s)
 RPC_TIMEOUT = 1.0
 EGRESS_NOT_AVAILABLE = "Record service not available"
+EGRESSES_ACTIVE = Gauge("ems_recording_egresses", "Egresses claimed or running (counted against EGRESS_LIMIT)")
+EGRESS_LIMIT = Gauge("ems_recording_egress_limit", "EGRESS_LIMIT: egresses allowed at once")
 
 
 class RecordRefused(Exception):
@@ -76,6 +80,13 @@ async def client_for_room(runtime: Runtime, room: str) -> EgressClient:
         return nodes.client(await nodes.node_of_room(room))
     except (NodesUnavailable, UnknownKey) as exc:
         raise EgressFailed("unavailable", "the room's LiveKit node is unknown: conference did not answer") from exc
+
+
+async def count_egresses(runtime: Runtime) -> None:
+    """Set the egress gauges (read when scraped; every replica sees the same claims)."""
+    assert runtime.db is not None
+    EGRESSES_ACTIVE.set(await repository.egress_count(runtime.db))
+    EGRESS_LIMIT.set(int(getattr(runtime.settings, "egress_limit", 0) or 0))
 
 
 async def _claim(runtime: Runtime, room: str, record_type: str) -> None:

@@ -19,12 +19,23 @@ from google.protobuf.json_format import Parse, ParseError
 from litestar import Controller, Request, Response, post
 from livekit.api import TokenVerifier
 from livekit.protocol.webhook import WebhookEvent
+from prometheus_client import Counter
 
 from recording.events.livekit_nodes import LiveKitNodes, NodesUnavailable, UnknownKey
 from recording.events.webhooks import apply, follow_up
 from servicekit.web import Runtime, fail
 
 log = logging.getLogger("recording.webhooks")
+
+# Verdicts: applied, duplicate (an event id applied before), refused_signature (401), deferred (503: the node's
+# secret is unknown for now), invalid_body. The event type is "unknown" until the signature holds, "other" when
+# LiveKit sends a type not listed here (labels stay bounded whatever the body says).
+WEBHOOKS = Counter("ems_webhooks_total", "LiveKit webhooks received, by event type and verdict", ["event", "verdict"])
+EVENT_TYPES = frozenset({
+    "room_started", "room_finished", "participant_joined", "participant_left", "participant_connection_aborted",
+    "track_published", "track_unpublished", "egress_started", "egress_updated", "egress_ended",
+    "ingress_started", "ingress_ended",
+})  # fmt: skip
 
 
 class WebhookRejected(Exception):
@@ -91,23 +102,31 @@ class WebhookController(Controller):
             verify(body, authorization, api_key, api_secret)
         except UnknownKey as exc:
             log.warning("webhook rejected", extra={"reason": "unknown API key"})
+            WEBHOOKS.labels("unknown", "refused_signature").inc()
             raise fail("unknown webhook API key", 401) from exc
         except NodesUnavailable as exc:
             log.warning("webhook deferred: its node's secret is unknown for now")
+            WEBHOOKS.labels("unknown", "deferred").inc()
             raise fail("webhook key cannot be checked now, retry later", 503) from exc
         except WebhookRejected as exc:
             log.warning("webhook rejected", extra={"reason": str(exc)})
+            WEBHOOKS.labels("unknown", "refused_signature").inc()
             raise fail(str(exc), 401) from exc
         try:
             raw = body.decode("utf-8")
             event = Parse(raw, WebhookEvent(), ignore_unknown_fields=True)
         except (UnicodeDecodeError, ParseError) as exc:
+            WEBHOOKS.labels("unknown", "invalid_body").inc()
             raise fail("invalid webhook body") from exc
         if not event.event:
+            WEBHOOKS.labels("unknown", "invalid_body").inc()
             raise fail("invalid webhook body: no event")
         follow = await apply(runtime, event, raw)
+        event_type = event.event if event.event in EVENT_TYPES else "other"
         if follow is None:
             log.info("webhook replay ignored", extra={"event_id": event.id})
+            WEBHOOKS.labels(event_type, "duplicate").inc()
         else:
+            WEBHOOKS.labels(event_type, "applied").inc()
             await follow_up(runtime, follow)
         return Response(b"", status_code=200, media_type="text/plain")

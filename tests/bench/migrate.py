@@ -1,0 +1,106 @@
+"""Benchmark of the cutover: `just migrate` of a generated production-sized installation, then its checks.
+
+    uv run python -m tests.bench.migrate [--scale 1] [--batch-size 2000] [--keep]
+
+Builds a legacy `conference` database with tests/legacy.py's generator (``--scale 1``: about 112k links, 29k
+rooms, 27k data-log rows, 100k usage rows, with users, chats, cases and records; ``--scale 10``: ten times that),
+starts its own copy of the suite (free ports, private NATS and Redis, its own databases), and times each step
+of the runbook as separate processes: the copy with the read-model rebuild, ``--verify``, a ``--catch-up`` with
+nothing changed, and a catch-up after changes. Prints per-table rows/s (the command's own table) and one
+table of the steps with seconds, rows/s and the peak memory of the migrate process. Not a test: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from tests.instances import private_suite
+from tests.legacy import Dsn, drop_source
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(argv: list[str]) -> tuple[float, int, str, str]:
+    """Seconds, peak RSS (MiB) of the child, exit code... of one command; raises when it fails (verify: 1)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    seconds = time.monotonic() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])} ... failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    # ru_maxrss of children is the largest child so far: only a new maximum is this child's for sure
+    return seconds, (peak // 1024 if peak > before else -1), done.stdout, done.stderr
+
+
+def rows_of(table_text: str) -> int:
+    match = re.search(r"^([\d,]+) rows in", table_text, flags=re.M)
+    return int(match.group(1).replace(",", "")) if match else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--keep", action="store_true", help="keep the legacy source database")
+    args = parser.parse_args(argv)
+
+    source = Dsn.parse(f"mysql://root@127.0.0.1:3306/bench{uuid.uuid4().hex[:6]}_legacy")
+    seconds, _, out, _ = run([sys.executable, "-m", "tests.legacy", "--dsn", str(source), "--scale", str(args.scale)])
+    counts = json.loads(out)["counts"]
+    total = sum(counts.values())
+    print(f"legacy source: {total:,} rows in {len(counts)} tables, generated in {seconds:.1f} s", file=sys.stderr)
+    steps: list[tuple[str, float, int, int]] = []
+    try:
+        with private_suite(
+            ["auth", "conference", "link", "telemetry", "recording", "realtime"], {}, label="bench-migrate"
+        ) as suite:
+            base = [sys.executable, "-m", "deploy.migrate", "--source", str(source), "--db-prefix", suite.db_prefix,
+                    "--nats-url", suite.nats_url, "--batch-size", str(args.batch_size)]  # fmt: skip
+            seconds, peak, out, err = run(base)
+            print(out)
+            rebuilt = re.findall(r"^rebuilt .*$", err, flags=re.M)
+            print("\n".join(rebuilt), file=sys.stderr)
+            steps.append(("copy + rebuild read models", seconds, rows_of(out), peak))
+            seconds, peak, out, _ = run([*base, "--verify"])
+            steps.append(("--verify", seconds, total, peak))
+            seconds, peak, out, _ = run([*base, "--catch-up", "--no-rebuild"])
+            steps.append(("--catch-up, nothing changed", seconds, rows_of(out), peak))
+            asyncio.run(_change_source(source))
+            seconds, peak, out, _ = run([*base, "--catch-up"])
+            steps.append(("--catch-up after 1,000 changes + rebuild", seconds, rows_of(out), peak))
+    finally:
+        if not args.keep:
+            asyncio.run(drop_source(source))
+    print(f"\nscale {args.scale:g}: {total:,} source rows; batch {args.batch_size}\n")
+    print("| step | seconds | rows/s | peak RSS of migrate (MiB) |\n|---|---:|---:|---:|")
+    for name, seconds, rows, peak in steps:
+        print(f"| {name} | {seconds:.1f} | {rows / seconds:,.0f} | {peak if peak >= 0 else 'n/a'} |")
+    return 0
+
+
+async def _change_source(source: Dsn) -> None:
+    """What an old gateway still serving does in a few minutes: new usage rows, links changed, a link added."""
+    conn = await source.connect()
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("UPDATE link_connect SET enabled = 0 ORDER BY id DESC LIMIT 500")
+            await cur.execute(
+                "INSERT INTO usage_status_log (linkID, room, status, dtmCreated) "
+                "SELECT linkID, room, 'catch-up', NOW() FROM link_connect ORDER BY id DESC LIMIT 500"
+            )
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
