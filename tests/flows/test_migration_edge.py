@@ -67,9 +67,11 @@ FINDINGS = {
     "counted and listed it",
     "record_file_tenant": "GET /record/file of a room without a case: the original answered 404 'Room not found' "
     "(its tenant came from case_data), the suite answers 200 with the recordings (tenant from the room)",
-    "timestamp_shift": "files.createdAt (TIMESTAMP) comes out 7 h early in /room/picture: the original's server ran "
-    "at +07:00 (the source is written so), the copy carries the instant, and the suite reads TIMESTAMP columns in "
-    "a UTC session and renders the wall time as Bangkok time (DATETIME columns are not affected)",
+    "timestamp_shift": "files.createdAt (TIMESTAMP) comes out 7 h early in /room/picture: the suite keeps local "
+    "(Bangkok) wall times in TIMESTAMP columns (recording writes createdAt itself), but deploy.migrate reads and "
+    "writes with time_zone '+00:00' on both sides (deploy/migrate/db.py), which carries the instant: from an original "
+    "whose server ran at +07:00 (the source is written so) the Bangkok wall time arrives as a UTC one. The source's "
+    "session would need the original server's zone (e.g. --source-time-zone, default +07:00); DATETIME is unaffected",
     "history_record_videos": "GET /link/history: the suite fills recordVideos with the room's recordings; the "
     "original's code always answered [] (its lookup is commented out)",
     "upload_list_url": "GET /upload/list: for rows without filePath (egress recordings) the original's "
