@@ -55,8 +55,9 @@ TOKEN_PARTS = ("identity", "token", "conference", "color")  # random per request
 # xfail(strict=True) so that fixing one makes that test pass and fail as XPASS: then drop the marker.
 FINDINGS = {
     "zero_dates_break_rebuild": "rebuild: link's and recording's snapshots (rpc.link.snapshot, rpc.recording.snapshot) "
-    "raise AttributeError on a zero date (the driver returns '0000-00-00 00:00:00' as text; strftime on it): "
-    "link_connect.dtmExpired and record_media.endRecord here. So link's room_record_view, conference's "
+    "raise AttributeError on a zero date (the driver returns '0000-00-00 00:00:00' as text; strftime on it, in "
+    "link/events/rebuild.py and recording/events/rebuild.py): link_connect.dtmExpired and record_media.endRecord "
+    "here. So link's room_record_view, conference's "
     "room_link_view/room_file_view, telemetry's car and stats read models and realtime's namespace registry are not "
     "rebuilt, and /room/picture and /stats/* answer nothing for the migrated installation",
     "zero_dates_as_text": "GET /record/file (record_media.endRecord), GET /car/list (car_track.dtmStarted) and GET "
