@@ -756,12 +756,23 @@ class _Gen:
         cases.update(duplicate_link=dup_of["linkID"], case_twin_links=(first["linkID"], cased["linkID"]))
         # oversized for the suite's narrower read-model columns: a room user's userType over 10 characters and a
         # room name over 50 (room_user.room is varchar(100)); a files.linkId over 100 characters and a NULL one
-        if self.room_users:
-            base_user = self.room_users[-1]
+        # (room_user.room is varchar(100)); the patient's newest participant row is the one in the long room, with
+        # track logs of its own, so /stats/user of that mobile shows whether the row was kept
+        patients = [u for u in self.room_users if u[5] == "user"]
+        if patients:
+            base_user = patients[-1]
             self.room_users.append(_replace(_replace(base_user, 0, len(self.room_users) + 1), 5, "ambulance-crew"))
             long_room = "Overflow" * 8  # 64 letters
-            self.room_users.append(_replace(_replace(base_user, 0, len(self.room_users) + 1), 1, long_room))
-            cases.update(long_user_type=base_user[2], long_room_user=long_room)
+            identity = self.identity()
+            row = _replace(_replace(_replace(base_user, 0, len(self.room_users) + 1), 1, long_room), 2, identity)
+            self.room_users.append(row)
+            at = base_user[16] + timedelta(days=1)
+            place = _Room(0, long_room, 1, at, at, "close", "conference")
+            logs = self.tables["data_log"]
+            for source in ("CAMERA", "MICROPHONE"):
+                data, when = self.webhook("track_published", place, (identity, base_user[4], "user"), source, at)
+                logs.append((len(logs) + 1, data, when))
+            cases.update(long_user_type=base_user[2], long_room_user=long_room, long_room_mobile=base_user[4])
         files = self.tables["files"]
         files.append(_replace(_replace(files[0], 0, len(files) + 1), 1, "x" * 120))
         files.append(_replace(_replace(files[0], 0, len(files) + 1), 1, None))

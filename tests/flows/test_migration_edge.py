@@ -77,6 +77,10 @@ FINDINGS = {
     "original's code always answered [] (its lookup is commented out)",
     "upload_list_url": "GET /upload/list: for rows without filePath (egress recordings) the original's "
     "CONCAT(API_URL, filePath, ...) was null; the suite answers '<API_URL>/<fileName>', a path nothing serves",
+    "read_models_drop_oversized": "rebuild leaves out, without reporting, rows its read models are too narrow for: "
+    "the room_user row in a 64-character room (telemetry's stats_participant.room is varchar(50)), so /stats/user of "
+    "that patient's mobile answers an older participant's track logs instead of the newest one's; also a files row "
+    "whose linkId is over 100 characters (conference's room_file_view) and the link without linkID (stats_link)",
     "null_username_token": "GET /link/getdetail of a link whose userName is NULL: the original generated a user name "
     "(data.userName and the token's name); the suite answers userName null and a token without a name",
 }
@@ -532,7 +536,8 @@ async def test_stats_user_equals_the_originals(
 ) -> None:
     _needs_read_models(migrated)
     mobiles = [r["userName"] for r in await original.query_rows(
-        source, "SELECT DISTINCT userName FROM room_user WHERE userType = 'user' ORDER BY userName LIMIT 12"
+        source, "SELECT DISTINCT userName FROM room_user WHERE userType = 'user' AND userName != %s"
+        " ORDER BY userName LIMIT 12", (migrated.filled.cases["long_room_mobile"],),  # FINDINGS: its own test below
     )] + ["0000000000"]  # fmt: skip
     with_logs = 0
     for mobile in mobiles:
@@ -547,6 +552,20 @@ async def test_stats_user_equals_the_originals(
             with_logs += bool(want["track_logs"])
         same(want, got, mobile)
     assert with_logs, "no mobile with track logs was compared"
+
+
+@pytest.mark.xfail(strict=True, reason=FINDINGS["read_models_drop_oversized"])
+async def test_finding_stats_user_of_a_participant_in_a_long_room_name(
+    migrated: Migrated, edge: httpx.AsyncClient, source: Any
+) -> None:
+    _needs_read_models(migrated)
+    mobile = migrated.filled.cases["long_room_mobile"]
+    want = await original.stats_user(source, mobile)
+    assert want["track_logs"] and {row["roomName"] for row in want["track_logs"]} == {"Overflow" * 8}
+    got = (await _get(edge, "/stats/user", mobile=mobile)).json()
+    for row in (*want["track_logs"], *got.get("track_logs", [])):
+        row["data"] = json.loads(row["data"])
+    same(want, got, mobile)
 
 
 # ---- GET /link/getdetail (last: it writes usage rows and the link's user agent, as the original did) ---------------
