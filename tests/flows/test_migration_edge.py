@@ -92,6 +92,7 @@ class Migrated:
     source: Dsn
     carried: Dsn
     filled: Filled
+    copy: tuple[int, str]  # deploy.migrate's exit status and output
     report: list[dict[str, str]]
     verify: tuple[int, str]
     rebuild_failures: dict[str, str]
@@ -108,10 +109,12 @@ async def _run(*argv: str, timeout: float = 600) -> tuple[int, str]:
 
 
 async def _rebuild_all(nats_url: str) -> dict[str, str]:
-    """``deploy.rebuild all``, as the migration's last step; when a service's rebuild fails, its read models one by
-    one, so one failing step does not leave the others unbuilt. Returns what failed (service or service.step)."""
+    """deploy.rebuild's ``rebuild`` of every service, as after a migration's copy (again, if the migration did it:
+    a rebuild is repeatable); when a service's rebuild fails, its read models one by one, so one failing step does
+    not leave the others unbuilt. Returns what failed (service or service.step)."""
     failures: dict[str, str] = {}
     for service in REBUILD_SERVICES:
+        steps: list[str] = []
         try:
             await rebuild([service], nats_url, timeout=300)
             continue
@@ -139,9 +142,9 @@ async def migrated(suite: Any) -> AsyncIterator[Migrated]:
         try:
             filled = await build(source, SMALL, seed=11, zero_dates=ZERO_DATES)
             report = local.run_dir / "migration-report.csv"
-            code, out = await _run("-m", "deploy.migrate", "--source", str(source), "--db-prefix", local.db_prefix,
-                                   "--nats-url", local.nats_url, "--report", str(report))  # fmt: skip
-            assert code == 0, out
+            copy = await _run("-m", "deploy.migrate", "--source", str(source), "--db-prefix", local.db_prefix,
+                              "--nats-url", local.nats_url, "--report", str(report))  # fmt: skip
+            assert report.exists(), copy[1]
             failures = await _rebuild_all(local.nats_url)
             verify = await _run("-m", "deploy.migrate", "--source", str(source), "--db-prefix", local.db_prefix,
                                 "--verify")  # fmt: skip
@@ -152,8 +155,8 @@ async def migrated(suite: Any) -> AsyncIterator[Migrated]:
                 if row["outcome"] == "not carried":
                     dropped.setdefault(row["table"], []).append(row["key"])
             await clone_without(source, carried.database, dropped)
-            yield Migrated(local, source, carried, filled, rows, verify, failures, suite.env["LIVEKIT_API_SECRET"],
-                           suite.env["LIVEKIT_API_KEY"])  # fmt: skip
+            yield Migrated(local, source, carried, filled, copy, rows, verify, failures,
+                           suite.env["LIVEKIT_API_SECRET"], suite.env["LIVEKIT_API_KEY"])  # fmt: skip
         finally:
             await drop_source(source)
             await drop_source(carried)
@@ -222,6 +225,13 @@ async def _get(edge: httpx.AsyncClient, path: str, **params: Any) -> httpx.Respo
 
 
 # ---- the copy and the rebuild --------------------------------------------------------------------------------------
+async def test_the_migration_command_succeeds(migrated: Migrated) -> None:
+    code, out = migrated.copy
+    if code != 0 and migrated.rebuild_failures and "rebuild" in out.lower():
+        pytest.xfail("the copy's rebuild step failed: " + FINDINGS["zero_dates_break_rebuild"])
+    assert code == 0, out
+
+
 async def test_the_copy_verifies_and_reports_what_it_did_not_carry(migrated: Migrated) -> None:
     code, out = migrated.verify
     assert code == 0, out
