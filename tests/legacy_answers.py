@@ -180,6 +180,29 @@ async def crm_link_status_log(conn: Any, link_id: str) -> list[dict[str, Any]] |
     return out
 
 
+async def status_log(conn: Any, room: str) -> dict[str, Any]:
+    """GET /status?room=: the room's usage log, newest first, each row's data parsed (kept as text when it is not
+    JSON); ``Invalid Room`` when the room has none."""
+    rows = await query_rows(
+        conn,
+        "SELECT id, linkID, room, identity, mobile, status, userAgent, data, dtmCreated FROM usage_status_log"
+        " WHERE room = %s ORDER BY id DESC",
+        (room,),
+    )
+    if not rows:
+        return {"status": "FAIL", "message": "Invalid Room"}
+    out = []
+    for row in rows:
+        item = js_row(row)
+        if item["data"] is not None:
+            try:
+                item["data"] = json.loads(item["data"])
+            except ValueError:
+                pass
+        out.append(item)
+    return {"status": "OK", "data": out}
+
+
 async def link_history(conn: Any, room_name: str, page: int = 1, limit: int = 5) -> dict[str, Any]:
     """GET /link/history?roomName=&page=: the room's SMS links (mobile, not share) with their cases, oldest first,
     five a page; count = all rows."""

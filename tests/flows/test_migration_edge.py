@@ -307,6 +307,18 @@ async def test_finding_link_history_record_videos(migrated: Migrated, edge: http
             assert [row["recordVideos"] for row in got["data"]] == [[] for _ in got["data"]], room
 
 
+# ---- GET /status (a room's usage log) ------------------------------------------------------------------------------
+async def test_status_usage_log_equals_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
+    rooms = [migrated.filled.cases[c] for c in HISTORY_ROOMS]
+    (survey,) = (await original.query_rows(source, "SELECT room FROM usage_status_log WHERE status = 'smsSurvey'"
+                                                   " ORDER BY id LIMIT 1"))  # fmt: skip
+    for room in dict.fromkeys([*rooms, survey["room"], "NoSuchRoom"]):
+        want = await original.status_log(source, room)
+        reply = await _get(edge, "/status", room=room)
+        assert reply.status_code == 200, reply.text
+        same(want, reply.json(), room)
+
+
 # ---- GET /chat/history ------------------------------------------------------------------------------------------
 async def test_chat_history_equals_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
     rooms = [
