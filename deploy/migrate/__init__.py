@@ -35,6 +35,7 @@ class Options:
     report: Path | None = None
     batch: int = 2000
     tables: tuple[str, ...] = ()  # only these (tests, or a rerun of one table); empty = all
+    source_time_zone: str | None = None  # the zone the original's sessions used; None = the source server's
     out: TextIO = field(default_factory=lambda: sys.stderr)
     interactive: bool | None = None
 
@@ -105,7 +106,7 @@ async def run(options: Options) -> Outcome:
     if not options.verify_only:
         for service in services:
             await prepare_target(service, options.targets[service])
-    source = await connect_source(options.source)
+    source = await connect_source(options.source, options.source_time_zone)
     targets = {service: await connect_target(options.targets[service]) for service in services}
     try:
         for plan in plans:

@@ -18,7 +18,9 @@ Copy the original gateway's `conference` database into the suite's per-service d
 The source is only read (a READ ONLY session: the server refuses any write). Every table goes to the service
 that owns it, every row with its id and every column the suite keeps; a row the suite cannot take (a second row
 with the same linkID, a value the target refuses) is not carried and is listed by --report, with why. Zero
-dates, NULLs, Thai text and emoji are carried as they are; collations become the suite's (utf8mb4_unicode_ci).
+dates, NULLs, Thai text and emoji are carried as they are; collations become the suite's (utf8mb4_unicode_ci);
+TIMESTAMP columns keep the wall time the original showed (read in --source-time-zone, default the source
+server's own zone, written in the target server's, the zone the services read them in).
 
 The copy runs in chunks (--batch-size keys per transaction) and records a checkpoint per table in each target
 database (table migration_checkpoint): after a crash or kill -9, run the same command again and it goes on
@@ -60,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=2000, help="keys per chunk and transaction (default 2000)")
     parser.add_argument("--table", action="append", default=[], help="only this table (repeatable)")
+    parser.add_argument(
+        "--source-time-zone", help="zone the original read TIMESTAMPs in, e.g. +07:00 (default: its server's)"
+    )
     parser.add_argument("--no-rebuild", action="store_true", help="do not ask the services to rebuild read models")
     parser.add_argument(
         "--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"), help="the suite's NATS"
@@ -81,7 +86,7 @@ def options_from(args: argparse.Namespace) -> Options:
         targets[service] = Dsn.parse(dsn)
     return Options(
         source=Dsn.parse(args.source), targets=targets, catch_up=args.catch_up, verify_only=args.verify,
-        report=args.report, batch=args.batch_size, tables=tuple(args.table),
+        report=args.report, batch=args.batch_size, tables=tuple(args.table), source_time_zone=args.source_time_zone,
     )  # fmt: skip
 
 

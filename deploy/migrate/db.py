@@ -64,10 +64,15 @@ async def connect(dsn: Dsn, *, database: bool = True) -> Any:
     )  # fmt: skip
 
 
-async def connect_source(dsn: Dsn) -> Any:
-    """A connection that cannot write: the server refuses any change in a READ ONLY session."""
+async def connect_source(dsn: Dsn, time_zone: str | None = None) -> Any:
+    """A connection that cannot write: the server refuses any change in a READ ONLY session.
+
+    TIMESTAMP columns are read as the wall time of ``time_zone``: by default the server's own zone, the one the
+    original's sessions saw (it never set one); the target is written in its own default zone, the services'.
+    So a TIMESTAMP shows the same wall time through the suite as it did through the original."""
     conn = await connect(dsn)
-    await execute(conn, "SET SESSION time_zone = '+00:00'")
+    if time_zone:
+        await execute(conn, "SET SESSION time_zone = %s", (time_zone,))
     await execute(conn, "SET SESSION TRANSACTION READ ONLY")
     # Whole-table aggregates (verify, catch-up) may run long on a big table: do not let the server cut them off.
     await execute(conn, "SET SESSION net_write_timeout = 600")
@@ -76,7 +81,6 @@ async def connect_source(dsn: Dsn) -> Any:
 
 async def connect_target(dsn: Dsn) -> Any:
     conn = await connect(dsn)
-    await execute(conn, "SET SESSION time_zone = '+00:00'")
     await execute(conn, f"SET SESSION sql_mode = '{TARGET_SQL_MODE}'")
     # The owner's FKs (room_conference -> node_livekit) would refuse the original's orphans; they are carried and
     # reported instead, as the original held them.
