@@ -24,6 +24,11 @@ token *args:
 migrate *args:
     uv run python -m deploy.migrate {{args}}
 
+# Rebuild a running suite's read models from their owners (after a migration's copy, a new database, ...):
+# SERVICE = link|conference|telemetry|recording|realtime|all; NATS_URL picks the suite (default: the local runner's).
+rebuild-read-models SERVICE *args:
+    uv run python -m deploy.rebuild {{SERVICE}} {{args}}
+
 # Run the whole test suite (lint, generated-file check, tests against real MariaDB/Redis/NATS).
 test: setup
     uv run ruff check services libs tests deploy

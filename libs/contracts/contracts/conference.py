@@ -372,3 +372,26 @@ class LiveKitNodeCredentials(msgspec.Struct, kw_only=True):
     url: str
     apiKey: str
     apiSecret: str
+
+
+# ---- snapshots for rebuilding read models (issue 14) -----------------------------------------------------------
+# RPC_CONFERENCE_SNAPSHOT (servicekit.rebuild.SnapshotQuery -> SnapshotPage), served by conference: its current
+# rows in the shapes of its events' payloads, paged by the owner's row id (see servicekit.rebuild). Entities:
+#   ConferenceSnapshot.ROOMS       -> RoomState (the first room_conference row of each room name, by id)
+#   ConferenceSnapshot.ROOM_USERS  -> RoomUserSaved (the oldest room_user row of each (room, identity), by id)
+#   ConferenceSnapshot.CASES       -> CaseChanged (the first case_data row of each (caseId, service), by id;
+#                                     userName and statusLog empty: a snapshot is no case action)
+RPC_CONFERENCE_SNAPSHOT = "rpc.conference.snapshot"
+
+
+class ConferenceSnapshot:
+    ROOMS = "rooms"
+    ROOM_USERS = "room_users"
+    CASES = "cases"
+
+
+class RoomState(RoomChanged, kw_only=True):
+    """A room as its RoomChanged events describe it, plus whether ``/{room}`` takes socket connections now (what
+    RPC_ROOM_SOCKET_LIVE answers): realtime's namespace registry."""
+
+    socketLive: bool = False

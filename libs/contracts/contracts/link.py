@@ -241,3 +241,23 @@ class QueuePage(msgspec.Struct, kw_only=True):
 #   before paging (the original filtered only the page's rows while counting all matches) and list a row once
 #   even when several fields match; missing searchAdvanced fields match anything; searchAll matches the creation
 #   time as local "YYYY-MM-DD HH:mm:ss" text; the date range compares conference's room dtmCreated.
+
+
+# ---- snapshots for rebuilding read models (issue 14) -----------------------------------------------------------
+# RPC_LINK_SNAPSHOT (servicekit.rebuild.SnapshotQuery -> SnapshotPage), served by link, paged by link_connect.id:
+#   LinkSnapshot.LINKS -> LinkState (every link_connect row with a linkID)
+RPC_LINK_SNAPSHOT = "rpc.link.snapshot"
+
+
+class LinkSnapshot:
+    LINKS = "links"
+
+
+class LinkState(LinkCreated, kw_only=True):
+    """A link as LINK_CREATED describes it (``roomCreated`` always False: not known after the fact), plus the
+    columns the other events carry, as LINK_FIELDS_CHANGED's ``fields`` (``userAgent``, ``os``, ``errorVideo``,
+    ``errorLocation``, ``domainIndex``, ``enabled``, ``accuracy``, ``latitude``, ``longitude``, ``patientLatitude``,
+    ``patientLongitude``; decimals as numbers), and whether its ``/data/{linkID}`` namespace is live (not expired)."""
+
+    fields: dict[str, Any] = {}
+    live: bool = False

@@ -133,3 +133,17 @@ class RecordUsage(msgspec.Struct, kw_only=True):
 # writes no usage row. The egress events follow from LiveKit's webhooks, as for GET /record/request.
 # NOTE: a LiveKit call may take up to 10 s; realtime waits 3 s (RPC_TIMEOUT), so on a slow node it emits nothing
 # while the toggle still completes (LiveKit's egress_started webhook then reaches the room).
+
+
+# ---- snapshots for rebuilding read models (issue 14) -----------------------------------------------------------
+# RPC_RECORDING_SNAPSHOT (servicekit.rebuild.SnapshotQuery -> SnapshotPage), served by recording:
+#   RecordingSnapshot.EGRESSES -> EgressChanged (record_media rows of LiveKit egresses, by id: status
+#                                 "EGRESS_COMPLETE"/"EGRESS_FAILED"/"EGRESS_ACTIVE" from the row's status, egressInfo
+#                                 rebuilt with the row's file name and record type, timestamp 0)
+#   RecordingSnapshot.FILES    -> FileStored (every `files` row, by id)
+RPC_RECORDING_SNAPSHOT = "rpc.recording.snapshot"
+
+
+class RecordingSnapshot:
+    EGRESSES = "egresses"
+    FILES = "files"

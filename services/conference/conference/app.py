@@ -54,6 +54,7 @@ async def on_startup(runtime: Runtime) -> None:
     runtime.extras["conference"] = conference
     await events.serve_requests(runtime, conference)
     events.consumers.start(runtime, nodes)
+    await events.rebuild.serve(runtime, nodes)
 
 
 def schedule(scheduler: Scheduler, runtime: Runtime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from link import domain, events
-from link.events import jobs, readmodels, sms, tasks
+from link.events import jobs, readmodels, rebuild, sms, tasks
 from link.repository.usage import UsageBatcher
 from link.routes import CONTROLLERS, links
 from servicekit.schedule import Scheduler
@@ -31,6 +31,7 @@ class LinkSettings(CommonSettings, kw_only=True):
 async def on_startup(runtime: Runtime) -> None:
     await events.serve(runtime)
     runtime.extras["palette"] = await readmodels.start(runtime)
+    await rebuild.serve(runtime)
     assert runtime.db is not None
     usage = UsageBatcher(runtime.db)
     usage.start()

@@ -9,7 +9,7 @@ from typing import Any
 
 import socketio
 
-from realtime.events import EventHandlers
+from realtime.events import EventHandlers, rebuild
 from realtime.routes import CONTROLLERS
 from realtime.sockets.mobile import MobileEvents
 from realtime.sockets.rooms import RoomEvents
@@ -40,6 +40,7 @@ async def on_startup(runtime: Runtime) -> None:
     runtime.extras["rooms"] = rooms
     runtime.extras["events"] = handlers
     handlers.start()
+    await rebuild.serve(runtime)
 
 
 async def on_scrape(runtime: Runtime) -> None:

@@ -234,3 +234,26 @@ def setting_from_event(data: dict[str, Any]) -> dict[str, Any] | None:
 # ---- encode jobs ----------------------------------------------------------------------------------------
 QUEUED, SENT, FAILED, REMOVED = "queued", "sent", "failed", "removed"  # encode_job.status
 ENCODE_FAILED = 2  # record_media.encode
+
+
+# ---- snapshots (rebuilding other services' read models) ------------------------------------------------------------
+def egress_status_of_media(status: str | None, ended: bool) -> str:
+    """LiveKit's EgressStatus name for a record_media row: the inverse of media_status (a row not ended yet is
+    still active)."""
+    if not ended:
+        return "EGRESS_ACTIVE"
+    if not status or status == "completed":
+        return "EGRESS_COMPLETE"
+    return "EGRESS_" + status.upper()
+
+
+def egress_info_of_media(egress_id: str, room: str, file_name: str | None, record_type: str | None) -> dict[str, Any]:
+    """The parts of LiveKit's EgressInfo that readers of EgressChanged take (file name, composite kind)."""
+    info: dict[str, Any] = {"egressId": egress_id, "roomName": room}
+    if file_name:
+        info["fileResults"] = [{"filename": file_name}]
+    if record_type in ("RoomCompositeAudio", "RoomCompositeVideoAudio"):
+        info["roomComposite"] = {"roomName": room, "audioOnly": record_type == "RoomCompositeAudio"}
+    elif record_type == "TrackComposite":
+        info["trackComposite"] = {"roomName": room}
+    return info

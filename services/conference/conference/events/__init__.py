@@ -9,14 +9,15 @@
 * ``cases``: case writes and their events; ``node_credentials``: LiveKit node credentials for recording.
 * ``link``: what conference asks link.
 * ``consumers``: the events of other services conference applies; ``jobs``: the periodic sweeps.
+* ``rebuild``: the snapshot others rebuild their read models from, and the rebuild of conference's own.
 """
 
 from __future__ import annotations
 
-from conference.events import chat, consumers, jobs, node_credentials, participants, presence, rooms
+from conference.events import chat, consumers, jobs, node_credentials, participants, presence, rebuild, rooms
 from servicekit.web import Runtime
 
-__all__ = ["consumers", "jobs", "serve_requests"]
+__all__ = ["consumers", "jobs", "rebuild", "serve_requests"]
 
 
 async def serve_requests(runtime: Runtime, conference: rooms.Conference) -> None:

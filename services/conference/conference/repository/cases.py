@@ -174,3 +174,16 @@ async def case_changed_row(conn: Connection, case_id: int, service: int) -> dict
         " WHERE case_data.caseId = %s AND case_data.service = %s ORDER BY case_data.id LIMIT 1",
         (case_id, service),
     )
+
+
+async def cases_page(conn: Connection | Database, after: int, limit: int) -> list[dict[str, Any]]:
+    """What CASE_UPDATED carries of each case (its first row by the case key, as case_changed_row reads it) with
+    id > ``after``, by id."""
+    return await conn.fetch_all(
+        "SELECT c.id, c.caseId, c.service, c.status, c.organization, c.hn, c.patientMobile, r.room FROM case_data c"
+        " LEFT JOIN room_conference r ON r.id = c.roomId"
+        " WHERE c.id > %s AND c.caseId IS NOT NULL AND c.service IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM case_data o WHERE o.service = c.service AND o.caseId = c.caseId AND o.id < c.id)"
+        " ORDER BY c.id LIMIT %s",
+        (after, limit),
+    )

@@ -207,3 +207,14 @@ async def admit_socket_user(
         " WHERE room = %s AND socketId = %s",
         (identity, user_name, now, room, socket_id),
     )
+
+
+async def room_users_page(conn: Connection | Database, after: int, limit: int) -> list[dict[str, Any]]:
+    """What PARTICIPANT_SAVED carries, for the oldest row of each (room, identity) with id > ``after``, by id."""
+    return await conn.fetch_all(
+        "SELECT u.id AS _rowId, u.room, u.identity, u.userName, u.userType, u.color, u.userAgent FROM room_user u"
+        " WHERE u.id > %s AND u.room IS NOT NULL AND u.identity IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM room_user o WHERE o.identity = u.identity AND o.room = u.room AND o.id < u.id)"
+        " ORDER BY u.id LIMIT %s",
+        (after, limit),
+    )

@@ -197,3 +197,18 @@ async def drop_reopened_socket(conn: Connection, room: str, now: datetime) -> in
         " AND dtmSocketReopened IS NOT NULL AND dtmExpired < %s",
         (room, now),
     )
+
+
+# ---- snapshot (rebuilding other services' read models) ----------------------------------------------------------
+async def rooms_page(conn: Connection | Database, after: int, limit: int, now: datetime) -> list[dict[str, Any]]:
+    """The first row of each room name (the row every lookup reads: ORDER BY id LIMIT 1) with id > ``after``, by
+    id, with what RoomChanged carries and whether its namespace takes socket connections (room_socket_live)."""
+    return await conn.fetch_all(
+        f"SELECT {_DETAIL_SELECT}, r.`nodeLivekitId`, r.`service`, r.`recordStatus`, r.id AS _rowId,"  # noqa: S608
+        f" ({_SOCKET_LIVE} OR ((dtmExpired IS NULL OR dtmExpired >= %s) AND roomType = 'location'"
+        " AND dtmClosed IS NULL)) AS _socketLive"
+        " FROM room_conference r WHERE r.id > %s"
+        " AND NOT EXISTS (SELECT 1 FROM room_conference o WHERE o.room = r.room AND o.id < r.id)"
+        " ORDER BY r.id LIMIT %s",
+        (now, now, after, limit),
+    )

@@ -140,6 +140,18 @@ def event_local(event: Event) -> datetime:
     return at.astimezone(LOCAL_TZ).replace(tzinfo=None, microsecond=0)
 
 
+def case_values(case: CaseChanged) -> tuple[Any, ...] | None:
+    """store_case's arguments before the version (None: a case the view cannot hold)."""
+    if not (0 <= case.caseId <= INT_MAX) or not (0 <= case.service <= INT_MAX):
+        return None
+    room = case.room[:50] if case.room else None
+    status = case.status[:50] if case.status else None
+    row_id = case.caseRowId if case.caseRowId is not None and 0 < case.caseRowId <= UINT_MAX else None
+    hn = case.hn[:100] if case.hn is not None else None
+    patient_mobile = case.patientMobile[:100] if case.patientMobile is not None else None
+    return case.service, case.caseId, row_id, room, status, hn, patient_mobile
+
+
 async def apply_case_event(db: Database, event: Event) -> bool:
     """A case created/updated: the case read model (row id, room, status, hn, patientMobile) and the action's
     usage_status_log row, as the original's case routes wrote it (linkID NULL, userName, data = the JSON string of
@@ -147,18 +159,12 @@ async def apply_case_event(db: Database, event: Event) -> bool:
     if event.subject not in CASE_SUBJECTS:
         return False
     case = event_payload(event, CaseChanged)
-    if case is None or not (0 <= case.caseId <= INT_MAX) or not (0 <= case.service <= INT_MAX):
+    values = case_values(case) if case is not None else None
+    if case is None or values is None:
         return False
-    room = case.room[:50] if case.room else None
-    status = case.status[:50] if case.status else None
-    row_id = case.caseRowId if case.caseRowId is not None and 0 < case.caseRowId <= UINT_MAX else None
-    hn = case.hn[:100] if case.hn is not None else None
-    patient_mobile = case.patientMobile[:100] if case.patientMobile is not None else None
 
     async def apply_case(conn: Connection) -> bool:
-        await repository.readmodels.store_case(
-            conn, case.service, case.caseId, row_id, room, status, hn, patient_mobile, event_ms(event)
-        )
+        await repository.readmodels.store_case(conn, *values, event_ms(event))
         if case.statusLog:  # a case opened by /link/idems has no log text: the original wrote no row for it
             await repository.usage.add_case_usage(
                 conn, user_name=case.userName or "", status_log=case.statusLog, at=event_local(event)

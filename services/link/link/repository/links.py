@@ -239,3 +239,20 @@ async def lock_link_in_room(conn: Connection, link_id: str, room: str) -> dict[s
         "SELECT id, linkID, room, userType FROM link_connect WHERE linkID = %s AND room = %s FOR UPDATE",
         (link_id, room),
     )
+
+
+# ---- snapshot (rebuilding other services' read models) ----------------------------------------------------------
+SNAPSHOT_COLUMNS = (
+    "id, linkID, room, linkType, userType, userName, mobile, service, crmSender, recordId, share, oneTimeLink,"
+    " dtmCreated, dtmExpired, userAgent, os, errorVideo, errorLocation, domainIndex, enabled, accuracy, latitude,"
+    " longitude, patientLatitude, patientLongitude"
+)
+
+
+async def links_page(conn: Connection | Database, after: int, limit: int) -> list[dict[str, Any]]:
+    """link_connect rows with a linkID and id > ``after``, by id."""
+    return await conn.fetch_all(
+        f"SELECT {SNAPSHOT_COLUMNS} FROM link_connect WHERE id > %s AND linkID IS NOT NULL"  # noqa: S608
+        " ORDER BY id LIMIT %s",
+        (after, limit),
+    )

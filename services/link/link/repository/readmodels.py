@@ -229,6 +229,11 @@ async def store_presence(
     await conn.execute("UPDATE room_participant_list SET participants = %s WHERE room = %s", (listed, room))
 
 
+async def mark_rooms_complete(db: Database) -> int:
+    """Every room's users are in room_user_view (after a rebuild of it from conference's room users)."""
+    return await db.execute("UPDATE room_view SET complete = 1 WHERE complete = 0")
+
+
 # hn and patientMobile are taken as the event gives them (NULL included: a cleared value) only from events that
 # carry the row's values (caseRowId set); older events lack them, so they never overwrite what is known.
 _UPSERT_CASE = (

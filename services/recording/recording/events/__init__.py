@@ -5,7 +5,8 @@ conference's tables; the request it answers, realtime's ``room-record`` toggle (
 By topic: :mod:`.recorder` (a room's egress: start, stop, toggle, auto-record, start-up reconcile, the room
 settings asked of conference, /record/request's usage events), :mod:`.webhooks` (LiveKit's webhooks applied and
 published, their follow-up calls), :mod:`.uploads` (stored files and their events), :mod:`.encode` (the retried
-encode job), :mod:`.livekit_nodes` (each LiveKit node's credentials, asked of conference).
+encode job), :mod:`.livekit_nodes` (each LiveKit node's credentials, asked of conference), :mod:`.rebuild`
+(the snapshot others rebuild from, and the rebuild of room_setting).
 
 Conference publishes ``conference.room.*`` with RoomChanged (``detail`` = the room's getRoomDetail object).
 The tenant is read from ``detail.service`` or the event's ``service`` (conference adds it; without it the room
@@ -22,7 +23,9 @@ import msgspec
 from contracts import recording as ev
 from contracts.conference import RoomQuery
 from recording import domain, repository
+from recording.events import rebuild as rebuilding
 from recording.events import recorder
+from servicekit import rebuild
 from servicekit.bus import Event, apply_once
 from servicekit.db import Connection
 from servicekit.web import Runtime
@@ -44,7 +47,7 @@ async def start(runtime: Runtime) -> None:
         room = str(event.data["room"])[:50]
 
         async def apply(conn: Connection) -> None:
-            await repository.upsert_room_setting(conn, room, setting)
+            await repository.upsert_room_setting(conn, room, setting, rebuild.event_version(event))
 
         await apply_once(db, ROOM_CONSUMER, event, apply)
 
@@ -57,3 +60,4 @@ async def start(runtime: Runtime) -> None:
         return await recorder.toggle(runtime, room)
 
     await runtime.bus.serve(ev.RPC_RECORDING_TOGGLE, RoomQuery, on_toggle)
+    await rebuilding.serve(runtime)

@@ -84,13 +84,21 @@ async def video_count(db: Database, record_type: str) -> int:
 
 
 # ---- room settings (read model of conference's rooms) ---------------------------------------------------
-async def upsert_room_setting(conn: Connection, room: str, setting: dict[str, Any]) -> int:
+_NEWER = "VALUES(version) >= version"  # the row's version is assigned last: these read the old one
+
+
+async def upsert_room_setting(conn: Connection, room: str, setting: dict[str, Any], version: int = 0) -> int:
+    """The room's settings from a room event (or a snapshot) of time ``version`` (epoch ms); an older one than the
+    row's changes nothing."""
     return await conn.execute(
-        "INSERT INTO room_setting (room, autoRecord, recordType, encodingOptionsPreset, service, status, dtmUpdated)"
-        " VALUES (%s, %s, %s, %s, %s, %s, CURRENT_TIMESTAMP(3))"
-        " ON DUPLICATE KEY UPDATE autoRecord = VALUES(autoRecord),"
-        " recordType = VALUES(recordType), encodingOptionsPreset = VALUES(encodingOptionsPreset),"
-        " service = COALESCE(VALUES(service), service), status = VALUES(status), dtmUpdated = VALUES(dtmUpdated)",
+        "INSERT INTO room_setting (room, autoRecord, recordType, encodingOptionsPreset, service, status, dtmUpdated,"  # noqa: S608
+        " version) VALUES (%s, %s, %s, %s, %s, %s, CURRENT_TIMESTAMP(3), %s)"
+        f" ON DUPLICATE KEY UPDATE autoRecord = IF({_NEWER}, VALUES(autoRecord), autoRecord),"
+        f" recordType = IF({_NEWER}, VALUES(recordType), recordType),"
+        f" encodingOptionsPreset = IF({_NEWER}, VALUES(encodingOptionsPreset), encodingOptionsPreset),"
+        f" service = IF({_NEWER}, COALESCE(VALUES(service), service), service),"
+        f" status = IF({_NEWER}, VALUES(status), status), dtmUpdated = IF({_NEWER}, VALUES(dtmUpdated), dtmUpdated),"
+        " version = GREATEST(version, VALUES(version))",
         (
             room,
             int(setting.get("autoRecord") or 0),
@@ -98,6 +106,7 @@ async def upsert_room_setting(conn: Connection, room: str, setting: dict[str, An
             str(setting.get("encodingOptionsPreset") or "")[:50],
             setting.get("service"),
             str(setting.get("status") or "")[:20],
+            version,
         ),
     )
 
@@ -279,4 +288,22 @@ async def remove_encode_jobs(db: Database, record_id: int | None = None) -> int:
     return await db.execute(
         "UPDATE encode_job SET status = %s, dtmUpdated = %s WHERE recordId = %s AND status = %s",
         (domain.REMOVED, now, record_id, domain.QUEUED),
+    )
+
+
+# ---- snapshot (rebuilding other services' read models) ----------------------------------------------------------
+async def egress_media_page(db: Connection | Database, after: int, limit: int) -> list[dict[str, Any]]:
+    """record_media rows of LiveKit egresses (an egressId) with id > ``after``, by id."""
+    return await db.fetch_all(
+        "SELECT id, egressId, room, fileName, recordType, status, startRecord, endRecord FROM record_media"
+        " WHERE id > %s AND egressId IS NOT NULL AND egressId != '' ORDER BY id LIMIT %s",
+        (after, limit),
+    )
+
+
+async def files_page(db: Connection | Database, after: int, limit: int) -> list[dict[str, Any]]:
+    """`files` rows with id > ``after``, by id."""
+    return await db.fetch_all(
+        "SELECT id, linkId, filename, url, width, height, createdAt FROM files WHERE id > %s ORDER BY id LIMIT %s",
+        (after, limit),
     )

@@ -3,6 +3,7 @@ validated values, and rows shaped as the original's driver answered them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -309,3 +310,16 @@ def track_published(raw: str) -> TrackPublished | None:
         room_name=text_at(body.get("room"), "name"),
         source=text_at(body.get("track"), "source"),
     )
+
+
+def webhook_key(raw: str) -> str:
+    """The key of a raw webhook body in stats_track: recording's receipt key (WebhookReceived.eventId), LiveKit's
+    id, or a digest of the body when the id is missing or longer than 64 characters."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    event_id = body.get("id") if isinstance(body, dict) else None
+    if isinstance(event_id, str) and 0 < len(event_id) <= 64:
+        return event_id
+    return "sha-" + hashlib.sha256(raw.encode()).hexdigest()[:40]

@@ -8,6 +8,7 @@
 * ``lookups``: the requests made (RPC_TENANT_DETAIL to link, RPC_CASE_OF_ROOM to conference).
 * ``tasks``: the car task writes that publish (TASK_SMS_REQUESTED, TASK_STATUS_CHANGED).
 * ``statistics``: the consumers of the /stats/* read model.
+* ``rebuild``: ``rpc.telemetry.rebuild``, every read model above rebuilt from its owner (servicekit.rebuild).
 
 Consumers are durable and apply each event once (``apply_once`` in the applying transaction).
 """
@@ -29,7 +30,7 @@ from contracts.telemetry import (
 )
 from servicekit.bus import Event
 from servicekit.web import Runtime
-from telemetry.events import statistics
+from telemetry.events import rebuild, statistics
 from telemetry.events.car_rooms import LINK_CONSUMER, ROOM_CONSUMER, apply_link_event, apply_room_event
 from telemetry.events.data_log import DATA_LOG_CONSUMER, apply_webhook
 from telemetry.events.requests import car_tracking, room_car_position, task_detail, task_location
@@ -72,3 +73,4 @@ async def start(runtime: Runtime) -> None:
 
     await runtime.bus.serve(RPC_ROOM_CAR_POSITION, RoomQuery, on_room_car)
     statistics.start(runtime)
+    await rebuild.serve(runtime)

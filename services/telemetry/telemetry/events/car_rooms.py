@@ -28,13 +28,14 @@ from contracts.telemetry import TASK_DESTINATION_CHANGED, TaskDestination
 from servicekit.bus import Event, add_event, apply_once, event_payload
 from servicekit.clock import now_local
 from servicekit.db import Connection, Database
+from servicekit.rebuild import event_version
 from telemetry.repository import tasks as repository
 
 LINK_CONSUMER = "telemetry-car-links"
 ROOM_CONSUMER = "telemetry-car-rooms"
 
 
-def _coordinate(value: Any, bound: float) -> float | None:
+def coordinate(value: Any, bound: float) -> float | None:
     """A coordinate from another service's event, kept only when it fits the column and the globe."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -50,7 +51,7 @@ async def apply_link_event(db: Database, event: Event) -> bool:
             return False
 
         async def apply_created(conn: Connection) -> bool:
-            await repository.save_link(conn, msgspec.to_builtins(created), now)
+            await repository.save_link(conn, msgspec.to_builtins(created), now, event_version(event))
             return True
 
         return bool(await apply_once(db, LINK_CONSUMER, event, apply_created))
@@ -64,7 +65,7 @@ async def apply_link_event(db: Database, event: Event) -> bool:
         async def apply_moved(conn: Connection) -> bool:
             await repository.set_link_position(
                 conn, moved.linkID, moved.room, moved.userType,
-                _coordinate(spot.latitude, 90), _coordinate(spot.longitude, 180), now,
+                coordinate(spot.latitude, 90), coordinate(spot.longitude, 180), now, event_version(event),
             )  # fmt: skip
             position = msgspec.to_builtins(spot)
             for task in await repository.running_tasks_of_room(conn, moved.room):
@@ -85,7 +86,8 @@ async def apply_link_event(db: Database, event: Event) -> bool:
         async def apply_pick(conn: Connection) -> bool:
             await repository.set_link_pick(
                 conn, multi.linkID, multi.room, user_type or None,
-                _coordinate(pick.get("latitude"), 90), _coordinate(pick.get("longitude"), 180), now,
+                coordinate(pick.get("latitude"), 90), coordinate(pick.get("longitude"), 180), now,
+                event_version(event),
             )  # fmt: skip
             return True
 
@@ -100,7 +102,7 @@ async def apply_room_event(db: Database, event: Event) -> bool:
         return False
 
     async def apply(conn: Connection) -> bool:
-        await repository.save_room_service(conn, changed.room, changed.service, now_local())
+        await repository.save_room_service(conn, changed.room, changed.service, now_local(), event_version(event))
         return True
 
     return bool(await apply_once(db, ROOM_CONSUMER, event, apply))

@@ -33,6 +33,7 @@ from contracts.recording import RECORDING_WEBHOOK_RECEIVED, WebhookReceived
 from servicekit.bus import Event, apply_once, event_payload
 from servicekit.clock import parse_local
 from servicekit.db import Connection, Database
+from servicekit.rebuild import event_version
 from servicekit.web import Runtime
 from telemetry.domain import statistics as domain
 from telemetry.repository import statistics as repository
@@ -66,7 +67,7 @@ def _link_created(event: Event) -> Apply | None:
     values = domain.link_values(fields)
     if "dtmCreated" not in values:  # a publisher without the field: the event's own time is the closest fact
         values["dtmCreated"] = parse_local(event.occurred_at)
-    return lambda conn: repository.upsert_link(conn, link.linkID, values)
+    return lambda conn: repository.upsert_link(conn, link.linkID, values, event_version(event))
 
 
 def _link_located(event: Event) -> Apply | None:
@@ -77,7 +78,7 @@ def _link_located(event: Event) -> Apply | None:
         {"latitude": moved.position.latitude, "longitude": moved.position.longitude,
          "accuracy": domain.accuracy_text(moved.position.accuracy)}
     )  # fmt: skip
-    return lambda conn: repository.upsert_link(conn, moved.linkID, values)
+    return lambda conn: repository.upsert_link(conn, moved.linkID, values, event_version(event))
 
 
 def _patient_picked(event: Event) -> Apply | None:
@@ -87,7 +88,7 @@ def _patient_picked(event: Event) -> Apply | None:
     pick = picked.emit.get("pickLocation")
     pick = pick if isinstance(pick, dict) else {}
     values = domain.link_values({"patientLatitude": pick.get("latitude"), "patientLongitude": pick.get("longitude")})
-    return lambda conn: repository.upsert_link(conn, picked.linkID, values)
+    return lambda conn: repository.upsert_link(conn, picked.linkID, values, event_version(event))
 
 
 def _link_fields(event: Event) -> Apply | None:
@@ -95,7 +96,7 @@ def _link_fields(event: Event) -> Apply | None:
     if changed is None:
         return None
     values = domain.link_values(changed.fields)
-    return lambda conn: repository.upsert_link(conn, changed.linkID, values)
+    return lambda conn: repository.upsert_link(conn, changed.linkID, values, event_version(event))
 
 
 def _case(event: Event) -> Apply | None:
@@ -103,7 +104,7 @@ def _case(event: Event) -> Apply | None:
     if case is None:
         return None
     return lambda conn: repository.upsert_case(
-        conn, case.service, case.caseId, case.room, case.status, case.organization
+        conn, case.service, case.caseId, case.room, case.status, case.organization, event_version(event)
     )
 
 
@@ -111,7 +112,9 @@ def _participant(event: Event) -> Apply | None:
     user = event_payload(event, RoomUserSaved)
     if user is None:
         return None
-    return lambda conn: repository.upsert_participant(conn, user.room, user.identity, user.userName, user.userType)
+    return lambda conn: repository.upsert_participant(
+        conn, user.room, user.identity, user.userName, user.userType, event_version(event)
+    )
 
 
 def _webhook(event: Event) -> Apply | None:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from servicekit.db import Connection, Database
+from servicekit.rebuild import versioned_update
 from telemetry.domain import statistics as domain
 
 # A link joined to the cases of its room: the original's link_connect -> room_conference -> case_data join.
@@ -19,37 +20,47 @@ _SUMMARY_COLUMNS = (
 
 
 # ---- writes (event consumers) -------------------------------------------------------------------------------
-async def upsert_link(conn: Connection, link_id: str, values: dict[str, Any]) -> None:
-    """Insert the link or update the given columns (events of one link may carry different columns)."""
+async def upsert_link(conn: Connection, link_id: str, values: dict[str, Any], version: int = 0) -> None:
+    """Insert the link or update the given columns (events of one link may carry different columns); a write older
+    than the row (``version``, epoch ms) only fills the columns it lacks."""
     columns = [c for c in values if c in domain.LINK_COLUMNS]
-    names = ", ".join(["linkID", *(f"`{c}`" for c in columns)])
-    marks = ", ".join(["%s"] * (len(columns) + 1))
-    updates = ", ".join(f"`{c}` = VALUES(`{c}`)" for c in columns) or "linkID = linkID"
+    names = ", ".join(["linkID", *(f"`{c}`" for c in columns), "version"])
+    marks = ", ".join(["%s"] * (len(columns) + 2))
+    updates = versioned_update({c: f"VALUES(`{c}`)" for c in columns})
     await conn.execute(
         f"INSERT INTO stats_link ({names}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {updates}",  # noqa: S608
-        (link_id, *(values[c] for c in columns)),
+        (link_id, *(values[c] for c in columns), version),
     )
+
+
+# organization is kept when an event does not carry it (publishers that predate the field send None)
+_UPSERT_CASE = versioned_update(
+    {"room": "COALESCE(VALUES(room), room)", "status": "VALUES(status)",
+     "organization": "COALESCE(VALUES(organization), organization)"}
+)  # fmt: skip
 
 
 async def upsert_case(
-    conn: Connection, service: int, case_id: int, room: str | None, status: str | None, organization: str | None
-) -> None:
-    # organization is kept when an event does not carry it (publishers that predate the field send None)
+    conn: Connection, service: int, case_id: int, room: str | None, status: str | None, organization: str | None,
+    version: int = 0,
+) -> None:  # fmt: skip
     await conn.execute(
-        "INSERT INTO stats_case (service, caseId, room, status, organization) VALUES (%s, %s, %s, %s, %s)"
-        " ON DUPLICATE KEY UPDATE room = COALESCE(VALUES(room), room), status = VALUES(status),"
-        " organization = COALESCE(VALUES(organization), organization)",
-        (service, case_id, room, status, organization),
+        "INSERT INTO stats_case (service, caseId, room, status, organization, version) VALUES (%s, %s, %s, %s, %s, %s)"  # noqa: S608
+        f" ON DUPLICATE KEY UPDATE {_UPSERT_CASE}",
+        (service, case_id, room, status, organization, version),
     )
 
 
+_UPSERT_PARTICIPANT = versioned_update({"userName": "VALUES(userName)", "userType": "VALUES(userType)"})
+
+
 async def upsert_participant(
-    conn: Connection, room: str, identity: str, user_name: str | None, user_type: str | None
+    conn: Connection, room: str, identity: str, user_name: str | None, user_type: str | None, version: int = 0
 ) -> None:
     await conn.execute(
-        "INSERT INTO stats_participant (room, identity, userName, userType) VALUES (%s, %s, %s, %s)"
-        " ON DUPLICATE KEY UPDATE userName = VALUES(userName), userType = VALUES(userType)",
-        (room, identity, user_name, user_type),
+        "INSERT INTO stats_participant (room, identity, userName, userType, version) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608
+        f" ON DUPLICATE KEY UPDATE {_UPSERT_PARTICIPANT}",
+        (room, identity, user_name, user_type, version),
     )
 
 

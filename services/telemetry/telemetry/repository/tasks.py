@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from servicekit.db import Connection
+from servicekit.rebuild import versioned_update
 from telemetry.domain import tasks as domain
 
 log = logging.getLogger(__name__)
@@ -124,21 +125,27 @@ async def room_service(db: Any, room: str) -> int | None:
     return None if row is None else int(row["service"])
 
 
-async def save_room_service(conn: Connection, room: str, service: int, now: datetime) -> None:
+async def save_room_service(conn: Connection, room: str, service: int, now: datetime, version: int = 0) -> None:
+    """The room's tenant from a room event (or a snapshot) of time ``version`` (epoch ms)."""
+    update = versioned_update({"service": "VALUES(service)", "dtmUpdated": "VALUES(dtmUpdated)"})
     await conn.execute(
-        "INSERT INTO car_room (room, service, dtmUpdated) VALUES (%s, %s, %s)"
-        " ON DUPLICATE KEY UPDATE service = VALUES(service), dtmUpdated = VALUES(dtmUpdated)",
-        (room, service, now),
+        f"INSERT INTO car_room (room, service, dtmUpdated, version) VALUES (%s, %s, %s, %s)"  # noqa: S608
+        f" ON DUPLICATE KEY UPDATE {update}",
+        (room, service, now, version),
     )
 
 
-async def save_link(conn: Connection, link: dict[str, Any], now: datetime) -> None:
-    """A link made by link (link.link.created): linkID, room, userType, service, userName, mobile."""
+_SAVE_LINK = versioned_update(
+    {"room": "VALUES(room)", "userType": "VALUES(userType)", "service": "COALESCE(VALUES(service), service)",
+     "userName": "VALUES(userName)", "mobile": "VALUES(mobile)", "dtmUpdated": "VALUES(dtmUpdated)"}
+)  # fmt: skip
+
+
+async def save_link(conn: Connection, link: dict[str, Any], now: datetime, version: int = 0) -> None:
+    """A link made by link (link.link.created, or a snapshot): linkID, room, userType, service, userName, mobile."""
     await conn.execute(
-        "INSERT INTO car_room_link (linkID, room, userType, service, userName, mobile, dtmUpdated)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE room = VALUES(room), userType = VALUES(userType),"
-        " service = COALESCE(VALUES(service), service), userName = VALUES(userName), mobile = VALUES(mobile),"
-        " dtmUpdated = VALUES(dtmUpdated)",
+        "INSERT INTO car_room_link (linkID, room, userType, service, userName, mobile, dtmUpdated, version)"  # noqa: S608
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE {_SAVE_LINK}",
         (
             link["linkID"],
             link["room"],
@@ -147,6 +154,7 @@ async def save_link(conn: Connection, link: dict[str, Any], now: datetime) -> No
             link["userName"][:100],
             link["mobile"][:20],
             now,
+            version,
         ),
     )
 
@@ -160,27 +168,36 @@ async def patient_of_room(db: Any, room: str) -> dict[str, Any] | None:
     )
 
 
+_SET_POSITION_LINK = versioned_update(
+    {"latitude": "VALUES(latitude)", "longitude": "VALUES(longitude)", "dtmUpdated": "VALUES(dtmUpdated)"}
+)
+_SET_PICK = versioned_update(
+    {"patientLatitude": "VALUES(patientLatitude)", "patientLongitude": "VALUES(patientLongitude)",
+     "dtmUpdated": "VALUES(dtmUpdated)"}
+)  # fmt: skip
+
+
 async def set_link_position(
-    conn: Connection, link_id: str, room: str, user_type: str, latitude: Any, longitude: Any, now: datetime
-) -> None:
+    conn: Connection, link_id: str, room: str, user_type: str, latitude: Any, longitude: Any, now: datetime,
+    version: int = 0,
+) -> None:  # fmt: skip
     """A link's own position (link.location.updated); a link telemetry has not seen yet is added."""
     await conn.execute(
-        "INSERT INTO car_room_link (linkID, room, userType, latitude, longitude, dtmUpdated)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE latitude = VALUES(latitude),"
-        " longitude = VALUES(longitude), dtmUpdated = VALUES(dtmUpdated)",
-        (link_id, room, user_type, latitude, longitude, now),
+        "INSERT INTO car_room_link (linkID, room, userType, latitude, longitude, dtmUpdated, version)"  # noqa: S608
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE {_SET_POSITION_LINK}",
+        (link_id, room, user_type, latitude, longitude, now, version),
     )
 
 
 async def set_link_pick(
-    conn: Connection, link_id: str, room: str, user_type: str, latitude: Any, longitude: Any, now: datetime
-) -> None:
+    conn: Connection, link_id: str, room: str, user_type: str, latitude: Any, longitude: Any, now: datetime,
+    version: int = 0,
+) -> None:  # fmt: skip
     """The patient's position picked on the map (link.location.multi): patientLatitude/patientLongitude."""
     await conn.execute(
-        "INSERT INTO car_room_link (linkID, room, userType, patientLatitude, patientLongitude, dtmUpdated)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE patientLatitude = VALUES(patientLatitude),"
-        " patientLongitude = VALUES(patientLongitude), dtmUpdated = VALUES(dtmUpdated)",
-        (link_id, room, user_type, latitude, longitude, now),
+        "INSERT INTO car_room_link (linkID, room, userType, patientLatitude, patientLongitude, dtmUpdated, version)"  # noqa: S608
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE {_SET_PICK}",
+        (link_id, room, user_type, latitude, longitude, now, version),
     )
 
 

@@ -2,7 +2,7 @@
 
 Each durable consumer is shared by every realtime instance, so JetStream hands an event to one instance; that
 instance emits through the Redis manager, which reaches the clients of all instances. A Redis mark per event
-id makes redeliveries harmless.
+id makes redeliveries harmless. :mod:`.rebuild` refills the namespace registry from the owners' snapshots.
 """
 
 from __future__ import annotations

@@ -1,0 +1,113 @@
+"""Rebuild the read models (and derived state) of running services from their owners (``just rebuild-read-models``).
+
+Each service answers ``rpc.<service>.rebuild`` (servicekit.rebuild): one of its replicas reads the owners' snapshots
+and writes its read models with its consumers' repository functions, then replies what it rebuilt. This tool only
+sends that request over NATS and prints the summary, so it needs nothing but the NATS URL of the suite (the local
+runner's, compose's or the cluster's private one, e.g. through a port-forward).
+
+    python -m deploy.rebuild SERVICE [--nats-url URL] [--read-model NAME ...] [--timeout SECONDS]
+
+SERVICE: link, conference, telemetry, recording, realtime or all (in that order). The NATS URL is ``--nats-url``,
+else ``NATS_URL``, else the local runner's (nats://127.0.0.1:4222). Repeatable: a second run changes nothing.
+
+The migration tool calls :func:`rebuild` after its copy (every service up, its consumers running):
+
+    summaries = await deploy.rebuild.rebuild(["all"], nats_url)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+import msgspec
+import nats
+
+from servicekit.rebuild import REBUILD_SUBJECT, RebuildRequest, RebuildSummary
+
+SERVICES = ("link", "conference", "telemetry", "recording", "realtime")
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"  # deploy.local's
+DEFAULT_TIMEOUT = 3600.0  # one service's whole rebuild
+
+
+class RebuildFailed(RuntimeError):
+    """A service did not answer, or answered an error (its message says which read model and why)."""
+
+
+def services_of(names: list[str]) -> list[str]:
+    """The services named (``all``: every one, in rebuild order); raises ValueError for an unknown name."""
+    chosen: list[str] = []
+    for name in names:
+        for service in SERVICES if name == "all" else (name,):
+            if service not in SERVICES:
+                raise ValueError(f"unknown service {service!r}: one of {', '.join(SERVICES)} or all")
+            if service not in chosen:
+                chosen.append(service)
+    return chosen
+
+
+async def rebuild(
+    services: list[str],
+    nats_url: str,
+    *,
+    read_models: list[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[RebuildSummary]:
+    """Rebuild the read models of ``services`` (names as for the CLI, ``all`` included), one service after another;
+    ``read_models`` limits each to those steps. Returns each service's summary; raises RebuildFailed on the first
+    service that does not answer or fails (a rebuild is repeatable: run it again once the cause is fixed)."""
+    chosen = services_of(services)
+    nc = await nats.connect(nats_url, name="rebuild-read-models", connect_timeout=5)
+    try:
+        summaries = []
+        for service in chosen:
+            subject = REBUILD_SUBJECT.format(service=service)
+            payload = msgspec.json.encode(RebuildRequest(readModels=read_models))
+            try:
+                msg = await nc.request(subject, payload, timeout=timeout)
+            except nats.errors.NoRespondersError as exc:
+                raise RebuildFailed(f"{service}: no replica answers {subject} (is it running?)") from exc
+            except nats.errors.TimeoutError as exc:
+                raise RebuildFailed(f"{service}: no answer within {timeout:.0f}s") from exc
+            reply = msgspec.json.decode(msg.data)
+            if not reply.get("ok"):
+                raise RebuildFailed(f"{service}: {reply.get('code')}: {reply.get('error')}")
+            summaries.append(msgspec.convert(reply["data"], RebuildSummary))
+        return summaries
+    finally:
+        await nc.close()
+
+
+def report(summary: RebuildSummary) -> list[str]:
+    lines = []
+    for model in summary.readModels:
+        rate = f"{model.rows / model.seconds:,.0f} rows/s" if model.seconds > 0 else "-"
+        lines.append(
+            f"{summary.service:<11} {model.readModel:<20} {model.rows:>10,} rows {model.seconds:>9.2f} s  {rate}"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Rebuild read models from their owners.")
+    parser.add_argument("service", nargs="+", help=f"{', '.join(SERVICES)} or all")
+    parser.add_argument("--nats-url", default=os.environ.get("NATS_URL", DEFAULT_NATS_URL))
+    parser.add_argument("--read-model", action="append", dest="read_models", help="only this read model (repeat)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per service")
+    args = parser.parse_args(argv)
+    try:
+        summaries = asyncio.run(
+            rebuild(args.service, args.nats_url, read_models=args.read_models, timeout=args.timeout)
+        )
+    except (ValueError, RebuildFailed, OSError, nats.errors.Error) as exc:
+        print(f"rebuild failed: {exc}", file=sys.stderr)
+        return 1
+    for summary in summaries:
+        print("\n".join(report(summary)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Rebuilding read models from their owners: the mechanics every service shares (no service's subjects or rows).
+
+Read models are fed by events, but streams keep events for 7 days and a copy of tables (a migration) publishes
+none, so a stream is never the source of truth of a read model. Instead:
+
+* An owner serves a paged **snapshot** of the entities others keep copies of (:func:`serve_snapshot`, on a subject
+  of its contract): ``{entity, after, limit}`` -> ``{rows, next}``, rows in the shapes of the owner's event
+  payloads, ``after``/``next`` the owner's row id (a stable cursor: pages never skip or repeat a row).
+* A consumer reads each page (:func:`pages`) and applies its rows with the repository functions its event consumers
+  use (read-model writes only, none of their side effects). Each page comes with the time taken just before it was
+  asked for (epoch ms, less a margin: VERSION_MARGIN_MS): read models keep a ``version`` (the time of the event
+  that wrote the row) and store the page's rows with it, so an event newer than the read wins over the page and
+  none is lost (:func:`event_version`, :func:`versioned_update`).
+* Every service answers ``rpc.<service>.rebuild`` (:func:`serve_rebuild`; one replica per request, queue group):
+  it runs the service's rebuild steps (one per read model, or a subset) and replies a summary
+  (:class:`RebuildSummary`). deploy/rebuild.py sends it (``just rebuild-read-models SERVICE``).
+
+A rebuild is repeatable: steps upsert by the rows' keys, so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from servicekit.bus import Bus, Event
+
+log = logging.getLogger(__name__)
+
+PAGE_ROWS = 2000  # rows per snapshot page: one request and one transaction per page
+MAX_PAGE_ROWS = 5000
+SNAPSHOT_TIMEOUT = 30.0  # one page
+# A page's version is taken this long before it is asked for: an owner's change whose event was stamped before the
+# page but committed after the owner read it (a transaction open that long; InnoDB's lock wait is 50 s) is still
+# newer than the page, and clocks of different hosts may differ by that much. Events inside the margin are applied
+# over the page in stream order, so the row ends as the owner's latest state either way.
+VERSION_MARGIN_MS = 60_000
+REBUILD_SUBJECT = "rpc.{service}.rebuild"
+
+
+class SnapshotQuery(msgspec.Struct, kw_only=True):
+    entity: str
+    after: int = 0  # the owner's row id the previous page ended with (0: from the start)
+    limit: int = PAGE_ROWS
+
+
+class SnapshotPage(msgspec.Struct, kw_only=True):
+    rows: list[Any]
+    next: int | None = None  # ``after`` of the next page; None: this was the last
+
+
+class RebuildRequest(msgspec.Struct, kw_only=True):
+    readModels: list[str] | None = None  # step names (None: every one)
+
+
+class RebuiltModel(msgspec.Struct, kw_only=True):
+    readModel: str
+    rows: int  # rows (or entries) written or confirmed
+    seconds: float
+
+
+class RebuildSummary(msgspec.Struct, kw_only=True):
+    service: str
+    readModels: list[RebuiltModel]
+
+
+# Reads one page of an entity: (after, limit) -> (rows, next cursor or None).
+Reader = Callable[[int, int], Awaitable[tuple[list[Any], int | None]]]
+# Rebuilds one read model; returns the number of rows it applied.
+Step = Callable[[], Awaitable[int]]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def event_version(event: Event) -> int:
+    """A read-model row's ``version`` from the event that writes it: the event's time (epoch ms), comparable with a
+    snapshot page's (:func:`pages`); now when the event's time is unreadable."""
+    try:
+        at = datetime.fromisoformat(event.occurred_at)
+    except ValueError:
+        return now_ms()
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return int(at.timestamp() * 1000)
+
+
+def versioned_update(columns: dict[str, str]) -> str:
+    """An ON DUPLICATE KEY UPDATE list for a read model with a ``version`` column: a write at least as new as the row
+    sets each column to its new value (``columns``: column -> SQL of the new value, e.g. ``VALUES(room)``); an older
+    write only fills the columns the row lacks (NULL). The version is assigned last, so every test reads the row's
+    old version. Column names come from code, never from input."""
+    newer = "VALUES(`version`) >= `version`"
+    parts = [f"`{c}` = IF({newer}, {new}, COALESCE(`{c}`, {new}))" for c, new in columns.items()]
+    return ", ".join([*parts, "`version` = GREATEST(`version`, VALUES(`version`))"])
+
+
+async def serve_snapshot(bus: Bus, subject: str, readers: dict[str, Reader]) -> None:
+    """Answer ``subject`` with pages of the named entities (unknown entity: ``not_found``)."""
+
+    async def answer(query: SnapshotQuery) -> SnapshotPage:
+        reader = readers.get(query.entity)
+        if reader is None:
+            raise LookupError(f"no snapshot of {query.entity!r}; known: {sorted(readers)}")
+        if query.after < 0 or not 1 <= query.limit <= MAX_PAGE_ROWS:
+            raise msgspec.ValidationError(f"after >= 0 and 1 <= limit <= {MAX_PAGE_ROWS}")
+        rows, following = await reader(query.after, query.limit)
+        return SnapshotPage(rows=rows, next=following)
+
+    await bus.serve(subject, SnapshotQuery, answer)
+
+
+async def pages(
+    bus: Bus, subject: str, entity: str, row_type: type[Any], limit: int = PAGE_ROWS
+) -> AsyncIterator[tuple[int, list[Any]]]:
+    """Every page of ``entity`` from its owner, as ``(version, rows)``: ``version`` = the time (epoch ms) taken
+    just before the page was asked for, less VERSION_MARGIN_MS; rows converted to ``row_type``. Raises
+    servicekit.bus.RpcError when the owner does not answer (the rebuild stops; run it again: it is repeatable)."""
+    after = 0
+    while True:
+        version = now_ms() - VERSION_MARGIN_MS
+        reply = await bus.request(subject, SnapshotQuery(entity=entity, after=after, limit=limit), SNAPSHOT_TIMEOUT)
+        page = msgspec.convert(reply, SnapshotPage)
+        yield version, [msgspec.convert(row, row_type) for row in page.rows]
+        if page.next is None or page.next <= after:
+            return
+        after = page.next
+
+
+async def serve_rebuild(bus: Bus, steps: dict[str, Step]) -> None:
+    """Answer ``rpc.<service>.rebuild``: run the requested steps in their order and reply a RebuildSummary."""
+
+    async def answer(request: RebuildRequest) -> RebuildSummary:
+        names = list(steps) if not request.readModels else request.readModels
+        unknown = [name for name in names if name not in steps]
+        if unknown:
+            raise LookupError(f"no read model {unknown}; known: {list(steps)}")
+        done = []
+        for name in names:
+            started = time.monotonic()
+            rows = await steps[name]()
+            seconds = round(time.monotonic() - started, 3)
+            log.info("read model rebuilt", extra={"read_model": name, "rows": rows, "seconds": seconds})
+            done.append(RebuiltModel(readModel=name, rows=rows, seconds=seconds))
+        return RebuildSummary(service=bus.service, readModels=done)
+
+    await bus.serve(REBUILD_SUBJECT.format(service=bus.service), RebuildRequest, answer)

@@ -1,0 +1,147 @@
+"""Rebuilding read models (servicekit.rebuild), conference's part.
+
+* Owner: RPC_CONFERENCE_SNAPSHOT pages of rooms (RoomState: RoomChanged as publish_room_detail builds it, plus
+  ``socketLive``), room users (RoomUserSaved) and cases (CaseChanged) for link, telemetry, recording and realtime.
+* Consumer (``rpc.conference.rebuild``): GET /room/picture's read models from their owners' snapshots, written with
+  the consumers' repository functions (conference.events.consumers): ``room_link_view`` from link's links,
+  ``room_file_view`` from recording's files. Both are keyed by immutable source rows (a link's room, a stored
+  file), so they need no version: a snapshot row and a live event write the same values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from conference import domain, repository
+from conference.clients import LiveKitNodes
+from contracts.conference import RPC_CONFERENCE_SNAPSHOT, CaseChanged, ConferenceSnapshot, RoomState, RoomUserSaved
+from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState
+from contracts.recording import RPC_RECORDING_SNAPSHOT, FileStored, RecordingSnapshot
+from servicekit import rebuild
+from servicekit.clock import now_local, parse_local
+from servicekit.web import Runtime
+
+
+# ---- owner: snapshots of conference's rows ---------------------------------------------------------------------
+def _next(rows: list[dict[str, Any]], limit: int, key: str) -> int | None:
+    return int(rows[-1][key]) if len(rows) == limit else None
+
+
+async def serve_snapshot(runtime: Runtime, nodes: LiveKitNodes) -> None:
+    assert runtime.bus is not None and runtime.db is not None
+    db = runtime.db
+
+    async def rooms(after: int, limit: int) -> tuple[list[Any], int | None]:
+        async with db.connection() as conn:
+            rows = await repository.rooms.rooms_page(conn, after, limit, now_local())
+            node_rows = await repository.nodes.livekit_nodes(conn)
+        now, local = datetime.now(UTC), now_local()
+        states = []
+        for row in rows:
+            node = domain.choose_node(node_rows, row["nodeLivekitId"], nodes.default, local)
+            detail = domain.room_detail(row, now)
+            detail.pop("recordDuration", None)  # as publish_room_detail: readers compute it
+            states.append(
+                RoomState(
+                    room=row["room"],
+                    roomType=row["roomType"] or "",
+                    status=row["status"] or "",
+                    detail=detail,
+                    nodeLivekitId=row["nodeLivekitId"],
+                    usesDefaultKey=node.key == nodes.default.key,
+                    service=row["service"],
+                    recordStatus=row["recordStatus"],
+                    socketLive=bool(row["_socketLive"]),
+                )  # fmt: skip
+            )
+        return states, _next(rows, limit, "_rowId")
+
+    async def room_users(after: int, limit: int) -> tuple[list[Any], int | None]:
+        rows = await repository.participants.room_users_page(db, after, limit)
+        users = [
+            RoomUserSaved(
+                room=r["room"],
+                identity=r["identity"],
+                userName=r["userName"],
+                userType=r["userType"],
+                color=r["color"],
+                userAgent=r["userAgent"],
+            )  # fmt: skip
+            for r in rows
+        ]
+        return users, _next(rows, limit, "_rowId")
+
+    async def cases(after: int, limit: int) -> tuple[list[Any], int | None]:
+        rows = await repository.cases.cases_page(db, after, limit)
+        changed = [
+            CaseChanged(
+                caseId=r["caseId"],
+                service=r["service"],
+                room=r["room"],
+                status=r["status"],
+                organization=r["organization"],
+                hn=r["hn"],
+                patientMobile=r["patientMobile"],
+                caseRowId=r["id"],
+            )  # fmt: skip
+            for r in rows
+        ]
+        return changed, _next(rows, limit, "id")
+
+    readers = {ConferenceSnapshot.ROOMS: rooms, ConferenceSnapshot.ROOM_USERS: room_users,
+               ConferenceSnapshot.CASES: cases}  # fmt: skip
+    await rebuild.serve_snapshot(runtime.bus, RPC_CONFERENCE_SNAPSHOT, readers)
+
+
+# ---- consumer: conference's read models ------------------------------------------------------------------------
+async def rebuild_room_links(runtime: Runtime) -> int:
+    """room_link_view from link's links (as apply_link_created: rows a consumer would drop are skipped)."""
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    async for _version, links in rebuild.pages(runtime.bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState):
+        rows = [
+            link for link in links if link.linkID and len(link.linkID) <= 100 and link.room and len(link.room) <= 50
+        ]
+        async with runtime.db.transaction() as conn:
+            for link in rows:
+                await repository.pictures.save_link_room(conn, link.linkID, link.room)
+        count += len(rows)
+    return count
+
+
+async def rebuild_room_files(runtime: Runtime) -> int:
+    """room_file_view from recording's files (as apply_file_stored)."""
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    pages = rebuild.pages(runtime.bus, RPC_RECORDING_SNAPSHOT, RecordingSnapshot.FILES, FileStored)
+    async for _version, files in pages:
+        rows = [
+            {
+                "fileId": f.fileId,
+                "linkId": f.linkId,
+                "filename": f.filename,
+                "url": f.url,
+                "width": f.width,
+                "height": f.height,
+                "createdAt": parse_local(f.createdAt),
+            }  # fmt: skip
+            for f in files
+            if len(f.linkId) <= 100 and len(f.filename) <= 255 and len(f.url) <= 512
+        ]
+        async with runtime.db.transaction() as conn:
+            for row in rows:
+                await repository.pictures.save_file(conn, row)
+        count += len(rows)
+    return count
+
+
+async def serve(runtime: Runtime, nodes: LiveKitNodes) -> None:
+    """Serve the snapshot (owner) and ``rpc.conference.rebuild`` (consumer)."""
+    assert runtime.bus is not None
+    await serve_snapshot(runtime, nodes)
+    steps = {
+        "room_link_view": lambda: rebuild_room_links(runtime),
+        "room_file_view": lambda: rebuild_room_files(runtime),
+    }
+    await rebuild.serve_rebuild(runtime.bus, steps)

@@ -1,0 +1,156 @@
+"""Rebuilding read models (servicekit.rebuild), link's part.
+
+* Owner: RPC_LINK_SNAPSHOT pages of links (LinkState: LINK_CREATED's payload plus the columns the other link events
+  carry, and whether ``/data/{linkID}`` is live) for telemetry, conference and realtime.
+* Consumer (``rpc.link.rebuild``): the read models of link.events.readmodels from their owners, written with the
+  same repository functions and checks as the consumers (and none of their side effects: a case snapshot writes
+  no usage_status_log row). Rows are stamped with the time taken before their page was asked for, so an event
+  applied meanwhile (newer ``version``) is kept:
+
+  - ``room_view``: conference's rooms; ``room_user_view``: its room users, after which every room counts as
+    ``complete`` (every user it had is in the view, later ones come as events);
+  - ``room_case_view``: conference's cases; ``room_record_view``: recording's egresses;
+  - ``palette_view``: asked of conference (rpc.conference.palette), as the periodic refresh does.
+
+  ``room_participant_view`` is not rebuilt: it is LiveKit's live state (who is in a room now), not a fact any
+  owner keeps; the next participant webhook of a room writes it, as it always has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.conference import RPC_CONFERENCE_SNAPSHOT, CaseChanged, ConferenceSnapshot, RoomState, RoomUserSaved
+from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState
+from contracts.recording import RPC_RECORDING_SNAPSHOT, EgressChanged, RecordingSnapshot
+from link import repository
+from link.events import readmodels
+from servicekit import rebuild
+from servicekit.clock import now_local, parse_local
+from servicekit.web import Runtime
+
+# LinkState.fields: link_connect columns the other link events carry (LINK_FIELDS_CHANGED, LINK_LOCATION_UPDATED,
+# LINK_MULTI_LATLNG), decimals as numbers.
+_FIELDS = ("userAgent", "os", "errorVideo", "errorLocation", "domainIndex", "enabled", "accuracy")
+_DECIMALS = ("latitude", "longitude", "patientLatitude", "patientLongitude")
+_DATE = "%Y-%m-%d %H:%M:%S"
+
+
+# ---- owner: snapshot of link's links --------------------------------------------------------------------------
+def link_state(row: dict[str, Any], now: Any) -> LinkState:
+    fields = {key: row[key] for key in _FIELDS}
+    fields.update({key: (float(row[key]) if row[key] is not None else None) for key in _DECIMALS})
+    fields["service"] = row["service"]  # may be NULL (LinkState.service is 0 then)
+    expired = row["dtmExpired"]
+    return LinkState(
+        linkID=row["linkID"], room=row["room"] or "", linkType=row["linkType"] or "", userType=row["userType"] or "",
+        userName=row["userName"] or "", mobile=row["mobile"] or "", service=row["service"] or 0, roomCreated=False,
+        linkRowId=row["id"], crmSender=row["crmSender"], recordId=row["recordId"], share=row["share"],
+        oneTimeLink=row["oneTimeLink"], userAgent=row["userAgent"],
+        dtmCreated=row["dtmCreated"].strftime(_DATE) if row["dtmCreated"] else None,
+        dtmExpired=expired.strftime(_DATE) if expired else None,
+        fields=fields, live=expired is None or expired >= now,
+    )  # fmt: skip
+
+
+async def serve_snapshot(runtime: Runtime) -> None:
+    assert runtime.bus is not None and runtime.db is not None
+    db = runtime.db
+
+    async def links(after: int, limit: int) -> tuple[list[Any], int | None]:
+        rows = await repository.links.links_page(db, after, limit)
+        now = now_local()
+        return [link_state(row, now) for row in rows], (int(rows[-1]["id"]) if len(rows) == limit else None)
+
+    await rebuild.serve_snapshot(runtime.bus, RPC_LINK_SNAPSHOT, {LinkSnapshot.LINKS: links})
+
+
+# ---- consumer: link's read models --------------------------------------------------------------------------------
+async def rebuild_rooms(runtime: Runtime) -> int:
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    async for version, rooms in rebuild.pages(
+        runtime.bus, RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOMS, RoomState
+    ):
+        kept = [room for room in rooms if room.detail]  # as apply_conference_event
+        async with runtime.db.transaction() as conn:
+            for room in kept:
+                assert room.detail is not None
+                await repository.readmodels.store_room(
+                    conn, room.detail, room=room.room, node_id=room.nodeLivekitId,
+                    uses_default_key=bool(room.usesDefaultKey), complete=False, version=version,
+                )  # fmt: skip
+        count += len(kept)
+    return count
+
+
+async def rebuild_room_users(runtime: Runtime) -> int:
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOM_USERS
+    async for version, users in rebuild.pages(runtime.bus, subject, entity, RoomUserSaved):
+        kept = [u for u in users if len(u.room) <= 100 and len(u.identity) <= 50]  # as apply_conference_event
+        async with runtime.db.transaction() as conn:
+            for u in kept:
+                await repository.readmodels.store_room_user(
+                    conn, u.room, u.identity, u.color, u.userName, u.userType, u.userAgent, version
+                )
+        count += len(kept)
+    # Every user of every room known now is in the view, and later ones come as events: what ``complete`` means.
+    await repository.readmodels.mark_rooms_complete(runtime.db)
+    return count
+
+
+async def rebuild_cases(runtime: Runtime) -> int:
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    async for version, cases in rebuild.pages(
+        runtime.bus, RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.CASES, CaseChanged
+    ):
+        values = [v for v in map(readmodels.case_values, cases) if v is not None]
+        async with runtime.db.transaction() as conn:
+            for case in values:
+                await repository.readmodels.store_case(conn, *case, version)
+        count += len(values)
+    return count
+
+
+async def rebuild_records(runtime: Runtime) -> int:
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    subject, entity = RPC_RECORDING_SNAPSHOT, RecordingSnapshot.EGRESSES
+    async for version, egresses in rebuild.pages(runtime.bus, subject, entity, EgressChanged):
+        kept = [e for e in egresses if e.recordId and len(e.recordId) <= 100 and len(e.room) <= 50]
+        updated = now_local()
+        async with runtime.db.transaction() as conn:
+            for e in kept:  # as apply_egress_event
+                filename, record_type = readmodels.egress_file(e.egressInfo)
+                started = parse_local(e.dtmStartRecord) if e.dtmStartRecord else None
+                ended = parse_local(e.dtmStopRecord) if e.dtmStopRecord else None
+                await repository.readmodels.store_record(
+                    conn, e.recordId, e.room, e.status[:50], filename, record_type, started, ended,
+                    ended or started or updated, version,
+                )  # fmt: skip
+        count += len(kept)
+    return count
+
+
+async def rebuild_palette(runtime: Runtime) -> int:
+    palette: readmodels.Palette = runtime.extras["palette"]
+    if not await palette.refresh():
+        raise RuntimeError("conference did not answer rpc.conference.palette")
+    return len(palette.colors)
+
+
+async def serve(runtime: Runtime) -> None:
+    """Serve the snapshot (owner) and ``rpc.link.rebuild`` (consumer)."""
+    assert runtime.bus is not None
+    await serve_snapshot(runtime)
+    steps = {
+        "room_view": lambda: rebuild_rooms(runtime),
+        "room_user_view": lambda: rebuild_room_users(runtime),
+        "room_case_view": lambda: rebuild_cases(runtime),
+        "room_record_view": lambda: rebuild_records(runtime),
+        "palette_view": lambda: rebuild_palette(runtime),
+    }
+    await rebuild.serve_rebuild(runtime.bus, steps)

@@ -1,0 +1,154 @@
+"""Rebuilding read models (servicekit.rebuild), telemetry's part: ``rpc.telemetry.rebuild``.
+
+Every read model of telemetry.events.car_rooms and telemetry.events.statistics, from its owner, written with the
+consumers' repository functions and checks (none of their side effects: a link's position publishes no task
+destination here). Rows are stamped with the time taken before their page was asked for: a newer event keeps
+what it wrote, an older write only fills what a row lacks.
+
+* ``car_room_link`` and ``stats_link``: link's links (LinkState: the link and its positions), in link's order, so
+  the ids that mean "order first seen" keep link's order.
+* ``car_room``: conference's rooms (their tenant); ``stats_case``: its cases; ``stats_participant``: its room users.
+* ``stats_track``: telemetry's own data_log (the raw LiveKit webhooks; a migration copies it): its
+  ``track_published`` rows, keyed as the live consumer keys them (recording's receipt key), so none is kept twice.
+"""
+
+from __future__ import annotations
+
+from contracts.conference import RPC_CONFERENCE_SNAPSHOT, CaseChanged, ConferenceSnapshot, RoomState, RoomUserSaved
+from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState
+from servicekit import rebuild
+from servicekit.clock import now_local
+from servicekit.web import Runtime
+from telemetry.domain import statistics as stats_domain
+from telemetry.events.car_rooms import coordinate
+from telemetry.repository import data_log
+from telemetry.repository import statistics as stats_repository
+from telemetry.repository import tasks as tasks_repository
+
+MAX_ROOM, MAX_IDENTITY = 50, 100  # stats_participant's columns (a longer row would fail its whole page)
+
+
+async def rebuild_car_links(runtime: Runtime) -> int:
+    """car_room_link as apply_link_event writes it: the link, its own position and the picked patient position."""
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    async for version, links in rebuild.pages(runtime.bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState):
+        now = now_local()
+        async with runtime.db.transaction() as conn:
+            for link in links:
+                fields = link.fields
+                created = {
+                    "linkID": link.linkID, "room": link.room, "userType": link.userType,
+                    "service": fields.get("service"), "userName": link.userName, "mobile": link.mobile,
+                }  # fmt: skip
+                await tasks_repository.save_link(conn, created, now, version)
+                latitude, longitude = coordinate(fields.get("latitude"), 90), coordinate(fields.get("longitude"), 180)
+                if latitude is not None or longitude is not None:
+                    await tasks_repository.set_link_position(
+                        conn, link.linkID, link.room, link.userType, latitude, longitude, now, version
+                    )
+                pick_lat = coordinate(fields.get("patientLatitude"), 90)
+                pick_lng = coordinate(fields.get("patientLongitude"), 180)
+                if pick_lat is not None or pick_lng is not None:
+                    await tasks_repository.set_link_pick(
+                        conn, link.linkID, link.room, link.userType, pick_lat, pick_lng, now, version
+                    )
+        count += len(links)
+    return count
+
+
+async def rebuild_car_rooms(runtime: Runtime) -> int:
+    """car_room as apply_room_event writes it (rooms with a tenant)."""
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    async for version, rooms in rebuild.pages(
+        runtime.bus, RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOMS, RoomState
+    ):
+        kept = [r for r in rooms if r.service is not None and r.room and len(r.room) <= MAX_ROOM]
+        now = now_local()
+        async with runtime.db.transaction() as conn:
+            for room in kept:
+                assert room.service is not None
+                await tasks_repository.save_room_service(conn, room.room, room.service, now, version)
+        count += len(kept)
+    return count
+
+
+async def rebuild_stats_links(runtime: Runtime) -> int:
+    """stats_link with every column the link events carry (LINK_CREATED's and the others' ``fields``)."""
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    async for version, links in rebuild.pages(runtime.bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState):
+        async with runtime.db.transaction() as conn:
+            for link in links:
+                columns = {
+                    "mobile": link.mobile, "room": link.room, "linkType": link.linkType, "userType": link.userType,
+                    "userName": link.userName, "linkRowId": link.linkRowId, "crmSender": link.crmSender,
+                    "recordId": link.recordId, "share": link.share, "oneTimeLink": link.oneTimeLink,
+                    "dtmCreated": link.dtmCreated, "dtmExpired": link.dtmExpired, **link.fields,
+                }  # fmt: skip
+                values = stats_domain.link_values(columns)
+                await stats_repository.upsert_link(conn, link.linkID, values, version)
+        count += len(links)
+    return count
+
+
+async def rebuild_stats_cases(runtime: Runtime) -> int:
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    async for version, cases in rebuild.pages(
+        runtime.bus, RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.CASES, CaseChanged
+    ):
+        kept = [c for c in cases if c.room is None or len(c.room) <= MAX_ROOM]
+        async with runtime.db.transaction() as conn:
+            for c in kept:
+                await stats_repository.upsert_case(conn, c.service, c.caseId, c.room, c.status, c.organization, version)
+        count += len(kept)
+    return count
+
+
+async def rebuild_stats_participants(runtime: Runtime) -> int:
+    assert runtime.bus is not None and runtime.db is not None
+    count = 0
+    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOM_USERS
+    async for version, users in rebuild.pages(runtime.bus, subject, entity, RoomUserSaved):
+        kept = [u for u in users if len(u.room) <= MAX_ROOM and len(u.identity) <= MAX_IDENTITY]
+        async with runtime.db.transaction() as conn:
+            for u in kept:
+                await stats_repository.upsert_participant(conn, u.room, u.identity, u.userName, u.userType, version)
+        count += len(kept)
+    return count
+
+
+async def rebuild_stats_tracks(runtime: Runtime) -> int:
+    """stats_track from data_log's ``track_published`` webhooks (INSERT IGNORE by key: repeatable)."""
+    assert runtime.db is not None
+    count, after = 0, 0
+    while True:
+        rows = await data_log.data_log_page(runtime.db, after, rebuild.PAGE_ROWS)
+        if not rows:
+            return count
+        after = int(rows[-1]["id"])
+        tracks = []
+        for row in rows:
+            raw = row["data"] or ""
+            track = stats_domain.track_published(raw)
+            if track is not None:
+                tracks.append((stats_domain.webhook_key(raw), track, raw))
+        async with runtime.db.transaction() as conn:
+            for key, track, raw in tracks:
+                await stats_repository.add_track(conn, key, track.identity, track.room_name, track.source, raw)
+        count += len(tracks)
+
+
+async def serve(runtime: Runtime) -> None:
+    assert runtime.bus is not None
+    steps = {
+        "car_room_link": lambda: rebuild_car_links(runtime),
+        "car_room": lambda: rebuild_car_rooms(runtime),
+        "stats_link": lambda: rebuild_stats_links(runtime),
+        "stats_case": lambda: rebuild_stats_cases(runtime),
+        "stats_participant": lambda: rebuild_stats_participants(runtime),
+        "stats_track": lambda: rebuild_stats_tracks(runtime),
+    }
+    await rebuild.serve_rebuild(runtime.bus, steps)
