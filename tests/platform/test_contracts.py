@@ -84,6 +84,7 @@ BASE_SINKS = {
     "new_event": Sink(0, "subject"),
     "publish": Sink(0, "subject", nats_receiver=True),
     "serve": Sink(0, "subject", nats_receiver=True),
+    "serve_snapshot": Sink(1, "subject"),  # servicekit.rebuild.serve_snapshot(bus, SUBJECT, readers)
 }
 
 

@@ -28,7 +28,7 @@ def _next(rows: list[dict[str, Any]], limit: int, key: str) -> int | None:
     return int(rows[-1][key]) if len(rows) == limit else None
 
 
-async def serve_snapshot(runtime: Runtime, nodes: LiveKitNodes) -> None:
+async def serve_owner_snapshot(runtime: Runtime, nodes: LiveKitNodes) -> None:
     assert runtime.bus is not None and runtime.db is not None
     db = runtime.db
 
@@ -139,7 +139,7 @@ async def rebuild_room_files(runtime: Runtime) -> int:
 async def serve(runtime: Runtime, nodes: LiveKitNodes) -> None:
     """Serve the snapshot (owner) and ``rpc.conference.rebuild`` (consumer)."""
     assert runtime.bus is not None
-    await serve_snapshot(runtime, nodes)
+    await serve_owner_snapshot(runtime, nodes)
     steps = {
         "room_link_view": lambda: rebuild_room_links(runtime),
         "room_file_view": lambda: rebuild_room_files(runtime),

@@ -53,7 +53,7 @@ def link_state(row: dict[str, Any], now: Any) -> LinkState:
     )  # fmt: skip
 
 
-async def serve_snapshot(runtime: Runtime) -> None:
+async def serve_owner_snapshot(runtime: Runtime) -> None:
     assert runtime.bus is not None and runtime.db is not None
     db = runtime.db
 
@@ -145,7 +145,7 @@ async def rebuild_palette(runtime: Runtime) -> int:
 async def serve(runtime: Runtime) -> None:
     """Serve the snapshot (owner) and ``rpc.link.rebuild`` (consumer)."""
     assert runtime.bus is not None
-    await serve_snapshot(runtime)
+    await serve_owner_snapshot(runtime)
     steps = {
         "room_view": lambda: rebuild_rooms(runtime),
         "room_user_view": lambda: rebuild_room_users(runtime),

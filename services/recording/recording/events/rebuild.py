@@ -34,7 +34,7 @@ def _next(rows: list[dict[str, Any]], limit: int) -> int | None:
     return int(rows[-1]["id"]) if len(rows) == limit else None
 
 
-async def serve_snapshot(runtime: Runtime) -> None:
+async def serve_owner_snapshot(runtime: Runtime) -> None:
     assert runtime.bus is not None and runtime.db is not None
     db = runtime.db
 
@@ -94,5 +94,5 @@ async def rebuild_room_settings(runtime: Runtime) -> int:
 async def serve(runtime: Runtime) -> None:
     """Serve the snapshot (owner) and ``rpc.recording.rebuild`` (consumer)."""
     assert runtime.bus is not None
-    await serve_snapshot(runtime)
+    await serve_owner_snapshot(runtime)
     await rebuild.serve_rebuild(runtime.bus, {"room_setting": lambda: rebuild_room_settings(runtime)})
