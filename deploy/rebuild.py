@@ -7,7 +7,7 @@ runner's, compose's or the cluster's private one, e.g. through a port-forward).
 
     python -m deploy.rebuild SERVICE [--nats-url URL] [--read-model NAME ...] [--timeout SECONDS]
 
-SERVICE: link, conference, telemetry, recording, realtime or all (in that order). The NATS URL is ``--nats-url``,
+SERVICE: recording, conference, link, telemetry, realtime or all (in that order). The NATS URL is ``--nats-url``,
 else ``NATS_URL``, else the local runner's (nats://127.0.0.1:4222). Repeatable: a second run changes nothing.
 
 The migration tool calls :func:`rebuild` after its copy (every service up, its consumers running):
@@ -27,7 +27,8 @@ import nats
 
 from servicekit.rebuild import REBUILD_SUBJECT, RebuildRequest, RebuildSummary
 
-SERVICES = ("link", "conference", "telemetry", "recording", "realtime")
+# Recording first: link's copy of its egresses names their files from recording's room_setting.
+SERVICES = ("recording", "conference", "link", "telemetry", "realtime")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"  # deploy.local's
 DEFAULT_TIMEOUT = 3600.0  # one service's whole rebuild
 

@@ -245,7 +245,8 @@ class QueuePage(msgspec.Struct, kw_only=True):
 
 # ---- snapshots for rebuilding read models (issue 14) -----------------------------------------------------------
 # RPC_LINK_SNAPSHOT (servicekit.rebuild.SnapshotQuery -> SnapshotPage), served by link, paged by link_connect.id:
-#   LinkSnapshot.LINKS -> LinkState (every link_connect row with a linkID)
+#   LinkSnapshot.LINKS -> LinkState (every link_connect row with a linkID that LINK_CREATED announces: not the
+#                         Guest/Viewer share links, share = 1)
 RPC_LINK_SNAPSHOT = "rpc.link.snapshot"
 
 

@@ -247,11 +247,15 @@ def egress_status_of_media(status: str | None, ended: bool) -> str:
     return "EGRESS_" + status.upper()
 
 
-def egress_info_of_media(egress_id: str, room: str, file_name: str | None, record_type: str | None) -> dict[str, Any]:
-    """The parts of LiveKit's EgressInfo that readers of EgressChanged take (file name, composite kind)."""
+def egress_info_of_media(
+    egress_id: str, room: str, file_name: str | None, record_type: str | None, service: int | None
+) -> dict[str, Any]:
+    """The parts of LiveKit's EgressInfo that readers of EgressChanged take: the file as LiveKit names it (the path
+    the egress was asked to write, record_file_path, when the room's tenant is known) and the composite kind."""
     info: dict[str, Any] = {"egressId": egress_id, "roomName": room}
     if file_name:
-        info["fileResults"] = [{"filename": file_name}]
+        path = record_file_path(service, file_name) if service is not None and "/" not in file_name else file_name
+        info["fileResults"] = [{"filename": path}]
     if record_type in ("RoomCompositeAudio", "RoomCompositeVideoAudio"):
         info["roomComposite"] = {"roomName": room, "audioOnly": record_type == "RoomCompositeAudio"}
     elif record_type == "TrackComposite":

@@ -250,9 +250,10 @@ SNAPSHOT_COLUMNS = (
 
 
 async def links_page(conn: Connection | Database, after: int, limit: int) -> list[dict[str, Any]]:
-    """link_connect rows with a linkID and id > ``after``, by id."""
+    """link_connect rows with a linkID and id > ``after``, by id; not a room's Guest/Viewer share links (share = 1),
+    which LINK_CREATED never announces (the other services never learn of them)."""
     return await conn.fetch_all(
         f"SELECT {SNAPSHOT_COLUMNS} FROM link_connect WHERE id > %s AND linkID IS NOT NULL"  # noqa: S608
-        " ORDER BY id LIMIT %s",
+        " AND (share IS NULL OR share != 1) ORDER BY id LIMIT %s",
         (after, limit),
     )

@@ -47,7 +47,9 @@ async def serve_owner_snapshot(runtime: Runtime) -> None:
                 status=domain.egress_status_of_media(r["status"], r["endRecord"] is not None),
                 dtmStartRecord=_text(r["startRecord"]),
                 dtmStopRecord=_text(r["endRecord"]),
-                egressInfo=domain.egress_info_of_media(r["egressId"], r["room"] or "", r["fileName"], r["recordType"]),
+                egressInfo=domain.egress_info_of_media(
+                    r["egressId"], r["room"] or "", r["fileName"], r["recordType"], r["service"]
+                ),
             )  # fmt: skip
             for r in rows
         ]

@@ -293,10 +293,12 @@ async def remove_encode_jobs(db: Database, record_id: int | None = None) -> int:
 
 # ---- snapshot (rebuilding other services' read models) ----------------------------------------------------------
 async def egress_media_page(db: Connection | Database, after: int, limit: int) -> list[dict[str, Any]]:
-    """record_media rows of LiveKit egresses (an egressId) with id > ``after``, by id."""
+    """record_media rows of LiveKit egresses (an egressId) with id > ``after``, by id, with their room's tenant
+    (room_setting.service: the folder of the egress's file)."""
     return await db.fetch_all(
-        "SELECT id, egressId, room, fileName, recordType, status, startRecord, endRecord FROM record_media"
-        " WHERE id > %s AND egressId IS NOT NULL AND egressId != '' ORDER BY id LIMIT %s",
+        "SELECT m.id, m.egressId, m.room, m.fileName, m.recordType, m.status, m.startRecord, m.endRecord, s.service"
+        " FROM record_media m LEFT JOIN room_setting s ON s.room = m.room"
+        " WHERE m.id > %s AND m.egressId IS NOT NULL AND m.egressId != '' ORDER BY m.id LIMIT %s",
         (after, limit),
     )
 
