@@ -243,7 +243,9 @@ async def _answers(suite: Any, client: httpx.AsyncClient, made: Made) -> dict[st
     assert detail["status"] == "OK", detail
     # a new participant per request: its identity, name, colour and token are made anew each time;
     # recordDuration is counted to the time of the request
-    detail_data = {k: v for k, v in detail["data"].items() if k not in ("identity", "userName", "color", "token", "recordDuration")}
+    detail_data = {
+        k: v for k, v in detail["data"].items() if k not in ("identity", "userName", "color", "token", "recordDuration")
+    }
     return {"detail": detail_data, "history": history,
             "pictures": pictures, "summary": summary, "task": task}  # fmt: skip
 
@@ -425,6 +427,37 @@ async def test_live_events_during_a_rebuild_are_applied(suite: Any, client: http
         return {r["identity"] for r in rows} == set(identities)
 
     await until(all_there)
+
+
+async def test_participants_are_rebuilt_from_livekit(
+    suite: Any, client: httpx.AsyncClient, livekit: FakeLiveKit
+) -> None:
+    """Who is in a room now is LiveKit's: link's participant view is made to match LiveKit's list (through
+    conference), a participant LiveKit does not list any more has left, and getdetail lists the live ones."""
+    tag = _tag()
+    room = f"Lk{tag}"
+    body = {"room": room, "mobile": "0812345678", "service": SERVICE, "sms": 0}
+    link_id = (await _ok(await client.post("/link/create", json=body, headers=_auth(suite))))["linkID"]
+    livekit.add_participant(room, f"here-{tag}", name="Here")
+    stale = json.dumps({"identity": f"gone-{tag}", "joinedAt": 1})  # as a lost participant_left would leave it
+    await suite.execute(
+        "link",
+        "INSERT INTO room_participant_view (room, identity, participant, joinedAt, version) VALUES (%s, %s, %s, 1, 1)",
+        (room, f"gone-{tag}", stale),
+    )
+
+    [summary] = await rebuild(["link"], suite.nats_url, read_models=["room_participant_view"])
+    assert summary.readModels[0].rows >= 1
+
+    rows = await suite.query(
+        "link", "SELECT identity, participant FROM room_participant_view WHERE room = %s ORDER BY identity", (room,)
+    )
+    assert [(r["identity"], r["participant"] is not None) for r in rows] == [
+        (f"gone-{tag}", False),
+        (f"here-{tag}", True),
+    ]
+    detail = (await client.get("/link/getdetail", params={"linkId": link_id})).json()
+    assert [p["identity"] for p in detail["data"]["listParticipants"]] == [f"here-{tag}"], detail
 
 
 async def test_unknown_service_or_read_model_is_refused(suite: Any) -> None:

@@ -12,20 +12,35 @@
   - ``room_case_view``: conference's cases; ``room_record_view``: recording's egresses;
   - ``palette_view``: asked of conference (rpc.conference.palette), as the periodic refresh does.
 
-  ``room_participant_view`` is not rebuilt: it is LiveKit's live state (who is in a room now), not a fact any
-  owner keeps; the next participant webhook of a room writes it, as it always has.
+  - ``room_participant_view`` (and each room's ``room_participant_list``): who is in a room now is LiveKit's
+    state, which no service keeps in a table: for every open room (and every room the view shows someone in),
+    conference is asked for LiveKit's participant list (RPC_CONFERENCE_PARTICIPANTS), and the view is made to
+    match it (a participant LiveKit does not list has left) with the participant consumer's store_presence.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
-from contracts.conference import RPC_CONFERENCE_SNAPSHOT, CaseChanged, ConferenceSnapshot, RoomState, RoomUserSaved
+import msgspec
+
+from contracts.conference import (
+    RPC_CONFERENCE_PARTICIPANTS,
+    RPC_CONFERENCE_SNAPSHOT,
+    CaseChanged,
+    ConferenceSnapshot,
+    RoomQuery,
+    RoomState,
+    RoomUserSaved,
+)
 from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState
 from contracts.recording import RPC_RECORDING_SNAPSHOT, EgressChanged, RecordingSnapshot
 from link import repository
 from link.events import readmodels
 from servicekit import rebuild
+from servicekit.bus import RpcError
 from servicekit.clock import now_local, parse_local
 from servicekit.web import Runtime
 
@@ -34,6 +49,11 @@ from servicekit.web import Runtime
 _FIELDS = ("userAgent", "os", "errorVideo", "errorLocation", "domainIndex", "enabled", "accuracy")
 _DECIMALS = ("latitude", "longitude", "patientLatitude", "patientLongitude")
 _DATE = "%Y-%m-%d %H:%M:%S"
+PROBE_ROOMS = 200  # rooms read per page of open rooms
+PROBE_CONCURRENCY = 8  # participant lists asked at once (each is a LiveKit call by conference)
+PROBE_TIMEOUT = 5.0
+_encode = msgspec.json.Encoder()
+log = logging.getLogger(__name__)
 
 
 # ---- owner: snapshot of link's links --------------------------------------------------------------------------
@@ -135,6 +155,46 @@ async def rebuild_records(runtime: Runtime) -> int:
     return count
 
 
+async def rebuild_participants(runtime: Runtime) -> int:
+    assert runtime.db is not None
+    count, after = 0, ""
+    limit = asyncio.Semaphore(PROBE_CONCURRENCY)
+    while rooms := await repository.readmodels.open_rooms(runtime.db, after, PROBE_ROOMS):
+        after = rooms[-1]
+        count += sum(await asyncio.gather(*(_room_participants(runtime, room, limit) for room in rooms)))
+    return count
+
+
+async def _room_participants(runtime: Runtime, room: str, limit: asyncio.Semaphore) -> int:
+    """The room's participants as LiveKit lists them now; the number stored (0 when conference cannot say)."""
+    assert runtime.bus is not None and runtime.db is not None
+    async with limit:
+        version = rebuild.now_ms() - rebuild.VERSION_MARGIN_MS
+        try:
+            listed = await runtime.bus.request(RPC_CONFERENCE_PARTICIPANTS, RoomQuery(room=room), PROBE_TIMEOUT)
+        except RpcError as exc:  # LiveKit unreachable: the room keeps what it has
+            log.warning("participants not rebuilt", extra={"room": room, "code": exc.code})
+            return 0
+    # False: LiveKit has no such room (nobody is in it)
+    live = {
+        str(p["identity"]): p
+        for p in (listed if isinstance(listed, list) else [])
+        if isinstance(p, dict) and p.get("identity") and len(str(p["identity"])) <= 255
+    }
+    async with runtime.db.transaction() as conn:
+        for identity in await repository.readmodels.live_identities(conn, room):
+            if identity not in live:
+                await repository.readmodels.store_presence(conn, room, identity, None, 0, version)
+        for identity, participant in live.items():
+            try:
+                joined_at = int(participant.get("joinedAt") or 0)
+            except (TypeError, ValueError):
+                joined_at = 0
+            text = _encode.encode(participant).decode()
+            await repository.readmodels.store_presence(conn, room, identity, text, joined_at, version)
+    return len(live)
+
+
 async def rebuild_palette(runtime: Runtime) -> int:
     palette: readmodels.Palette = runtime.extras["palette"]
     if not await palette.refresh():
@@ -151,6 +211,7 @@ async def serve(runtime: Runtime) -> None:
         "room_user_view": lambda: rebuild_room_users(runtime),
         "room_case_view": lambda: rebuild_cases(runtime),
         "room_record_view": lambda: rebuild_records(runtime),
+        "room_participant_view": lambda: rebuild_participants(runtime),
         "palette_view": lambda: rebuild_palette(runtime),
     }
     await rebuild.serve_rebuild(runtime.bus, steps)

@@ -229,6 +229,25 @@ async def store_presence(
     await conn.execute("UPDATE room_participant_list SET participants = %s WHERE room = %s", (listed, room))
 
 
+async def open_rooms(db: Database, after: str, limit: int) -> list[str]:
+    """Rooms of room_view that are open, or still have live participants here, after ``after`` by name (whose
+    participants a rebuild asks LiveKit for)."""
+    rows = await db.fetch_all(
+        "SELECT room FROM room_view WHERE room > %s AND status = 'open'"
+        " UNION SELECT DISTINCT room FROM room_participant_view WHERE room > %s AND participant IS NOT NULL"
+        " ORDER BY room LIMIT %s",
+        (after, after, limit),
+    )
+    return [r["room"] for r in rows]
+
+
+async def live_identities(conn: Connection, room: str) -> list[str]:
+    rows = await conn.fetch_all(
+        "SELECT identity FROM room_participant_view WHERE room = %s AND participant IS NOT NULL", (room,)
+    )
+    return [r["identity"] for r in rows]
+
+
 async def mark_rooms_complete(db: Database) -> int:
     """Every room's users are in room_user_view (after a rebuild of it from conference's room users)."""
     return await db.execute("UPDATE room_view SET complete = 1 WHERE complete = 0")
