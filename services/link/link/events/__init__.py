@@ -24,6 +24,8 @@ are this package's modules).
 * Consumed (``link.events.readmodels``): conference's room and room-user events, recording's participant events
   and its ``RECORDING_RECORD_USAGE`` usage rows; telemetry's task SMS commands and ``RPC_TENANT_DETAIL``
   (link.events.tasks).
+* ``RPC_LINK_SNAPSHOT`` and ``rpc.link.rebuild`` (link.events.rebuild): the links others rebuild their read models
+  from, and the rebuild of link's own read models from their owners.
 """
 
 from __future__ import annotations
