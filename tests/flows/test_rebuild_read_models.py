@@ -221,7 +221,7 @@ async def _settled(suite: Any, made: Made) -> dict[str, Any]:
         have = {name: len(state[name]["rows"]) for name in counts}
         ended = [r for r in state["link.room_record_view"]["rows"] if r["filename"]]
         picked = [r for r in state["telemetry.car_room_link"]["rows"] if r["patientLatitude"] is not None]
-        opened = [r for r in state["telemetry.stats_link"]["rows"] if r["userAgent"] is not None]
+        opened = [r for r in state["telemetry.stats_link"]["rows"] if r["os"] is not None]  # getdetail's fields
         if have == counts and ended and picked and opened and state["conference.room_file_view"]:
             return state
         return None

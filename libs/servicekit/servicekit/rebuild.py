@@ -20,15 +20,19 @@ A rebuild is repeatable: steps upsert by the rows' keys, so a second run changes
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from asyncmy.errors import OperationalError
 
 from servicekit.bus import Bus, Event
+from servicekit.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ SNAPSHOT_TIMEOUT = 30.0  # one page
 # over the page in stream order, so the row ends as the owner's latest state either way.
 VERSION_MARGIN_MS = 60_000
 REBUILD_SUBJECT = "rpc.{service}.rebuild"
+RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock (with a live consumer writing the same rows): run it again
+WRITE_ATTEMPTS = 5
 
 
 class SnapshotQuery(msgspec.Struct, kw_only=True):
@@ -131,6 +137,21 @@ async def pages(
         if page.next is None or page.next <= after:
             return
         after = page.next
+
+
+async def write(db: Database, apply: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    """``apply(conn, *args)``, one page's writes, in one transaction; run again when InnoDB rolls it back for a
+    deadlock or a lock wait with the service's consumers, which keep writing the same rows meanwhile."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            async with db.transaction() as conn:
+                await apply(conn, *args)
+            return
+        except OperationalError as exc:
+            if exc.args[0] not in RETRYABLE or attempt == WRITE_ATTEMPTS - 1:
+                raise
+            log.info("rebuild page retried", extra={"code": exc.args[0], "attempt": attempt + 1})
+            await asyncio.sleep(0.05 * (attempt + 1) + random.random() * 0.05)  # noqa: S311 (jitter)
 
 
 async def serve_rebuild(bus: Bus, steps: dict[str, Step]) -> None:

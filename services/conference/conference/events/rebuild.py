@@ -20,6 +20,7 @@ from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState
 from contracts.recording import RPC_RECORDING_SNAPSHOT, FileStored, RecordingSnapshot
 from servicekit import rebuild
 from servicekit.clock import now_local, parse_local
+from servicekit.db import Connection
 from servicekit.web import Runtime
 
 
@@ -95,6 +96,16 @@ async def serve_owner_snapshot(runtime: Runtime, nodes: LiveKitNodes) -> None:
 
 
 # ---- consumer: conference's read models ------------------------------------------------------------------------
+async def _save_link_rooms(conn: Connection, links: list[LinkState]) -> None:
+    for link in links:
+        await repository.pictures.save_link_room(conn, link.linkID, link.room)
+
+
+async def _save_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        await repository.pictures.save_file(conn, row)
+
+
 async def rebuild_room_links(runtime: Runtime) -> int:
     """room_link_view from link's links (as apply_link_created: rows a consumer would drop are skipped)."""
     assert runtime.bus is not None and runtime.db is not None
@@ -103,9 +114,7 @@ async def rebuild_room_links(runtime: Runtime) -> int:
         rows = [
             link for link in links if link.linkID and len(link.linkID) <= 100 and link.room and len(link.room) <= 50
         ]
-        async with runtime.db.transaction() as conn:
-            for link in rows:
-                await repository.pictures.save_link_room(conn, link.linkID, link.room)
+        await rebuild.write(runtime.db, _save_link_rooms, rows)
         count += len(rows)
     return count
 
@@ -129,9 +138,7 @@ async def rebuild_room_files(runtime: Runtime) -> int:
             for f in files
             if len(f.linkId) <= 100 and len(f.filename) <= 255 and len(f.url) <= 512
         ]
-        async with runtime.db.transaction() as conn:
-            for row in rows:
-                await repository.pictures.save_file(conn, row)
+        await rebuild.write(runtime.db, _save_files, rows)
         count += len(rows)
     return count
 

@@ -42,6 +42,7 @@ from link.events import readmodels
 from servicekit import rebuild
 from servicekit.bus import RpcError
 from servicekit.clock import now_local, parse_local
+from servicekit.db import Connection
 from servicekit.web import Runtime
 
 # LinkState.fields: link_connect columns the other link events carry (LINK_FIELDS_CHANGED, LINK_LOCATION_UPDATED,
@@ -86,22 +87,31 @@ async def serve_owner_snapshot(runtime: Runtime) -> None:
 
 
 # ---- consumer: link's read models --------------------------------------------------------------------------------
+async def _store_rooms(conn: Connection, rooms: list[RoomState], version: int) -> None:
+    for room in rooms:
+        assert room.detail is not None
+        await repository.readmodels.store_room(
+            conn, room.detail, room=room.room, node_id=room.nodeLivekitId,
+            uses_default_key=bool(room.usesDefaultKey), complete=False, version=version,
+        )  # fmt: skip
+
+
 async def rebuild_rooms(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
     count = 0
-    async for version, rooms in rebuild.pages(
-        runtime.bus, RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOMS, RoomState
-    ):
+    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOMS
+    async for version, rooms in rebuild.pages(runtime.bus, subject, entity, RoomState):
         kept = [room for room in rooms if room.detail]  # as apply_conference_event
-        async with runtime.db.transaction() as conn:
-            for room in kept:
-                assert room.detail is not None
-                await repository.readmodels.store_room(
-                    conn, room.detail, room=room.room, node_id=room.nodeLivekitId,
-                    uses_default_key=bool(room.usesDefaultKey), complete=False, version=version,
-                )  # fmt: skip
+        await rebuild.write(runtime.db, _store_rooms, kept, version)
         count += len(kept)
     return count
+
+
+async def _store_users(conn: Connection, users: list[RoomUserSaved], version: int) -> None:
+    for u in users:
+        await repository.readmodels.store_room_user(
+            conn, u.room, u.identity, u.color, u.userName, u.userType, u.userAgent, version
+        )
 
 
 async def rebuild_room_users(runtime: Runtime) -> int:
@@ -110,29 +120,39 @@ async def rebuild_room_users(runtime: Runtime) -> int:
     subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOM_USERS
     async for version, users in rebuild.pages(runtime.bus, subject, entity, RoomUserSaved):
         kept = [u for u in users if len(u.room) <= 100 and len(u.identity) <= 50]  # as apply_conference_event
-        async with runtime.db.transaction() as conn:
-            for u in kept:
-                await repository.readmodels.store_room_user(
-                    conn, u.room, u.identity, u.color, u.userName, u.userType, u.userAgent, version
-                )
+        await rebuild.write(runtime.db, _store_users, kept, version)
         count += len(kept)
     # Every user of every room known now is in the view, and later ones come as events: what ``complete`` means.
     await repository.readmodels.mark_rooms_complete(runtime.db)
     return count
 
 
+async def _store_cases(conn: Connection, cases: list[tuple[Any, ...]], version: int) -> None:
+    for case in cases:
+        await repository.readmodels.store_case(conn, *case, version)
+
+
 async def rebuild_cases(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
     count = 0
-    async for version, cases in rebuild.pages(
-        runtime.bus, RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.CASES, CaseChanged
-    ):
+    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.CASES
+    async for version, cases in rebuild.pages(runtime.bus, subject, entity, CaseChanged):
         values = [v for v in map(readmodels.case_values, cases) if v is not None]
-        async with runtime.db.transaction() as conn:
-            for case in values:
-                await repository.readmodels.store_case(conn, *case, version)
+        await rebuild.write(runtime.db, _store_cases, values, version)
         count += len(values)
     return count
+
+
+async def _store_records(conn: Connection, egresses: list[EgressChanged], version: int) -> None:
+    updated = now_local()
+    for e in egresses:  # as apply_egress_event
+        filename, record_type = readmodels.egress_file(e.egressInfo)
+        started = parse_local(e.dtmStartRecord) if e.dtmStartRecord else None
+        ended = parse_local(e.dtmStopRecord) if e.dtmStopRecord else None
+        await repository.readmodels.store_record(
+            conn, e.recordId, e.room, e.status[:50], filename, record_type, started, ended,
+            ended or started or updated, version,
+        )  # fmt: skip
 
 
 async def rebuild_records(runtime: Runtime) -> int:
@@ -141,16 +161,7 @@ async def rebuild_records(runtime: Runtime) -> int:
     subject, entity = RPC_RECORDING_SNAPSHOT, RecordingSnapshot.EGRESSES
     async for version, egresses in rebuild.pages(runtime.bus, subject, entity, EgressChanged):
         kept = [e for e in egresses if e.recordId and len(e.recordId) <= 100 and len(e.room) <= 50]
-        updated = now_local()
-        async with runtime.db.transaction() as conn:
-            for e in kept:  # as apply_egress_event
-                filename, record_type = readmodels.egress_file(e.egressInfo)
-                started = parse_local(e.dtmStartRecord) if e.dtmStartRecord else None
-                ended = parse_local(e.dtmStopRecord) if e.dtmStopRecord else None
-                await repository.readmodels.store_record(
-                    conn, e.recordId, e.room, e.status[:50], filename, record_type, started, ended,
-                    ended or started or updated, version,
-                )  # fmt: skip
+        await rebuild.write(runtime.db, _store_records, kept, version)
         count += len(kept)
     return count
 
@@ -159,13 +170,29 @@ async def rebuild_participants(runtime: Runtime) -> int:
     assert runtime.db is not None
     count, after = 0, ""
     limit = asyncio.Semaphore(PROBE_CONCURRENCY)
+    # Lists are asked concurrently, written one room at a time: store_presence's inserts of new rooms' list rows
+    # deadlock with each other (gap locks) when run side by side.
+    writing = asyncio.Lock()
     while rooms := await repository.readmodels.open_rooms(runtime.db, after, PROBE_ROOMS):
         after = rooms[-1]
-        count += sum(await asyncio.gather(*(_room_participants(runtime, room, limit) for room in rooms)))
+        count += sum(await asyncio.gather(*(_room_participants(runtime, room, limit, writing) for room in rooms)))
     return count
 
 
-async def _room_participants(runtime: Runtime, room: str, limit: asyncio.Semaphore) -> int:
+async def _store_participants(conn: Connection, room: str, live: dict[str, dict[str, Any]], version: int) -> None:
+    for identity in await repository.readmodels.live_identities(conn, room):
+        if identity not in live:
+            await repository.readmodels.store_presence(conn, room, identity, None, 0, version)
+    for identity, participant in live.items():
+        try:
+            joined_at = int(participant.get("joinedAt") or 0)
+        except (TypeError, ValueError):
+            joined_at = 0
+        text = _encode.encode(participant).decode()
+        await repository.readmodels.store_presence(conn, room, identity, text, joined_at, version)
+
+
+async def _room_participants(runtime: Runtime, room: str, limit: asyncio.Semaphore, writing: asyncio.Lock) -> int:
     """The room's participants as LiveKit lists them now; the number stored (0 when conference cannot say)."""
     assert runtime.bus is not None and runtime.db is not None
     async with limit:
@@ -175,23 +202,14 @@ async def _room_participants(runtime: Runtime, room: str, limit: asyncio.Semapho
         except RpcError as exc:  # LiveKit unreachable: the room keeps what it has
             log.warning("participants not rebuilt", extra={"room": room, "code": exc.code})
             return 0
-    # False: LiveKit has no such room (nobody is in it)
-    live = {
-        str(p["identity"]): p
-        for p in (listed if isinstance(listed, list) else [])
-        if isinstance(p, dict) and p.get("identity") and len(str(p["identity"])) <= 255
-    }
-    async with runtime.db.transaction() as conn:
-        for identity in await repository.readmodels.live_identities(conn, room):
-            if identity not in live:
-                await repository.readmodels.store_presence(conn, room, identity, None, 0, version)
-        for identity, participant in live.items():
-            try:
-                joined_at = int(participant.get("joinedAt") or 0)
-            except (TypeError, ValueError):
-                joined_at = 0
-            text = _encode.encode(participant).decode()
-            await repository.readmodels.store_presence(conn, room, identity, text, joined_at, version)
+        # False: LiveKit has no such room (nobody is in it)
+        live = {
+            str(p["identity"]): p
+            for p in (listed if isinstance(listed, list) else [])
+            if isinstance(p, dict) and p.get("identity") and len(str(p["identity"])) <= 255
+        }
+        async with writing:
+            await rebuild.write(runtime.db, _store_participants, room, live, version)
     return len(live)
 
 

@@ -20,6 +20,7 @@ from contracts.conference import RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot, Ro
 from contracts.recording import RPC_RECORDING_SNAPSHOT, EgressChanged, FileStored, RecordingSnapshot
 from recording import domain, repository
 from servicekit import rebuild
+from servicekit.db import Connection
 from servicekit.web import Runtime
 
 _DATE = "%Y-%m-%d %H:%M:%S"
@@ -75,6 +76,11 @@ async def serve_owner_snapshot(runtime: Runtime) -> None:
     await rebuild.serve_snapshot(runtime.bus, RPC_RECORDING_SNAPSHOT, readers)
 
 
+async def _save_settings(conn: Connection, settings: list[tuple[str, dict[str, Any]]], version: int) -> None:
+    for name, setting in settings:
+        await repository.upsert_room_setting(conn, name, setting, version)
+
+
 async def rebuild_room_settings(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
     count = 0
@@ -86,9 +92,7 @@ async def rebuild_room_settings(runtime: Runtime) -> int:
             setting = domain.setting_from_event(msgspec.to_builtins(room))  # as the room consumer reads an event
             if setting is not None:
                 settings.append((room.room[:MAX_ROOM], setting))
-        async with runtime.db.transaction() as conn:
-            for name, setting in settings:
-                await repository.upsert_room_setting(conn, name, setting, version)
+        await rebuild.write(runtime.db, _save_settings, settings, version)
         count += len(settings)
     return count
 

@@ -14,10 +14,13 @@ what it wrote, an older write only fills what a row lacks.
 
 from __future__ import annotations
 
+from typing import Any
+
 from contracts.conference import RPC_CONFERENCE_SNAPSHOT, CaseChanged, ConferenceSnapshot, RoomState, RoomUserSaved
 from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState
 from servicekit import rebuild
 from servicekit.clock import now_local
+from servicekit.db import Connection
 from servicekit.web import Runtime
 from telemetry.domain import statistics as stats_domain
 from telemetry.events.car_rooms import coordinate
@@ -28,50 +31,68 @@ from telemetry.repository import tasks as tasks_repository
 MAX_ROOM, MAX_IDENTITY = 50, 100  # stats_participant's columns (a longer row would fail its whole page)
 
 
+async def _save_car_links(conn: Connection, links: list[LinkState], version: int) -> None:
+    now = now_local()
+    for link in links:
+        fields = link.fields
+        created = {
+            "linkID": link.linkID, "room": link.room, "userType": link.userType,
+            "service": fields.get("service"), "userName": link.userName, "mobile": link.mobile,
+        }  # fmt: skip
+        await tasks_repository.save_link(conn, created, now, version)
+        latitude, longitude = coordinate(fields.get("latitude"), 90), coordinate(fields.get("longitude"), 180)
+        if latitude is not None or longitude is not None:
+            await tasks_repository.set_link_position(
+                conn, link.linkID, link.room, link.userType, latitude, longitude, now, version
+            )
+        pick_lat, pick_lng = (
+            coordinate(fields.get("patientLatitude"), 90),
+            coordinate(fields.get("patientLongitude"), 180),
+        )
+        if pick_lat is not None or pick_lng is not None:
+            await tasks_repository.set_link_pick(
+                conn, link.linkID, link.room, link.userType, pick_lat, pick_lng, now, version
+            )
+
+
 async def rebuild_car_links(runtime: Runtime) -> int:
     """car_room_link as apply_link_event writes it: the link, its own position and the picked patient position."""
     assert runtime.bus is not None and runtime.db is not None
     count = 0
     async for version, links in rebuild.pages(runtime.bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState):
-        now = now_local()
-        async with runtime.db.transaction() as conn:
-            for link in links:
-                fields = link.fields
-                created = {
-                    "linkID": link.linkID, "room": link.room, "userType": link.userType,
-                    "service": fields.get("service"), "userName": link.userName, "mobile": link.mobile,
-                }  # fmt: skip
-                await tasks_repository.save_link(conn, created, now, version)
-                latitude, longitude = coordinate(fields.get("latitude"), 90), coordinate(fields.get("longitude"), 180)
-                if latitude is not None or longitude is not None:
-                    await tasks_repository.set_link_position(
-                        conn, link.linkID, link.room, link.userType, latitude, longitude, now, version
-                    )
-                pick_lat = coordinate(fields.get("patientLatitude"), 90)
-                pick_lng = coordinate(fields.get("patientLongitude"), 180)
-                if pick_lat is not None or pick_lng is not None:
-                    await tasks_repository.set_link_pick(
-                        conn, link.linkID, link.room, link.userType, pick_lat, pick_lng, now, version
-                    )
+        await rebuild.write(runtime.db, _save_car_links, links, version)
         count += len(links)
     return count
+
+
+async def _save_car_rooms(conn: Connection, rooms: list[RoomState], version: int) -> None:
+    now = now_local()
+    for room in rooms:
+        assert room.service is not None
+        await tasks_repository.save_room_service(conn, room.room, room.service, now, version)
 
 
 async def rebuild_car_rooms(runtime: Runtime) -> int:
     """car_room as apply_room_event writes it (rooms with a tenant)."""
     assert runtime.bus is not None and runtime.db is not None
     count = 0
-    async for version, rooms in rebuild.pages(
-        runtime.bus, RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOMS, RoomState
-    ):
+    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOMS
+    async for version, rooms in rebuild.pages(runtime.bus, subject, entity, RoomState):
         kept = [r for r in rooms if r.service is not None and r.room and len(r.room) <= MAX_ROOM]
-        now = now_local()
-        async with runtime.db.transaction() as conn:
-            for room in kept:
-                assert room.service is not None
-                await tasks_repository.save_room_service(conn, room.room, room.service, now, version)
+        await rebuild.write(runtime.db, _save_car_rooms, kept, version)
         count += len(kept)
     return count
+
+
+async def _save_stats_links(conn: Connection, links: list[LinkState], version: int) -> None:
+    for link in links:
+        columns = {
+            "mobile": link.mobile, "room": link.room, "linkType": link.linkType, "userType": link.userType,
+            "userName": link.userName, "linkRowId": link.linkRowId, "crmSender": link.crmSender,
+            "recordId": link.recordId, "share": link.share, "oneTimeLink": link.oneTimeLink,
+            "dtmCreated": link.dtmCreated, "dtmExpired": link.dtmExpired, **link.fields,
+        }  # fmt: skip
+        await stats_repository.upsert_link(conn, link.linkID, stats_domain.link_values(columns), version)
 
 
 async def rebuild_stats_links(runtime: Runtime) -> int:
@@ -79,32 +100,30 @@ async def rebuild_stats_links(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
     count = 0
     async for version, links in rebuild.pages(runtime.bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState):
-        async with runtime.db.transaction() as conn:
-            for link in links:
-                columns = {
-                    "mobile": link.mobile, "room": link.room, "linkType": link.linkType, "userType": link.userType,
-                    "userName": link.userName, "linkRowId": link.linkRowId, "crmSender": link.crmSender,
-                    "recordId": link.recordId, "share": link.share, "oneTimeLink": link.oneTimeLink,
-                    "dtmCreated": link.dtmCreated, "dtmExpired": link.dtmExpired, **link.fields,
-                }  # fmt: skip
-                values = stats_domain.link_values(columns)
-                await stats_repository.upsert_link(conn, link.linkID, values, version)
+        await rebuild.write(runtime.db, _save_stats_links, links, version)
         count += len(links)
     return count
+
+
+async def _save_stats_cases(conn: Connection, cases: list[CaseChanged], version: int) -> None:
+    for c in cases:
+        await stats_repository.upsert_case(conn, c.service, c.caseId, c.room, c.status, c.organization, version)
 
 
 async def rebuild_stats_cases(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
     count = 0
-    async for version, cases in rebuild.pages(
-        runtime.bus, RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.CASES, CaseChanged
-    ):
+    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.CASES
+    async for version, cases in rebuild.pages(runtime.bus, subject, entity, CaseChanged):
         kept = [c for c in cases if c.room is None or len(c.room) <= MAX_ROOM]
-        async with runtime.db.transaction() as conn:
-            for c in kept:
-                await stats_repository.upsert_case(conn, c.service, c.caseId, c.room, c.status, c.organization, version)
+        await rebuild.write(runtime.db, _save_stats_cases, kept, version)
         count += len(kept)
     return count
+
+
+async def _save_stats_participants(conn: Connection, users: list[RoomUserSaved], version: int) -> None:
+    for u in users:
+        await stats_repository.upsert_participant(conn, u.room, u.identity, u.userName, u.userType, version)
 
 
 async def rebuild_stats_participants(runtime: Runtime) -> int:
@@ -113,11 +132,14 @@ async def rebuild_stats_participants(runtime: Runtime) -> int:
     subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOM_USERS
     async for version, users in rebuild.pages(runtime.bus, subject, entity, RoomUserSaved):
         kept = [u for u in users if len(u.room) <= MAX_ROOM and len(u.identity) <= MAX_IDENTITY]
-        async with runtime.db.transaction() as conn:
-            for u in kept:
-                await stats_repository.upsert_participant(conn, u.room, u.identity, u.userName, u.userType, version)
+        await rebuild.write(runtime.db, _save_stats_participants, kept, version)
         count += len(kept)
     return count
+
+
+async def _save_tracks(conn: Connection, tracks: list[tuple[str, Any, str]]) -> None:
+    for key, track, raw in tracks:
+        await stats_repository.add_track(conn, key, track.identity, track.room_name, track.source, raw)
 
 
 async def rebuild_stats_tracks(runtime: Runtime) -> int:
@@ -135,9 +157,7 @@ async def rebuild_stats_tracks(runtime: Runtime) -> int:
             track = stats_domain.track_published(raw)
             if track is not None:
                 tracks.append((stats_domain.webhook_key(raw), track, raw))
-        async with runtime.db.transaction() as conn:
-            for key, track, raw in tracks:
-                await stats_repository.add_track(conn, key, track.identity, track.room_name, track.source, raw)
+        await rebuild.write(runtime.db, _save_tracks, tracks)
         count += len(tracks)
 
 
