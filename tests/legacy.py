@@ -56,6 +56,7 @@ ADAPTATIONS: tuple[tuple[str, str, str], ...] = (
 # The original's sample CUSTOM_CHARSET: Latin letters without N/n (link IDs, room names, task uids).
 CHARSET = "abcdefghijklmopqrstuvwxyzABCDEFGHIJKLMOPQRSTUVWXYZ"
 ZERO_DATE = "0000-00-00 00:00:00"
+SOURCE_TIME_ZONE = "+07:00"  # the zone the rows are written in: the original's server ran in Asia/Bangkok
 NEVER = datetime(2099, 12, 31, 23, 59, 59)  # expiry of the links and rooms still live at the snapshot
 BASE = datetime(2024, 1, 3, 8, 0, 0)  # first room of the history (local time, Asia/Bangkok)
 SPAN_DAYS = 690  # the history covers about two years
@@ -877,7 +878,7 @@ async def _write(conn: Any, tables: list[str], rows: dict[str, list[tuple[Any, .
     async with conn.cursor() as cur:
         # as a restore of the original's dump runs: zero dates and ids as given, no FK order needed
         await cur.execute("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO', FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0")
-        await cur.execute("SET SESSION time_zone = '+07:00'")  # the original's server ran in Asia/Bangkok
+        await cur.execute("SET SESSION time_zone = %s", (SOURCE_TIME_ZONE,))  # TIMESTAMPs as its server wrote them
         await cur.execute("START TRANSACTION")
         for table in tables:
             counts[table] = await _insert(cur, table, rows.get(table, []))

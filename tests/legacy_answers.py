@@ -23,6 +23,7 @@ from asyncmy.cursors import DictCursor
 from asyncmy.errors import OperationalError, ProgrammingError
 
 from servicekit.clock import js_iso
+from tests.legacy import SOURCE_TIME_ZONE
 
 TIME_DEPENDENT = "<time-dependent>"  # a value that depends on the moment of the request (recordDuration)
 
@@ -65,7 +66,7 @@ def js_row(row: dict[str, Any]) -> dict[str, Any]:
 async def query_rows(conn: Any, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     """Rows of a parameterised query on the source, as dicts, read as the original's Bangkok server did."""
     async with conn.cursor(DictCursor) as cur:
-        await cur.execute("SET SESSION time_zone = '+07:00'")  # the original's server ran in Asia/Bangkok
+        await cur.execute("SET SESSION time_zone = %s", (SOURCE_TIME_ZONE,))  # the original's server: Asia/Bangkok
         await cur.execute(sql, args)
         return list(await cur.fetchall())
 
