@@ -198,7 +198,7 @@ async def test_the_production_scale_fills_well_under_a_minute() -> None:
         elapsed = time.monotonic() - started
         assert 100_000 <= filled.counts["link_connect"] <= 125_000
         assert 27_000 <= filled.counts["room_conference"] <= 31_000
-        assert filled.counts["data_log"] == 27_000
+        assert 27_000 <= filled.counts["data_log"] <= 27_010  # plus the planted edge-case webhooks
         assert 90_000 <= filled.counts["usage_status_log"] <= 125_000
         assert elapsed < 45, elapsed
     finally:
