@@ -45,11 +45,11 @@ PRODUCTION = 1.0
 ADAPTATIONS: tuple[tuple[str, str, str], ...] = (
     (
         "utf8mb4_0900_ai_ci",
-        "utf8mb4_uca1400_ai_ci",
+        "utf8mb4_uca1400_nopad_ai_ci",
         "MySQL 8's default collation (tables files and usage_status_log) does not exist in MariaDB 10.11 "
-        "(ERROR 1273 Unknown collation). utf8mb4_uca1400_ai_ci is MariaDB's nearest (a newer UCA, accent- and "
-        "case-insensitive, NO PAD; MariaDB 11.4.5+ maps 0900_ai_ci to it), and, like the original, it differs from "
-        "utf8mb4_unicode_ci, so the original's files-to-link_connect join still mixes two collations.",
+        "(ERROR 1273 Unknown collation). utf8mb4_uca1400_nopad_ai_ci has its properties (a Unicode Collation "
+        "Algorithm collation, accent- and case-insensitive, NO PAD: 'a' != 'a '), and, like the original, it "
+        "differs from utf8mb4_unicode_ci, so the original's files-to-link_connect join still mixes two collations.",
     ),
 )
 

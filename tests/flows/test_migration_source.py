@@ -63,9 +63,9 @@ async def test_the_original_schema_builds_with_only_the_collation_adapted(source
         by_table.setdefault(table, []).append(column)
     assert {t: tuple(c) for t, c in by_table.items()} == {t: tuple(c) for t, c in COLUMNS.items()}
     kinds = {(t, c): (ty, coll, default) for t, c, ty, coll, default in columns}
-    # the one adaptation: MySQL 8's utf8mb4_0900_ai_ci (files, usage_status_log) -> MariaDB's uca1400_ai_ci
+    # the one adaptation: MySQL 8's utf8mb4_0900_ai_ci (files, usage_status_log) -> MariaDB's uca1400_nopad_ai_ci
     assert [a[0] for a in ADAPTATIONS] == ["utf8mb4_0900_ai_ci"]
-    assert kinds[("files", "linkId")][1] == kinds[("usage_status_log", "linkID")][1] == "utf8mb4_uca1400_ai_ci"
+    assert kinds[("files", "linkId")][1] == kinds[("usage_status_log", "linkID")][1] == "utf8mb4_uca1400_nopad_ai_ci"
     assert kinds[("link_connect", "linkID")][1] == "utf8mb4_unicode_ci"
     # what MariaDB took as the dump wrote it: expression defaults, unsigned decimals, NOT NULL without default
     assert kinds[("notification", "dtmCreated")][2] == kinds[("car_track", "dtmCreated")][2] == "current_timestamp()"
