@@ -60,7 +60,10 @@ async def rebuild(
     ``read_models`` limits each to those steps. Returns each service's summary; raises RebuildFailed on the first
     service that does not answer or fails (a rebuild is repeatable: run it again once the cause is fixed)."""
     chosen = services_of(services)
-    nc = await nats.connect(nats_url, name="rebuild-read-models", connect_timeout=5)
+    # A few attempts, not nats-py's default 60: a suite that is not up is reported in seconds.
+    nc = await nats.connect(
+        nats_url, name="rebuild-read-models", connect_timeout=5, max_reconnect_attempts=3, reconnect_time_wait=1
+    )
     try:
         summaries = []
         for service in chosen:
