@@ -51,6 +51,8 @@ SOCKET_IO_OPERATION: dict[str, Any] = {
         "200": {"description": "Engine.IO open packet", "content": {"text/plain": {"example": '0{"sid":"…"}'}}}
     },
 }
+# Static files: answered as files, not envelopes.
+FILE_ROUTES = {"/logo/*", "/videos/*", "/images/*", "/thumbnails/*", "/files/*", "/record/*"}
 HAND_WRITTEN = {"/socket.io/": SOCKET_IO_OPERATION, "/api/realtime/socket.io/": SOCKET_IO_OPERATION}
 
 # Example values by parameter/field name, for a suite from `./dev up` (TOKEN=$(just token); a link id from the
@@ -116,10 +118,20 @@ SECURITY_SCHEMES = {
 SPECIAL_SECURITY = {
     ("get", "/auth/create"): [{"operatorKey": []}, {"bearer": []}],
     ("post", "/webhook"): [{"livekitWebhook": []}],
+    ("get", "/room/verifytoken"): [{"bearer": []}],  # the token sent is what it checks
+}
+OPTIONAL_BEARER = [{}, {"bearer": []}]
+CREDENTIAL_NOTES = {
+    ("get", "/auth/create"): "Needs the operator key (`x-api-key`) or a valid agent token; without: HTTP 401.",
+    ("get", "/room/verifytoken"): "Checks the bearer token sent: its verdict is the answer.",
+    "optional": "A valid bearer token, when sent, is used (e.g. its identity); none is needed.",
+    ("post", "/webhook"): "Signed by LiveKit (its `Authorization` header); unsigned or badly signed: HTTP 401.",
+    "bearer": "Needs a valid bearer token (`Authorization: Bearer <token>`); without one the original's "
+    "auth failure, with HTTP 200.",
 }
 COMPAT_NOTES = {
     "auth_create": "COMPAT_OPEN_AUTH_CREATE",
-    "dashboards": "COMPAT_OPEN_DASHBOARDS (needs an agent token: one not bound to a room)",
+    "dashboards": "COMPAT_OPEN_DASHBOARDS",
     "writes": "COMPAT_OPEN_WRITES",
 }
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -202,7 +214,9 @@ class _Derived(msgspec.Struct):
     body: dict[str, Any] | None = None
     query: list[dict[str, Any]] = msgspec.field(default_factory=list)
     token: bool = False
+    optional_token: bool = False  # reads a bearer token when one is sent
     compat: str | None = None
+    stream: bool = False  # Server-Sent Events
 
 
 def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
@@ -214,6 +228,8 @@ def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
         source = ""
     derived = _Derived(compat=(handler.opt or {}).get("compat"))
     derived.token = "require_token" in source or derived.compat is not None
+    derived.optional_token = not derived.token and "bearer_token(" in source
+    derived.stream = "ServerSentEvent" in str(inspect.signature(fn).return_annotation)
     names: set[str] = set()
     for kind, name in _PARSED.findall(source):
         struct = fn.__globals__.get(name)
@@ -261,8 +277,14 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
     security = SPECIAL_SECURITY.get((method, path))
     if security is None and derived.token:
         security = [{"bearer": []}]
-    if security:
+    if security is None and derived.optional_token:
+        op["security"] = OPTIONAL_BEARER
+        lines.append(CREDENTIAL_NOTES["optional"])
+    elif security:
         op["security"] = security
+        lines.append(CREDENTIAL_NOTES.get((method, path), CREDENTIAL_NOTES["bearer"]))
+        if derived.compat == "dashboards":
+            lines.append("Needs an agent token (one not bound to a room, like `GET /auth/create`'s).")
         if derived.compat:
             lines.append(f"Cutover profile: without a valid credential only when {COMPAT_NOTES[derived.compat]} is on.")
     else:
@@ -286,20 +308,34 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
                 "application/x-www-form-urlencoded": {"schema": {"$ref": derived.body["$ref"]}},
             },
         }
-    examples: dict[str, Any] = {}
-    examples["fail"] = {"summary": "bad input", "value": {"status": "FAIL", "message": "Invalid parameter: …"}}
-    if security and security != SPECIAL_SECURITY.get(("post", "/webhook")):
+    fail = {"status": "FAIL", "message": "Invalid parameter: …"}
+    examples: dict[str, Any] = {"fail": {"summary": "bad input", "value": fail}}
+    refused: dict[str, Any] = {}  # status code -> answer without a credential, where it is not HTTP 200
+    if security == SPECIAL_SECURITY[("post", "/webhook")]:
+        refused["401"] = {"status": "FAIL", "message": "missing authorization"}
+    elif security == SPECIAL_SECURITY[("get", "/auth/create")]:
+        refused["401"] = NO_TOKEN
+    elif security:  # the original answered auth failures with HTTP 200
         examples["no_token"] = {"summary": "no credential", "value": NO_TOKEN}
-    responses = dict(op.get("responses", {}))
-    ok_code = next((c for c in responses if c.startswith("2")), "200")
-    media = responses.get(ok_code, {}).get("content", {})
-    if not media or "application/json" in media:
-        responses[ok_code] = {
-            "description": responses.get(ok_code, {}).get("description") or "the original's envelope",
-            "content": {"application/json": {"schema": ENVELOPE_SCHEMA, "examples": examples}},
-        }
-    responses.setdefault("400", {"description": "bad input", "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Fail"}, "example": examples["fail"]["value"]}}})  # fmt: skip
+    ok_code = next((c for c in op.get("responses", {}) if c.startswith("2")), "200")
+    description = "the original's envelope"
+    if route.path in FILE_ROUTES:
+        content: dict[str, Any] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+        description = "the file (a missing one: 404 with the FAIL envelope)"
+    elif derived.stream:
+        content = {"text/event-stream": {"schema": {"type": "string"}}}
+        description = "Server-Sent Events, kept open"
+    else:
+        content = {"application/json": {"schema": ENVELOPE_SCHEMA, "examples": examples}}
+    # Litestar's own 4xx shapes are never answered: servicekit turns them into the FAIL envelope.
+    responses: dict[str, Any] = {ok_code: {"description": description, "content": content}}
+    responses["400"] = {"description": "bad input", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Fail"}, "example": fail}}}  # fmt: skip
+    if "no_token" in examples and ok_code != "200":  # e.g. 201 when created; the auth failure stays HTTP 200
+        refused["200"] = NO_TOKEN
+    for code, answer in refused.items():
+        responses[code] = {"description": "no valid credential", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Fail"}, "example": answer}}}  # fmt: skip
     op["responses"] = responses
     return op
 
