@@ -135,7 +135,17 @@ COMPAT_NOTES = {
     "writes": "COMPAT_OPEN_WRITES",
 }
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
-_PARSED = re.compile(r"parse_(body|query)\(\s*request\s*,\s*([A-Za-z_][\w.]*)\s*\)")
+# parse_body/parse_query(request, Schema) and helpers around them (a family's own error shape); msgspec.convert of
+# a body read as a dict first (cleaned before validation).
+_PARSED = re.compile(
+    r"(\w*parse\w*)\(\s*request\s*,\s*([A-Za-z_]\w*)\s*\)|msgspec\.convert\(\s*raw\s*,\s*([A-Za-z_]\w*)"
+)
+# Bodies read field by field: a dict's keys (raw.get("x")), a multipart form's files and text fields (recording's
+# _form_uploads/_text_field helpers).
+_RAW_FIELD = re.compile(r"raw\.get\(\s*\"(\w+)\"")
+_FORM_FILES = re.compile(r"_form_uploads\(\s*form\s*,\s*([^)]*)\)")
+_FORM_TEXT = re.compile(r"_text_field\(\s*form\s*,\s*\"(\w+)\"")
+_CALLS_WITH_REQUEST = re.compile(r"(\w+)\([^()]*\brequest\b")
 _QUERY_GET = re.compile(r"query_params\.get\(\s*\"(\w+)\"")
 
 
@@ -217,22 +227,26 @@ class _Derived(msgspec.Struct):
     optional_token: bool = False  # reads a bearer token when one is sent
     compat: str | None = None
     stream: bool = False  # Server-Sent Events
+    form: dict[str, Any] | None = None  # a multipart upload's fields
 
 
 def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
     """What the handler's code says about its input and credential."""
     fn: Callable[..., Any] = handler.fn
-    try:
-        source = inspect.getsource(fn)
-    except (OSError, TypeError):
-        source = ""
+    source = _source(fn)
+    # One level of the module's own helpers the handler hands its request to (shared by two spellings of a route).
+    for name in _CALLS_WITH_REQUEST.findall(source):
+        helper = fn.__globals__.get(name)
+        if inspect.isfunction(helper) and helper.__module__ == fn.__module__:
+            source += _source(helper)
     derived = _Derived(compat=(handler.opt or {}).get("compat"))
     derived.token = "require_token" in source or derived.compat is not None
     derived.optional_token = not derived.token and "bearer_token(" in source
     derived.stream = "ServerSentEvent" in str(inspect.signature(fn).return_annotation)
     names: set[str] = set()
-    for kind, name in _PARSED.findall(source):
-        struct = fn.__globals__.get(name)
+    for parser, parsed, converted in _PARSED.findall(source):
+        kind = "query" if "query" in parser else "body"
+        struct = fn.__globals__.get(parsed or converted)
         if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
             continue  # a schema chosen at run time (e.g. by path): left to the handler's description
         prefix = f"{service}.{struct.__name__}"
@@ -248,17 +262,33 @@ def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
                 for k, v in schema.get("properties", {}).items()
                 if k in EXAMPLE_VALUES or k in required
             }
-            derived.body = {"$ref": ref["$ref"], "example": example}
+            derived.body = {"schema": {"$ref": ref["$ref"]}, "example": example}
         else:
             required = set(schema.get("required", []))
             for key, prop in schema.get("properties", {}).items():
                 names.add(key)
                 derived.query.append(_query(key, prop, key in required, components))
+    if derived.body is None and (fields := dict.fromkeys(_RAW_FIELD.findall(source))):
+        example = {k: EXAMPLE_VALUES.get(k, "text") for k in fields}
+        derived.body = {"schema": {"type": "object", "properties": dict.fromkeys(fields, {"type": "string"})},
+                        "example": example}  # fmt: skip
+    files = [name for group in _FORM_FILES.findall(source) for name in re.findall(r'"([^"]+)"', group)]
+    if files:
+        properties: dict[str, Any] = {name: {"type": "string", "format": "binary"} for name in files}
+        properties |= {name: {"type": "string"} for name in _FORM_TEXT.findall(source)}
+        derived.form = {"type": "object", "properties": properties}
     for key in _QUERY_GET.findall(source):
         if key not in names:
             names.add(key)
             derived.query.append(_query(key, {"type": "string"}, False, components))
     return derived
+
+
+def _source(fn: Callable[..., Any]) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
 
 
 def _query(name: str, schema: dict[str, Any], required: bool, components: dict[str, Any]) -> dict[str, Any]:
@@ -304,10 +334,12 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
         op["requestBody"] = {
             "required": False,
             "content": {
-                "application/json": {"schema": {"$ref": derived.body["$ref"]}, "example": derived.body["example"]},
-                "application/x-www-form-urlencoded": {"schema": {"$ref": derived.body["$ref"]}},
+                "application/json": {"schema": derived.body["schema"], "example": derived.body["example"]},
+                "application/x-www-form-urlencoded": {"schema": derived.body["schema"]},
             },
         }
+    if derived.form and method in ("post", "put"):
+        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": derived.form}}}
     fail = {"status": "FAIL", "message": "Invalid parameter: …"}
     examples: dict[str, Any] = {"fail": {"summary": "bad input", "value": fail}}
     refused: dict[str, Any] = {}  # status code -> answer without a credential, where it is not HTTP 200
