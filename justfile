@@ -4,12 +4,14 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Everything a fresh machine needs: system packages, Python workspace, Node test clients, backing services.
+# Everything a fresh machine needs: system packages, Python workspace, Node test clients, the edge's API reference
+# renderer (deploy/edge/docs, no install scripts), backing services.
 setup:
     deploy/system-packages.sh
     if [ -x deploy/install-tools.sh ]; then deploy/install-tools.sh; fi
     uv sync --all-packages --frozen
     if [ -f tests/js/package.json ]; then npm ci --prefix tests/js --no-audit --no-fund --loglevel=error; fi
+    npm ci --prefix deploy/edge/docs --ignore-scripts --no-audit --no-fund --loglevel=error
     deploy/backing-services.sh
 
 # Bring the whole suite up on localhost: every service plus the nginx edge on :5500 (Ctrl-C stops it).
@@ -33,13 +35,16 @@ rebuild-read-models SERVICE *args:
 test: setup
     uv run ruff check services libs tests deploy
     uv run python -m deploy.edge.generate --check
+    uv run python -m deploy.edge.openapi --check
     uv run python deploy/k8s-gen/generate.py --check
     uv run python -m deploy.observability.generate --check
     uv run pytest
 
-# Regenerate the edge (nginx, HTTPRoutes), the deployment files (k8s base, compose.yaml) and docs/architecture.md.
+# Regenerate the edge (nginx, HTTPRoutes, the merged OpenAPI document of /docs), the deployment files (k8s base,
+# compose.yaml) and docs/architecture.md.
 generate:
     uv run python -m deploy.edge.generate
+    uv run python -m deploy.edge.openapi
     uv run python deploy/k8s-gen/generate.py
     uv run python -m deploy.observability.generate
     uv run python -m deploy.architecture

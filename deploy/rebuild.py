@@ -7,8 +7,9 @@ runner's, compose's or the cluster's private one, e.g. through a port-forward).
 
     python -m deploy.rebuild SERVICE [--nats-url URL] [--read-model NAME ...] [--timeout SECONDS]
 
-SERVICE: recording, conference, link, telemetry, realtime or all (in that order). The NATS URL is ``--nats-url``,
-else ``NATS_URL``, else the local runner's (nats://127.0.0.1:4222). Repeatable: a second run changes nothing.
+SERVICE: recording, conference, link, telemetry, realtime or all (recording first, then the others at once). The
+NATS URL is ``--nats-url``, else ``NATS_URL``, else the local runner's (nats://127.0.0.1:4222). Repeatable: a second
+run changes nothing.
 
 The migration tool calls :func:`rebuild` after its copy (every service up, its consumers running):
 
@@ -31,6 +32,7 @@ from servicekit.rebuild import REBUILD_SUBJECT, RebuildRequest, RebuildSummary
 SERVICES = ("recording", "conference", "link", "telemetry", "realtime")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"  # deploy.local's
 DEFAULT_TIMEOUT = 3600.0  # one service's whole rebuild
+RUN_FIRST = ("recording",)
 
 
 class RebuildFailed(RuntimeError):
@@ -56,26 +58,36 @@ async def rebuild(
     read_models: list[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[RebuildSummary]:
-    """Rebuild the read models of ``services`` (names as for the CLI, ``all`` included), one service after another;
-    ``read_models`` limits each to those steps. Returns each service's summary; raises RebuildFailed on the first
-    service that does not answer or fails (a rebuild is repeatable: run it again once the cause is fixed)."""
+    """Rebuild the read models of ``services`` (names as for the CLI, ``all`` included), recording first, the others
+    side by side; ``read_models`` limits each to those steps. Returns each service's summary; raises RebuildFailed
+    on the first service that does not answer or fails (a rebuild is repeatable: run it again once the cause is
+    fixed)."""
     chosen = services_of(services)
-    nc = await nats.connect(nats_url, name="rebuild-read-models", connect_timeout=5)
+    # A few attempts, not nats-py's default 60: a suite that is not up is reported in seconds.
+    nc = await nats.connect(
+        nats_url, name="rebuild-read-models", connect_timeout=5, max_reconnect_attempts=3, reconnect_time_wait=1
+    )
+    payload = msgspec.json.encode(RebuildRequest(readModels=read_models))
+
+    async def one(service: str) -> RebuildSummary:
+        subject = REBUILD_SUBJECT.format(service=service)
+        try:
+            msg = await nc.request(subject, payload, timeout=timeout)
+        except nats.errors.NoRespondersError as exc:
+            raise RebuildFailed(f"{service}: no replica answers {subject} (is it running?)") from exc
+        except nats.errors.TimeoutError as exc:
+            raise RebuildFailed(f"{service}: no answer within {timeout:.0f}s") from exc
+        reply = msgspec.json.decode(msg.data)
+        if not reply.get("ok"):
+            raise RebuildFailed(f"{service}: {reply.get('code')}: {reply.get('error')}")
+        return msgspec.convert(reply["data"], RebuildSummary)
+
     try:
-        summaries = []
-        for service in chosen:
-            subject = REBUILD_SUBJECT.format(service=service)
-            payload = msgspec.json.encode(RebuildRequest(readModels=read_models))
-            try:
-                msg = await nc.request(subject, payload, timeout=timeout)
-            except nats.errors.NoRespondersError as exc:
-                raise RebuildFailed(f"{service}: no replica answers {subject} (is it running?)") from exc
-            except nats.errors.TimeoutError as exc:
-                raise RebuildFailed(f"{service}: no answer within {timeout:.0f}s") from exc
-            reply = msgspec.json.decode(msg.data)
-            if not reply.get("ok"):
-                raise RebuildFailed(f"{service}: {reply.get('code')}: {reply.get('error')}")
-            summaries.append(msgspec.convert(reply["data"], RebuildSummary))
+        # Recording alone first (link names egress files from its room_setting); the others read only owners' rows,
+        # so they rebuild side by side, each service in its own process.
+        first = [one(s) for s in chosen if s in RUN_FIRST]
+        summaries = list(await asyncio.gather(*first))
+        summaries += await asyncio.gather(*(one(s) for s in chosen if s not in RUN_FIRST))
         return summaries
     finally:
         await nc.close()

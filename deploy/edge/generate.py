@@ -50,6 +50,11 @@ EDGE_CORS = "js_header_filter edge_cors.headers;"
 EDGE_PREFLIGHT = "if ($cors_preflight) { return 204; }"
 JS_MODULE_LOCAL = "/usr/lib/nginx/modules/ngx_http_js_module.so"  # Debian's libnginx-mod-http-js
 JS_MODULE_IMAGE = "modules/ngx_http_js_module.so"  # the official nginx image
+# The API reference (deploy/edge/openapi.py): the page, the merged document and the renderer's files, served by the
+# edge itself from this directory (the renderer from its npm package, installed there by `just setup`).
+DOCS_DIR = Path(__file__).resolve().parent / "docs"
+RENDERER = "node_modules/swagger-ui-dist"
+DOCS_TYPES = "types { text/html html; text/css css; application/javascript js; application/json json; image/png png; }"
 
 
 def render_nginx(
@@ -60,6 +65,7 @@ def render_nginx(
     as_root: bool = False,
     js_module: str = JS_MODULE_LOCAL,
     js_path: str = str(HEALTH_JS.parent),
+    docs_path: str = str(DOCS_DIR),
 ) -> str:
     """nginx.conf for the edge. ``upstreams`` maps service -> host:port; ``run_dir`` keeps pid/temp files out of
     system paths when nginx runs as a local process. njs (``health.js``) aggregates the services' readiness."""
@@ -120,6 +126,9 @@ def render_nginx(
         f"location = /health {{ {EDGE_CORS} {EDGE_PREFLIGHT} set $edge_services {','.join(sorted(upstreams))}; "
         "js_content edge_health.health; }",
         f"location / {{ {EDGE_CORS} {EDGE_PREFLIGHT} return 404 '{JSON_404}'; }}",
+        f"location = /openapi.json {{ {EDGE_CORS} {EDGE_PREFLIGHT} alias {docs_path}/openapi.json; }}",
+        f"location = /docs {{ default_type text/html; alias {docs_path}/index.html; }}",
+        f"location ^~ /docs/assets/ {{ {DOCS_TYPES} alias {docs_path}/{RENDERER}/; }}",
     ]
     for service in sorted(upstreams):
         server.append(f"location = /_ready/{service} {{ internal; proxy_pass http://svc_{service}/ready; }}")
@@ -179,7 +188,12 @@ def compose_nginx(table: RouteTable) -> str:
     upstreams = {s: f"{s}:{p}" for s, p in table.service_ports.items()}
     header = "# Generated from deploy/routes.toml by `python -m deploy.edge.generate`: do not edit by hand.\n"
     return header + render_nginx(
-        table, upstreams, listen=str(table.edge_port), js_module=JS_MODULE_IMAGE, js_path="/etc/nginx/edge"
+        table,
+        upstreams,
+        listen=str(table.edge_port),
+        js_module=JS_MODULE_IMAGE,
+        js_path="/etc/nginx/edge",
+        docs_path="/etc/nginx/edge/docs",
     )
 
 

@@ -680,6 +680,8 @@ def compose_document(edge_port: int, ports: dict[str, int], services: list[str])
     edge_volumes = ["./deploy/edge/nginx.compose.conf:/etc/nginx/nginx.conf:ro"]
     # njs scripts the generated config imports (js_path /etc/nginx/edge), e.g. the aggregated /health.
     edge_volumes += [f"./deploy/edge/{js.name}:/etc/nginx/edge/{js.name}:ro" for js in sorted(EDGE_DIR.glob("*.js"))]
+    # The API reference at /docs: page, merged OpenAPI document and renderer (npm ci'd there by `just setup`).
+    edge_volumes.append("./deploy/edge/docs:/etc/nginx/edge/docs:ro")
     edge = {
         # The official image ships the njs module the generated config loads.
         "image": "nginx:1.27-alpine",

@@ -6,11 +6,15 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
+
+import nats.errors
 
 from deploy.migrate import Options, default_targets, run, summary_table, verify_table_text
 from deploy.migrate.db import Dsn, redact
 from deploy.migrate.plan import SERVICES, TABLES
+from deploy.rebuild import RebuildFailed, rebuild, report
 
 DESCRIPTION = """\
 Copy the original gateway's `conference` database into the suite's per-service databases.
@@ -38,7 +42,8 @@ MYSQL_USER), i.e. `./dev up`, then `just migrate --source ...`. Elsewhere give e
 EPILOG = f"""\
 services: {", ".join(SERVICES)}
 tables:   {", ".join(plan.name for plan in TABLES)}
-exit status: 0 done (and verified, with --verify), 1 --verify found a difference, 2 bad arguments.
+exit status: 0 done (and verified, with --verify), 1 --verify found a difference, 2 bad arguments,
+3 copied but the read models not rebuilt (the suite's NATS did not answer; rerun or `just rebuild-read-models all`).
 """
 
 
@@ -109,6 +114,27 @@ def main(argv: list[str] | None = None) -> int:
     if not_carried:
         where = f" (listed in {args.report})" if args.report else " (--report FILE lists them)"
         print(f"{not_carried} row(s) not carried{where}", file=sys.stderr)
+    if args.no_rebuild:
+        return 0
+    return rebuild_read_models(args.nats_url)
+
+
+def rebuild_read_models(nats_url: str) -> int:
+    """Every service rebuilds its read models from the owners' rows just copied (deploy.rebuild)."""
+    started = time.monotonic()
+    try:
+        summaries = asyncio.run(rebuild(["all"], nats_url))
+    except (RebuildFailed, OSError, nats.errors.Error) as exc:
+        print(
+            f"copied, but the read models were NOT rebuilt: {exc}\n"
+            "start the suite and run `just rebuild-read-models all` (or this command again)",
+            file=sys.stderr,
+        )
+        return 3
+    for summary in summaries:
+        for line in report(summary):
+            print(f"rebuilt {line}", file=sys.stderr)
+    print(f"read models rebuilt in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from deploy.local import free_port
 from deploy.migrate import Options, default_targets, run
 from deploy.migrate.db import Dsn
 from deploy.migrate.plan import SERVICES, TABLES
@@ -217,6 +218,13 @@ async def test_a_value_the_target_refuses_is_reported_and_the_rest_carried(setup
     assert [r["key"] for r in report_rows(report) if r["outcome"] == "not carried"] == [str(key)]
     checks = await run(setup.options(verify_only=True, tables=("car_track",)))
     assert not checks.verified  # a refused row is a difference until someone decides about it
+
+
+async def test_a_copy_whose_read_models_cannot_be_rebuilt_says_so(setup: Setup) -> None:
+    argv = [a for a in setup.argv("--table", "color_scheme") if a != "--no-rebuild"]
+    code, out, err = await cli([*argv, "--nats-url", f"nats://127.0.0.1:{free_port()}"])  # nobody listens there
+    assert code == 3, out + err
+    assert "| color_scheme |" in out and "NOT rebuilt" in err and "just rebuild-read-models all" in err
 
 
 def test_help_explains_the_command() -> None:

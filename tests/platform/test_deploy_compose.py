@@ -124,12 +124,17 @@ def test_edge_container_has_every_file_the_config_imports(compose) -> None:
     mounts = {}
     for volume in compose["services"]["edge"]["volumes"]:
         source, target, mode = volume.split(":")
-        assert mode == "ro" and (ROOT / source).is_file(), volume
+        assert mode == "ro" and (ROOT / source).exists(), volume
         mounts[target] = source
     js_path = re.search(r"js_path (\S+);", conf)
     for script in re.findall(r"js_import \w+ from (\S+);", conf):
         assert js_path, "js_import without js_path"
         assert f"{js_path.group(1)}/{script}" in mounts, script
+    # Files nginx serves itself (the API reference at /docs): each under a mount, and there in the checkout.
+    for alias in re.findall(r"alias (\S+);", conf):
+        mount = next((t for t in mounts if alias.startswith(t.rstrip("/") + "/")), None)
+        assert mount, f"alias {alias} is not under a mounted directory"
+        assert (ROOT / mounts[mount] / alias[len(mount) :].lstrip("/")).exists(), alias
     modules = re.findall(r"load_module (\S+);", conf)
     # The official nginx image keeps its dynamic modules (njs included) under /etc/nginx/modules.
     assert all(m.startswith("modules/") for m in modules), modules

@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncmy
 import asyncmy.errors
+from asyncmy import converters
+from asyncmy.constants import FIELD_TYPE
 from asyncmy.cursors import DictCursor
 
 from servicekit import metrics
@@ -21,6 +23,27 @@ log = logging.getLogger(__name__)
 
 Args = Sequence[Any] | dict[str, Any]
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def _date_or_none(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The driver's date parser, with None for what it cannot parse (it returns the text): the original's zero dates
+    (``0000-00-00 00:00:00``, carried as stored by deploy.migrate) read as NULL, as the original's own driver
+    answered them (null), instead of a string where the code expects a datetime."""
+
+    def decode(value: Any) -> Any:
+        parsed = parse(value)
+        return None if isinstance(parsed, (str, bytes)) else parsed
+
+    return decode
+
+
+# The driver's conversions, zero dates read as NULL (DATETIME, TIMESTAMP, DATE).
+CONVERSIONS: dict[Any, Any] = {
+    **converters.conversions,
+    FIELD_TYPE.DATETIME: _date_or_none(converters.convert_datetime),
+    FIELD_TYPE.TIMESTAMP: _date_or_none(converters.convert_datetime),
+    FIELD_TYPE.DATE: _date_or_none(converters.convert_date),
+}
 
 
 class Connection:
@@ -77,6 +100,7 @@ class Database:
             password=settings.mysql_password,
             charset="utf8mb4",
             autocommit=True,
+            conv=CONVERSIONS,
         )
         if create:
             conn = await asyncmy.connect(**common)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PAGE_ROWS = 2000  # rows per snapshot page: one request and one transaction per page
 MAX_PAGE_ROWS = 5000
+PAYLOAD_SHARE = 0.9  # of NATS's max_payload a page may fill (the reply envelope takes the rest)
 SNAPSHOT_TIMEOUT = 30.0  # one page
 # A page's version is taken this long before it is asked for: an owner's change whose event was stamped before the
 # page but committed after the owner read it (a transaction open that long; InnoDB's lock wait is 50 s) is still
@@ -107,6 +108,9 @@ def versioned_update(columns: dict[str, str]) -> str:
     return ", ".join([*parts, "`version` = GREATEST(`version`, VALUES(`version`))"])
 
 
+_page_encoder = msgspec.json.Encoder()
+
+
 async def serve_snapshot(bus: Bus, subject: str, readers: dict[str, Reader]) -> None:
     """Answer ``subject`` with pages of the named entities (unknown entity: ``not_found``)."""
 
@@ -116,8 +120,15 @@ async def serve_snapshot(bus: Bus, subject: str, readers: dict[str, Reader]) -> 
             raise LookupError(f"no snapshot of {query.entity!r}; known: {sorted(readers)}")
         if query.after < 0 or not 1 <= query.limit <= MAX_PAGE_ROWS:
             raise msgspec.ValidationError(f"after >= 0 and 1 <= limit <= {MAX_PAGE_ROWS}")
-        rows, following = await reader(query.after, query.limit)
-        return SnapshotPage(rows=rows, next=following)
+        limit = query.limit
+        while True:
+            rows, following = await reader(query.after, limit)
+            page = SnapshotPage(rows=rows, next=following)
+            # A reply over the server's max_payload (1 MB by default) is never delivered: wide rows (a room's whole
+            # detail) get fewer per page. The reader sets the cursor, so a shorter page pages on correctly.
+            if limit == 1 or len(_page_encoder.encode(page)) <= bus.nc.max_payload * PAYLOAD_SHARE:
+                return page
+            limit = max(1, limit // 2)
 
     await bus.serve(subject, SnapshotQuery, answer)
 

@@ -394,6 +394,8 @@ def create_app(spec: ServiceSpec) -> Litestar:
         openapi_config=OpenAPIConfig(title=spec.title or settings.service_name, version="1.0.0"),
         request_max_body_size=settings.max_body_bytes,
     )
+    # Kept for the edge's merged API reference (deploy/edge/openapi.py), which reads schemas without starting apps.
+    app.state.openapi_paths = dict(spec.openapi_paths)
     # CORS outermost, around Litestar's router: preflights of every path (GET-only routes, bare @asgi handlers) are
     # answered before routing, and 404/405/413 answers get the allow-origin too. Litestar's own CORSConfig is not
     # used: it leaves preflights to per-route OPTIONS handlers.

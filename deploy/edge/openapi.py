@@ -1,0 +1,489 @@
+"""The edge's API reference: one OpenAPI document (deploy/edge/docs/openapi.json, served as ``GET /openapi.json``
+and rendered at ``GET /docs``) merged from the services' own documents and restricted to the route table.
+
+    python -m deploy.edge.openapi          # rewrite the committed document
+    python -m deploy.edge.openapi --check  # fail when it is out of date or disagrees with the route table (CI)
+
+Nothing is started: each service's ``<service>.app`` module is imported (settings have local defaults) and Litestar
+builds its schema. What the handlers' signatures do not say is read from the handlers themselves, so it cannot
+drift from the code: the body and query schemas they parse (``parse_body``/``parse_query`` with a msgspec Struct,
+``request.query_params.get(...)``) and whether they check a bearer token (``require_token``, or a cutover mark
+``compat.opens``). Every operation gets the original's envelope and a request example for a ``./dev up`` suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from deploy.edge.routes import Route, RouteTable, load
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS_DIR = ROOT / "deploy" / "edge" / "docs"
+DOCUMENT = DOCS_DIR / "openapi.json"
+METHODS = ("get", "put", "post", "delete", "patch")
+# Each service's own operational routes: on its port only, never routed by the edge.
+NOT_ROUTED = {"/health", "/ready"}
+# Paths under the route table's prefixes that are grouped apart from their first segment.
+AREA_ALIASES = {"logo": "media", "videos": "media", "images": "media", "thumbnails": "media", "files": "media",
+                "api": "realtime", "socket.io": "realtime", "namespace": "realtime"}  # fmt: skip
+
+# Routes the services do not describe as HTTP operations: Socket.IO's endpoints are handled by python-socketio
+# in front of Litestar. Documented here by hand (the Engine.IO long-polling handshake), and only these.
+SOCKET_IO_OPERATION: dict[str, Any] = {
+    "summary": "Socket.IO endpoint (Engine.IO handshake)",
+    "description": "Socket.IO v4 (Engine.IO 4): polling, then a websocket upgrade. Namespaces and their events are "
+    "described in the README; a socket authenticates with `query.token` (or `auth.token`).",
+    "parameters": [
+        {"name": "EIO", "in": "query", "required": True, "schema": {"type": "string"}, "example": "4"},
+        {"name": "transport", "in": "query", "required": True, "schema": {"type": "string"}, "example": "polling"},
+    ],
+    "responses": {
+        "200": {"description": "Engine.IO open packet", "content": {"text/plain": {"example": '0{"sid":"…"}'}}}
+    },
+}
+# Static files: answered as files, not envelopes.
+FILE_ROUTES = {"/logo/*", "/videos/*", "/images/*", "/thumbnails/*", "/files/*", "/record/*"}
+HAND_WRITTEN = {"/socket.io/": SOCKET_IO_OPERATION, "/api/realtime/socket.io/": SOCKET_IO_OPERATION}
+
+# Example values by parameter/field name, for a suite from `./dev up` (TOKEN=$(just token); a link id from the
+# answer of POST /link/create). Names not listed get a value of their schema's type.
+EXAMPLE_VALUES: dict[str, Any] = {
+    "room": "DemoRoom", "roomName": "DemoRoom", "mobile": "0812345678", "identity": "agent-1", "linkId": "AbCdEfGh",
+    "linkID": "AbCdEfGh", "userName": "Agent One", "name": "Agent One", "lat": 13.7563,
+    "lng": 100.5018, "latitude": 13.7563, "longitude": 100.5018, "page": 1, "limit": 10,
+    "password": "", "userType": "user", "linkType": "video", "status": "active", "type": "video", "uid": "task-1",
+    "notificationId": "1", "radioNo": "1001", "id": "1", "recordId": "1", "path": "sample.png",
+    "startDate": "2026-01-01", "endDate": "2026-12-31", "track": "TR_camera", "muted": True, "message": "Hello",
+}  # fmt: skip
+
+ENVELOPES: dict[str, Any] = {
+    "Ok": {
+        "type": "object",
+        "description": 'The original\'s answer: mostly `{"status":"OK", ...}` with the route\'s fields (often '
+        "`data`); a few routes answer their object itself (POST /link/create: the link).",
+        "properties": {"status": {"type": "string", "examples": ["OK"]}, "message": {"type": "string"}, "data": {}},
+        "additionalProperties": True,
+    },
+    "Fail": {
+        "type": "object",
+        "description": "The original's failure envelope (bad input: HTTP 4xx; auth failures: HTTP 200).",
+        "properties": {
+            "status": {"type": "string", "enum": ["FAIL"]},
+            "message": {"type": "string"},
+            "data": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "message": {"type": "string"}},
+                "description": "a rejected token: the verifier's error name and message",
+            },
+        },
+        "required": ["status"],
+    },
+}
+ENVELOPE_SCHEMA = {"oneOf": [{"$ref": "#/components/schemas/Ok"}, {"$ref": "#/components/schemas/Fail"}]}
+NO_TOKEN = {"status": "FAIL", "message": "Invalid token"}
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "LiveKit JWT",
+        "description": "A LiveKit access token signed with LIVEKIT_API_SECRET: the agent console's comes from "
+        "`GET /auth/create` (`just token` after `./dev up`). Without a valid one: HTTP 200 "
+        '`{"status":"FAIL","message":"Invalid token"}` (none sent) or `{"status":"FAIL","data":{...}}` (rejected).',
+    },
+    "operatorKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": "The operator credential AUTH_API_KEY (`./dev up` prints a development one).",
+    },
+    "livekitWebhook": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "LiveKit's webhook signature: a JWT signed with the node's API secret whose `sha256` claim "
+        "is the body's hash (LiveKit servers send it; anything else is refused with 401).",
+    },
+}
+# Operations whose credential is not the bearer token the handlers check with require_token.
+SPECIAL_SECURITY = {
+    ("get", "/auth/create"): [{"operatorKey": []}, {"bearer": []}],
+    ("post", "/webhook"): [{"livekitWebhook": []}],
+    ("get", "/room/verifytoken"): [{"bearer": []}],  # the token sent is what it checks
+}
+OPTIONAL_BEARER = [{}, {"bearer": []}]
+CREDENTIAL_NOTES = {
+    ("get", "/auth/create"): "Needs the operator key (`x-api-key`) or a valid agent token; without: HTTP 401.",
+    ("get", "/room/verifytoken"): "Checks the bearer token sent: its verdict is the answer.",
+    "optional": "A valid bearer token, when sent, is used (e.g. its identity); none is needed.",
+    ("post", "/webhook"): "Signed by LiveKit (its `Authorization` header); unsigned or badly signed: HTTP 401.",
+    "bearer": "Needs a valid bearer token (`Authorization: Bearer <token>`); without one the original's "
+    "auth failure, with HTTP 200.",
+}
+COMPAT_NOTES = {
+    "auth_create": "COMPAT_OPEN_AUTH_CREATE",
+    "dashboards": "COMPAT_OPEN_DASHBOARDS",
+    "writes": "COMPAT_OPEN_WRITES",
+}
+_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+# parse_body/parse_query(request, Schema) and helpers around them (a family's own error shape); msgspec.convert of
+# a body read as a dict first (cleaned before validation).
+_PARSED = re.compile(
+    r"(\w*parse\w*)\(\s*request\s*,\s*([A-Za-z_]\w*)\s*\)|msgspec\.convert\(\s*raw\s*,\s*([A-Za-z_]\w*)"
+)
+# Bodies read field by field: a dict's keys (raw.get("x")), a multipart form's files and text fields (recording's
+# _form_uploads/_text_field helpers).
+_RAW_FIELD = re.compile(r"raw\.get\(\s*\"(\w+)\"")
+_FORM_FILES = re.compile(r"_form_uploads\(\s*form\s*,\s*([^)]*)\)")
+_FORM_TEXT = re.compile(r"_text_field\(\s*form\s*,\s*\"(\w+)\"")
+_CALLS_WITH_REQUEST = re.compile(r"(\w+)\([^()]*\brequest\b")
+_QUERY_GET = re.compile(r"query_params\.get\(\s*\"(\w+)\"")
+
+
+def area(path: str) -> str:
+    first = path.strip("/").split("/")[0] or "root"
+    return AREA_ALIASES.get(first, first)
+
+
+def _prefix(path: str) -> str:
+    """The part of a route's path that names its area: /room, /api/realtime."""
+    parts = path.strip("/").split("/")
+    return "/" + "/".join(parts[:2] if parts[0] == "api" else parts[:1])
+
+
+def _shape(path: str) -> str:
+    """A path with every parameter (``{x}`` or ``:x``) as ``{}``: how a service's path and a route's compare."""
+    return re.sub(r"\{[^}]*\}|:\w+", "{}", path)
+
+
+def route_path(route: Route) -> str:
+    """The route's path in OpenAPI form (``:id`` -> ``{id}``)."""
+    return re.sub(r":(\w+)", r"{\1}", route.path)
+
+
+def owning_route(table: RouteTable, path: str, method: str) -> Route | None:
+    """The route-table entry an operation is reached through: the same path, else the longest matching prefix."""
+    exact = [r for r in table.routes if not r.path.endswith("/*") and _shape(route_path(r)) == _shape(path)]
+    if exact:
+        return exact[0] if method.upper() in exact[0].methods else None
+    prefixes = [r for r in table.routes if r.path.endswith("/*") and path.startswith(r.location)]
+    prefixes.sort(key=lambda r: len(r.location), reverse=True)
+    return prefixes[0] if prefixes and method.upper() in prefixes[0].methods else None
+
+
+def _litestar_app(module: Any) -> Any:
+    from litestar import Litestar
+
+    if isinstance(module.app, Litestar):
+        return module.app
+    # realtime: Socket.IO in front of Litestar; its Litestar app is another module attribute.
+    return next(v for v in vars(module).values() if isinstance(v, Litestar))
+
+
+def _handlers(app: Any) -> dict[tuple[str, str], Any]:
+    """(method, OpenAPI path) -> the route handler serving it."""
+    found = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            for method in handler.http_methods:
+                found[(method.lower(), _PARAM.sub(r"{\1}", route.path))] = handler
+    return found
+
+
+def _example(name: str, schema: dict[str, Any], components: dict[str, Any]) -> Any:
+    if name in EXAMPLE_VALUES:
+        return EXAMPLE_VALUES[name]
+    if "default" in schema and schema["default"] is not None:
+        return schema["default"]
+    options = schema.get("anyOf") or schema.get("oneOf") or [schema]
+    for option in options:
+        if "$ref" in option:
+            option = components.get(option["$ref"].rsplit("/", 1)[-1], {})
+        kind = option.get("type")
+        if "enum" in option:
+            return option["enum"][0]
+        if kind == "string":
+            return "text"
+        if kind in ("integer", "number"):
+            return 1
+        if kind == "boolean":
+            return False
+    return None
+
+
+class _Derived(msgspec.Struct):
+    body: dict[str, Any] | None = None
+    query: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    token: bool = False
+    optional_token: bool = False  # reads a bearer token when one is sent
+    compat: str | None = None
+    stream: bool = False  # Server-Sent Events
+    form: dict[str, Any] | None = None  # a multipart upload's fields
+
+
+def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
+    """What the handler's code says about its input and credential."""
+    fn: Callable[..., Any] = handler.fn
+    source = _source(fn)
+    # One level of the module's own helpers the handler hands its request to (shared by two spellings of a route).
+    for name in _CALLS_WITH_REQUEST.findall(source):
+        helper = fn.__globals__.get(name)
+        if inspect.isfunction(helper) and helper.__module__ == fn.__module__:
+            source += _source(helper)
+    derived = _Derived(compat=(handler.opt or {}).get("compat"))
+    derived.token = "require_token" in source or derived.compat is not None
+    derived.optional_token = not derived.token and "bearer_token(" in source
+    derived.stream = "ServerSentEvent" in str(inspect.signature(fn).return_annotation)
+    names: set[str] = set()
+    for parser, parsed, converted in _PARSED.findall(source):
+        kind = "query" if "query" in parser else "body"
+        struct = fn.__globals__.get(parsed or converted)
+        if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+            continue  # a schema chosen at run time (e.g. by path): left to the handler's description
+        prefix = f"{service}.{struct.__name__}"
+        (ref,), defs = msgspec.json.schema_components([struct], ref_template=f"#/components/schemas/{service}.{{name}}")
+        for key, value in defs.items():
+            components[f"{service}.{key}"] = value
+        schema = components[prefix]
+        if kind == "body":
+            # Fields with a known plausible value or required ones; the rest keep the handler's defaults.
+            required = set(schema.get("required", []))
+            example = {
+                k: _example(k, v, components)
+                for k, v in schema.get("properties", {}).items()
+                if k in EXAMPLE_VALUES or k in required
+            }
+            derived.body = {"schema": {"$ref": ref["$ref"]}, "example": example}
+        else:
+            required = set(schema.get("required", []))
+            for key, prop in schema.get("properties", {}).items():
+                names.add(key)
+                derived.query.append(_query(key, prop, key in required, components))
+    if derived.body is None and (fields := dict.fromkeys(_RAW_FIELD.findall(source))):
+        example = {k: EXAMPLE_VALUES.get(k, "text") for k in fields}
+        derived.body = {"schema": {"type": "object", "properties": dict.fromkeys(fields, {"type": "string"})},
+                        "example": example}  # fmt: skip
+    files = [name for group in _FORM_FILES.findall(source) for name in re.findall(r'"([^"]+)"', group)]
+    if files:
+        properties: dict[str, Any] = {name: {"type": "string", "format": "binary"} for name in files}
+        properties |= {name: {"type": "string"} for name in _FORM_TEXT.findall(source)}
+        derived.form = {"type": "object", "properties": properties}
+    for key in _QUERY_GET.findall(source):
+        if key not in names:
+            names.add(key)
+            derived.query.append(_query(key, {"type": "string"}, False, components))
+    return derived
+
+
+def _source(fn: Callable[..., Any]) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
+
+
+def _query(name: str, schema: dict[str, Any], required: bool, components: dict[str, Any]) -> dict[str, Any]:
+    param = {"name": name, "in": "query", "required": required, "schema": schema}
+    example = _example(name, schema, components)
+    if example is not None:
+        param["example"] = example
+    return param
+
+
+def _operation(op: dict[str, Any], method: str, path: str, route: Route, service: str, derived: _Derived) -> dict:
+    op = {k: v for k, v in op.items() if k not in ("tags", "operationId")}
+    op["tags"] = [area(route.path)]
+    op["operationId"] = f"{method}_{path}".replace("/", "_").replace("{", "").replace("}", "")
+    lines = [op.get("description", "").strip(), f"Served by **{service}** (route `{route.path}`)."]
+    security = SPECIAL_SECURITY.get((method, path))
+    if security is None and derived.token:
+        security = [{"bearer": []}]
+    if security is None and derived.optional_token:
+        op["security"] = OPTIONAL_BEARER
+        lines.append(CREDENTIAL_NOTES["optional"])
+    elif security:
+        op["security"] = security
+        lines.append(CREDENTIAL_NOTES.get((method, path), CREDENTIAL_NOTES["bearer"]))
+        if derived.compat == "dashboards":
+            lines.append("Needs an agent token (one not bound to a room, like `GET /auth/create`'s).")
+        if derived.compat:
+            lines.append(f"Cutover profile: without a valid credential only when {COMPAT_NOTES[derived.compat]} is on.")
+    else:
+        op["security"] = []
+        lines.append("Open: no credential.")
+    op["description"] = "\n\n".join(line for line in lines if line)
+    params = [p for p in op.get("parameters", []) if p.get("in") != "query"]
+    known = {p["name"] for p in op.get("parameters", [])}
+    params += [p for p in op.get("parameters", []) if p.get("in") == "query"]
+    params += [p for p in derived.query if p["name"] not in known]
+    for param in params:
+        if param.get("in") == "path" and "example" not in param:
+            param["example"] = EXAMPLE_VALUES.get(param["name"], "1")
+    if params:
+        op["parameters"] = params
+    if derived.body and method in ("post", "put", "patch"):
+        op["requestBody"] = {
+            "required": False,
+            "content": {
+                "application/json": {"schema": derived.body["schema"], "example": derived.body["example"]},
+                "application/x-www-form-urlencoded": {"schema": derived.body["schema"]},
+            },
+        }
+    if derived.form and method in ("post", "put"):
+        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": derived.form}}}
+    fail = {"status": "FAIL", "message": "Invalid parameter: …"}
+    examples: dict[str, Any] = {"fail": {"summary": "bad input", "value": fail}}
+    refused: dict[str, Any] = {}  # status code -> answer without a credential, where it is not HTTP 200
+    if security == SPECIAL_SECURITY[("post", "/webhook")]:
+        refused["401"] = {"status": "FAIL", "message": "missing authorization"}
+    elif security == SPECIAL_SECURITY[("get", "/auth/create")]:
+        refused["401"] = NO_TOKEN
+    elif security:  # the original answered auth failures with HTTP 200
+        examples["no_token"] = {"summary": "no credential", "value": NO_TOKEN}
+    ok_code = next((c for c in op.get("responses", {}) if c.startswith("2")), "200")
+    description = "the original's envelope"
+    if route.path in FILE_ROUTES:
+        content: dict[str, Any] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+        description = "the file (a missing one: 404 with the FAIL envelope)"
+    elif derived.stream:
+        content = {"text/event-stream": {"schema": {"type": "string"}}}
+        description = "Server-Sent Events, kept open"
+    else:
+        content = {"application/json": {"schema": ENVELOPE_SCHEMA, "examples": examples}}
+    # Litestar's own 4xx shapes are never answered: servicekit turns them into the FAIL envelope.
+    responses: dict[str, Any] = {ok_code: {"description": description, "content": content}}
+    responses["400"] = {"description": "bad input", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Fail"}, "example": fail}}}  # fmt: skip
+    if "no_token" in examples and ok_code != "200":  # e.g. 201 when created; the auth failure stays HTTP 200
+        refused["200"] = NO_TOKEN
+    for code, answer in refused.items():
+        responses[code] = {"description": "no valid credential", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Fail"}, "example": answer}}}  # fmt: skip
+    op["responses"] = responses
+    return op
+
+
+def _rename_path_params(op: dict[str, Any], service_path: str, edge_path: str) -> None:
+    """Path parameters take the route table's names (the original's), e.g. notification_id -> notificationId."""
+    old, new = _PARAM.findall(service_path), _PARAM.findall(edge_path)
+    renames = dict(zip(old, new, strict=False))
+    for param in op.get("parameters", []):
+        if param.get("in") == "path" and param["name"] in renames:
+            param["name"] = renames[param["name"]]
+
+
+def build(table: RouteTable | None = None) -> dict[str, Any]:
+    """The merged document. Raises ValueError when it and the route table disagree (see :func:`disagreements`)."""
+    table = table or load()
+    components: dict[str, Any] = dict(ENVELOPES)
+    operations: dict[str, dict[str, Any]] = {}
+    for service in sorted(table.service_ports):
+        module = importlib.import_module(f"{service}.app")
+        app = _litestar_app(module)
+        schema = app.openapi_schema.to_schema()
+        extra = {p: item.to_schema() for p, item in getattr(app.state, "openapi_paths", {}).items()}
+        handlers = _handlers(app)
+        for path, item in {**schema.get("paths", {}), **extra}.items():
+            if path in NOT_ROUTED:
+                continue
+            for method in METHODS:
+                if method not in item:
+                    continue
+                route = owning_route(table, path, method)
+                if route is None:
+                    raise ValueError(f"{service} documents {method.upper()} {path}, which no route reaches")
+                edge_path = path if route.path.endswith("/*") else route_path(route)
+                handler = handlers.get((method, path))
+                derived = _derive(handler, service, components) if handler else _Derived()
+                op = _operation(item[method], method, edge_path, route, service, derived)
+                _rename_path_params(op, path, edge_path)
+                operations.setdefault(edge_path, {})[method] = op
+    for path, op in HAND_WRITTEN.items():
+        route = owning_route(table, path, "get")
+        assert route is not None, path
+        operations[path] = {"get": {**op, "tags": [area(path)], "operationId": f"get{path.replace('/', '_')}",
+                                    "security": []}}  # fmt: skip
+    problems = disagreements(table, operations)
+    if problems:
+        raise ValueError("the route table and the services' documents disagree:\n  " + "\n  ".join(problems))
+    order = {route_path(r): i for i, r in enumerate(table.routes)}
+
+    def rank(path: str) -> tuple[int, str]:
+        route = owning_route(table, path, next(iter(operations[path])))
+        return (order.get(route_path(route), 0) if route else 0, path)
+
+    paths = {p: dict(sorted(operations[p].items())) for p in sorted(operations, key=rank)}
+    tags: list[dict[str, str]] = []
+    for route in table.routes:
+        name = area(route.path)
+        if all(t["name"] != name for t in tags):
+            members = [r for r in table.routes if area(r.path) == name]
+            owners = ", ".join(sorted({r.service for r in members}))
+            prefixes = ", ".join(dict.fromkeys(f"`{_prefix(r.path)}`" for r in members))
+            tags.append({"name": name, "description": f"{prefixes} (served by {owners})"})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "EMS video-call backend: the edge",
+            "version": "1.0.0",
+            "description": "Every route of the edge's route table (deploy/routes.toml), merged from the services' "
+            "OpenAPI documents by `python -m deploy.edge.openapi`. Answers keep the original's envelope "
+            '(`{"status":"OK",...}` / `{"status":"FAIL","message":...}`). Try it against `./dev up`: '
+            "`just token` prints a bearer token for the Authorize button.",
+        },
+        "servers": [{"url": "/", "description": "this edge"}],
+        "tags": tags,
+        "paths": paths,
+        "components": {"schemas": dict(sorted(components.items())), "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+def disagreements(table: RouteTable, operations: dict[str, dict[str, Any]]) -> list[str]:
+    """Route-table entries (each of their methods) without a documented operation. (Operations no route reaches
+    are refused while merging.) A prefix route counts as documented by any operation under its prefix."""
+    problems = []
+    for route in table.routes:
+        for method in route.methods:
+            if route.path.endswith("/*"):
+                hit = any(p.startswith(route.location) and method.lower() in ops for p, ops in operations.items())
+            else:
+                hit = method.lower() in operations.get(route_path(route), {})
+            if not hit:
+                problems.append(f"{method} {route.path} ({route.service}) has no documented operation")
+    return problems
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail when the committed document is out of date")
+    args = parser.parse_args(argv)
+    try:
+        text = render(build())
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    current = DOCUMENT.read_text(encoding="utf-8") if DOCUMENT.exists() else None
+    if current == text:
+        return 0
+    if args.check:
+        print(f"out of date: {DOCUMENT.relative_to(ROOT)} (run `python -m deploy.edge.openapi`)", file=sys.stderr)
+        return 1
+    DOCUMENT.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
