@@ -22,7 +22,6 @@ import ast
 import asyncio
 import csv
 import json
-import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -46,23 +45,11 @@ from tests.legacy import SMALL, SOURCE_TIME_ZONE, Dsn, Filled, build, clone_with
 ROOT = Path(__file__).resolve().parents[2]
 API_URL = "https://api.example"
 BANGKOK = ZoneInfo("Asia/Bangkok")
-# MIGRATION_ZERO_DATES=0 builds the source with real dates where the zero dates would be: to tell the zero dates'
-# effects from other differences while they break something (see the report of issue 14). Default: with them.
-ZERO_DATES = os.environ.get("MIGRATION_ZERO_DATES", "1") != "0"
 TOKEN_PARTS = ("identity", "token", "conference", "color")  # random per request in the original too
 
 # Differences between the original's answers and the suite's found by this flow, each checked by a test marked
 # xfail(strict=True) so that fixing one makes that test pass and fail as XPASS: then drop the marker.
 FINDINGS = {
-    "zero_dates_break_rebuild": "rebuild: link's and recording's snapshots (rpc.link.snapshot, rpc.recording.snapshot) "
-    "raise AttributeError on a zero date (the driver returns '0000-00-00 00:00:00' as text; strftime on it, in "
-    "link/events/rebuild.py and recording/events/rebuild.py): link_connect.dtmExpired and record_media.endRecord "
-    "here. So link's room_record_view, conference's "
-    "room_link_view/room_file_view, telemetry's car and stats read models and realtime's namespace registry are not "
-    "rebuilt, and /room/picture and /stats/* answer nothing for the migrated installation",
-    "zero_dates_as_text": "GET /record/file (record_media.endRecord), GET /car/list (car_track.dtmStarted) and GET "
-    "/link/history (link_connect.patientUpdated) answer a zero date as the text '0000-00-00 00:00:00'; the original's "
-    "mysql2 gave an invalid Date, i.e. null",
     "null_link_id_not_in_stats": "a link whose linkID is NULL (carried by the copy) is missing from /stats/summary, "
     "/stats/device, /stats/type and /stats/gen (telemetry's stats_link keys on a NOT NULL linkID); the original "
     "counted and listed it",
@@ -135,7 +122,7 @@ async def migrated(suite: Any) -> AsyncIterator[Migrated]:
         source = Dsn.parse(f"mysql://root@127.0.0.1:3306/{local.db_prefix}legacy")
         carried = Dsn.parse(f"mysql://root@127.0.0.1:3306/{local.db_prefix}legacy_carried")
         try:
-            filled = await build(source, SMALL, seed=11, zero_dates=ZERO_DATES)
+            filled = await build(source, SMALL, seed=11)
             report = local.run_dir / "migration-report.csv"
             # the generator wrote the source as a server at +07:00 would (the original's, in Bangkok): its TIMESTAMPs
             # are read in that zone
@@ -225,8 +212,6 @@ async def _get(edge: httpx.AsyncClient, path: str, **params: Any) -> httpx.Respo
 # ---- the copy and the rebuild --------------------------------------------------------------------------------------
 async def test_the_migration_command_succeeds(migrated: Migrated) -> None:
     code, out = migrated.copy
-    if code != 0 and migrated.rebuild_failures and "rebuild" in out.lower():
-        pytest.xfail("the copy's rebuild step failed: " + FINDINGS["zero_dates_break_rebuild"])
     assert code == 0, out
 
 
@@ -245,25 +230,8 @@ async def test_the_copy_verifies_and_reports_what_it_did_not_carry(migrated: Mig
     assert [r for r in report if r["outcome"] == "not carried" and r["reason"] != "duplicate linkID"] == []
 
 
-@pytest.mark.xfail(ZERO_DATES, strict=True, reason=FINDINGS["zero_dates_break_rebuild"])
 async def test_every_read_model_rebuilds_from_the_copy(migrated: Migrated) -> None:
     assert migrated.rebuild_failures == {}
-
-
-def _needs_read_models(migrated: Migrated) -> None:
-    """The areas answered from read models can only be compared once they were rebuilt."""
-    if migrated.rebuild_failures:
-        pytest.xfail(f"read models not rebuilt ({sorted(migrated.rebuild_failures)}): "
-                     + FINDINGS["zero_dates_break_rebuild"])  # fmt: skip
-
-
-def _unzero(value: Any) -> Any:
-    """A zero date the suite answers as text, as the original's null (FINDINGS["zero_dates_as_text"])."""
-    if isinstance(value, dict):
-        return {k: _unzero(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unzero(v) for v in value]
-    return None if isinstance(value, str) and value.startswith("0000-00-00") else value
 
 
 def _zero_texts(value: Any) -> list[str]:
@@ -294,12 +262,11 @@ async def test_link_history_pages_equal_the_originals(migrated: Migrated, edge: 
                 assert isinstance(row.pop("recordVideos"), list)
             for row in want["data"]:
                 row.pop("recordVideos")
-            same(want, _unzero(got), (room, page))  # FINDINGS["zero_dates_as_text"]: checked on its own below
+            same(want, got, (room, page))
 
 
 @pytest.mark.xfail(strict=True, reason=FINDINGS["history_record_videos"])
 async def test_finding_link_history_record_videos(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
-    _needs_read_models(migrated)
     for room in dict.fromkeys(migrated.filled.cases[c] for c in HISTORY_ROOMS):
         for _want, got in await _history_pages(edge, source, room):
             assert [row["recordVideos"] for row in got["data"]] == [[] for _ in got["data"]], room
@@ -344,7 +311,7 @@ async def test_record_file_equals_the_originals(migrated: Migrated, edge: httpx.
             service = await original.room_case_service(source, room)
             for row in want["data"]:
                 row["url"] = f"{API_URL}/record/{service}/{row['fileName']}"
-        same(want, _unzero(reply.json()), room)
+        same(want, reply.json(), room)
 
 
 UPLOAD_TYPES = ("RoomCompositeVideoAudio", "RoomCompositeAudio", "TrackComposite", "screen", "camera")
@@ -370,7 +337,7 @@ async def test_upload_list_equals_the_originals(migrated: Migrated, edge: httpx.
         for mine, theirs in zip(got.get("data", []), want["data"], strict=False):
             if theirs["filePath"] is None:  # FINDINGS["upload_list_url"]: checked on its own below
                 mine["url"] = theirs["url"]
-        same(want, _unzero(got), want["pagination"])
+        same(want, got, want["pagination"])
 
 
 @pytest.mark.xfail(strict=True, reason=FINDINGS["upload_list_url"])
@@ -409,7 +376,6 @@ async def _pictures(migrated: Migrated, edge: httpx.AsyncClient, source: Any) ->
 async def test_room_picture_lists_the_files_uploaded_through_the_rooms_links(
     migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
-    _needs_read_models(migrated)
     want, got = await _pictures(migrated, edge, source)
     # createdAt is a TIMESTAMP: equal only because the copy read the source in its server's zone (--source-time-zone)
     same(want, got, migrated.filled.cases["picture_room"])
@@ -429,11 +395,10 @@ async def _car_lists(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -
 
 async def test_car_list_equals_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
     for want, got in await _car_lists(migrated, edge, source):
-        same(want, _unzero(got), want.get("data", [{}])[0].get("room"))
+        same(want, got, want.get("data", [{}])[0].get("room"))
 
 
-@pytest.mark.xfail(ZERO_DATES, strict=True, reason=FINDINGS["zero_dates_as_text"])
-async def test_finding_zero_dates_in_record_file_and_car_list(
+async def test_zero_dates_are_answered_as_null_like_the_original(
     migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
     cases = migrated.filled.cases
@@ -484,7 +449,6 @@ async def _compare_summary(edge: httpx.AsyncClient, source: Any, query: dict[str
 async def test_stats_summary_equals_the_originals(
     query: dict[str, str], migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
-    _needs_read_models(migrated)
     await _compare_summary(edge, source, query, strict=False)  # FINDINGS["null_link_id_not_in_stats"]: below
 
 
@@ -509,7 +473,6 @@ async def _compare_counts(route: str, span: tuple[str | None, str | None], edge:
 async def test_stats_device_and_type_equal_the_originals(
     route: str, span: tuple[str | None, str | None], migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
-    _needs_read_models(migrated)
     await _compare_counts(route, span, edge, source, strict=False)  # FINDINGS["null_link_id_not_in_stats"]: below
 
 
@@ -521,7 +484,6 @@ GEN_QUERIES = [{}, {"os": "iOS"}, {"os": "other"}, {"dtmStart": "2025-01-01", "d
 async def test_stats_generate_equals_the_originals(
     route: str, query: dict[str, str], migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
-    _needs_read_models(migrated)
     want = await original.stats_generate(
         source, query.get("os"), query.get("dtmStart"), query.get("dtmEnd"), without_null_link_id=True
     )  # FINDINGS["null_link_id_not_in_stats"]: below
@@ -534,7 +496,6 @@ async def test_stats_generate_equals_the_originals(
 async def test_finding_stats_count_the_link_without_a_link_id(
     migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
-    _needs_read_models(migrated)
     await _compare_summary(edge, source, {"limit": "500"}, strict=True)
     await _compare_counts("/stats/device", (None, None), edge, source, strict=True)
     await _compare_counts("/stats/type", (None, None), edge, source, strict=True)
@@ -546,7 +507,6 @@ async def test_finding_stats_count_the_link_without_a_link_id(
 async def test_stats_user_equals_the_originals(
     route: str, migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
-    _needs_read_models(migrated)
     mobiles = [r["userName"] for r in await original.query_rows(
         source, "SELECT DISTINCT userName FROM room_user WHERE userType = 'user' AND userName != %s"
         " ORDER BY userName LIMIT 12", (migrated.filled.cases["long_room_mobile"],),  # FINDINGS: its own test below
@@ -570,7 +530,6 @@ async def test_stats_user_equals_the_originals(
 async def test_finding_stats_user_of_a_participant_in_a_long_room_name(
     migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
-    _needs_read_models(migrated)
     mobile = migrated.filled.cases["long_room_mobile"]
     want = await original.stats_user(source, mobile)
     assert want["track_logs"] and {row["roomName"] for row in want["track_logs"]} == {"Overflow" * 8}
