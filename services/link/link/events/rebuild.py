@@ -88,12 +88,8 @@ async def serve_owner_snapshot(runtime: Runtime) -> None:
 
 # ---- consumer: link's read models --------------------------------------------------------------------------------
 async def _store_rooms(conn: Connection, rooms: list[RoomState], version: int) -> None:
-    for room in rooms:
-        assert room.detail is not None
-        await repository.readmodels.store_room(
-            conn, room.detail, room=room.room, node_id=room.nodeLivekitId,
-            uses_default_key=bool(room.usesDefaultKey), complete=False, version=version,
-        )  # fmt: skip
+    rows = [(room.detail or {}, room.room, room.nodeLivekitId, bool(room.usesDefaultKey)) for room in rooms]
+    await repository.readmodels.store_rooms(conn, rows, complete=False, version=version)
 
 
 async def rebuild_rooms(runtime: Runtime) -> int:
