@@ -134,8 +134,8 @@ async def rebuild_stats_participants(runtime: Runtime) -> int:
 
 
 async def _save_tracks(conn: Connection, tracks: list[tuple[str, Any, str]]) -> None:
-    for key, track, raw in tracks:
-        await stats_repository.add_track(conn, key, track.identity, track.room_name, track.source, raw)
+    rows = [(key, track.identity, track.room_name, track.source, raw) for key, track, raw in tracks]
+    await stats_repository.add_tracks(conn, rows)
 
 
 async def rebuild_stats_tracks(runtime: Runtime) -> int:

@@ -82,10 +82,16 @@ async def upsert_participant(
 async def add_track(
     conn: Connection, event_id: str, identity: str | None, room_name: str | None, source: str | None, data: str
 ) -> None:
-    await conn.execute(
-        "INSERT IGNORE INTO stats_track (eventId, identity, roomName, source, data) VALUES (%s, %s, %s, %s, %s)",
-        (event_id, identity, room_name, source, data),
-    )
+    await conn.execute(f"{_TRACK_HEAD} {_TRACK_ROW}", (event_id, identity, room_name, source, data))
+
+
+_TRACK_HEAD = "INSERT IGNORE INTO stats_track (eventId, identity, roomName, source, data) VALUES"
+_TRACK_ROW = "(%s, %s, %s, %s, %s)"
+
+
+async def add_tracks(conn: Connection, tracks: list[tuple[str, str | None, str | None, str | None, str]]) -> None:
+    """add_track of many (eventId, identity, roomName, source, data), in multi-row statements (a rebuild's page)."""
+    await conn.execute_rows(_TRACK_HEAD, _TRACK_ROW, "", tracks)
 
 
 # ---- reads (routes) -----------------------------------------------------------------------------------------
