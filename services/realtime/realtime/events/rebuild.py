@@ -3,8 +3,9 @@
 ``namespace_registry``: the Redis registry of dynamic namespaces (realtime.repository.Registry), filled from the
 owners' snapshots as the events fill it: ``/{room}`` for every room that takes socket connections now (conference's
 RoomState.socketLive, what RPC_ROOM_SOCKET_LIVE answers) and ``/data/{linkID}`` for every link not expired
-(link's LinkState.live). Names are only added (a set: a second run changes nothing); a name that should not be
-there any more is removed by its owner's event (a room closed), as always.
+(link's LinkState.live; asked of link as LinkSnapshot.LIVE_LINKS, only those). Names are only added (a set: a
+second run changes nothing); a name that should not be there any more is removed by its owner's event (a room
+closed), as always.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import asyncio
 import msgspec
 
 from contracts.conference import RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot
-from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot
+from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LiveLink
 from realtime.domain import data_namespace, room_namespace
 from realtime.repository import Registry
 from servicekit import rebuild
+from servicekit.bus import RpcError
 from servicekit.web import Runtime
 
 
@@ -48,15 +50,23 @@ async def rebuild_registry(runtime: Runtime) -> int:
             count += len(names)
         return count
 
-    async def links() -> int:
+    async def links(entity: str, row_type: type[LiveLink | LinkLive]) -> int:
         count = 0
-        async for _version, page in rebuild.pages(bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkLive):
-            names = [name for link in page if link.live and (name := data_namespace(link.linkID))]
+        async for _version, page in rebuild.pages(bus, RPC_LINK_SNAPSHOT, entity, row_type):
+            names = [name for link in page if getattr(link, "live", True) and (name := data_namespace(link.linkID))]
             await registry.add(*names)
             count += len(names)
         return count
 
-    return sum(await asyncio.gather(rooms(), links()))
+    async def live_links() -> int:
+        try:
+            return await links(LinkSnapshot.LIVE_LINKS, LiveLink)
+        except RpcError as exc:  # a link that does not page live links yet (an older replica): every link, filtered
+            if exc.code != "not_found":
+                raise
+            return await links(LinkSnapshot.LINKS, LinkLive)
+
+    return sum(await asyncio.gather(rooms(), live_links()))
 
 
 async def serve(runtime: Runtime) -> None:
