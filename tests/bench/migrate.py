@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,16 +31,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(argv: list[str]) -> tuple[float, int, str, str]:
-    """Seconds, peak RSS (MiB) of the child, exit code... of one command; raises when it fails (verify: 1)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.monotonic()
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=3600)
-    seconds = time.monotonic() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:4])} ... failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    # ru_maxrss of children is the largest child so far: only a new maximum is this child's for sure
-    return seconds, (peak // 1024 if peak > before else -1), done.stdout, done.stderr
+    """Seconds, peak RSS (MiB) of the child, stdout and stderr of one command; stops the benchmark when it fails."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        child = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage (RUSAGE_CHILDREN keeps only a maximum)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])} ... failed ({child.returncode}):\n{stdout}\n{stderr}")
+    return seconds, usage.ru_maxrss // 1024, stdout, stderr
 
 
 def rows_of(table_text: str) -> int:
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nscale {args.scale:g}: {total:,} source rows; batch {args.batch_size}\n")
     print("| step | seconds | rows/s | peak RSS of migrate (MiB) |\n|---|---:|---:|---:|")
     for name, seconds, rows, peak in steps:
-        print(f"| {name} | {seconds:.1f} | {rows / seconds:,.0f} | {peak if peak >= 0 else 'n/a'} |")
+        print(f"| {name} | {seconds:.1f} | {rows / seconds:,.0f} | {peak} |")
     return 0
 
 

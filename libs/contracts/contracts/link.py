@@ -252,6 +252,13 @@ RPC_LINK_SNAPSHOT = "rpc.link.snapshot"
 
 class LinkSnapshot:
     LINKS = "links"
+    LIVE_LINKS = "liveLinks"  # LiveLink rows: the links a LinkState page says are ``live``, and only their ids
+
+
+class LiveLink(msgspec.Struct, kw_only=True):
+    """A link not expired (its ``/data/{linkID}`` namespace is live), as LinkSnapshot.LIVE_LINKS pages it."""
+
+    linkID: str
 
 
 class LinkState(LinkCreated, kw_only=True):

@@ -138,16 +138,33 @@ async def pages(
 ) -> AsyncIterator[tuple[int, list[Any]]]:
     """Every page of ``entity`` from its owner, as ``(version, rows)``: ``version`` = the time (epoch ms) taken
     just before the page was asked for, less VERSION_MARGIN_MS; rows converted to ``row_type``. Raises
-    servicekit.bus.RpcError when the owner does not answer (the rebuild stops; run it again: it is repeatable)."""
-    after = 0
-    while True:
+    servicekit.bus.RpcError when the owner does not answer (the rebuild stops; run it again: it is repeatable).
+
+    The next page is asked for while the caller writes this one (the owner reads it meanwhile); its version is
+    still taken just before it is asked for."""
+
+    async def fetch(after: int) -> tuple[int, SnapshotPage]:
         version = now_ms() - VERSION_MARGIN_MS
         reply = await bus.request(subject, SnapshotQuery(entity=entity, after=after, limit=limit), SNAPSHOT_TIMEOUT)
-        page = msgspec.convert(reply, SnapshotPage)
-        yield version, [msgspec.convert(row, row_type) for row in page.rows]
-        if page.next is None or page.next <= after:
-            return
-        after = page.next
+        return version, msgspec.convert(reply, SnapshotPage)
+
+    after = 0
+    ahead: asyncio.Task[tuple[int, SnapshotPage]] = asyncio.ensure_future(fetch(after))
+    try:
+        while True:
+            version, page = await ahead
+            last = page.next is None or page.next <= after
+            if not last:
+                after = page.next or 0
+                ahead = asyncio.ensure_future(fetch(after))
+            yield version, [msgspec.convert(row, row_type) for row in page.rows]
+            if last:
+                return
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+        elif not ahead.cancelled():
+            ahead.exception()  # retrieved: a page asked ahead and not used fails nothing
 
 
 async def write(db: Database, apply: Callable[..., Awaitable[Any]], *args: Any) -> None:

@@ -97,8 +97,7 @@ async def serve_owner_snapshot(runtime: Runtime, nodes: LiveKitNodes) -> None:
 
 # ---- consumer: conference's read models ------------------------------------------------------------------------
 async def _save_link_rooms(conn: Connection, links: list[LinkState]) -> None:
-    for link in links:
-        await repository.pictures.save_link_room(conn, link.linkID, link.room)
+    await repository.pictures.save_link_rooms(conn, [(link.linkID, link.room) for link in links])
 
 
 async def _save_files(conn: Connection, rows: list[dict[str, Any]]) -> None:

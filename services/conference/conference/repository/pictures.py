@@ -7,12 +7,17 @@ from typing import Any
 
 from servicekit.db import Connection, Database
 
+_LINK_ROOM_HEAD, _LINK_ROOM_ROW = "INSERT INTO room_link_view (linkID, room) VALUES", "(%s, %s)"
+_LINK_ROOM_UPDATE = "ON DUPLICATE KEY UPDATE room = VALUES(room)"
+
 
 async def save_link_room(conn: Connection, link_id: str, room: str) -> int:
-    return await conn.execute(
-        "INSERT INTO room_link_view (linkID, room) VALUES (%s, %s) ON DUPLICATE KEY UPDATE room = VALUES(room)",
-        (link_id, room),
-    )
+    return await conn.execute(f"{_LINK_ROOM_HEAD} {_LINK_ROOM_ROW} {_LINK_ROOM_UPDATE}", (link_id, room))
+
+
+async def save_link_rooms(conn: Connection, links: list[tuple[str, str]]) -> int:
+    """save_link_room for many (linkID, room), in order, in multi-row statements (a rebuild's page)."""
+    return await conn.execute_rows(_LINK_ROOM_HEAD, _LINK_ROOM_ROW, _LINK_ROOM_UPDATE, links)
 
 
 async def save_file(conn: Connection, row: dict[str, Any]) -> int:

@@ -35,7 +35,7 @@ from contracts.conference import (
     RoomState,
     RoomUserSaved,
 )
-from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState
+from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState, LiveLink
 from contracts.recording import RPC_RECORDING_SNAPSHOT, EgressChanged, RecordingSnapshot
 from link import repository
 from link.events import readmodels
@@ -83,17 +83,18 @@ async def serve_owner_snapshot(runtime: Runtime) -> None:
         now = now_local()
         return [link_state(row, now) for row in rows], (int(rows[-1]["id"]) if len(rows) == limit else None)
 
-    await rebuild.serve_snapshot(runtime.bus, RPC_LINK_SNAPSHOT, {LinkSnapshot.LINKS: links})
+    async def live_links(after: int, limit: int) -> tuple[list[Any], int | None]:
+        rows = await repository.links.live_links_page(db, after, limit, now_local())
+        return [LiveLink(linkID=row["linkID"]) for row in rows], (int(rows[-1]["id"]) if len(rows) == limit else None)
+
+    readers = {LinkSnapshot.LINKS: links, LinkSnapshot.LIVE_LINKS: live_links}
+    await rebuild.serve_snapshot(runtime.bus, RPC_LINK_SNAPSHOT, readers)
 
 
 # ---- consumer: link's read models --------------------------------------------------------------------------------
 async def _store_rooms(conn: Connection, rooms: list[RoomState], version: int) -> None:
-    for room in rooms:
-        assert room.detail is not None
-        await repository.readmodels.store_room(
-            conn, room.detail, room=room.room, node_id=room.nodeLivekitId,
-            uses_default_key=bool(room.usesDefaultKey), complete=False, version=version,
-        )  # fmt: skip
+    rows = [(room.detail or {}, room.room, room.nodeLivekitId, bool(room.usesDefaultKey)) for room in rooms]
+    await repository.readmodels.store_rooms(conn, rows, complete=False, version=version)
 
 
 async def rebuild_rooms(runtime: Runtime) -> int:

@@ -257,3 +257,12 @@ async def links_page(conn: Connection | Database, after: int, limit: int) -> lis
         " AND (share IS NULL OR share != 1) ORDER BY id LIMIT %s",
         (after, limit),
     )
+
+
+async def live_links_page(conn: Connection | Database, after: int, limit: int, now: datetime) -> list[dict[str, Any]]:
+    """links_page's rows not expired at ``now`` (LinkState.live), only their id and linkID."""
+    return await conn.fetch_all(
+        "SELECT id, linkID FROM link_connect WHERE id > %s AND linkID IS NOT NULL AND (share IS NULL OR share != 1)"
+        " AND (dtmExpired IS NULL OR dtmExpired >= %s) ORDER BY id LIMIT %s",
+        (after, now, limit),
+    )

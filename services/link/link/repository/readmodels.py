@@ -133,9 +133,13 @@ async def participants(conn: Connection | Database, room: str) -> list[dict[str,
 
 
 # ---- writing the views -----------------------------------------------------------------------------------
-_UPSERT_ROOM = (
+_ROOM_HEAD = (
     "INSERT INTO room_view (room, id, status, roomType, detail, nodeLivekitId, usesDefaultKey, complete, version)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE"
+    " VALUES"
+)
+_ROOM_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_ROOM_UPDATE = (
+    "ON DUPLICATE KEY UPDATE"
     " id = IF(VALUES(version) >= version, VALUES(id), id),"
     " status = IF(VALUES(version) >= version, VALUES(status), status),"
     " roomType = IF(VALUES(version) >= version, VALUES(roomType), roomType),"
@@ -145,6 +149,24 @@ _UPSERT_ROOM = (
     " complete = GREATEST(complete, VALUES(complete)),"
     " version = GREATEST(version, VALUES(version))"
 )
+
+
+def _room_values(
+    detail: dict[str, Any], room: str, node_id: int | None, uses_default_key: bool, complete: bool, version: int
+) -> tuple[Any, ...]:
+    stored = {k: v for k, v in detail.items() if k != "recordDuration"}
+    name = str(stored.get("room") or room)[:50]
+    return (
+        name,
+        stored.get("id"),
+        stored.get("status"),
+        stored.get("roomType"),
+        _encode.encode(stored).decode(),
+        node_id,
+        1 if uses_default_key else 0,
+        1 if complete else 0,
+        version,
+    )
 
 
 async def store_room(
@@ -157,22 +179,19 @@ async def store_room(
     complete: bool,
     version: int,
 ) -> None:
-    stored = {k: v for k, v in detail.items() if k != "recordDuration"}
-    name = str(stored.get("room") or room)[:50]
     await conn.execute(
-        _UPSERT_ROOM,
-        (
-            name,
-            stored.get("id"),
-            stored.get("status"),
-            stored.get("roomType"),
-            _encode.encode(stored).decode(),
-            node_id,
-            1 if uses_default_key else 0,
-            1 if complete else 0,
-            version,
-        ),
+        f"{_ROOM_HEAD} {_ROOM_ROW} {_ROOM_UPDATE}",
+        _room_values(detail, room, node_id, uses_default_key, complete, version),
     )
+
+
+async def store_rooms(
+    conn: Connection, rooms: list[tuple[dict[str, Any], str, int | None, bool]], *, complete: bool, version: int
+) -> None:
+    """store_room for many rooms ((detail, room, node_id, uses_default_key), a rebuild's page), in their order, in
+    multi-row statements."""
+    rows = [_room_values(d, room, node, default, complete, version) for d, room, node, default in rooms]
+    await conn.execute_rows(_ROOM_HEAD, _ROOM_ROW, _ROOM_UPDATE, rows)
 
 
 _UPSERT_USER = (

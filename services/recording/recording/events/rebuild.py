@@ -77,8 +77,7 @@ async def serve_owner_snapshot(runtime: Runtime) -> None:
 
 
 async def _save_settings(conn: Connection, settings: list[tuple[str, dict[str, Any]]], version: int) -> None:
-    for name, setting in settings:
-        await repository.upsert_room_setting(conn, name, setting, version)
+    await repository.upsert_room_settings(conn, settings, version)
 
 
 async def rebuild_room_settings(runtime: Runtime) -> int:

@@ -87,28 +87,45 @@ async def video_count(db: Database, record_type: str) -> int:
 _NEWER = "VALUES(version) >= version"  # the row's version is assigned last: these read the old one
 
 
+_SETTING_HEAD = (
+    "INSERT INTO room_setting (room, autoRecord, recordType, encodingOptionsPreset, service, status, dtmUpdated,"
+    " version) VALUES"
+)
+_SETTING_ROW = "(%s, %s, %s, %s, %s, %s, CURRENT_TIMESTAMP(3), %s)"
+_SETTING_UPDATE = (
+    f"ON DUPLICATE KEY UPDATE autoRecord = IF({_NEWER}, VALUES(autoRecord), autoRecord),"
+    f" recordType = IF({_NEWER}, VALUES(recordType), recordType),"
+    f" encodingOptionsPreset = IF({_NEWER}, VALUES(encodingOptionsPreset), encodingOptionsPreset),"
+    f" service = IF({_NEWER}, COALESCE(VALUES(service), service), service),"
+    f" status = IF({_NEWER}, VALUES(status), status), dtmUpdated = IF({_NEWER}, VALUES(dtmUpdated), dtmUpdated),"
+    " version = GREATEST(version, VALUES(version))"
+)
+
+
+def _setting_values(room: str, setting: dict[str, Any], version: int) -> tuple[Any, ...]:
+    return (
+        room,
+        int(setting.get("autoRecord") or 0),
+        str(setting.get("recordType") or "")[:50],
+        str(setting.get("encodingOptionsPreset") or "")[:50],
+        setting.get("service"),
+        str(setting.get("status") or "")[:20],
+        version,
+    )
+
+
 async def upsert_room_setting(conn: Connection, room: str, setting: dict[str, Any], version: int = 0) -> int:
     """The room's settings from a room event (or a snapshot) of time ``version`` (epoch ms); an older one than the
     row's changes nothing."""
     return await conn.execute(
-        "INSERT INTO room_setting (room, autoRecord, recordType, encodingOptionsPreset, service, status, dtmUpdated,"  # noqa: S608
-        " version) VALUES (%s, %s, %s, %s, %s, %s, CURRENT_TIMESTAMP(3), %s)"
-        f" ON DUPLICATE KEY UPDATE autoRecord = IF({_NEWER}, VALUES(autoRecord), autoRecord),"
-        f" recordType = IF({_NEWER}, VALUES(recordType), recordType),"
-        f" encodingOptionsPreset = IF({_NEWER}, VALUES(encodingOptionsPreset), encodingOptionsPreset),"
-        f" service = IF({_NEWER}, COALESCE(VALUES(service), service), service),"
-        f" status = IF({_NEWER}, VALUES(status), status), dtmUpdated = IF({_NEWER}, VALUES(dtmUpdated), dtmUpdated),"
-        " version = GREATEST(version, VALUES(version))",
-        (
-            room,
-            int(setting.get("autoRecord") or 0),
-            str(setting.get("recordType") or "")[:50],
-            str(setting.get("encodingOptionsPreset") or "")[:50],
-            setting.get("service"),
-            str(setting.get("status") or "")[:20],
-            version,
-        ),
+        f"{_SETTING_HEAD} {_SETTING_ROW} {_SETTING_UPDATE}", _setting_values(room, setting, version)
     )
+
+
+async def upsert_room_settings(conn: Connection, settings: list[tuple[str, dict[str, Any]]], version: int) -> int:
+    """upsert_room_setting for many rooms (a rebuild's page), in their order, in multi-row statements."""
+    rows = [_setting_values(room, setting, version) for room, setting in settings]
+    return await conn.execute_rows(_SETTING_HEAD, _SETTING_ROW, _SETTING_UPDATE, rows)
 
 
 async def room_setting(db: Connection | Database, room: str) -> dict[str, Any] | None:

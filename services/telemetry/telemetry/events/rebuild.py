@@ -32,27 +32,23 @@ MAX_ROOM, MAX_IDENTITY = 50, 100  # stats_participant's columns (a longer row wo
 
 
 async def _save_car_links(conn: Connection, links: list[LinkState], version: int) -> None:
-    now = now_local()
+    created, positions, picks = [], [], []
     for link in links:
         fields = link.fields
-        created = {
+        created.append({
             "linkID": link.linkID, "room": link.room, "userType": link.userType,
             "service": fields.get("service"), "userName": link.userName, "mobile": link.mobile,
-        }  # fmt: skip
-        await tasks_repository.save_link(conn, created, now, version)
+        })  # fmt: skip
         latitude, longitude = coordinate(fields.get("latitude"), 90), coordinate(fields.get("longitude"), 180)
         if latitude is not None or longitude is not None:
-            await tasks_repository.set_link_position(
-                conn, link.linkID, link.room, link.userType, latitude, longitude, now, version
-            )
+            positions.append((link.linkID, link.room, link.userType, latitude, longitude))
         pick_lat, pick_lng = (
             coordinate(fields.get("patientLatitude"), 90),
             coordinate(fields.get("patientLongitude"), 180),
         )
         if pick_lat is not None or pick_lng is not None:
-            await tasks_repository.set_link_pick(
-                conn, link.linkID, link.room, link.userType, pick_lat, pick_lng, now, version
-            )
+            picks.append((link.linkID, link.room, link.userType, pick_lat, pick_lng))
+    await tasks_repository.save_links(conn, created, positions, picks, now_local(), version)
 
 
 async def rebuild_car_links(runtime: Runtime) -> int:
@@ -66,10 +62,8 @@ async def rebuild_car_links(runtime: Runtime) -> int:
 
 
 async def _save_car_rooms(conn: Connection, rooms: list[RoomState], version: int) -> None:
-    now = now_local()
-    for room in rooms:
-        assert room.service is not None
-        await tasks_repository.save_room_service(conn, room.room, room.service, now, version)
+    services = [(room.room, room.service) for room in rooms if room.service is not None]
+    await tasks_repository.save_room_services(conn, services, now_local(), version)
 
 
 async def rebuild_car_rooms(runtime: Runtime) -> int:
@@ -85,6 +79,7 @@ async def rebuild_car_rooms(runtime: Runtime) -> int:
 
 
 async def _save_stats_links(conn: Connection, links: list[LinkState], version: int) -> None:
+    rows = []
     for link in links:
         columns = {
             "mobile": link.mobile, "room": link.room, "linkType": link.linkType, "userType": link.userType,
@@ -92,7 +87,8 @@ async def _save_stats_links(conn: Connection, links: list[LinkState], version: i
             "recordId": link.recordId, "share": link.share, "oneTimeLink": link.oneTimeLink,
             "dtmCreated": link.dtmCreated, "dtmExpired": link.dtmExpired, **link.fields,
         }  # fmt: skip
-        await stats_repository.upsert_link(conn, link.linkID, stats_domain.link_values(columns), version)
+        rows.append((link.linkID, stats_domain.link_values(columns)))
+    await stats_repository.upsert_links(conn, rows, version)
 
 
 async def rebuild_stats_links(runtime: Runtime) -> int:
@@ -138,8 +134,8 @@ async def rebuild_stats_participants(runtime: Runtime) -> int:
 
 
 async def _save_tracks(conn: Connection, tracks: list[tuple[str, Any, str]]) -> None:
-    for key, track, raw in tracks:
-        await stats_repository.add_track(conn, key, track.identity, track.room_name, track.source, raw)
+    rows = [(key, track.identity, track.room_name, track.source, raw) for key, track, raw in tracks]
+    await stats_repository.add_tracks(conn, rows)
 
 
 async def rebuild_stats_tracks(runtime: Runtime) -> int:

@@ -20,17 +20,32 @@ _SUMMARY_COLUMNS = (
 
 
 # ---- writes (event consumers) -------------------------------------------------------------------------------
+def _link_statement(columns: tuple[str, ...]) -> tuple[str, str, str]:
+    names = ", ".join(["linkID", *(f"`{c}`" for c in columns), "version"])
+    head = f"INSERT INTO stats_link ({names}) VALUES"  # noqa: S608 (column names from domain.LINK_COLUMNS)
+    row = "(" + ", ".join(["%s"] * (len(columns) + 2)) + ")"
+    return head, row, "ON DUPLICATE KEY UPDATE " + versioned_update({c: f"VALUES(`{c}`)" for c in columns})
+
+
 async def upsert_link(conn: Connection, link_id: str, values: dict[str, Any], version: int = 0) -> None:
     """Insert the link or update the given columns (events of one link may carry different columns); a write older
     than the row (``version``, epoch ms) only fills the columns it lacks."""
-    columns = [c for c in values if c in domain.LINK_COLUMNS]
-    names = ", ".join(["linkID", *(f"`{c}`" for c in columns), "version"])
-    marks = ", ".join(["%s"] * (len(columns) + 2))
-    updates = versioned_update({c: f"VALUES(`{c}`)" for c in columns})
-    await conn.execute(
-        f"INSERT INTO stats_link ({names}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {updates}",  # noqa: S608
-        (link_id, *(values[c] for c in columns), version),
-    )
+    columns = tuple(c for c in values if c in domain.LINK_COLUMNS)
+    head, row, update = _link_statement(columns)
+    await conn.execute(f"{head} {row} {update}", (link_id, *(values[c] for c in columns), version))
+
+
+async def upsert_links(conn: Connection, links: list[tuple[str, dict[str, Any]]], version: int) -> None:
+    """upsert_link of many (linkID, values) (a rebuild's page), in their order: each run of links with the same
+    columns as one multi-row statement."""
+    runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
+    for link_id, values in links:
+        columns = tuple(c for c in values if c in domain.LINK_COLUMNS)
+        if not runs or runs[-1][0] != columns:
+            runs.append((columns, []))
+        runs[-1][1].append((link_id, *(values[c] for c in columns), version))
+    for columns, rows in runs:
+        await conn.execute_rows(*_link_statement(columns), rows)
 
 
 # organization is kept when an event does not carry it (publishers that predate the field send None)
@@ -67,10 +82,16 @@ async def upsert_participant(
 async def add_track(
     conn: Connection, event_id: str, identity: str | None, room_name: str | None, source: str | None, data: str
 ) -> None:
-    await conn.execute(
-        "INSERT IGNORE INTO stats_track (eventId, identity, roomName, source, data) VALUES (%s, %s, %s, %s, %s)",
-        (event_id, identity, room_name, source, data),
-    )
+    await conn.execute(f"{_TRACK_HEAD} {_TRACK_ROW}", (event_id, identity, room_name, source, data))
+
+
+_TRACK_HEAD = "INSERT IGNORE INTO stats_track (eventId, identity, roomName, source, data) VALUES"
+_TRACK_ROW = "(%s, %s, %s, %s, %s)"
+
+
+async def add_tracks(conn: Connection, tracks: list[tuple[str, str | None, str | None, str | None, str]]) -> None:
+    """add_track of many (eventId, identity, roomName, source, data), in multi-row statements (a rebuild's page)."""
+    await conn.execute_rows(_TRACK_HEAD, _TRACK_ROW, "", tracks)
 
 
 # ---- reads (routes) -----------------------------------------------------------------------------------------

@@ -125,14 +125,21 @@ async def room_service(db: Any, room: str) -> int | None:
     return None if row is None else int(row["service"])
 
 
+_ROOM_HEAD, _ROOM_ROW = "INSERT INTO car_room (room, service, dtmUpdated, version) VALUES", "(%s, %s, %s, %s)"
+_ROOM_UPDATE = "ON DUPLICATE KEY UPDATE " + versioned_update(
+    {"service": "VALUES(service)", "dtmUpdated": "VALUES(dtmUpdated)"}
+)
+
+
 async def save_room_service(conn: Connection, room: str, service: int, now: datetime, version: int = 0) -> None:
     """The room's tenant from a room event (or a snapshot) of time ``version`` (epoch ms)."""
-    update = versioned_update({"service": "VALUES(service)", "dtmUpdated": "VALUES(dtmUpdated)"})
-    await conn.execute(
-        f"INSERT INTO car_room (room, service, dtmUpdated, version) VALUES (%s, %s, %s, %s)"  # noqa: S608
-        f" ON DUPLICATE KEY UPDATE {update}",
-        (room, service, now, version),
-    )
+    await conn.execute(f"{_ROOM_HEAD} {_ROOM_ROW} {_ROOM_UPDATE}", (room, service, now, version))
+
+
+async def save_room_services(conn: Connection, rooms: list[tuple[str, int]], now: datetime, version: int) -> None:
+    """save_room_service for many (room, service), in their order, in multi-row statements (a rebuild's page)."""
+    rows = [(room, service, now, version) for room, service in rooms]
+    await conn.execute_rows(_ROOM_HEAD, _ROOM_ROW, _ROOM_UPDATE, rows)
 
 
 _SAVE_LINK = versioned_update(
@@ -143,20 +150,41 @@ _SAVE_LINK = versioned_update(
 
 async def save_link(conn: Connection, link: dict[str, Any], now: datetime, version: int = 0) -> None:
     """A link made by link (link.link.created, or a snapshot): linkID, room, userType, service, userName, mobile."""
-    await conn.execute(
-        "INSERT INTO car_room_link (linkID, room, userType, service, userName, mobile, dtmUpdated, version)"  # noqa: S608
-        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE {_SAVE_LINK}",
-        (
-            link["linkID"],
-            link["room"],
-            link["userType"],
-            link["service"],
-            link["userName"][:100],
-            link["mobile"][:20],
-            now,
-            version,
-        ),
-    )
+    await conn.execute(f"{_LINK_HEAD} {_LINK_ROW} {_LINK_UPDATE}", _link_values(link, now, version))
+
+
+def _link_values(link: dict[str, Any], now: datetime, version: int) -> tuple[Any, ...]:
+    return (
+        link["linkID"], link["room"], link["userType"], link["service"], link["userName"][:100], link["mobile"][:20],
+        now, version,
+    )  # fmt: skip
+
+
+_LINK_HEAD = "INSERT INTO car_room_link (linkID, room, userType, service, userName, mobile, dtmUpdated, version) VALUES"
+_LINK_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+_LINK_UPDATE = f"ON DUPLICATE KEY UPDATE {_SAVE_LINK}"
+_POSITION_HEAD = "INSERT INTO car_room_link (linkID, room, userType, latitude, longitude, dtmUpdated, version) VALUES"
+_PICK_HEAD = (
+    "INSERT INTO car_room_link (linkID, room, userType, patientLatitude, patientLongitude, dtmUpdated, version) VALUES"
+)
+_POINT_ROW = "(%s, %s, %s, %s, %s, %s, %s)"
+
+
+async def save_links(
+    conn: Connection,
+    links: list[dict[str, Any]],
+    positions: list[tuple[str, str, str, Any, Any]],
+    picks: list[tuple[str, str, str, Any, Any]],
+    now: datetime,
+    version: int,
+) -> None:
+    """A rebuild's page of links in multi-row statements: save_link of every link (in their order: ids keep it), then
+    set_link_position and set_link_pick of those with one ((linkID, room, userType, latitude, longitude)). Each
+    link's own writes keep save_link's order, and a page's links are distinct rows (linkID is unique), so the rows
+    end as with the single-row calls link by link."""
+    await conn.execute_rows(_LINK_HEAD, _LINK_ROW, _LINK_UPDATE, [_link_values(k, now, version) for k in links])
+    for head, update, points in ((_POSITION_HEAD, _POSITION_UPDATE, positions), (_PICK_HEAD, _PICK_UPDATE, picks)):
+        await conn.execute_rows(head, _POINT_ROW, update, [(*point, now, version) for point in points])
 
 
 async def patient_of_room(db: Any, room: str) -> dict[str, Any] | None:
@@ -177,14 +205,17 @@ _SET_PICK = versioned_update(
 )  # fmt: skip
 
 
+_POSITION_UPDATE = f"ON DUPLICATE KEY UPDATE {_SET_POSITION_LINK}"
+_PICK_UPDATE = f"ON DUPLICATE KEY UPDATE {_SET_PICK}"
+
+
 async def set_link_position(
     conn: Connection, link_id: str, room: str, user_type: str, latitude: Any, longitude: Any, now: datetime,
     version: int = 0,
 ) -> None:  # fmt: skip
     """A link's own position (link.location.updated); a link telemetry has not seen yet is added."""
     await conn.execute(
-        "INSERT INTO car_room_link (linkID, room, userType, latitude, longitude, dtmUpdated, version)"  # noqa: S608
-        f" VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE {_SET_POSITION_LINK}",
+        f"{_POSITION_HEAD} {_POINT_ROW} {_POSITION_UPDATE}",
         (link_id, room, user_type, latitude, longitude, now, version),
     )
 
@@ -195,9 +226,7 @@ async def set_link_pick(
 ) -> None:  # fmt: skip
     """The patient's position picked on the map (link.location.multi): patientLatitude/patientLongitude."""
     await conn.execute(
-        "INSERT INTO car_room_link (linkID, room, userType, patientLatitude, patientLongitude, dtmUpdated, version)"  # noqa: S608
-        f" VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE {_SET_PICK}",
-        (link_id, room, user_type, latitude, longitude, now, version),
+        f"{_PICK_HEAD} {_POINT_ROW} {_PICK_UPDATE}", (link_id, room, user_type, latitude, longitude, now, version)
     )
 
 

@@ -1,0 +1,32 @@
+"""rpc.link.snapshot's ``liveLinks`` (realtime's namespace registry rebuild) pages exactly the links a ``links``
+page marks ``live`` (not expired), in the same order, paging through every one once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState, LiveLink
+from servicekit.bus import Bus
+from servicekit.rebuild import pages
+
+
+async def test_live_links_are_the_live_links_of_the_links_pages(suite: Any) -> None:
+    tag = uuid.uuid4().hex[:8]
+    for n, expired in enumerate(["NULL", "NOW() - INTERVAL 1 DAY", "NOW() + INTERVAL 1 DAY", "NULL"]):
+        await suite.execute(
+            "link",
+            f"INSERT INTO link_connect (linkID, room, mobile, dtmExpired) VALUES (%s, %s, '', {expired})",  # noqa: S608
+            (f"live{tag}{n}", f"r{tag}"),
+        )
+    bus = await Bus.connect(suite.nats_url, "kittest-live-links")
+    try:
+        every = [
+            link async for _, page in pages(bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState) for link in page
+        ]
+        live_pages = pages(bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LIVE_LINKS, LiveLink, limit=3)
+        live = [link.linkID async for _, page in live_pages for link in page]
+    finally:
+        await bus.close()
+    assert live == [link.linkID for link in every if link.live]
+    assert [name for name in live if tag in name] == [f"live{tag}0", f"live{tag}2", f"live{tag}3"]
