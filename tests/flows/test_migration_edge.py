@@ -57,8 +57,6 @@ FINDINGS = {
     "(its tenant came from case_data), the suite answers 200 with the recordings (tenant from the room)",
     "history_record_videos": "GET /link/history: the suite fills recordVideos with the room's recordings; the "
     "original's code always answered [] (its lookup is commented out)",
-    "upload_list_url": "GET /upload/list: for rows without filePath (egress recordings) the original's "
-    "CONCAT(API_URL, filePath, ...) was null; the suite answers '<API_URL>/<fileName>', a path nothing serves",
     "read_models_drop_oversized": "rebuild leaves out, without reporting, rows its read models are too narrow for: "
     "the room_user row in a 64-character room (telemetry's stats_participant.room is varchar(50)), so /stats/user of "
     "that patient's mobile answers an older participant's track logs instead of the newest one's; also a files row "
@@ -334,14 +332,10 @@ async def _upload_pages(edge: httpx.AsyncClient, source: Any) -> list[tuple[dict
 
 async def test_upload_list_equals_the_originals(migrated: Migrated, edge: httpx.AsyncClient, source: Any) -> None:
     for want, got in await _upload_pages(edge, source):
-        for mine, theirs in zip(got.get("data", []), want["data"], strict=False):
-            if theirs["filePath"] is None:  # FINDINGS["upload_list_url"]: checked on its own below
-                mine["url"] = theirs["url"]
         same(want, got, want["pagination"])
 
 
-@pytest.mark.xfail(strict=True, reason=FINDINGS["upload_list_url"])
-async def test_finding_upload_list_url_without_file_path(
+async def test_upload_list_url_without_file_path_is_null_as_the_originals(
     migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
     for want, got in await _upload_pages(edge, source):

@@ -236,6 +236,9 @@ async def _answers(suite: Any, client: httpx.AsyncClient, made: Made) -> dict[st
     history = (await client.get("/link/history", params={"roomName": room, "page": 1})).json()
     for item in history["data"]:
         item.pop("activeLog")  # link's own usage rows, one more for every getdetail here
+        for video in item.get("recordVideos") or []:  # room_record_view's times and status: see the module's doc
+            for key in ("startRecord", "endRecord", "dtmUpdated", "status"):
+                video.pop(key, None)
     pictures = (await client.get("/room/picture", params={"room": room})).json()
     agent = {"Authorization": f"Bearer {suite.agent_token()}"}
     summary = (await client.get("/stats/summary", params={"crmSender": "crm" + made.tag}, headers=agent)).json()

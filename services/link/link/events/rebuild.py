@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 
 # ---- owner: snapshot of link's links --------------------------------------------------------------------------
-def link_state(row: dict[str, Any], now: Any) -> LinkState:
+def link_state(row: dict[str, Any]) -> LinkState:
     fields = {key: row[key] for key in _FIELDS}
     fields.update({key: (float(row[key]) if row[key] is not None else None) for key in _DECIMALS})
     fields["service"] = row["service"]  # may be NULL (LinkState.service is 0 then)
@@ -70,7 +70,7 @@ def link_state(row: dict[str, Any], now: Any) -> LinkState:
         oneTimeLink=row["oneTimeLink"], userAgent=row["userAgent"],
         dtmCreated=row["dtmCreated"].strftime(_DATE) if row["dtmCreated"] else None,
         dtmExpired=expired.strftime(_DATE) if expired else None,
-        fields=fields, live=expired is None or expired >= now,
+        fields=fields, live=bool(row["_live"]),
     )  # fmt: skip
 
 
@@ -79,9 +79,8 @@ async def serve_owner_snapshot(runtime: Runtime) -> None:
     db = runtime.db
 
     async def links(after: int, limit: int) -> tuple[list[Any], int | None]:
-        rows = await repository.links.links_page(db, after, limit)
-        now = now_local()
-        return [link_state(row, now) for row in rows], (int(rows[-1]["id"]) if len(rows) == limit else None)
+        rows = await repository.links.links_page(db, after, limit, now_local())
+        return [link_state(row) for row in rows], (int(rows[-1]["id"]) if len(rows) == limit else None)
 
     async def live_links(after: int, limit: int) -> tuple[list[Any], int | None]:
         rows = await repository.links.live_links_page(db, after, limit, now_local())

@@ -249,13 +249,15 @@ SNAPSHOT_COLUMNS = (
 )
 
 
-async def links_page(conn: Connection | Database, after: int, limit: int) -> list[dict[str, Any]]:
+async def links_page(conn: Connection | Database, after: int, limit: int, now: datetime) -> list[dict[str, Any]]:
     """link_connect rows with a linkID and id > ``after``, by id; not a room's Guest/Viewer share links (share = 1),
-    which LINK_CREATED never announces (the other services never learn of them)."""
+    which LINK_CREATED never announces (the other services never learn of them). ``_live``: not expired at ``now``,
+    decided by the same SQL as live_links_page (a zero dtmExpired, read as NULL, counts as expired, as in the
+    original's expiry queries)."""
     return await conn.fetch_all(
-        f"SELECT {SNAPSHOT_COLUMNS} FROM link_connect WHERE id > %s AND linkID IS NOT NULL"  # noqa: S608
-        " AND (share IS NULL OR share != 1) ORDER BY id LIMIT %s",
-        (after, limit),
+        f"SELECT {SNAPSHOT_COLUMNS}, (dtmExpired IS NULL OR dtmExpired >= %s) AS _live FROM link_connect"  # noqa: S608
+        " WHERE id > %s AND linkID IS NOT NULL AND (share IS NULL OR share != 1) ORDER BY id LIMIT %s",
+        (now, after, limit),
     )
 
 

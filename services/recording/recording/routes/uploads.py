@@ -89,7 +89,11 @@ def _leading_int(raw: str | None) -> int | None:
 
 def _row_out(row: dict[str, Any], api_url: str) -> dict[str, Any]:
     out = domain.json_row(row)
-    out["url"] = f"{api_url}{row['filePath'] or ''}/{quote(row['hls'] or row['fileName'] or '')}"
+    # The original's CONCAT(API_URL, filePath, '/', name) was NULL without a filePath (egress recordings, served by
+    # /record/* instead) or a name: null, not a URL that nothing serves.
+    name = row["hls"] if row["hls"] is not None else row["fileName"]
+    served = row["filePath"] is not None and name is not None
+    out["url"] = f"{api_url}{row['filePath']}/{quote(name)}" if served else None
     return out
 
 
