@@ -210,8 +210,10 @@ async def update_patient_position(
 
 # ---- expiry sweep (events/jobs.py) -----------------------------------------------------------------------
 # The earliest real DATETIME. Below it lie MySQL's zero dates ('0000-00-00 ...'), which migrated rows may hold and
-# the driver gives as text: such a link has no expiry (getdetail reads it the same way), so the sweep skips it.
+# servicekit reads as NULL: such a link has no expiry (getdetail reads it the same way), so the sweep skips it.
 EARLIEST_DATETIME = datetime(1000, 1, 1)
+# "Not expired at now", the sweep's rule in SQL (NULL and zero dates never expire); args: (EARLIEST_DATETIME, now).
+_NOT_EXPIRED = "(dtmExpired IS NULL OR dtmExpired < %s OR dtmExpired >= %s)"
 
 
 async def lock_expired_links(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
@@ -252,19 +254,18 @@ SNAPSHOT_COLUMNS = (
 async def links_page(conn: Connection | Database, after: int, limit: int, now: datetime) -> list[dict[str, Any]]:
     """link_connect rows with a linkID and id > ``after``, by id; not a room's Guest/Viewer share links (share = 1),
     which LINK_CREATED never announces (the other services never learn of them). ``_live``: not expired at ``now``,
-    decided by the same SQL as live_links_page (a zero dtmExpired, read as NULL, counts as expired, as in the
-    original's expiry queries)."""
+    by the sweep's rule (_NOT_EXPIRED), as live_links_page decides it."""
     return await conn.fetch_all(
-        f"SELECT {SNAPSHOT_COLUMNS}, (dtmExpired IS NULL OR dtmExpired >= %s) AS _live FROM link_connect"  # noqa: S608
+        f"SELECT {SNAPSHOT_COLUMNS}, {_NOT_EXPIRED} AS _live FROM link_connect"  # noqa: S608 - fixed SQL
         " WHERE id > %s AND linkID IS NOT NULL AND (share IS NULL OR share != 1) ORDER BY id LIMIT %s",
-        (now, after, limit),
+        (EARLIEST_DATETIME, now, after, limit),
     )
 
 
 async def live_links_page(conn: Connection | Database, after: int, limit: int, now: datetime) -> list[dict[str, Any]]:
     """links_page's rows not expired at ``now`` (LinkState.live), only their id and linkID."""
     return await conn.fetch_all(
-        "SELECT id, linkID FROM link_connect WHERE id > %s AND linkID IS NOT NULL AND (share IS NULL OR share != 1)"
-        " AND (dtmExpired IS NULL OR dtmExpired >= %s) ORDER BY id LIMIT %s",
-        (after, now, limit),
+        "SELECT id, linkID FROM link_connect WHERE id > %s AND linkID IS NOT NULL"  # noqa: S608 - fixed SQL
+        f" AND (share IS NULL OR share != 1) AND {_NOT_EXPIRED} ORDER BY id LIMIT %s",
+        (after, EARLIEST_DATETIME, now, limit),
     )
