@@ -163,6 +163,7 @@ class TableCopy:
         self.key_index = columns.kept.index(plan.key)
         self.result = TableResult(plan.name, plan.service, dropped_columns=list(columns.dropped))
         self.skip_keys: set[str] = set()
+        self._checksum = columns.checksum_sql()  # the same expression for every chunk of both sides
 
     async def run(self, catch_up: bool) -> TableResult:
         started = time.monotonic()
@@ -237,7 +238,7 @@ class TableCopy:
         return None if row is None else int(row[0])
 
     async def _aggregate(self, conn: Any, where: str, args: tuple[Any, ...]) -> tuple[int, str]:
-        row = await fetch_one(conn, f"SELECT COUNT(*), {self.columns.checksum_sql()} FROM {self.table}{where}", args)  # noqa: S608
+        row = await fetch_one(conn, f"SELECT COUNT(*), {self._checksum} FROM {self.table}{where}", args)  # noqa: S608
         return (int(row[0]), str(row[1])) if row else (0, "0")
 
     async def _rows(self, conn: Any, where: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -253,7 +254,7 @@ class TableCopy:
                 self.result.skipped_chunks += 1
                 self.result.scanned += source_agg[0]
                 self.on_progress(source_agg[0])
-                await self._checkpoint_only(upper)
+                await self._save_checkpoint(self.target, upper, 0)
                 return
         source_rows = await self._rows(self.source, where, args)
         self.result.scanned += len(source_rows)
@@ -268,9 +269,6 @@ class TableCopy:
             wanted = [row for row in wanted if have.get(row[self.key_index]) != self.columns.normalise(row)]
         await self._write(wanted, deletes, upper)
         self.on_progress(len(source_rows))
-
-    async def _checkpoint_only(self, upper: int | None) -> None:
-        await self._save_checkpoint(self.target, upper, 0)
 
     async def _save_checkpoint(self, conn: Any, upper: int | None, written: int) -> None:
         if upper is None:

@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from asyncmy.errors import OperationalError
@@ -35,6 +35,7 @@ from servicekit.bus import Bus, Event
 from servicekit.db import Database
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PAGE_ROWS = 2000  # rows per snapshot page: one request and one transaction per page
 MAX_PAGE_ROWS = 5000
@@ -165,6 +166,25 @@ async def pages(
             ahead.cancel()
         elif not ahead.cancelled():
             ahead.exception()  # retrieved: a page asked ahead and not used fails nothing
+
+
+async def rebuild_from(
+    bus: Bus,
+    db: Database,
+    subject: str,
+    entity: str,
+    row_type: type[T],
+    save: Callable[..., Awaitable[Any]],
+    keep: Callable[[list[T]], list[Any]] | None = None,
+) -> int:
+    """Every page of ``entity`` from its owner (:func:`pages`), the rows the read model takes (``keep``, default all)
+    written by ``save(conn, rows, version)`` in one transaction per page (:func:`write`); returns the rows written."""
+    count = 0
+    async for version, rows in pages(bus, subject, entity, row_type):
+        kept = rows if keep is None else keep(rows)
+        await write(db, save, kept, version)
+        count += len(kept)
+    return count
 
 
 async def write(db: Database, apply: Callable[..., Awaitable[Any]], *args: Any) -> None:

@@ -93,6 +93,18 @@ def room_detail(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     return detail
 
 
+def room_event_fields(room: str, row: dict[str, Any], now: datetime, uses_default_key: bool) -> dict[str, Any]:
+    """What RoomChanged (and the snapshot's RoomState) says of a room row with its detail columns, nodeLivekitId,
+    service and recordStatus. ``recordDuration`` is left out of the detail: readers compute it at read time."""
+    detail = room_detail(row, now)
+    detail.pop("recordDuration", None)
+    return {
+        "room": room, "roomType": row["roomType"] or "", "status": row["status"] or "", "detail": detail,
+        "nodeLivekitId": row["nodeLivekitId"], "usesDefaultKey": uses_default_key, "service": row["service"],
+        "recordStatus": row["recordStatus"],
+    }  # fmt: skip
+
+
 def picture_json(row: dict[str, Any], api_url: str) -> dict[str, Any]:
     """A GET /room/picture item: the original's CONCAT(API_URL, files.url) and createdAt as a JS ISO date."""
     return {

@@ -41,21 +41,8 @@ async def serve_owner_snapshot(runtime: Runtime, nodes: LiveKitNodes) -> None:
         states = []
         for row in rows:
             node = domain.choose_node(node_rows, row["nodeLivekitId"], nodes.default, local)
-            detail = domain.room_detail(row, now)
-            detail.pop("recordDuration", None)  # as publish_room_detail: readers compute it
-            states.append(
-                RoomState(
-                    room=row["room"],
-                    roomType=row["roomType"] or "",
-                    status=row["status"] or "",
-                    detail=detail,
-                    nodeLivekitId=row["nodeLivekitId"],
-                    usesDefaultKey=node.key == nodes.default.key,
-                    service=row["service"],
-                    recordStatus=row["recordStatus"],
-                    socketLive=bool(row["_socketLive"]),
-                )  # fmt: skip
-            )
+            fields = domain.room_event_fields(row["room"], row, now, node.key == nodes.default.key)
+            states.append(RoomState(**fields, socketLive=bool(row["_socketLive"])))
         return states, _next(rows, limit, "_rowId")
 
     async def room_users(after: int, limit: int) -> tuple[list[Any], int | None]:

@@ -226,23 +226,8 @@ async def publish_room_detail(
     node = domain.choose_node(
         await repository.nodes.livekit_nodes(conn), row["nodeLivekitId"], nodes.default, now_local()
     )
-    detail = domain.room_detail(row, datetime.now(UTC))
-    detail.pop("recordDuration", None)  # readers compute it from dtmStartRecord at read time
-    await add_event(
-        conn,
-        subject,
-        RoomChanged(
-            room=room,
-            roomType=row["roomType"] or "",
-            status=row["status"] or "",
-            detail=detail,
-            nodeLivekitId=row["nodeLivekitId"],
-            usesDefaultKey=node.key == nodes.default.key,
-            service=row["service"],
-            recordStatus=row["recordStatus"],
-            closedBy=closed_by,
-        ),
-    )
+    fields = domain.room_event_fields(room, row, datetime.now(UTC), node.key == nodes.default.key)
+    await add_event(conn, subject, RoomChanged(**fields, closedBy=closed_by))
 
 
 async def close_room(db: Database, nodes: LiveKitNodes, room: str, closed_by: str = "close") -> tuple[int, int]:

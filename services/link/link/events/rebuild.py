@@ -98,13 +98,15 @@ async def _store_rooms(conn: Connection, rooms: list[RoomState], version: int) -
 
 async def rebuild_rooms(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOMS
-    async for version, rooms in rebuild.pages(runtime.bus, subject, entity, RoomState):
-        kept = [room for room in rooms if room.detail]  # as apply_conference_event
-        await rebuild.write(runtime.db, _store_rooms, kept, version)
-        count += len(kept)
-    return count
+    return await rebuild.rebuild_from(
+        runtime.bus,
+        runtime.db,
+        RPC_CONFERENCE_SNAPSHOT,
+        ConferenceSnapshot.ROOMS,
+        RoomState,
+        _store_rooms,
+        keep=lambda rooms: [room for room in rooms if room.detail],  # as apply_conference_event
+    )
 
 
 async def _store_users(conn: Connection, users: list[RoomUserSaved], version: int) -> None:
@@ -116,12 +118,16 @@ async def _store_users(conn: Connection, users: list[RoomUserSaved], version: in
 
 async def rebuild_room_users(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOM_USERS
-    async for version, users in rebuild.pages(runtime.bus, subject, entity, RoomUserSaved):
-        kept = [u for u in users if len(u.room) <= 100 and len(u.identity) <= 50]  # as apply_conference_event
-        await rebuild.write(runtime.db, _store_users, kept, version)
-        count += len(kept)
+    count = await rebuild.rebuild_from(
+        runtime.bus,
+        runtime.db,
+        RPC_CONFERENCE_SNAPSHOT,
+        ConferenceSnapshot.ROOM_USERS,
+        RoomUserSaved,
+        _store_users,
+        # as apply_conference_event
+        keep=lambda users: [u for u in users if len(u.room) <= 100 and len(u.identity) <= 50],
+    )
     # Every user of every room known now is in the view, and later ones come as events: what ``complete`` means.
     await repository.readmodels.mark_rooms_complete(runtime.db)
     return count
@@ -134,13 +140,15 @@ async def _store_cases(conn: Connection, cases: list[tuple[Any, ...]], version: 
 
 async def rebuild_cases(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.CASES
-    async for version, cases in rebuild.pages(runtime.bus, subject, entity, CaseChanged):
-        values = [v for v in map(readmodels.case_values, cases) if v is not None]
-        await rebuild.write(runtime.db, _store_cases, values, version)
-        count += len(values)
-    return count
+    return await rebuild.rebuild_from(
+        runtime.bus,
+        runtime.db,
+        RPC_CONFERENCE_SNAPSHOT,
+        ConferenceSnapshot.CASES,
+        CaseChanged,
+        _store_cases,
+        keep=lambda cases: [v for v in map(readmodels.case_values, cases) if v is not None],
+    )
 
 
 async def _store_records(conn: Connection, egresses: list[EgressChanged], version: int) -> None:
@@ -157,13 +165,15 @@ async def _store_records(conn: Connection, egresses: list[EgressChanged], versio
 
 async def rebuild_records(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    subject, entity = RPC_RECORDING_SNAPSHOT, RecordingSnapshot.EGRESSES
-    async for version, egresses in rebuild.pages(runtime.bus, subject, entity, EgressChanged):
-        kept = [e for e in egresses if e.recordId and len(e.recordId) <= 100 and len(e.room) <= 50]
-        await rebuild.write(runtime.db, _store_records, kept, version)
-        count += len(kept)
-    return count
+    return await rebuild.rebuild_from(
+        runtime.bus,
+        runtime.db,
+        RPC_RECORDING_SNAPSHOT,
+        RecordingSnapshot.EGRESSES,
+        EgressChanged,
+        _store_records,
+        keep=lambda egresses: [e for e in egresses if e.recordId and len(e.recordId) <= 100 and len(e.room) <= 50],
+    )
 
 
 async def rebuild_participants(runtime: Runtime) -> int:

@@ -54,11 +54,9 @@ async def _save_car_links(conn: Connection, links: list[LinkState], version: int
 async def rebuild_car_links(runtime: Runtime) -> int:
     """car_room_link as apply_link_event writes it: the link, its own position and the picked patient position."""
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    async for version, links in rebuild.pages(runtime.bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState):
-        await rebuild.write(runtime.db, _save_car_links, links, version)
-        count += len(links)
-    return count
+    return await rebuild.rebuild_from(
+        runtime.bus, runtime.db, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState, _save_car_links
+    )
 
 
 async def _save_car_rooms(conn: Connection, rooms: list[RoomState], version: int) -> None:
@@ -69,13 +67,15 @@ async def _save_car_rooms(conn: Connection, rooms: list[RoomState], version: int
 async def rebuild_car_rooms(runtime: Runtime) -> int:
     """car_room as apply_room_event writes it (rooms with a tenant)."""
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOMS
-    async for version, rooms in rebuild.pages(runtime.bus, subject, entity, RoomState):
-        kept = [r for r in rooms if r.service is not None and r.room and len(r.room) <= MAX_ROOM]
-        await rebuild.write(runtime.db, _save_car_rooms, kept, version)
-        count += len(kept)
-    return count
+    return await rebuild.rebuild_from(
+        runtime.bus,
+        runtime.db,
+        RPC_CONFERENCE_SNAPSHOT,
+        ConferenceSnapshot.ROOMS,
+        RoomState,
+        _save_car_rooms,
+        keep=lambda rooms: [r for r in rooms if r.service is not None and r.room and len(r.room) <= MAX_ROOM],
+    )
 
 
 async def _save_stats_links(conn: Connection, links: list[LinkState], version: int) -> None:
@@ -94,11 +94,9 @@ async def _save_stats_links(conn: Connection, links: list[LinkState], version: i
 async def rebuild_stats_links(runtime: Runtime) -> int:
     """stats_link with every column the link events carry (LINK_CREATED's and the others' ``fields``)."""
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    async for version, links in rebuild.pages(runtime.bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState):
-        await rebuild.write(runtime.db, _save_stats_links, links, version)
-        count += len(links)
-    return count
+    return await rebuild.rebuild_from(
+        runtime.bus, runtime.db, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState, _save_stats_links
+    )
 
 
 async def _save_stats_cases(conn: Connection, cases: list[CaseChanged], version: int) -> None:
@@ -108,13 +106,15 @@ async def _save_stats_cases(conn: Connection, cases: list[CaseChanged], version:
 
 async def rebuild_stats_cases(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.CASES
-    async for version, cases in rebuild.pages(runtime.bus, subject, entity, CaseChanged):
-        kept = [c for c in cases if c.room is None or len(c.room) <= MAX_ROOM]
-        await rebuild.write(runtime.db, _save_stats_cases, kept, version)
-        count += len(kept)
-    return count
+    return await rebuild.rebuild_from(
+        runtime.bus,
+        runtime.db,
+        RPC_CONFERENCE_SNAPSHOT,
+        ConferenceSnapshot.CASES,
+        CaseChanged,
+        _save_stats_cases,
+        keep=lambda cases: [c for c in cases if c.room is None or len(c.room) <= MAX_ROOM],
+    )
 
 
 async def _save_stats_participants(conn: Connection, users: list[RoomUserSaved], version: int) -> None:
@@ -124,13 +124,15 @@ async def _save_stats_participants(conn: Connection, users: list[RoomUserSaved],
 
 async def rebuild_stats_participants(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    subject, entity = RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOM_USERS
-    async for version, users in rebuild.pages(runtime.bus, subject, entity, RoomUserSaved):
-        kept = [u for u in users if len(u.room) <= MAX_ROOM and len(u.identity) <= MAX_IDENTITY]
-        await rebuild.write(runtime.db, _save_stats_participants, kept, version)
-        count += len(kept)
-    return count
+    return await rebuild.rebuild_from(
+        runtime.bus,
+        runtime.db,
+        RPC_CONFERENCE_SNAPSHOT,
+        ConferenceSnapshot.ROOM_USERS,
+        RoomUserSaved,
+        _save_stats_participants,
+        keep=lambda users: [u for u in users if len(u.room) <= MAX_ROOM and len(u.identity) <= MAX_IDENTITY],
+    )
 
 
 async def _save_tracks(conn: Connection, tracks: list[tuple[str, Any, str]]) -> None:
