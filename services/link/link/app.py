@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from link import domain, events
-from link.events import jobs, readmodels, rebuild, sms, tasks
+from link.events import jobs, positions, readmodels, rebuild, sms, tasks
 from link.repository.usage import UsageBatcher
 from link.routes import CONTROLLERS, links
 from servicekit.schedule import Scheduler
@@ -36,6 +36,9 @@ async def on_startup(runtime: Runtime) -> None:
     usage = UsageBatcher(runtime.db)
     usage.start()
     runtime.extras["usage"] = usage
+    writer = positions.position_writer(runtime.db)
+    writer.start()
+    runtime.extras["positions"] = writer
     await sms.start(runtime)
     await sms.requeue_stale(runtime)
     await tasks.start(runtime)
@@ -50,6 +53,9 @@ async def on_shutdown(runtime: Runtime) -> None:
     usage: UsageBatcher | None = runtime.extras.get("usage")
     if usage is not None:
         await usage.stop()
+    writer = runtime.extras.get("positions")
+    if writer is not None:
+        await writer.stop()
     await sms.stop(runtime)
 
 

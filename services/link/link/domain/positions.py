@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -42,3 +43,30 @@ def number_text(value: float | None) -> str:
     if value is None:
         return "0"
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@dataclass(frozen=True, slots=True)
+class PositionReport:
+    """One POST /link/update/latlng as the position writer applies it; ``room`` / ``user_type`` empty when the
+    request left them out (the link's own are used)."""
+
+    link_id: str
+    room: str
+    user_type: str
+    latitude: float
+    longitude: float
+    accuracy: float | None
+    position: Any  # the published contracts.link.Position
+    timestamp: int  # ms, when the request arrived
+
+
+def last_report_per_link(stored_ids: dict[int, str], reports: list[PositionReport]) -> list[tuple[str, PositionReport]]:
+    """(stored linkID, report) for each link of a batch, the last report of a link winning (submission order) as
+    one UPDATE after another would leave it."""
+    latest: dict[str, PositionReport] = {}
+    for index, report in enumerate(reports):
+        stored = stored_ids.get(index)
+        if stored is not None:
+            latest.pop(stored, None)
+            latest[stored] = report
+    return list(latest.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -107,6 +108,34 @@ async def update_position(conn: Connection, link_id: str, latitude: float, longi
     await conn.execute(
         "UPDATE link_connect SET latitude = %s, longitude = %s, accuracy = %s WHERE linkID = %s",
         (latitude, longitude, accuracy, link_id),
+    )
+
+
+async def links_for_positions(conn: Connection, link_ids: Sequence[str]) -> dict[int, dict[str, Any]]:
+    """The link of each requested ID (by index into ``link_ids``), for a batch of position updates.
+
+    Matched in SQL, by the column's collation, exactly as a single ``WHERE linkID = %s`` would; a plain read:
+    the batch's UPDATE is what holds the rows until commit."""
+    if not link_ids:
+        return {}
+    keys = " UNION ALL ".join(["SELECT %s AS i, %s AS k"] * len(link_ids))
+    rows = await conn.fetch_all(
+        f"SELECT v.i, l.linkID, l.room, l.userType FROM ({keys}) v JOIN link_connect l ON l.linkID = v.k",  # noqa: S608
+        [value for i, link_id in enumerate(link_ids) for value in (i, link_id)],
+    )
+    return {int(row["i"]): row for row in rows}
+
+
+async def set_positions(conn: Connection, positions: Sequence[tuple[str, float, float, str]]) -> None:
+    """Several links' current position in one statement: (stored linkID, latitude, longitude, accuracy text),
+    one entry per link."""
+    if not positions:
+        return
+    values = " UNION ALL ".join(["SELECT %s AS k, %s AS lat, %s AS lng, %s AS acc"] * len(positions))
+    await conn.execute(
+        f"UPDATE link_connect l JOIN ({values}) v ON l.linkID = v.k"  # noqa: S608 - constant text, marks
+        " SET l.latitude = v.lat, l.longitude = v.lng, l.accuracy = v.acc",
+        [value for position in positions for value in position],
     )
 
 

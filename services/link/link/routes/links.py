@@ -19,7 +19,7 @@ from contracts.conference import (
     ParticipantTokenRequest,
     RoomQuery,
 )
-from contracts.link import LinkCreated, LinkLocationUpdated, LinkUsed, ParticipantSeen, Position
+from contracts.link import LinkCreated, LinkUsed, ParticipantSeen, Position
 from link import domain, events, repository
 from link.events import readmodels, sms
 from servicekit.bus import RpcError
@@ -484,44 +484,27 @@ class LinkController(Controller):
             body = msgspec.convert(raw, LatLngBody, strict=False)
         except msgspec.ValidationError as exc:
             raise fail(f"Invalid parameter: {exc}") from exc
-        assert runtime.db is not None
-
-        async with runtime.db.transaction() as conn:
-            row = await repository.links.lock_link(conn, body.linkID)
-            if row is None:
-                return {"status": "FAIL"}
-            room = body.room or row["room"] or ""
-            user_type = body.userType or row["userType"] or ""
-            await repository.links.update_position(
-                conn, body.linkID, body.latitude, body.longitude, domain.positions.number_text(body.accuracy)
-            )
-            await repository.usage.add_usage(
-                conn,
-                status=domain.links.STATUS_UPDATE_LATLNG,
-                link_id=body.linkID,
-                room=room,
-                user_type=user_type,
+        report = domain.positions.PositionReport(
+            link_id=body.linkID,
+            room=body.room,
+            user_type=body.userType,
+            latitude=body.latitude,
+            longitude=body.longitude,
+            accuracy=body.accuracy,
+            position=Position(
                 latitude=body.latitude,
                 longitude=body.longitude,
-            )
-            await events.link_location_updated(
-                conn,
-                LinkLocationUpdated(
-                    linkID=body.linkID,
-                    room=room,
-                    userType=user_type,
-                    position=Position(
-                        latitude=body.latitude,
-                        longitude=body.longitude,
-                        accuracy=body.accuracy,
-                        altitude=body.altitude,
-                        altitudeAccuracy=body.altitudeAccuracy,
-                        heading=body.heading,
-                        speed=body.speed,
-                    ),
-                    timestamp=int(time.time() * 1000),
-                ),
-            )
+                accuracy=body.accuracy,
+                altitude=body.altitude,
+                altitudeAccuracy=body.altitudeAccuracy,
+                heading=body.heading,
+                speed=body.speed,
+            ),
+            timestamp=int(time.time() * 1000),
+        )
+        # Group-committed with the other positions arriving now (link.events.positions); answered after the commit.
+        if not await runtime.extras["positions"].submit(report):
+            return {"status": "FAIL"}
         return {"status": "OK"}
 
     # ---- GET /link/share -------------------------------------------------------------------------------
