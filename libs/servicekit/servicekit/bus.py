@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -213,6 +214,7 @@ class Bus:
         filter_subject: str | None = None,
         replay: bool = False,
         order_key: Callable[[Event], str] | None = None,
+        batch_db: Database | None = None,
     ) -> None:
         """Pull events of ``owner``'s stream through durable consumer ``durable`` (shared by replicas).
 
@@ -220,9 +222,20 @@ class Bus:
         be rebuildable); an existing durable consumer always resumes where it stopped. Events are handled one by
         one in stream order, or with ``order_key`` the events of one fetched batch are handled concurrently
         across keys (e.g. rooms) and in stream order within a key: for consumers whose handlers wait on I/O
-        and only need per-key order."""
+        and only need per-key order.
+
+        With ``batch_db`` each fetched batch is applied in ONE transaction of that database, in stream order, and
+        acknowledged after it commits: :func:`apply_once` calls of the handler join that transaction (the
+        handled-once rows included). Only for handlers whose every effect is a write of ``batch_db`` (outbox
+        events included): a handler that publishes, enqueues or calls out would do it before the commit. A batch
+        that fails is applied again one event per transaction, so one bad event fails (and is redelivered) alone.
+        """
+        if batch_db is not None and order_key is not None:
+            raise ValueError("a batched consumer applies its batch in order on one connection: no order_key")
         self._tasks.append(
-            asyncio.create_task(self._consume_loop(owner, durable, handler, filter_subject, replay, order_key))
+            asyncio.create_task(
+                self._consume_loop(owner, durable, handler, filter_subject, replay, order_key, batch_db)
+            )
         )
 
     async def _consume_loop(
@@ -233,6 +246,7 @@ class Bus:
         filter_subject: str | None,
         replay: bool,
         order_key: Callable[[Event], str] | None,
+        batch_db: Database | None = None,
     ) -> None:
         stream = stream_name(owner)
         subject = filter_subject or f"{owner}.>"
@@ -269,6 +283,9 @@ class Bus:
                         log.error("undecodable event dropped", extra={"subject": msg.subject})
                         counted.failures.inc()
                         await msg.term()
+                if batch_db is not None and len(events) > 1:
+                    await _deliver_batch(events, handler, counted, batch_db)
+                    continue
                 if order_key is None:
                     await _deliver_in_order(events, handler, counted)
                     continue
@@ -351,6 +368,44 @@ async def _deliver_in_order(
             counted.latency.observe(time.perf_counter() - started)
 
 
+# The batch transaction of a batched consumer (Bus.consume with batch_db), which apply_once joins.
+_BATCH: ContextVar[tuple[Database, Connection] | None] = ContextVar("servicekit_bus_batch", default=None)
+
+
+async def _deliver_batch(
+    events: list[tuple[Msg, Event]],
+    handler: Callable[[Event], Awaitable[None]],
+    counted: _ConsumerMetrics,
+    db: Database,
+) -> None:
+    """Handle a fetched batch in one transaction of ``db`` and ack it after the commit; on any failure, roll it
+    back and handle the events one by one (each in its own transaction, a failed one nak'ed alone)."""
+    started = time.perf_counter()
+    try:
+        async with db.transaction() as conn:
+            token = _BATCH.set((db, conn))
+            try:
+                for msg, event in events:
+                    context = propagate.extract(msg.headers or {})
+                    with tracer.start_as_current_span(
+                        f"consume {event.subject}", context=context, kind=trace.SpanKind.CONSUMER
+                    ):
+                        await handler(event)
+            finally:
+                _BATCH.reset(token)
+    except Exception:
+        log.warning("batch of %d events failed; handling them one by one", len(events), exc_info=True)
+        await _deliver_in_order(events, handler, counted)
+        return
+    for msg, _event in events:
+        await msg.ack()
+        if _delivery_count(msg) > 1:
+            counted.redeliveries.inc()
+    per_event = (time.perf_counter() - started) / len(events)
+    for _ in events:
+        counted.latency.observe(per_event)
+
+
 def _delivery_count(msg: Msg) -> int:
     """How many times JetStream has delivered ``msg`` (1 the first time), from its reply subject."""
     try:
@@ -403,7 +458,14 @@ async def apply_once(
     db: Database, consumer: str, event: Event, apply: Callable[[Connection], Awaitable[R]]
 ) -> R | None:
     """Run ``apply`` in one transaction with the record that ``consumer`` handled ``event``; None, and nothing
-    applied, when it already had (a redelivery)."""
+    applied, when it already had (a redelivery). Inside a batched consumer's batch (Bus.consume with batch_db)
+    that transaction is the batch's."""
+    batch = _BATCH.get()
+    if batch is not None and batch[0] is db:
+        conn = batch[1]
+        if not await handled_once(conn, consumer, event.id):
+            return None
+        return await apply(conn)
     async with db.transaction() as conn:
         if not await handled_once(conn, consumer, event.id):
             return None

@@ -134,7 +134,7 @@ def start(runtime: Runtime, nodes: LiveKitNodes) -> None:
         if event.subject == RECORDING_FILE_STORED:
             await apply_file_stored(db, event)
 
-    runtime.bus.consume("link", PARTICIPANT_SEEN_CONSUMER, on_seen, filter_subject=LINK_PARTICIPANT_SEEN)
-    runtime.bus.consume("link", LINK_ROOMS_CONSUMER, on_link_created, filter_subject=LINK_CREATED)
+    runtime.bus.consume("link", PARTICIPANT_SEEN_CONSUMER, on_seen, filter_subject=LINK_PARTICIPANT_SEEN, batch_db=db)
+    runtime.bus.consume("link", LINK_ROOMS_CONSUMER, on_link_created, filter_subject=LINK_CREATED, batch_db=db)
     runtime.bus.consume("recording", EGRESS_CONSUMER, on_egress, filter_subject="recording.egress.>")
-    runtime.bus.consume("recording", FILES_CONSUMER, on_file_stored, filter_subject=RECORDING_FILE_STORED)
+    runtime.bus.consume("recording", FILES_CONSUMER, on_file_stored, filter_subject=RECORDING_FILE_STORED, batch_db=db)

@@ -332,26 +332,37 @@ async def start(runtime: Runtime) -> Palette:
     async def on_recording(event: Event) -> None:
         await apply_recording_event(db, event)
 
-    runtime.bus.consume("conference", CONFERENCE_CONSUMER, on_conference)
-    runtime.bus.consume("recording", RECORDING_CONSUMER, on_recording, filter_subject="recording.participant.>")
+    runtime.bus.consume("conference", CONFERENCE_CONSUMER, on_conference, batch_db=db)
+    runtime.bus.consume(
+        "recording", RECORDING_CONSUMER, on_recording, filter_subject="recording.participant.>", batch_db=db
+    )
 
     async def on_egress(event: Event) -> None:
         await apply_egress_event(db, event)
 
     # New read models: replayed from the streams' first events, so they hold what happened before link consumed.
-    runtime.bus.consume("recording", EGRESS_CONSUMER, on_egress, filter_subject="recording.egress.>", replay=True)
+    runtime.bus.consume(
+        "recording", EGRESS_CONSUMER, on_egress, filter_subject="recording.egress.>", replay=True, batch_db=db
+    )
 
     async def on_case(event: Event) -> None:
         await apply_case_event(db, event)
 
-    runtime.bus.consume("conference", CASE_CONSUMER, on_case, filter_subject="conference.case.>", replay=True)
+    runtime.bus.consume(
+        "conference", CASE_CONSUMER, on_case, filter_subject="conference.case.>", replay=True, batch_db=db
+    )
 
     async def on_record_usage(event: Event) -> None:
         await apply_record_usage(db, event)
 
     # Replayed: recording may have published rows before link consumed them (each is written once).
     runtime.bus.consume(
-        "recording", RECORD_USAGE_CONSUMER, on_record_usage, filter_subject=RECORDING_RECORD_USAGE, replay=True
+        "recording",
+        RECORD_USAGE_CONSUMER,
+        on_record_usage,
+        filter_subject=RECORDING_RECORD_USAGE,
+        replay=True,
+        batch_db=db,
     )
     return palette
 

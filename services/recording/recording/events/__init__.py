@@ -51,7 +51,7 @@ async def start(runtime: Runtime) -> None:
 
         await apply_once(db, ROOM_CONSUMER, event, apply)
 
-    runtime.bus.consume("conference", ROOM_CONSUMER, on_room, filter_subject="conference.room.>")
+    runtime.bus.consume("conference", ROOM_CONSUMER, on_room, filter_subject="conference.room.>", batch_db=db)
 
     async def on_toggle(query: RoomQuery) -> dict[str, Any]:
         room = query.room.strip()

@@ -47,13 +47,15 @@ async def start(runtime: Runtime) -> None:
     async def on_link(event: Event) -> None:
         await apply_link_event(db, event)
 
-    runtime.bus.consume("recording", DATA_LOG_CONSUMER, on_webhook, filter_subject=RECORDING_WEBHOOK_RECEIVED)
-    runtime.bus.consume("link", LINK_CONSUMER, on_link, filter_subject="link.>")
+    runtime.bus.consume(
+        "recording", DATA_LOG_CONSUMER, on_webhook, filter_subject=RECORDING_WEBHOOK_RECEIVED, batch_db=db
+    )
+    runtime.bus.consume("link", LINK_CONSUMER, on_link, filter_subject="link.>", batch_db=db)
 
     async def on_room(event: Event) -> None:
         await apply_room_event(db, event)
 
-    runtime.bus.consume("conference", ROOM_CONSUMER, on_room, filter_subject="conference.room.>")
+    runtime.bus.consume("conference", ROOM_CONSUMER, on_room, filter_subject="conference.room.>", batch_db=db)
 
     async def on_detail(request: TaskQuery) -> dict[str, Any]:
         return await task_detail(runtime, request)

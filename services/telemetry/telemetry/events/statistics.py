@@ -163,4 +163,4 @@ def start(runtime: Runtime) -> None:
         async def handle(event: Event, consumer: str = durable) -> None:
             await apply_event(db, consumer, event)
 
-        runtime.bus.consume(owner, durable, handle, filter_subject=filter_subject, replay=True)
+        runtime.bus.consume(owner, durable, handle, filter_subject=filter_subject, replay=True, batch_db=db)
