@@ -14,13 +14,15 @@ call (it is: it runs inside the transaction) and must not keep state between cal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from prometheus_client import Histogram
 
-from servicekit.db import Connection, Database
+from servicekit.db import Connection, Database, DatabaseError
 
 log = logging.getLogger("servicekit.batching")
 
@@ -34,6 +36,9 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 
+RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock: InnoDB rolled the transaction back; run it again
+RETRY_ATTEMPTS = 5
+
 ApplyBatch = Callable[[Connection, Sequence[Item]], Awaitable[Sequence[Result]]]
 
 
@@ -45,8 +50,9 @@ class GroupCommit(Generic[Item, Result]):
     """Gathers items submitted concurrently and commits them together (see the module docstring).
 
     ``apply_batch(conn, items)`` runs inside the batch's transaction and returns one result per item, in order.
-    ``max_items`` bounds a batch (statement size, lock time); ``linger`` (seconds, default none) lets a batch wait
-    for more items when the caller prefers fewer commits to lower latency.
+    ``max_items`` bounds a batch (statement size, lock time). ``writers`` > 1 commits several batches at once (for
+    batches whose statements are many round trips; each writer holds a pool connection while it commits).
+    A transaction InnoDB rolled back as a deadlock victim or after a lock wait timeout is run again.
     """
 
     def __init__(
@@ -56,58 +62,59 @@ class GroupCommit(Generic[Item, Result]):
         apply_batch: ApplyBatch[Item, Result],
         *,
         max_items: int = 256,
-        linger: float = 0.0,
+        writers: int = 1,
     ) -> None:
         self.db = db
         self.name = name
         self.apply_batch = apply_batch
         self.max_items = max_items
-        self.linger = linger
-        self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self.writer_count = writers
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
         self._sizes = BATCH_SIZE.labels(name)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"group-commit {self.name}")
+        if not self._running:
+            self._running = True
+            self._tasks = [
+                asyncio.create_task(self._run(), name=f"group-commit {self.name} {n}") for n in range(self.writer_count)
+            ]
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Commit what is queued (within ``timeout``), then stop; anything submitted afterwards is refused."""
-        task, self._task = self._task, None
-        if task is not None:
-            self._stopping = True
-            self._wakeup.set()
-            try:
-                await asyncio.wait_for(task, timeout)
-            except (TimeoutError, asyncio.CancelledError):
-                pass
-        for _item, waiter in self._queue:
-            if not waiter.done():
-                waiter.set_exception(WriterStopped(f"{self.name} writer stopped"))
-        self._queue.clear()
+        self._running = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._queue.join()  # every queued item committed (or failed) and settled
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        while not self._queue.empty():
+            _item, waiter = self._queue.get_nowait()
+            _settle_error(waiter, WriterStopped(f"{self.name} writer stopped"))
 
     async def submit(self, item: Item) -> Result:
         """Queue ``item``; returns its result once the transaction that applied it committed."""
-        if self._task is None:
+        if not self._running:
             raise WriterStopped(f"{self.name} writer is not running")
         waiter: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, waiter))
-        self._wakeup.set()
+        self._queue.put_nowait((item, waiter))
         return await waiter
 
     async def _run(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if self.linger:
-                await asyncio.sleep(self.linger)
-            while self._queue:
-                batch, self._queue = self._queue[: self.max_items], self._queue[self.max_items :]
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_items and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
                 await self._commit(batch)
-            if self._stopping:
-                return
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
     async def _commit(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:  # a caller that gave up waiting (cancelled) still has its write applied: it may have been seen
@@ -126,11 +133,19 @@ class GroupCommit(Generic[Item, Result]):
                 waiter.set_result(result)
 
     async def _apply(self, items: list[Item]) -> Sequence[Result]:
-        async with self.db.transaction() as conn:
-            results = await self.apply_batch(conn, items)
-            if len(results) != len(items):  # rolled back: a result must reach every caller
-                raise RuntimeError(f"{self.name}: {len(results)} results for {len(items)} items")
-        return results
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                async with self.db.transaction() as conn:
+                    results = await self.apply_batch(conn, items)
+                    if len(results) != len(items):  # rolled back: a result must reach every caller
+                        raise RuntimeError(f"{self.name}: {len(results)} results for {len(items)} items")
+                return results
+            except DatabaseError as exc:
+                if not exc.args or exc.args[0] not in RETRYABLE or attempt == RETRY_ATTEMPTS:
+                    raise
+                log.info("group commit retried", extra={"writer": self.name, "items": len(items), "code": exc.args[0]})
+                await asyncio.sleep(0.01 * attempt + random.random() * 0.02)  # noqa: S311 - jitter
+        raise AssertionError("unreachable")
 
 
 def _settle_error(waiter: asyncio.Future[Result], exc: BaseException) -> None:

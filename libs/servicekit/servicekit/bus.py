@@ -145,8 +145,13 @@ class Bus:
         return name
 
     async def publish_event(self, event: Event, headers: dict[str, str] | None = None) -> None:
-        hdrs = {"Nats-Msg-Id": event.id, **(headers or {})}
-        await self.js.publish(event.subject, _encoder.encode(event), headers=hdrs, timeout=5)
+        await self.publish_encoded(event.id, event.subject, _encoder.encode(event), headers)
+
+    async def publish_encoded(
+        self, event_id: str, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        """Publish an already encoded event (the outbox keeps them encoded), deduplicated by its id."""
+        await self.js.publish(subject, payload, headers={"Nats-Msg-Id": event_id, **(headers or {})}, timeout=5)
 
     # ---- request / reply ---------------------------------------------------------------------------------
     async def request(self, subject: str, payload: msgspec.Struct, timeout: float = 2.0) -> Any:
@@ -514,7 +519,7 @@ class OutboxRelay:
         """Publish one batch of pending events; returns how many were published."""
         async with self.db.transaction(read_committed=True) as conn:
             rows = await conn.fetch_all(
-                "SELECT id, payload, headers FROM outbox WHERE published_at IS NULL "
+                "SELECT id, event_id, subject, payload, headers FROM outbox WHERE published_at IS NULL "
                 "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (self.batch,),
             )
@@ -523,8 +528,10 @@ class OutboxRelay:
             # stays unpublished and is sent again; JetStream drops the repeats by Nats-Msg-Id.
             await asyncio.gather(
                 *(
-                    self.bus.publish_event(
-                        _event_decoder.decode(row["payload"]),
+                    self.bus.publish_encoded(
+                        row["event_id"],
+                        row["subject"],
+                        row["payload"] if isinstance(row["payload"], bytes) else row["payload"].encode(),
                         msgspec.json.decode(row["headers"]) if row["headers"] else None,
                     )
                     for row in rows

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from link import domain, events
 from link.events import jobs, positions, readmodels, rebuild, sms, tasks
-from link.repository.usage import UsageBatcher
+from link.repository.usage import usage_writer
 from link.routes import CONTROLLERS, links
 from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings, load_settings
@@ -33,12 +33,10 @@ async def on_startup(runtime: Runtime) -> None:
     runtime.extras["palette"] = await readmodels.start(runtime)
     await rebuild.serve(runtime)
     assert runtime.db is not None
-    usage = UsageBatcher(runtime.db)
-    usage.start()
-    runtime.extras["usage"] = usage
-    writer = positions.position_writer(runtime.db)
-    writer.start()
-    runtime.extras["positions"] = writer
+    # Group commits of the hot writes (servicekit.batching), stopped in on_shutdown after the server drained.
+    for name, writer in (("usage", usage_writer(runtime.db)), ("positions", positions.position_writer(runtime.db))):
+        writer.start()
+        runtime.extras[name] = writer
     await sms.start(runtime)
     await sms.requeue_stale(runtime)
     await tasks.start(runtime)
@@ -50,12 +48,10 @@ def schedule(scheduler: Scheduler, runtime: Runtime) -> None:
 
 
 async def on_shutdown(runtime: Runtime) -> None:
-    usage: UsageBatcher | None = runtime.extras.get("usage")
-    if usage is not None:
-        await usage.stop()
-    writer = runtime.extras.get("positions")
-    if writer is not None:
-        await writer.stop()
+    for name in ("usage", "positions"):
+        writer = runtime.extras.get(name)
+        if writer is not None:
+            await writer.stop()
     await sms.stop(runtime)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from recording import events
 from recording.clients.egress import http_url
-from recording.events import encode, recorder
+from recording.events import encode, recorder, webhooks
 from recording.events.livekit_nodes import LiveKitNodes, NodeCredentials
 from recording.repository.media import MediaDir
 from recording.routes import route_handlers
@@ -44,6 +44,8 @@ async def on_startup(runtime: Runtime) -> None:
         http_url(settings.livekit_host.strip()), settings.livekit_api_key, settings.livekit_api_secret
     )
     runtime.extras["livekit_nodes"] = LiveKitNodes(runtime.bus, default)
+    writer = runtime.extras["webhook_writer"] = webhooks.webhook_writer(runtime)
+    writer.start()
     await events.start(runtime)
     await encode.start(runtime)
     await encode.requeue_stale(runtime)
@@ -55,6 +57,7 @@ async def on_shutdown(runtime: Runtime) -> None:
     reconcile: asyncio.Task | None = runtime.extras.pop("reconcile", None)
     if reconcile is not None and not reconcile.done():
         reconcile.cancel()
+    await runtime.extras["webhook_writer"].stop()
     await encode.stop(runtime)
     nodes: LiveKitNodes | None = runtime.extras.pop("livekit_nodes", None)
     if nodes is not None:

@@ -263,7 +263,7 @@ async def link_detail(request: Request[Any, Any, Any], runtime: Runtime) -> dict
             if seen is not None:
                 await events.participant_seen(conn, seen)
     else:  # one row on its own: group-committed with concurrent requests' rows, committed before replying
-        await runtime.extras["usage"].add(**usage)
+        await runtime.extras["usage"].submit(repository.usage.usage_row(**usage))
     positions = domain.positions.position_users(position_rows)
     data = {
         "id": link_id,

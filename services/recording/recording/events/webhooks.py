@@ -1,23 +1,22 @@
 """LiveKit's webhooks (verified by POST /webhook, recording.routes.webhooks), each event id applied once, effects
-published as events: the writes of events arriving together are batched into one transaction, and what an event
+published as events: the writes of events arriving together are group-committed (servicekit.batching), and what an event
 asks for after its commit (auto-record, stopping a finished room's egress, encode jobs) is done by
 :func:`follow_up`."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from asyncmy.errors import OperationalError
 from google.protobuf.json_format import MessageToDict
 from livekit.protocol.webhook import WebhookEvent
 
 from contracts import recording as ev
 from recording import domain, repository
 from recording.events import encode, recorder
+from servicekit.batching import GroupCommit
 from servicekit.bus import add_event
 from servicekit.clock import now_local
 from servicekit.db import Connection
@@ -32,10 +31,6 @@ def _json(message: Any) -> dict[str, Any]:
 
 def _local(at: Any) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S")
-
-
-RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock: InnoDB rolled the transaction back, run it again
-ATTEMPTS = 5
 
 
 @dataclass
@@ -56,10 +51,8 @@ async def apply(runtime: Runtime, event: WebhookEvent, raw: str) -> FollowUp | N
     setting = None
     if event.event == "participant_joined" and room:
         setting = await recorder.room_setting(runtime, room)  # outside the transaction: may ask conference
-    batcher: WebhookBatcher | None = runtime.extras.get("webhook_batcher")
-    if batcher is None:
-        batcher = runtime.extras["webhook_batcher"] = WebhookBatcher(runtime)
-    return await batcher.submit(_Pending(event, raw, data, room, setting))
+    writer: GroupCommit[_Pending, FollowUp | None] = runtime.extras["webhook_writer"]
+    return await writer.submit(_Pending(event, raw, data, room, setting))
 
 
 @dataclass
@@ -69,74 +62,24 @@ class _Pending:
     data: dict[str, Any]
     room: str
     setting: dict[str, Any] | None
-    done: asyncio.Future[FollowUp | None] | None = None
 
 
-class WebhookBatcher:
-    """Applies webhooks arriving together in one transaction: a commit (an fsync) per batch instead of per
-    event. Each event keeps its own receipt row, so replays inside a batch are still applied once; a batch
-    that fails is retried event by event, so one bad event fails alone. The transaction is retried when
-    InnoDB picks it as a deadlock victim (concurrent outbox inserts and the relay's scan)."""
-
-    MAX_BATCH = 16
-    # Writers work in parallel (statements are round trips: one writer would serialise them); two pool
-    # connections are left for the outbox relay, room-setting lookups and the routes.
-    SPARE_CONNECTIONS = 2
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        writers = max(1, runtime.settings.mysql_pool_size - self.SPARE_CONNECTIONS)
-        self.writers = [asyncio.create_task(self._write_loop()) for _ in range(writers)]
-        runtime.background.extend(self.writers)
-
-    async def submit(self, item: _Pending) -> FollowUp | None:
-        item.done = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait(item)
-        return await item.done
-
-    async def _write_loop(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            while len(batch) < self.MAX_BATCH and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            try:
-                await self._write(batch)
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0], exc=exc)
-                    continue
-                for item in batch:  # one bad event must not fail the others
-                    try:
-                        await self._write([item])
-                    except Exception as single:
-                        _settle(item, exc=single)
-
-    async def _write(self, batch: list[_Pending]) -> None:
-        db = self.runtime.db
-        assert db is not None
-        for attempt in range(ATTEMPTS):
-            try:
-                async with db.transaction() as conn:
-                    results = [await _apply_in(conn, p.event, p.raw, p.data, p.room, p.setting) for p in batch]
-            except OperationalError as exc:
-                if exc.args[0] not in RETRYABLE or attempt == ATTEMPTS - 1:
-                    raise
-                log.info("webhook transaction retried", extra={"events": len(batch), "code": exc.args[0]})
-                await asyncio.sleep(0.01 * (attempt + 1) + random.random() * 0.02)  # noqa: S311 (jitter)
-                continue
-            for item, result in zip(batch, results, strict=True):
-                _settle(item, result=result)
-            return
+# Batches of webhooks are written by several writers at once (an event is many statements, each a round trip: one
+# writer would serialise them); two pool connections are left for the outbox relay, room-setting lookups and the
+# routes. Each event keeps its own receipt row, so replays inside a batch are still applied once.
+MAX_BATCH = 16
+SPARE_CONNECTIONS = 2
 
 
-def _settle(item: _Pending, result: FollowUp | None = None, exc: BaseException | None = None) -> None:
-    if item.done is None or item.done.done():
-        return
-    if exc is not None:
-        item.done.set_exception(exc)
-    else:
-        item.done.set_result(result)
+def webhook_writer(runtime: Runtime) -> GroupCommit[_Pending, FollowUp | None]:
+    """The group commit of webhook events (servicekit.batching), started and stopped by the app."""
+    assert runtime.db is not None
+
+    async def apply_batch(conn: Connection, batch: Sequence[_Pending]) -> list[FollowUp | None]:
+        return [await _apply_in(conn, p.event, p.raw, p.data, p.room, p.setting) for p in batch]
+
+    writers = max(1, runtime.settings.mysql_pool_size - SPARE_CONNECTIONS)
+    return GroupCommit(runtime.db, "recording-webhooks", apply_batch, max_items=MAX_BATCH, writers=writers)
 
 
 async def _apply_in(
