@@ -425,21 +425,36 @@ async def add_event(conn: Connection, subject: str, data: msgspec.Struct | dict[
 
 
 async def add_events(conn: Connection, items: Sequence[tuple[str, msgspec.Struct | dict[str, Any]]]) -> list[Event]:
-    """Record several events in the outbox with one statement (a group commit's), in the given order."""
+    """Record events in the outbox, in the given order, as part of the caller's transaction.
+
+    Inside a transaction the rows are written together just before it commits (one multi-row statement for all
+    the events of a transaction, however many calls added them); on a connection without a transaction, at once.
+    """
     if not items:
         return []
     trace_headers: dict[str, str] = {}
     propagate.inject(trace_headers)  # the relay publishes later: keep the caller's trace with the events
     headers = _encoder.encode(trace_headers) if trace_headers else None
     events = [new_event(subject, data) for subject, data in items]
-    await conn.execute_rows(
-        "INSERT INTO outbox (event_id, subject, payload, headers) VALUES",
-        "(%s, %s, %s, %s)",
-        "",
-        [(event.id, event.subject, _encoder.encode(event), headers) for event in events],
-    )
+    rows = [(event.id, event.subject, _encoder.encode(event), headers) for event in events]
     conn.events_added += len(events)
+    if not conn.in_transaction:
+        await _insert_outbox_rows(conn, rows)
+        return events
+    if not conn.outbox_rows:
+
+        async def flush() -> None:
+            rows, conn.outbox_rows = conn.outbox_rows, []
+            await _insert_outbox_rows(conn, rows)
+
+        conn.before_commit.append(flush)
+    conn.outbox_rows.extend(rows)
     return events
+
+
+async def _insert_outbox_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    head = "INSERT INTO outbox (event_id, subject, payload, headers) VALUES"
+    await conn.execute_rows(head, "(%s, %s, %s, %s)", "", rows)
 
 
 async def handled_once(conn: Connection, consumer: str, event_id: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -50,9 +50,19 @@ CONVERSIONS: dict[Any, Any] = {
 class Connection:
     """A pooled connection; inside :meth:`Database.transaction` everything runs in one transaction."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, in_transaction: bool = False) -> None:
         self.raw = raw
+        self.in_transaction = in_transaction
         self.events_added = 0  # outbox rows written in this transaction
+        self.outbox_rows: list[tuple[Any, ...]] = []  # servicekit.bus: events waiting for the commit
+        # Run, in order, just before the transaction commits (inside it: a failure rolls everything back). The
+        # outbox uses it to write all of a transaction's events in one statement.
+        self.before_commit: list[Callable[[], Awaitable[None]]] = []
+
+    async def run_before_commit(self) -> None:
+        hooks, self.before_commit = self.before_commit, []
+        for hook in hooks:
+            await hook()
 
     async def fetch_one(self, sql: str, args: Args = ()) -> dict[str, Any] | None:
         async with self.raw.cursor(DictCursor) as cur:
@@ -156,12 +166,13 @@ class Database:
         ``read_committed`` runs it at READ COMMITTED, where locking reads take no gap locks (the outbox relay
         scans pending rows with FOR UPDATE while other transactions insert new ones)."""
         async with self._acquire() as raw:
-            conn = Connection(raw)
+            conn = Connection(raw, in_transaction=True)
             if read_committed:  # applies to the next transaction of this connection only
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             await raw.begin()
             try:
                 yield conn
+                await conn.run_before_commit()
             except BaseException:
                 await raw.rollback()
                 raise
@@ -178,8 +189,10 @@ class Database:
                 raise LockTimeout(lock)
             try:
                 await conn.raw.begin()
+                conn.in_transaction = True
                 try:
                     yield conn
+                    await conn.run_before_commit()
                 except BaseException:
                     await conn.raw.rollback()
                     raise
