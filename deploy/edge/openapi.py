@@ -91,6 +91,7 @@ ENVELOPES: dict[str, Any] = {
 }
 ENVELOPE_SCHEMA = {"oneOf": [{"$ref": "#/components/schemas/Ok"}, {"$ref": "#/components/schemas/Fail"}]}
 NO_TOKEN = {"status": "FAIL", "message": "Invalid token"}
+FORBIDDEN = {"status": "FAIL", "message": "Forbidden"}
 SECURITY_SCHEMES = {
     "bearer": {
         "type": "http",
@@ -128,6 +129,20 @@ CREDENTIAL_NOTES = {
     ("post", "/webhook"): "Signed by LiveKit (its `Authorization` header); unsigned or badly signed: HTTP 401.",
     "bearer": "Needs a valid bearer token (`Authorization: Bearer <token>`); without one the original's "
     "auth failure, with HTTP 200.",
+}
+AGENT_NOTE = (
+    "Needs an agent token (one not bound to a room, like `GET /auth/create`'s); a participant token of a room: "
+    'HTTP 403 `{"status":"FAIL","message":"Forbidden"}`.'
+)
+# What the OpenAPI security of an operation is under each declared policy (deploy/routes.toml ``policy``), and
+# whether its handler refuses room-bound tokens: the two must agree, or the document is not written.
+POLICY_SECURITY: dict[str, tuple[list[list[dict[str, list[str]]]], bool]] = {
+    "open": ([[], OPTIONAL_BEARER], False),
+    "link": ([[], OPTIONAL_BEARER], False),
+    "token": ([[{"bearer": []}]], False),
+    "agent": ([[{"bearer": []}]], True),
+    "operator": ([[{"operatorKey": []}, {"bearer": []}]], True),
+    "livekit": ([[{"livekitWebhook": []}]], False),
 }
 COMPAT_NOTES = {
     "auth_create": "COMPAT_OPEN_AUTH_CREATE",
@@ -224,6 +239,7 @@ class _Derived(msgspec.Struct):
     body: dict[str, Any] | None = None
     query: list[dict[str, Any]] = msgspec.field(default_factory=list)
     token: bool = False
+    agent: bool = False  # refuses a room-bound (participant) token
     optional_token: bool = False  # reads a bearer token when one is sent
     compat: str | None = None
     stream: bool = False  # Server-Sent Events
@@ -240,7 +256,8 @@ def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
         if inspect.isfunction(helper) and helper.__module__ == fn.__module__:
             source += _source(helper)
     derived = _Derived(compat=(handler.opt or {}).get("compat"))
-    derived.token = "require_token" in source or derived.compat is not None
+    derived.agent = "require_agent_token" in source or "_agent_only(" in source
+    derived.token = "require_token" in source or derived.agent or derived.compat is not None
     derived.optional_token = not derived.token and "bearer_token(" in source
     derived.stream = "ServerSentEvent" in str(inspect.signature(fn).return_annotation)
     names: set[str] = set()
@@ -302,6 +319,7 @@ def _query(name: str, schema: dict[str, Any], required: bool, components: dict[s
 def _operation(op: dict[str, Any], method: str, path: str, route: Route, service: str, derived: _Derived) -> dict:
     op = {k: v for k, v in op.items() if k not in ("tags", "operationId")}
     op["tags"] = [area(route.path)]
+    op["x-policy"] = route.policy(method)
     op["operationId"] = f"{method}_{path}".replace("/", "_").replace("{", "").replace("}", "")
     lines = [op.get("description", "").strip(), f"Served by **{service}** (route `{route.path}`)."]
     security = SPECIAL_SECURITY.get((method, path))
@@ -313,8 +331,8 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
     elif security:
         op["security"] = security
         lines.append(CREDENTIAL_NOTES.get((method, path), CREDENTIAL_NOTES["bearer"]))
-        if derived.compat == "dashboards":
-            lines.append("Needs an agent token (one not bound to a room, like `GET /auth/create`'s).")
+        if derived.agent:
+            lines.append(AGENT_NOTE)
         if derived.compat:
             lines.append(f"Cutover profile: without a valid credential only when {COMPAT_NOTES[derived.compat]} is on.")
     else:
@@ -363,6 +381,8 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
     responses: dict[str, Any] = {ok_code: {"description": description, "content": content}}
     responses["400"] = {"description": "bad input", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Fail"}, "example": fail}}}  # fmt: skip
+    if derived.agent and security == [{"bearer": []}]:
+        refused["403"] = FORBIDDEN
     if "no_token" in examples and ok_code != "200":  # e.g. 201 when created; the auth failure stays HTTP 200
         refused["200"] = NO_TOKEN
     for code, answer in refused.items():
@@ -386,6 +406,7 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
     table = table or load()
     components: dict[str, Any] = dict(ENVELOPES)
     operations: dict[str, dict[str, Any]] = {}
+    policy_problems: list[str] = []
     for service in sorted(table.service_ports):
         module = importlib.import_module(f"{service}.app")
         app = _litestar_app(module)
@@ -405,14 +426,18 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
                 handler = handlers.get((method, path))
                 derived = _derive(handler, service, components) if handler else _Derived()
                 op = _operation(item[method], method, edge_path, route, service, derived)
+                if (problem := policy_disagreement(op, route, method, derived)) is not None:
+                    policy_problems.append(f"{method.upper()} {edge_path} ({service}): {problem}")
                 _rename_path_params(op, path, edge_path)
                 operations.setdefault(edge_path, {})[method] = op
     for path, op in HAND_WRITTEN.items():
         route = owning_route(table, path, "get")
         assert route is not None, path
         operations[path] = {"get": {**op, "tags": [area(path)], "operationId": f"get{path.replace('/', '_')}",
-                                    "security": []}}  # fmt: skip
-    problems = disagreements(table, operations)
+                                    "security": [], "x-policy": route.policy("get")}}  # fmt: skip
+        if route.policy("get") not in ("open", "link"):
+            policy_problems.append(f"GET {path}: a hand-written open operation, declared {route.policy('get')}")
+    problems = disagreements(table, operations) + policy_problems
     if problems:
         raise ValueError("the route table and the services' documents disagree:\n  " + "\n  ".join(problems))
     order = {route_path(r): i for i, r in enumerate(table.routes)}
@@ -445,6 +470,19 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": dict(sorted(components.items())), "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+def policy_disagreement(op: dict[str, Any], route: Route, method: str, derived: _Derived) -> str | None:
+    """Why the declared policy of ``method`` on ``route`` and what its handler enforces differ (None: they agree)."""
+    policy = route.policy(method)
+    securities, agent = POLICY_SECURITY[policy]
+    security = op.get("security", [])
+    if security not in securities:
+        return f"declared {policy!r}, but the handler's credential is {json.dumps(security)}"
+    if security == [{"bearer": []}] and derived.agent != agent:
+        enforced = "refuses" if derived.agent else "accepts"
+        return f"declared {policy!r}, but the handler {enforced} a room-bound participant token"
+    return None
 
 
 def disagreements(table: RouteTable, operations: dict[str, dict[str, Any]]) -> list[str]:

@@ -260,14 +260,15 @@ class UserController(Controller):
             return False
         return proto_to_json(reply.track)
 
-    @post("/removeParticipant", status_code=200)
-    async def remove_participant(self) -> dict[str, str]:
-        """The original's stub: removes nobody, answers ``{"status":"test"}``."""
-        return {"status": "test"}
+    @post("/removeParticipant", status_code=200, opt=compat.opens("writes"))
+    async def remove_participant(self, request: Request, runtime: Runtime) -> dict[str, str]:
+        """The original's stub: removes nobody, answers ``{"status":"test"}``. Named as a removal, so it takes an
+        agent token like the routes that do remove (the original left it open)."""
+        return _remove_participant(request, runtime)
 
-    @post("/removeparticipant", status_code=200, include_in_schema=False)
-    async def remove_participant_lower(self) -> dict[str, str]:
-        return {"status": "test"}
+    @post("/removeparticipant", status_code=200, include_in_schema=False, opt=compat.opens("writes"))
+    async def remove_participant_lower(self, request: Request, runtime: Runtime) -> dict[str, str]:
+        return _remove_participant(request, runtime)
 
     @put("/handle/track", opt=compat.opens("writes"))
     async def handle_track(self, request: Request, runtime: Runtime) -> dict[str, Any]:
@@ -309,3 +310,8 @@ async def _generate_chat_user(request: Request, runtime: Runtime) -> dict[str, A
     except (LookupError, msgspec.ValidationError):
         return {"status": "FAIL"}
     return {"status": "OK", "message": TOKEN_OK, "identity": data["identity"], "token": data["token"]}
+
+
+def _remove_participant(request: Request, runtime: Runtime) -> dict[str, str]:
+    runtime.require_agent_token_unless_compat(request)
+    return {"status": "test"}

@@ -87,7 +87,7 @@ class RecordController(Controller):
 
     @get("/stopall", summary="Stop every active egress (agent token)", opt=compat.opens("writes"))
     async def stop_all(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         client = _default_client(runtime)  # the default node's egresses (other nodes' rooms: /record/request)
         try:
             items = await client.list(active=True)
