@@ -186,7 +186,8 @@ def render_nginx(
         directives = [f"proxy_pass http://svc_{route.service};"]
         if route.rate_limit and route.rate_limit in limits:
             limit = limits[route.rate_limit]
-            directives.append(f"limit_req zone={route.rate_limit} burst={limit.burst} nodelay;")
+            burst = f" burst={limit.burst} nodelay" if limit.burst else ""  # nginx refuses burst=0
+            directives.append(f"limit_req zone={route.rate_limit}{burst};")
         if route.max_body:
             directives.append(f"client_max_body_size {route.max_body};")
         if route.websocket:
