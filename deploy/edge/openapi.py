@@ -136,14 +136,19 @@ AGENT_NOTE = (
 )
 # What the OpenAPI security of an operation is under each declared policy (deploy/routes.toml ``policy``), and
 # whether its handler refuses room-bound tokens: the two must agree, or the document is not written.
-POLICY_SECURITY: dict[str, tuple[list[list[dict[str, list[str]]]], bool]] = {
-    "open": ([[], OPTIONAL_BEARER], False),
-    "link": ([[], OPTIONAL_BEARER], False),
-    "token": ([[{"bearer": []}]], False),
-    "agent": ([[{"bearer": []}]], True),
-    "operator": ([[{"operatorKey": []}, {"bearer": []}]], True),
-    "livekit": ([[{"livekitWebhook": []}]], False),
+POLICY_SECURITY: dict[str, tuple[list[list[dict[str, list[str]]]], str]] = {
+    "open": ([[], OPTIONAL_BEARER], "any"),
+    "link": ([[], OPTIONAL_BEARER], "any"),
+    "token": ([[{"bearer": []}]], "any"),
+    "room": ([[{"bearer": []}]], "own room"),
+    "agent": ([[{"bearer": []}]], "none"),
+    "operator": ([[{"operatorKey": []}, {"bearer": []}]], "none"),
+    "livekit": ([[{"livekitWebhook": []}]], "any"),
 }
+ROOM_NOTE = (
+    "A participant token works for its own room only (the request's `room`); another room's: HTTP 403 "
+    '`{"status":"FAIL","message":"Forbidden"}`. Agent tokens work for every room.'
+)
 COMPAT_NOTES = {
     "auth_create": "COMPAT_OPEN_AUTH_CREATE",
     "dashboards": "COMPAT_OPEN_DASHBOARDS",
@@ -240,6 +245,7 @@ class _Derived(msgspec.Struct):
     query: list[dict[str, Any]] = msgspec.field(default_factory=list)
     token: bool = False
     agent: bool = False  # refuses a room-bound (participant) token
+    room: bool = False  # refuses a participant token of another room than the request's
     optional_token: bool = False  # reads a bearer token when one is sent
     compat: str | None = None
     stream: bool = False  # Server-Sent Events
@@ -257,6 +263,7 @@ def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
             source += _source(helper)
     derived = _Derived(compat=(handler.opt or {}).get("compat"))
     derived.agent = "require_agent_token" in source or "_agent_only(" in source
+    derived.room = "require_room(" in source
     derived.token = "require_token" in source or derived.agent or derived.compat is not None
     derived.optional_token = not derived.token and "bearer_token(" in source
     derived.stream = "ServerSentEvent" in str(inspect.signature(fn).return_annotation)
@@ -333,6 +340,8 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
         lines.append(CREDENTIAL_NOTES.get((method, path), CREDENTIAL_NOTES["bearer"]))
         if derived.agent:
             lines.append(AGENT_NOTE)
+        elif derived.room:
+            lines.append(ROOM_NOTE)
         if derived.compat:
             lines.append(f"Cutover profile: without a valid credential only when {COMPAT_NOTES[derived.compat]} is on.")
     else:
@@ -381,7 +390,7 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
     responses: dict[str, Any] = {ok_code: {"description": description, "content": content}}
     responses["400"] = {"description": "bad input", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Fail"}, "example": fail}}}  # fmt: skip
-    if derived.agent and security == [{"bearer": []}]:
+    if (derived.agent or derived.room) and security == [{"bearer": []}]:
         refused["403"] = FORBIDDEN
     if "no_token" in examples and ok_code != "200":  # e.g. 201 when created; the auth failure stays HTTP 200
         refused["200"] = NO_TOKEN
@@ -475,13 +484,13 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
 def policy_disagreement(op: dict[str, Any], route: Route, method: str, derived: _Derived) -> str | None:
     """Why the declared policy of ``method`` on ``route`` and what its handler enforces differ (None: they agree)."""
     policy = route.policy(method)
-    securities, agent = POLICY_SECURITY[policy]
+    securities, participants = POLICY_SECURITY[policy]
     security = op.get("security", [])
     if security not in securities:
         return f"declared {policy!r}, but the handler's credential is {json.dumps(security)}"
-    if security == [{"bearer": []}] and derived.agent != agent:
-        enforced = "refuses" if derived.agent else "accepts"
-        return f"declared {policy!r}, but the handler {enforced} a room-bound participant token"
+    enforced = "none" if derived.agent else "own room" if derived.room else "any"
+    if security == [{"bearer": []}] and enforced != participants:
+        return f"declared {policy!r}, but the handler takes participant tokens of {enforced} room(s)"
     return None
 
 

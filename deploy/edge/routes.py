@@ -15,6 +15,7 @@ POLICIES: dict[str, str] = {
     "open": "no credential",
     "link": "a link's own credential in the request (its link id, a car task's uid, a link password); no token",
     "token": "a valid bearer token: an agent token or a participant token (of any room)",
+    "room": "an agent token, or a participant token of the room the request names; another room's: 403",
     "agent": "an agent token (valid, not bound to a room); a participant token of a room: 403",
     "operator": "the operator key (`x-api-key`) or an agent token; otherwise 401",
     "livekit": "LiveKit's webhook signature (`Authorization`); otherwise 401",

@@ -25,15 +25,17 @@ from tests.fakes.livekit_webhooks import sign
 TABLE = load()
 DOC: dict[str, Any] = json.loads(DOCUMENT.read_text(encoding="utf-8"))
 OPERATIONS = [(m, p, op) for p, ops in DOC["paths"].items() for m, op in ops.items()]
-CASES = ("none", "expired", "other_secret", "other_room", "right")
-# Which cases each policy refuses (the rest must not be refused).
+CASES = ("none", "expired", "other_secret", "other_room", "own_room", "right")
+# Which cases each policy refuses (the rest must not be refused). own_room: a participant token of the room the
+# request names (the examples' room).
 REFUSES: dict[str, set[str]] = {
     "open": set(),
     "link": set(),
     "token": {"none", "expired", "other_secret"},
-    "agent": {"none", "expired", "other_secret", "other_room"},
-    "operator": {"none", "expired", "other_secret", "other_room"},
-    "livekit": {"none", "expired", "other_secret", "other_room"},
+    "room": {"none", "expired", "other_secret", "other_room"},
+    "agent": {"none", "expired", "other_secret", "other_room", "own_room"},
+    "operator": {"none", "expired", "other_secret", "other_room", "own_room"},
+    "livekit": {"none", "expired", "other_secret", "other_room", "own_room"},
 }
 JWT_ERRORS = {"TokenExpiredError", "JsonWebTokenError", "NotBeforeError"}
 ROOM = f"authz{uuid.uuid4().hex[:8]}"  # the examples' room, so the calls touch nothing of other tests
@@ -43,7 +45,7 @@ WEBHOOK_BODY = json.dumps({"event": "room_started", "id": f"EV_{uuid.uuid4().hex
 
 
 def test_every_operation_declares_a_known_policy_matching_the_document() -> None:
-    assert len(OPERATIONS) > 80
+    assert len(OPERATIONS) > 80 and set(REFUSES) == set(POLICIES)
     for method, path, op in OPERATIONS:
         route = owning_route(TABLE, path, method)
         assert route is not None, (method, path)
@@ -88,7 +90,9 @@ def _headers(suite: Any, case: str, policy: str, method: str, path: str) -> dict
         return {"authorization": f"Bearer {_token('not-' + secret)}"}
     if case == "other_room":
         return {"authorization": f"Bearer {_token(secret, room=OTHER_ROOM)}"}
-    if policy in ("token", "agent"):
+    if case == "own_room":
+        return {"authorization": f"Bearer {_token(secret, room=ROOM)}"}
+    if policy in ("token", "room", "agent"):
         return {"authorization": f"Bearer {suite.agent_token()}"}
     if policy == "operator":
         return {"x-api-key": suite.env["AUTH_API_KEY"]}

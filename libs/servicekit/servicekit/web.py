@@ -145,6 +145,15 @@ class Runtime:
                 return None
             raise
 
+    def require_room(self, claims: dict[str, Any] | None, room: str | None) -> None:
+        """A participant token works only for its own room: a room-bound token (``video.room``) naming another
+        room than the request's gets 403 ``Forbidden``. Agent tokens (no room) and anonymous requests let through
+        by a cutover setting (``claims`` None) pass."""
+        if claims is None or is_agent_token(claims):
+            return
+        if claims["video"]["room"] != room:
+            raise not_an_agent()
+
     def compat_allows(self, request: Request, credential: str) -> bool:
         """Whether the route's cutover setting lets a request without a valid ``credential`` through; logs the
         use when it does. A route is in an area only by its handler's ``opt`` (``compat.opens``)."""

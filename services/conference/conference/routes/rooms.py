@@ -110,8 +110,8 @@ class RoomController(Controller):
 
     @get("/checkexpired", opt=compat.opens("writes"))
     async def check_expired(self, request: Request, runtime: Runtime) -> Response[str]:
-        """Runs the expiry sweep now (auth required: it closes rooms); plain text as the original."""
-        runtime.require_token_unless_compat(request)
+        """Runs the expiry sweep now (an agent token: it closes rooms); plain text as the original."""
+        runtime.require_agent_token_unless_compat(request)
         settings = runtime.settings
         if jobs.auto_close_enabled(getattr(settings, "auto_close_room", "true")):
             conference = conference_of(runtime)
@@ -210,8 +210,9 @@ class RoomController(Controller):
     @post("/updateuser", status_code=200, opt=compat.opens("writes"))
     async def update_user(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """room_user.userName of (room, identity) (the original's evident intent; it never answered)."""
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateUserBody)
+        runtime.require_room(claims, body.room)
         if not await rename_user(conference_of(runtime).db, body.room, body.identity, body.userName):
             return {"status": "FAIL", "message": "invalid room or identity"}
         return {"status": "OK"}

@@ -221,8 +221,9 @@ class UserController(Controller):
     async def update_participants(self, request: Request, runtime: Runtime) -> Any:
         """LiveKit UpdateParticipant: ``userName`` merged into the participant's metadata (the original replaced
         the whole metadata). The ParticipantInfo bare, or the Twirp error body bare."""
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateParticipantBody)
+        runtime.require_room(claims, body.room)
         ident = api.RoomParticipantIdentity(room=body.room, identity=body.identity)
         try:
             current = await _participant_call(runtime, body.room, "get_participant", ident)
@@ -246,8 +247,9 @@ class UserController(Controller):
     @post("/mutepublishedtrack", status_code=200, opt=compat.opens("writes"))
     async def mute_published_track(self, request: Request, runtime: Runtime) -> Any:
         """LiveKit MutePublishedTrack; the TrackInfo bare, ``false`` when LiveKit refuses."""
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         body = await parse_body(request, MuteBody)
+        runtime.require_room(claims, body.room)
         muted = strict_bool(body.muted, "muted")
         try:
             reply = await _participant_call(
@@ -274,8 +276,9 @@ class UserController(Controller):
     async def handle_track(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """LiveKit MutePublishedTrack (a refusal is only logged) and ``track-muted-unmuted`` with the body on
         /{room} (via realtime); ``{"success":true}``. LiveKit down: 503 ``{"success":false,"error":..}``."""
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         body = await parse_body(request, HandleTrackBody)
+        runtime.require_room(claims, body.room)
         muted = strict_bool(body.isMuted, "isMuted")
         raw = await request.body()
         try:
@@ -299,8 +302,9 @@ class UserController(Controller):
 
 
 async def _generate_chat_user(request: Request, runtime: Runtime) -> dict[str, Any]:
-    runtime.require_token_unless_compat(request)
+    claims = runtime.require_token_unless_compat(request)
     body = await parse_body(request, ChatUserBody)
+    runtime.require_room(claims, body.room)
     req = ParticipantTokenRequest(
         room=body.room, userName=body.userName, userType="user", roomJoin=False, isAddUser=True,
         userAgent=request.headers.get("user-agent", "")[:1000],

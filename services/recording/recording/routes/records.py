@@ -42,14 +42,15 @@ class RecordController(Controller):
 
     @get(
         "/request",
-        summary="Start the room's recording, or stop it when one runs (agent token)",
+        summary="Start the room's recording, or stop it when one runs (a token of the room)",
         opt=compat.opens("writes"),
     )
     async def request_record(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         room = _room(request)
         if not room:
             return {"status": "FAIL", "message": "invalid query"}
+        runtime.require_room(claims, room)
         assert runtime.db is not None
         current = await repository.room_egress(runtime.db, room)
         if current is not None and not current["egressId"]:
