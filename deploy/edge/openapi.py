@@ -9,6 +9,11 @@ builds its schema. What the handlers' signatures do not say is read from the han
 drift from the code: the body and query schemas they parse (``parse_body``/``parse_query`` with a msgspec Struct,
 ``request.query_params.get(...)``) and whether they check a bearer token (``require_token``, or a cutover mark
 ``compat.opens``). Every operation gets the original's envelope and a request example for a ``./dev up`` suite.
+
+Each operation carries the route table's declared policy (``x-policy``; deploy/routes.toml ``policy``), and the
+document is refused when it and the handler disagree: the credential checked (none, bearer token, operator key,
+LiveKit signature) and which participant tokens pass (any, only the request's room's: ``require_room``, none:
+``require_agent_token``). See :func:`policy_disagreement`.
 """
 
 from __future__ import annotations
