@@ -272,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail when generated files are out of date")
     args = parser.parse_args(argv)
     stale = []
-    for path, text in generated_files(load()).items():
+    try:
+        table = load()
+    except ValueError as exc:  # e.g. an operation without a policy, a destructive one declared open
+        print(exc, file=sys.stderr)
+        return 1
+    for path, text in generated_files(table).items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current != text:
             stale.append(path)
