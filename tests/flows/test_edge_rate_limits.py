@@ -18,6 +18,7 @@ from tests.instances import private_suite
 
 TOO_MANY = {"status": "FAIL", "message": "Too Many Requests"}
 LIMITED_ENV = {
+    "CORS_ALLOWED_ORIGINS": "*",
     "EDGE_RATE_LIMIT_EXEMPT": "127.0.0.3",
     "EDGE_RATE_LIMIT_LINK_DETAIL": "1r/s,3",
     "EDGE_RATE_LIMIT_LINK_WRITE": "5r/s,0",
@@ -70,6 +71,7 @@ async def test_past_the_limit_the_edge_answers_429_in_the_envelope(limited: Loca
         refused = next(a for a in answers if a.status_code == 429)
         assert refused.json() == TOO_MANY and refused.headers["retry-after"] == "1"
         assert refused.headers.get("x-served-by") is None  # answered by the edge, never reaching link
+        assert refused.headers.get("access-control-allow-origin") == "*"  # a browser can read why
     async with _client(limited.edge, "127.0.0.2") as other:  # another client address has its own allowance
         assert (await other.get("/link/getdetail", params={"linkId": "nosuchlk"})).status_code != 429
     async with _client(limited.edge, "127.0.0.3") as exempt:  # EDGE_RATE_LIMIT_EXEMPT
