@@ -36,15 +36,17 @@ test: setup
     uv run ruff check services libs tests deploy
     uv run python -m deploy.edge.generate --check
     uv run python -m deploy.edge.openapi --check
+    uv run python -m deploy.edge.policy --check
     uv run python deploy/k8s-gen/generate.py --check
     uv run python -m deploy.observability.generate --check
     uv run pytest
 
-# Regenerate the edge (nginx, HTTPRoutes, the merged OpenAPI document of /docs), the deployment files (k8s base,
-# compose.yaml) and docs/architecture.md.
+# Regenerate the edge (nginx, HTTPRoutes, the merged OpenAPI document of /docs, the README's authorization matrix),
+# the deployment files (k8s base, compose.yaml) and docs/architecture.md.
 generate:
     uv run python -m deploy.edge.generate
     uv run python -m deploy.edge.openapi
+    uv run python -m deploy.edge.policy
     uv run python deploy/k8s-gen/generate.py
     uv run python -m deploy.observability.generate
     uv run python -m deploy.architecture

@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.edge.generate import render_nginx
+from deploy.edge.generate import rate_limits_from, render_nginx
 from deploy.edge.routes import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +45,8 @@ DEFAULT_ENV = {
 NO_DATABASE = {"auth", "realtime"}
 # Settings the edge reads too (nginx passes only these to its njs code; see deploy/edge/cors.js).
 EDGE_ENV = ("CORS_ALLOWED_ORIGINS",)
+# Client addresses the local edge never rate-limits unless EDGE_RATE_LIMIT_EXEMPT says otherwise.
+LOOPBACK = "127.0.0.1 ::1"
 
 
 # Where `up` keeps the development operator key of the current run (read by deploy/dev_token.py).
@@ -167,8 +169,18 @@ class LocalSuite:
         nginx_dir = self.run_dir / "nginx"
         nginx_dir.mkdir(parents=True, exist_ok=True)
         upstreams = {s: f"127.0.0.1:{p}" for s, p in self.service_ports.items()}
+        table = load()
+        # Settings may override the table's per-client limits; local runs exempt loopback unless told otherwise
+        # (benchmarks and tests hammer the edge from 127.0.0.1; README "Rate limits").
+        limits, exempt = rate_limits_from(table, {**os.environ, **self.extra_env}, exempt_default=LOOPBACK)
         conf = render_nginx(
-            load(), upstreams, listen=f"127.0.0.1:{self.edge_port}", run_dir=str(nginx_dir), as_root=os.geteuid() == 0
+            table,
+            upstreams,
+            listen=f"127.0.0.1:{self.edge_port}",
+            run_dir=str(nginx_dir),
+            as_root=os.geteuid() == 0,
+            rate_limits=limits,
+            rate_exempt=exempt,
         )
         (nginx_dir / "nginx.conf").write_text(conf, encoding="utf-8")
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -8,13 +8,15 @@ Gateway API HTTPRoute. Nothing here is written by hand twice.
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
-from deploy.edge.routes import Route, RouteTable, load
+from deploy.edge.routes import RateLimit, Route, RouteTable, load
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_CONF = ROOT / "deploy" / "edge" / "nginx.compose.conf"
@@ -23,6 +25,30 @@ STICKY = {"realtime"}  # Socket.IO long-polling needs every request of a session
 JSON_404 = '{"status":"FAIL","message":"Not Found"}'
 JSON_502 = '{"status":"FAIL","message":"Service unavailable"}'
 JSON_413 = '{"status":"FAIL","message":"Request Entity Too Large"}'
+JSON_429 = '{"status":"FAIL","message":"Too Many Requests"}'
+# Where the edge is generated at start-up (deploy/local.py), these settings override the route table's limits.
+RATE_LIMITS_SETTING = "EDGE_RATE_LIMITS"  # "off": no limits
+RATE_LIMIT_SETTING = "EDGE_RATE_LIMIT_{zone}"  # "<rate>[,<burst>]"
+RATE_EXEMPT_SETTING = "EDGE_RATE_LIMIT_EXEMPT"  # addresses/CIDRs never limited
+ZONE_SIZE = "10m"  # ~160k client addresses per zone
+
+
+def rate_limits_from(
+    table: RouteTable, env: Mapping[str, str], exempt_default: str = ""
+) -> tuple[dict[str, RateLimit], list[str]]:
+    """The zones' limits and the exempt client addresses under ``env``'s settings (README "Rate limits")."""
+    if env.get(RATE_LIMITS_SETTING, "on").strip().lower() in ("off", "false", "0", "no"):
+        return {}, []
+    limits = {}
+    for zone, default in table.rate_limits.items():
+        value = env.get(RATE_LIMIT_SETTING.format(zone=zone.upper()), "").strip()
+        limits[zone] = RateLimit.parse(value, default) if value else default
+    exempt = [a for a in re.split(r"[\s,]+", env.get(RATE_EXEMPT_SETTING, exempt_default)) if a]
+    for address in exempt:
+        ipaddress.ip_network(address, strict=False)  # ValueError on a typo: never a silently open edge
+    return limits, exempt
+
+
 # Bodies bigger than this never reach a service; services enforce their own (smaller) limits in the envelope.
 DEFAULT_MAX_BODY = "1m"  # = servicekit MAX_BODY_BYTES default; routes.toml raises it per route (uploads)
 
@@ -35,8 +61,10 @@ def _locations(table: RouteTable) -> list[tuple[str, Route]]:
         previous = seen.get(key)
         if previous and previous.service != route.service:
             raise ValueError(f"{route.location} is claimed by {previous.service} and {route.service}")
-        if previous and (previous.websocket, previous.max_body) != (route.websocket, route.max_body):
-            raise ValueError(f"{route.location}: routes sharing a location must agree on websocket and max_body")
+        same = (previous.websocket, previous.max_body, previous.rate_limit) if previous else None
+        if previous and same != (route.websocket, route.max_body, route.rate_limit):
+            raise ValueError(f"{route.location}: routes sharing a location must agree on websocket, max_body and "
+                             "rate_limit")  # fmt: skip
         seen[key] = route
     return sorted(seen.items(), key=lambda item: (item[0][0] != "=", item[0]))
 
@@ -66,9 +94,14 @@ def render_nginx(
     js_module: str = JS_MODULE_LOCAL,
     js_path: str = str(HEALTH_JS.parent),
     docs_path: str = str(DOCS_DIR),
+    rate_limits: Mapping[str, RateLimit] | None = None,
+    rate_exempt: Sequence[str] = (),
 ) -> str:
     """nginx.conf for the edge. ``upstreams`` maps service -> host:port; ``run_dir`` keeps pid/temp files out of
-    system paths when nginx runs as a local process. njs (``health.js``) aggregates the services' readiness."""
+    system paths when nginx runs as a local process. njs (``health.js``) aggregates the services' readiness.
+    ``rate_limits`` (default: the table's) are per-client ``limit_req`` zones; ``rate_exempt`` addresses are never
+    limited."""
+    limits = table.rate_limits if rate_limits is None else rate_limits
     out: list[str] = [f"load_module {js_module};"]
     if as_root:
         out.append("user root;")
@@ -103,6 +136,18 @@ def render_nginx(
         "js_import edge_cors from cors.js;",
         "js_set $cors_preflight edge_cors.preflight;",
     ]
+    if limits:
+        # Keyed by the client's address; an exempt client's key is empty, which limit_req does not count.
+        exempt = " ".join(f"{address} 1;" for address in rate_exempt)
+        body += [
+            f"geo $edge_rate_exempt {{ default 0; {exempt} }}" if exempt else "geo $edge_rate_exempt { default 0; }",
+            "map $edge_rate_exempt $edge_rate_client { 0 $binary_remote_addr; default ''; }",
+            "limit_req_status 429;",
+            "limit_req_log_level warn;",
+        ]
+        body += [
+            f"limit_req_zone $edge_rate_client zone={z}:{ZONE_SIZE} rate={limits[z].rate};" for z in sorted(limits)
+        ]
     if run_dir:
         body += [
             f"client_body_temp_path {run_dir}/body;",
@@ -118,10 +163,12 @@ def render_nginx(
     server = [
         "error_page 404 = @not_found;",
         "error_page 413 = @too_large;",
+        "error_page 429 = @too_many;",
         "error_page 502 503 504 = @unavailable;",
         f"location @not_found {{ {EDGE_CORS} return 404 '{JSON_404}'; }}",
         f"location @too_large {{ {EDGE_CORS} return 413 '{JSON_413}'; }}",
         f"location @unavailable {{ {EDGE_CORS} return 503 '{JSON_502}'; }}",
+        f"location @too_many {{ {EDGE_CORS} add_header Retry-After 1 always; return 429 '{JSON_429}'; }}",
         f'location = / {{ {EDGE_CORS} {EDGE_PREFLIGHT} return 200 \'{{"message":"SMS Link Backend"}}\'; }}',
         f"location = /health {{ {EDGE_CORS} {EDGE_PREFLIGHT} set $edge_services {','.join(sorted(upstreams))}; "
         "js_content edge_health.health; }",
@@ -137,6 +184,10 @@ def render_nginx(
             server.append(f"location {location} {{ {EDGE_CORS} {EDGE_PREFLIGHT} return 503 '{JSON_502}'; }}")
             continue
         directives = [f"proxy_pass http://svc_{route.service};"]
+        if route.rate_limit and route.rate_limit in limits:
+            limit = limits[route.rate_limit]
+            burst = f" burst={limit.burst} nodelay" if limit.burst else ""  # nginx refuses burst=0
+            directives.append(f"limit_req zone={route.rate_limit}{burst};")
         if route.max_body:
             directives.append(f"client_max_body_size {route.max_body};")
         if route.websocket:
@@ -181,7 +232,22 @@ def render_httproute(table: RouteTable, namespace: str = "ems", gateway: str = "
             }
         )
     header = "# Generated from deploy/routes.toml by `python -m deploy.edge.generate`: do not edit by hand.\n"
-    return header + yaml.safe_dump_all(documents, sort_keys=False)
+    return header + _rate_limit_note(table) + yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def _rate_limit_note(table: RouteTable) -> str:
+    """The per-client limits the nginx edge enforces, for the Gateway implementation's own rate-limit policy (the
+    Gateway API has no resource for it): zone, rate, burst and paths, as comments."""
+    lines = [
+        "#",
+        "# Per-client rate limits (keyed by the client's address; past them: 429 with",
+        f"# {JSON_429}). The Gateway API has no rate-limit resource: carry these in the Gateway",
+        '# implementation\'s policy attached to the matches below (README "Rate limits").',
+    ]
+    for zone, limit in sorted(table.rate_limits.items()):
+        paths = ", ".join(r.path for r in table.routes if r.rate_limit == zone)
+        lines.append(f"#   {zone}: {limit.rate}, burst {limit.burst}: {paths}")
+    return "\n".join(lines) + "\n"
 
 
 def compose_nginx(table: RouteTable) -> str:
@@ -206,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail when generated files are out of date")
     args = parser.parse_args(argv)
     stale = []
-    for path, text in generated_files(load()).items():
+    try:
+        table = load()
+    except ValueError as exc:  # e.g. an operation without a policy, a destructive one declared open
+        print(exc, file=sys.stderr)
+        return 1
+    for path, text in generated_files(table).items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current != text:
             stale.append(path)

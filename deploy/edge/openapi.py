@@ -9,6 +9,11 @@ builds its schema. What the handlers' signatures do not say is read from the han
 drift from the code: the body and query schemas they parse (``parse_body``/``parse_query`` with a msgspec Struct,
 ``request.query_params.get(...)``) and whether they check a bearer token (``require_token``, or a cutover mark
 ``compat.opens``). Every operation gets the original's envelope and a request example for a ``./dev up`` suite.
+
+Each operation carries the route table's declared policy (``x-policy``; deploy/routes.toml ``policy``), and the
+document is refused when it and the handler disagree: the credential checked (none, bearer token, operator key,
+LiveKit signature) and which participant tokens pass (any, only the request's room's: ``require_room``, none:
+``require_agent_token``). See :func:`policy_disagreement`.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ ENVELOPES: dict[str, Any] = {
 }
 ENVELOPE_SCHEMA = {"oneOf": [{"$ref": "#/components/schemas/Ok"}, {"$ref": "#/components/schemas/Fail"}]}
 NO_TOKEN = {"status": "FAIL", "message": "Invalid token"}
+FORBIDDEN = {"status": "FAIL", "message": "Forbidden"}
 SECURITY_SCHEMES = {
     "bearer": {
         "type": "http",
@@ -129,6 +135,25 @@ CREDENTIAL_NOTES = {
     "bearer": "Needs a valid bearer token (`Authorization: Bearer <token>`); without one the original's "
     "auth failure, with HTTP 200.",
 }
+AGENT_NOTE = (
+    "Needs an agent token (one not bound to a room, like `GET /auth/create`'s); a participant token of a room: "
+    'HTTP 403 `{"status":"FAIL","message":"Forbidden"}`.'
+)
+# What the OpenAPI security of an operation is under each declared policy (deploy/routes.toml ``policy``), and
+# whether its handler refuses room-bound tokens: the two must agree, or the document is not written.
+POLICY_SECURITY: dict[str, tuple[list[list[dict[str, list[str]]]], str]] = {
+    "open": ([[], OPTIONAL_BEARER], "any"),
+    "link": ([[], OPTIONAL_BEARER], "any"),
+    "token": ([[{"bearer": []}]], "any"),
+    "room": ([[{"bearer": []}]], "own room"),
+    "agent": ([[{"bearer": []}]], "none"),
+    "operator": ([[{"operatorKey": []}, {"bearer": []}]], "none"),
+    "livekit": ([[{"livekitWebhook": []}]], "any"),
+}
+ROOM_NOTE = (
+    "A participant token works for its own room only (the request's `room`); another room's: HTTP 403 "
+    '`{"status":"FAIL","message":"Forbidden"}`. Agent tokens work for every room.'
+)
 COMPAT_NOTES = {
     "auth_create": "COMPAT_OPEN_AUTH_CREATE",
     "dashboards": "COMPAT_OPEN_DASHBOARDS",
@@ -224,6 +249,8 @@ class _Derived(msgspec.Struct):
     body: dict[str, Any] | None = None
     query: list[dict[str, Any]] = msgspec.field(default_factory=list)
     token: bool = False
+    agent: bool = False  # refuses a room-bound (participant) token
+    room: bool = False  # refuses a participant token of another room than the request's
     optional_token: bool = False  # reads a bearer token when one is sent
     compat: str | None = None
     stream: bool = False  # Server-Sent Events
@@ -240,7 +267,9 @@ def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
         if inspect.isfunction(helper) and helper.__module__ == fn.__module__:
             source += _source(helper)
     derived = _Derived(compat=(handler.opt or {}).get("compat"))
-    derived.token = "require_token" in source or derived.compat is not None
+    derived.agent = "require_agent_token" in source or "_agent_only(" in source
+    derived.room = "require_room(" in source
+    derived.token = "require_token" in source or derived.agent or derived.compat is not None
     derived.optional_token = not derived.token and "bearer_token(" in source
     derived.stream = "ServerSentEvent" in str(inspect.signature(fn).return_annotation)
     names: set[str] = set()
@@ -302,6 +331,7 @@ def _query(name: str, schema: dict[str, Any], required: bool, components: dict[s
 def _operation(op: dict[str, Any], method: str, path: str, route: Route, service: str, derived: _Derived) -> dict:
     op = {k: v for k, v in op.items() if k not in ("tags", "operationId")}
     op["tags"] = [area(route.path)]
+    op["x-policy"] = route.policy(method)
     op["operationId"] = f"{method}_{path}".replace("/", "_").replace("{", "").replace("}", "")
     lines = [op.get("description", "").strip(), f"Served by **{service}** (route `{route.path}`)."]
     security = SPECIAL_SECURITY.get((method, path))
@@ -313,8 +343,10 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
     elif security:
         op["security"] = security
         lines.append(CREDENTIAL_NOTES.get((method, path), CREDENTIAL_NOTES["bearer"]))
-        if derived.compat == "dashboards":
-            lines.append("Needs an agent token (one not bound to a room, like `GET /auth/create`'s).")
+        if derived.agent:
+            lines.append(AGENT_NOTE)
+        elif derived.room:
+            lines.append(ROOM_NOTE)
         if derived.compat:
             lines.append(f"Cutover profile: without a valid credential only when {COMPAT_NOTES[derived.compat]} is on.")
     else:
@@ -363,6 +395,8 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
     responses: dict[str, Any] = {ok_code: {"description": description, "content": content}}
     responses["400"] = {"description": "bad input", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Fail"}, "example": fail}}}  # fmt: skip
+    if (derived.agent or derived.room) and security == [{"bearer": []}]:
+        refused["403"] = FORBIDDEN
     if "no_token" in examples and ok_code != "200":  # e.g. 201 when created; the auth failure stays HTTP 200
         refused["200"] = NO_TOKEN
     for code, answer in refused.items():
@@ -386,6 +420,7 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
     table = table or load()
     components: dict[str, Any] = dict(ENVELOPES)
     operations: dict[str, dict[str, Any]] = {}
+    policy_problems: list[str] = []
     for service in sorted(table.service_ports):
         module = importlib.import_module(f"{service}.app")
         app = _litestar_app(module)
@@ -405,14 +440,18 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
                 handler = handlers.get((method, path))
                 derived = _derive(handler, service, components) if handler else _Derived()
                 op = _operation(item[method], method, edge_path, route, service, derived)
+                if (problem := policy_disagreement(op, route, method, derived)) is not None:
+                    policy_problems.append(f"{method.upper()} {edge_path} ({service}): {problem}")
                 _rename_path_params(op, path, edge_path)
                 operations.setdefault(edge_path, {})[method] = op
     for path, op in HAND_WRITTEN.items():
         route = owning_route(table, path, "get")
         assert route is not None, path
         operations[path] = {"get": {**op, "tags": [area(path)], "operationId": f"get{path.replace('/', '_')}",
-                                    "security": []}}  # fmt: skip
-    problems = disagreements(table, operations)
+                                    "security": [], "x-policy": route.policy("get")}}  # fmt: skip
+        if route.policy("get") not in ("open", "link"):
+            policy_problems.append(f"GET {path}: a hand-written open operation, declared {route.policy('get')}")
+    problems = disagreements(table, operations) + policy_problems
     if problems:
         raise ValueError("the route table and the services' documents disagree:\n  " + "\n  ".join(problems))
     order = {route_path(r): i for i, r in enumerate(table.routes)}
@@ -445,6 +484,19 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": dict(sorted(components.items())), "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+def policy_disagreement(op: dict[str, Any], route: Route, method: str, derived: _Derived) -> str | None:
+    """Why the declared policy of ``method`` on ``route`` and what its handler enforces differ (None: they agree)."""
+    policy = route.policy(method)
+    securities, participants = POLICY_SECURITY[policy]
+    security = op.get("security", [])
+    if security not in securities:
+        return f"declared {policy!r}, but the handler's credential is {json.dumps(security)}"
+    enforced = "none" if derived.agent else "own room" if derived.room else "any"
+    if security == [{"bearer": []}] and enforced != participants:
+        return f"declared {policy!r}, but the handler takes participant tokens of {enforced} room(s)"
+    return None
 
 
 def disagreements(table: RouteTable, operations: dict[str, dict[str, Any]]) -> list[str]:

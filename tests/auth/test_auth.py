@@ -53,6 +53,13 @@ async def test_create_token_with_a_valid_agent_token(suite, edge) -> None:
     assert response.status_code == 200
 
 
+async def test_a_participant_token_does_not_renew_into_an_agent_token(suite, edge) -> None:
+    """GET /link/getdetail mints room-bound participant tokens for anybody holding a link: 403, no token."""
+    patient = suite.agent_token(video={"room": "SomeRoom", "roomJoin": True})
+    response = await edge.get("/auth/create", headers={"Authorization": f"Bearer {patient}"})
+    assert (response.status_code, response.json()) == (403, {"status": "FAIL", "message": "Forbidden"})
+
+
 @pytest.mark.parametrize(
     ("token", "name", "message"),
     [

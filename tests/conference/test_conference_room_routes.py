@@ -218,7 +218,16 @@ async def test_verifyuser(suite, nc, client, livekit):
 async def test_test_route_lists_participants(suite, client, livekit):
     room = room_name()
     livekit.add_participant(room, "p1")
-    res = await client.get("/test", params={"room": room})
+    calls = len(livekit.calls_of("ListParticipants"))
+    # An agent token: the original left it open; a room's participant token is not an agent's.
+    missing = await client.get("/test", params={"room": room})
+    assert (missing.status_code, missing.json()) == (200, {"status": "FAIL", "message": "Invalid token"})
+    patient = await client.get(
+        "/test", params={"room": room}, headers=auth(suite, video={"roomJoin": True, "room": room})
+    )
+    assert (patient.status_code, patient.json()) == (403, {"status": "FAIL", "message": "Forbidden"})
+    assert len(livekit.calls_of("ListParticipants")) == calls
+    res = await client.get("/test", params={"room": room}, headers=auth(suite))
     assert res.status_code == 200 and res.text == "OK"
     assert livekit.calls_of("ListParticipants")[-1].request["room"] == room
-    assert (await client.get("/test")).status_code == 400
+    assert (await client.get("/test", headers=auth(suite))).status_code == 400

@@ -156,6 +156,14 @@ async def test_mutepublishedtrack_and_handle_track(suite, client, livekit, room)
     assert bad.status_code == 400
     unknown = await client.post("/user/mutepublishedtrack", json={**body, "track_sid": "TR_x"}, headers=auth(suite))
     assert unknown.json() is False
+    # A participant token works in its own room only: another room's is refused before LiveKit is asked.
+    other = auth(suite, video={"roomJoin": True, "room": room + "x"})
+    calls = len(livekit.calls_of("MutePublishedTrack"))
+    refused = await client.post("/user/mutepublishedtrack", json=body, headers=other)
+    assert (refused.status_code, refused.json()) == (403, {"status": "FAIL", "message": "Forbidden"})
+    assert len(livekit.calls_of("MutePublishedTrack")) == calls
+    own = await client.post("/user/mutepublishedtrack", json=body, headers=auth(suite, video={"room": room}))
+    assert own.json()["sid"] == "TR_v"
 
     track = {"room": room, "identity": "p1", "trackSid": "TR_v", "isMuted": True, "source": "camera"}
     ok = await client.put("/user/handle/track", json=track, headers=auth(suite))
@@ -168,9 +176,15 @@ async def test_mutepublishedtrack_and_handle_track(suite, client, livekit, room)
     assert down.status_code == 503 and down.json()["success"] is False
 
 
-async def test_removeparticipant_is_a_stub(client, livekit, room):
+async def test_removeparticipant_is_a_stub(suite, client, livekit, room):
     livekit.add_participant(room, "p1")
-    res = await client.post("/user/removeParticipant", json={"room": room, "identity": "p1"})
+    # Named as a removal, so an agent token (the original left it open); a participant token: 403.
+    missing = await client.post("/user/removeParticipant", json={"room": room, "identity": "p1"})
+    assert missing.json() == {"status": "FAIL", "message": "Invalid token"}
+    patient = auth(suite, video={"roomJoin": True, "room": room})
+    refused = await client.post("/user/removeParticipant", json={"room": room, "identity": "p1"}, headers=patient)
+    assert (refused.status_code, refused.json()) == (403, {"status": "FAIL", "message": "Forbidden"})
+    res = await client.post("/user/removeParticipant", json={"room": room, "identity": "p1"}, headers=auth(suite))
     assert res.json() == {"status": "test"}
     assert livekit.participant(room, "p1") is not None
 

@@ -65,6 +65,8 @@ def rejection(exc: TokenRejected) -> str:
     """Why the request has no valid credential, for the use line: ``missing`` or ``invalid: <reason>``."""
     if exc.body == MISSING_TOKEN_BODY:
         return "missing"
+    if exc.status_code == 403:
+        return "not an agent token"
     data = exc.body.get("data")
     return f"invalid: {data.get('message') if isinstance(data, dict) else 'rejected'}"
 

@@ -20,9 +20,29 @@ MISSING_TOKEN_BODY = {"status": "FAIL", "message": "Invalid token"}
 
 
 class TokenRejected(Exception):
-    def __init__(self, body: dict[str, Any]) -> None:
+    """No valid credential: answered with ``body`` and ``status_code`` (HTTP 200 for the original's token
+    failures, which its clients read from the body)."""
+
+    def __init__(self, body: dict[str, Any], status_code: int = 200) -> None:
         super().__init__(str(body))
         self.body = body
+        self.status_code = status_code
+
+
+FORBIDDEN_BODY = {"status": "FAIL", "message": "Forbidden"}
+
+
+def not_an_agent() -> TokenRejected:
+    """A valid token bound to one room (a patient's or guest's) where only an agent token will do: 403."""
+    return TokenRejected(FORBIDDEN_BODY, 403)
+
+
+def is_agent_token(claims: dict[str, Any]) -> bool:
+    """An agent token (the agent console's, ``GET /auth/create``): valid and not bound to a room (no
+    ``video.room`` grant). Participant tokens of a room (``GET /link/getdetail`` mints them for anybody holding
+    a link) are not."""
+    video = claims.get("video")
+    return not (isinstance(video, dict) and video.get("room"))
 
 
 def _failure(name: str, message: str) -> TokenRejected:

@@ -31,7 +31,7 @@ from servicekit.db import Database, migrate
 from servicekit.logs import request_id, setup_logging
 from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings
-from servicekit.tokens import TokenRejected, bearer_token, verify_token
+from servicekit.tokens import TokenRejected, bearer_token, is_agent_token, not_an_agent, verify_token
 
 log = logging.getLogger("servicekit.web")
 T = TypeVar("T")
@@ -58,7 +58,8 @@ def _on_api_error(_: Request, exc: ApiError) -> Response:
 
 
 def _on_token_rejected(_: Request, exc: TokenRejected) -> Response:
-    return Response(exc.body, status_code=200)  # the original answered auth failures with HTTP 200
+    # The original answered auth failures with HTTP 200; a room-bound token where an agent's is needed: 403.
+    return Response(exc.body, status_code=exc.status_code)
 
 
 def _on_http_error(_: Request, exc: HTTPException) -> Response:
@@ -127,6 +128,31 @@ class Runtime:
             if self.compat_allows(request, compat.rejection(exc)):
                 return None
             raise
+
+    def require_agent_token(self, request: Request) -> dict[str, Any]:
+        """Claims of a valid agent token (not bound to a room); a room-bound one: 403 ``Forbidden``."""
+        claims = self.require_token(request)
+        if not is_agent_token(claims):
+            raise not_an_agent()
+        return claims
+
+    def require_agent_token_unless_compat(self, request: Request) -> dict[str, Any] | None:
+        """:meth:`require_agent_token`, or ``None`` (anonymous) when the route's cutover setting is on."""
+        try:
+            return self.require_agent_token(request)
+        except TokenRejected as exc:
+            if self.compat_allows(request, compat.rejection(exc)):
+                return None
+            raise
+
+    def require_room(self, claims: dict[str, Any] | None, room: str | None) -> None:
+        """A participant token works only for its own room: a room-bound token (``video.room``) naming another
+        room than the request's gets 403 ``Forbidden``. Agent tokens (no room) and anonymous requests let through
+        by a cutover setting (``claims`` None) pass."""
+        if claims is None or is_agent_token(claims):
+            return
+        if claims["video"]["room"] != room:
+            raise not_an_agent()
 
     def compat_allows(self, request: Request, credential: str) -> bool:
         """Whether the route's cutover setting lets a request without a valid ``credential`` through; logs the

@@ -38,11 +38,15 @@ class AuthController(Controller):
         api_key = request.headers.get("x-api-key", "")
         if not (settings.auth_api_key and api_key and hmac.compare_digest(api_key, settings.auth_api_key)):
             try:
-                runtime.require_token(request)
+                # An agent token renews; a participant token of a room (GET /link/getdetail mints them for anybody
+                # holding a link) must not turn into an agent console token.
+                runtime.require_agent_token(request)
             except TokenRejected as exc:
                 credential = "invalid: x-api-key" if api_key else compat.rejection(exc)
                 if not runtime.compat_allows(request, credential):
-                    raise ApiError("unauthorized", 401, exc.body) from exc
+                    raise ApiError(
+                        "unauthorized", exc.status_code if exc.status_code == 403 else 401, exc.body
+                    ) from exc
         ttl = timedelta(days=min(settings.auth_token_ttl_days, settings.auth_token_max_ttl_days))
         token = agent_console_token(settings.livekit_api_key, settings.livekit_api_secret, ttl)
         return {"status": "OK", "token": token}

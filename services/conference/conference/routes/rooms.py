@@ -110,8 +110,8 @@ class RoomController(Controller):
 
     @get("/checkexpired", opt=compat.opens("writes"))
     async def check_expired(self, request: Request, runtime: Runtime) -> Response[str]:
-        """Runs the expiry sweep now (auth required: it closes rooms); plain text as the original."""
-        runtime.require_token_unless_compat(request)
+        """Runs the expiry sweep now (an agent token: it closes rooms); plain text as the original."""
+        runtime.require_agent_token_unless_compat(request)
         settings = runtime.settings
         if jobs.auto_close_enabled(getattr(settings, "auto_close_room", "true")):
             conference = conference_of(runtime)
@@ -210,8 +210,9 @@ class RoomController(Controller):
     @post("/updateuser", status_code=200, opt=compat.opens("writes"))
     async def update_user(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """room_user.userName of (room, identity) (the original's evident intent; it never answered)."""
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateUserBody)
+        runtime.require_room(claims, body.room)
         if not await rename_user(conference_of(runtime).db, body.room, body.identity, body.userName):
             return {"status": "FAIL", "message": "invalid room or identity"}
         return {"status": "OK"}
@@ -219,7 +220,7 @@ class RoomController(Controller):
     @post("/deleteroom", status_code=200, opt=compat.opens("writes"))
     async def delete_room(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """LiveKit DeleteRoom; the room's row is closed too (ROOM_CLOSED). LiveKit down: 503, nothing written."""
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         body = await parse_body(request, RoomBody)
         conference = conference_of(runtime)
         node = await conference.nodes.node_of_room(body.room)
@@ -236,7 +237,7 @@ class RoomController(Controller):
     async def update_type(self, request: Request, runtime: Runtime) -> Any:
         """roomType (default ``conference``) of the room; realtime emits ``room-data`` roomUpdate on /{room}.
         Missing room: 404 text ``Invalid Room``. Only roomType and dtmUpdated change (not the original's resets)."""
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         body = await parse_body(request, UpdateTypeBody)
         if body.room is None:
             return text("Invalid Room", 404)
@@ -252,7 +253,7 @@ class RoomController(Controller):
     async def update_status(self, request: Request, runtime: Runtime) -> Any:
         """Status of the case's room (by caseId + service), messageUnread cleared; ``{"status": <status>}``.
         Missing caseId/status: 404 text ``Invalid parameter``."""
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         body = await parse_body(request, UpdateStatusBody)
         if body.caseId is None or body.status is None:
             return text("Invalid parameter", 404)
@@ -264,7 +265,7 @@ class RoomController(Controller):
     async def close(self, request: Request, runtime: Runtime) -> Any:
         """Close the room (ROOM_CLOSED: realtime drops /{room}); ``{"status":"OK","room":..}``, unknown room
         400 text ``Bad Request``. Closing a closed room answers the same and rewrites nothing."""
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         body = await parse_body(request, RoomBody)
         conference = conference_of(runtime)
         rows, _ = await close_room(conference.db, conference.nodes, body.room)
@@ -291,8 +292,10 @@ class TestController(Controller):
     path = "/test"
     tags = ["test"]
 
-    @get("/")
+    @get("/", opt=compat.opens("writes"))
     async def unmute_all(self, request: Request, runtime: Runtime) -> Response[str]:
+        """Agent token (a room's participants are not for anybody to list or unmute; the original left it open)."""
+        runtime.require_agent_token_unless_compat(request)
         query = parse_query(request, TestQuery)
         nodes = conference_of(runtime).nodes
         node = await nodes.node_of_room(query.room)

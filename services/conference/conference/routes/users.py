@@ -221,8 +221,9 @@ class UserController(Controller):
     async def update_participants(self, request: Request, runtime: Runtime) -> Any:
         """LiveKit UpdateParticipant: ``userName`` merged into the participant's metadata (the original replaced
         the whole metadata). The ParticipantInfo bare, or the Twirp error body bare."""
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         body = await parse_body(request, UpdateParticipantBody)
+        runtime.require_room(claims, body.room)
         ident = api.RoomParticipantIdentity(room=body.room, identity=body.identity)
         try:
             current = await _participant_call(runtime, body.room, "get_participant", ident)
@@ -246,8 +247,9 @@ class UserController(Controller):
     @post("/mutepublishedtrack", status_code=200, opt=compat.opens("writes"))
     async def mute_published_track(self, request: Request, runtime: Runtime) -> Any:
         """LiveKit MutePublishedTrack; the TrackInfo bare, ``false`` when LiveKit refuses."""
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         body = await parse_body(request, MuteBody)
+        runtime.require_room(claims, body.room)
         muted = strict_bool(body.muted, "muted")
         try:
             reply = await _participant_call(
@@ -260,21 +262,23 @@ class UserController(Controller):
             return False
         return proto_to_json(reply.track)
 
-    @post("/removeParticipant", status_code=200)
-    async def remove_participant(self) -> dict[str, str]:
-        """The original's stub: removes nobody, answers ``{"status":"test"}``."""
-        return {"status": "test"}
+    @post("/removeParticipant", status_code=200, opt=compat.opens("writes"))
+    async def remove_participant(self, request: Request, runtime: Runtime) -> dict[str, str]:
+        """The original's stub: removes nobody, answers ``{"status":"test"}``. Named as a removal, so it takes an
+        agent token like the routes that do remove (the original left it open)."""
+        return _remove_participant(request, runtime)
 
-    @post("/removeparticipant", status_code=200, include_in_schema=False)
-    async def remove_participant_lower(self) -> dict[str, str]:
-        return {"status": "test"}
+    @post("/removeparticipant", status_code=200, include_in_schema=False, opt=compat.opens("writes"))
+    async def remove_participant_lower(self, request: Request, runtime: Runtime) -> dict[str, str]:
+        return _remove_participant(request, runtime)
 
     @put("/handle/track", opt=compat.opens("writes"))
     async def handle_track(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """LiveKit MutePublishedTrack (a refusal is only logged) and ``track-muted-unmuted`` with the body on
         /{room} (via realtime); ``{"success":true}``. LiveKit down: 503 ``{"success":false,"error":..}``."""
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         body = await parse_body(request, HandleTrackBody)
+        runtime.require_room(claims, body.room)
         muted = strict_bool(body.isMuted, "isMuted")
         raw = await request.body()
         try:
@@ -298,8 +302,9 @@ class UserController(Controller):
 
 
 async def _generate_chat_user(request: Request, runtime: Runtime) -> dict[str, Any]:
-    runtime.require_token_unless_compat(request)
+    claims = runtime.require_token_unless_compat(request)
     body = await parse_body(request, ChatUserBody)
+    runtime.require_room(claims, body.room)
     req = ParticipantTokenRequest(
         room=body.room, userName=body.userName, userType="user", roomJoin=False, isAddUser=True,
         userAgent=request.headers.get("user-agent", "")[:1000],
@@ -309,3 +314,8 @@ async def _generate_chat_user(request: Request, runtime: Runtime) -> dict[str, A
     except (LookupError, msgspec.ValidationError):
         return {"status": "FAIL"}
     return {"status": "OK", "message": TOKEN_OK, "identity": data["identity"], "token": data["token"]}
+
+
+def _remove_participant(request: Request, runtime: Runtime) -> dict[str, str]:
+    runtime.require_agent_token_unless_compat(request)
+    return {"status": "test"}

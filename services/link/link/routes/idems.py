@@ -49,7 +49,7 @@ class IdemsController(Controller):
 
     @post("/idems", status_code=200, opt=compat.opens("writes"))
     async def create_idems(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         body = await parse_body(request, IdemsBody)
         settings = runtime.settings
         assert runtime.db is not None and runtime.bus is not None

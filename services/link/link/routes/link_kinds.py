@@ -117,7 +117,7 @@ class LinkKindsController(Controller):
     @post("/create/hls", status_code=200, opt=compat.opens("writes"))
     async def create_hls(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """A link to a room's HLS recording (agent token required; the original sent no SMS for it)."""
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         body = await parse_body(request, HlsBody)
         assert runtime.db is not None
         room = body.room.strip()
@@ -191,7 +191,7 @@ class LinkKindsController(Controller):
         """A tracking link for a car (``agentCar``: earlier ones of the room are disabled) or a user
         (``userTracking``), with its SMS. The original was open: anybody could make links and send SMS to any
         number; the agent console's bearer token is required here."""
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         body = await parse_body(request, CarTrackingBody)
         assert runtime.db is not None
         if body.carRegisNumber is None or not body.carRegisNumber.strip():

@@ -303,7 +303,7 @@ class LinkController(Controller):
     @post("/create", status_code=200)
     async def create(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """A link to a room (the room is made by conference when missing), with its usage log row and event."""
-        runtime.require_token(request)
+        runtime.require_agent_token(request)
         body = await parse_body(request, CreateLinkBody)
         settings = runtime.settings
         assert runtime.db is not None and runtime.bus is not None

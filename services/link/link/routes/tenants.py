@@ -107,7 +107,7 @@ class TenantController(Controller):
     @put("/update", status_code=200, opt=compat.opens("writes"))
     async def update(self, request: Request, runtime: Runtime) -> dict[str, Any]:
         """PUT /service/update (agent token): name and position, and the other tenant settings when given."""
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         body = await parse_body(request, UpdateServiceBody)
         assert runtime.db is not None
         if body.service is None or body.latitude is None or body.longitude is None:

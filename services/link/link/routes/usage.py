@@ -99,7 +99,7 @@ class UsageController(Controller):
     async def custom_sms(self, request: Request, runtime: Runtime) -> dict[str, str]:
         """Send a free text (e.g. a survey) to a mobile with the room tenant's sender; usage row ``smsSurvey``.
         The original was open (an SMS relay for anybody); the agent console's bearer token is required here."""
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         body = await parse_body(request, CustomSmsBody)
         assert runtime.db is not None
         if body.message is None:

@@ -32,7 +32,7 @@ class EncodeQueueController(Controller):
         opt=compat.opens("writes"),
     )
     async def remove_one(self, record_id: int, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         assert runtime.db is not None
         removed = await repository.remove_encode_jobs(runtime.db, record_id)
         if not removed:
@@ -41,7 +41,7 @@ class EncodeQueueController(Controller):
 
     @delete("", status_code=200, summary="Remove every waiting encode job (agent token)", opt=compat.opens("writes"))
     async def clear(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         assert runtime.db is not None
         removed = await repository.remove_encode_jobs(runtime.db)
         return {"status": "OK", "data": {"removed": removed, "message": "Encode queue cleared"}}

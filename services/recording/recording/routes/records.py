@@ -42,14 +42,15 @@ class RecordController(Controller):
 
     @get(
         "/request",
-        summary="Start the room's recording, or stop it when one runs (agent token)",
+        summary="Start the room's recording, or stop it when one runs (a token of the room)",
         opt=compat.opens("writes"),
     )
     async def request_record(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token_unless_compat(request)
+        claims = runtime.require_token_unless_compat(request)
         room = _room(request)
         if not room:
             return {"status": "FAIL", "message": "invalid query"}
+        runtime.require_room(claims, room)
         assert runtime.db is not None
         current = await repository.room_egress(runtime.db, room)
         if current is not None and not current["egressId"]:
@@ -87,7 +88,7 @@ class RecordController(Controller):
 
     @get("/stopall", summary="Stop every active egress (agent token)", opt=compat.opens("writes"))
     async def stop_all(self, request: Request, runtime: Runtime) -> dict[str, Any]:
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         client = _default_client(runtime)  # the default node's egresses (other nodes' rooms: /record/request)
         try:
             items = await client.list(active=True)

@@ -81,7 +81,7 @@ class CarTaskController(Controller):
 
         Agents' console only: the original was open (anyone could create tasks and SMS any number); the agent
         bearer token is required, a missing/bad one gets the original's FAIL body."""
-        runtime.require_token_unless_compat(request)
+        runtime.require_agent_token_unless_compat(request)
         raw = await parse_body(request, dict[str, Any])
         body = CreateTaskBody(room=_text(raw.get("room")), mobile=_text(raw.get("mobile")))
         room, mobile = (body.room or "").strip(), (body.mobile or "").strip()
