@@ -12,6 +12,8 @@ LINK_LOCATION_UPDATED = "link.location.updated"
 
 
 class LinkCreated(msgspec.Struct, kw_only=True):
+    """Every link link makes, a new room's Guest/Viewer share links included (``share`` 1, no mobile)."""
+
     linkID: str
     room: str
     linkType: str
@@ -245,10 +247,10 @@ class QueuePage(msgspec.Struct, kw_only=True):
 
 # ---- snapshots for rebuilding read models (issue 14) -----------------------------------------------------------
 # RPC_LINK_SNAPSHOT (servicekit.rebuild.SnapshotQuery -> SnapshotPage), served by link, paged by link_connect.id:
-#   LinkSnapshot.LINKS -> LinkState (every link_connect row: also the Guest/Viewer share links, share = 1, and
-#                         rows without a linkID, which LINK_CREATED never announces; each consumer takes what
-#                         its read model holds: telemetry's statistics and car-task copies all of them, conference
-#                         and realtime those with a linkID)
+#   LinkSnapshot.LINKS -> LinkState (every link_connect row: also the Guest/Viewer share links, share = 1, which
+#                         LINK_CREATED announces too, and an original's rows without a linkID, which no event ever
+#                         announced; each consumer takes what its read model holds: telemetry's statistics and
+#                         car-task copies all of them, conference and realtime those with a linkID)
 RPC_LINK_SNAPSHOT = "rpc.link.snapshot"
 
 
