@@ -153,6 +153,8 @@ async def rebuild_cases(runtime: Runtime) -> int:
         CaseChanged,
         _store_cases,
         keep=lambda cases: [v for v in map(readmodels.case_values, cases) if v is not None],
+        fits=lambda c: None if readmodels.case_values(c) is not None else "caseId or service out of the view's range",
+        describe=lambda c: f"{c.service}/{c.caseId}",
     )
 
 
