@@ -11,6 +11,10 @@ SERVICE: recording, conference, link, telemetry, realtime or all (recording firs
 NATS URL is ``--nats-url``, else ``NATS_URL``, else the local runner's (nats://127.0.0.1:4222). Repeatable: a second
 run changes nothing.
 
+Exit status: 0 every read model rebuilt; 1 a service did not answer or failed; 2 bad arguments; 3 rebuilt, but
+rows of the owners that a read model cannot hold were left out (each named on stderr and in that service's log,
+the summary line says how many): nothing is left out silently.
+
 The migration tool calls :func:`rebuild` after its copy (every service up, its consumers running):
 
     summaries = await deploy.rebuild.rebuild(["all"], nats_url)
@@ -32,6 +36,7 @@ from servicekit.rebuild import REBUILD_SUBJECT, RebuildRequest, RebuildSummary
 SERVICES = ("recording", "conference", "link", "telemetry", "realtime")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"  # deploy.local's
 DEFAULT_TIMEOUT = 3600.0  # one service's whole rebuild
+EXIT_FAILED, EXIT_NOT_REBUILT = 1, 3
 RUN_FIRST = ("recording",)
 
 
@@ -97,9 +102,23 @@ def report(summary: RebuildSummary) -> list[str]:
     lines = []
     for model in summary.readModels:
         rate = f"{model.rows / model.seconds:,.0f} rows/s" if model.seconds > 0 else "-"
+        left = f"  NOT REBUILT: {model.notRebuilt:,} rows" if model.notRebuilt else ""
         lines.append(
-            f"{summary.service:<11} {model.readModel:<20} {model.rows:>10,} rows {model.seconds:>9.2f} s  {rate}"
+            f"{summary.service:<11} {model.readModel:<20} {model.rows:>10,} rows {model.seconds:>9.2f} s  {rate}{left}"
         )
+    return lines
+
+
+def not_rebuilt(summaries: list[RebuildSummary]) -> list[str]:
+    """One line per row a read model could not hold (as many as each summary names), and how many more there were;
+    empty when every row was rebuilt."""
+    lines = []
+    for summary in summaries:
+        for model in summary.readModels:
+            lines += [f"not rebuilt: {summary.service}.{model.readModel}: {row}" for row in model.notRebuiltRows]
+            if model.notRebuilt > len(model.notRebuiltRows):
+                more = model.notRebuilt - len(model.notRebuiltRows)
+                lines.append(f"not rebuilt: {summary.service}.{model.readModel}: {more:,} more (see its log)")
     return lines
 
 
@@ -116,9 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ValueError, RebuildFailed, OSError, nats.errors.Error) as exc:
         print(f"rebuild failed: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     for summary in summaries:
         print("\n".join(report(summary)))
+    left = not_rebuilt(summaries)
+    if left:
+        print("\n".join(left), file=sys.stderr)
+        print("rows of the owners were NOT rebuilt into read models that cannot hold them (above)", file=sys.stderr)
+        return EXIT_NOT_REBUILT
     return 0
 
 

@@ -342,9 +342,8 @@ def _given(value: str | None) -> bool:
     return value is not None and value != "" and value != "undefined"
 
 
-async def stats_summary(conn: Any, *, without_null_link_id: bool = False, **query: str) -> dict[str, Any]:
-    """GET /stats/summary with the query parameters as strings (the statistics controller's normalisation).
-    ``without_null_link_id``: leave out links whose linkID is NULL (see the migration flow's findings)."""
+async def stats_summary(conn: Any, **query: str) -> dict[str, Any]:
+    """GET /stats/summary with the query parameters as strings (the statistics controller's normalisation)."""
     start, end = query.get("dateTimeStart"), query.get("dateTimeEnd")
     if start and len(start) == 10:
         start += " 00:00:00"
@@ -365,8 +364,6 @@ async def stats_summary(conn: Any, *, without_null_link_id: bool = False, **quer
     limit = 100 if limit <= 0 else min(limit, 500)
     page = 1 if page <= 0 else page
     where, args = ["link_connect.mobile != ''", "case_data.caseId IS NOT NULL"], []
-    if without_null_link_id:
-        where.append("link_connect.linkID IS NOT NULL")
     if _given(start) and _given(end):
         where.append("link_connect.dtmCreated BETWEEN %s AND %s")
         args += [start, end]
@@ -400,28 +397,23 @@ async def stats_summary(conn: Any, *, without_null_link_id: bool = False, **quer
             "data": [js_row(r) for r in rows]}  # fmt: skip
 
 
-def _range(start: str | None, end: str | None, without_null_link_id: bool) -> tuple[str, tuple[Any, ...]]:
+def _range(start: str | None, end: str | None) -> tuple[str, tuple[Any, ...]]:
     """device/type: a start date (not 'undefined') adds BETWEEN start AND end; a missing end was the text
     'undefined', which no DATETIME is between."""
-    cond = " AND linkID IS NOT NULL" if without_null_link_id else ""
     if start is None or start == "undefined":
-        return cond, ()
-    return cond + " AND link_connect.dtmCreated BETWEEN %s AND %s", (start, "undefined" if end is None else end)
+        return "", ()
+    return " AND link_connect.dtmCreated BETWEEN %s AND %s", (start, "undefined" if end is None else end)
 
 
-async def stats_device(
-    conn: Any, start: str | None = None, end: str | None = None, *, without_null_link_id: bool = False
-) -> list[dict[str, Any]]:
-    cond, args = _range(start, end, without_null_link_id)
+async def stats_device(conn: Any, start: str | None = None, end: str | None = None) -> list[dict[str, Any]]:
+    cond, args = _range(start, end)
     sql = f"SELECT os, COUNT(*) AS COUNT FROM link_connect WHERE mobile != ''{cond} GROUP BY os"  # noqa: S608
     rows = await query_rows(conn, sql, args)
     return [js_row(r) for r in rows]
 
 
-async def stats_type(
-    conn: Any, start: str | None = None, end: str | None = None, *, without_null_link_id: bool = False
-) -> list[dict[str, Any]]:
-    cond, args = _range(start, end, without_null_link_id)
+async def stats_type(conn: Any, start: str | None = None, end: str | None = None) -> list[dict[str, Any]]:
+    cond, args = _range(start, end)
     sql = f"SELECT linkType, COUNT(*) AS count FROM link_connect WHERE mobile != ''{cond} GROUP BY linkType"  # noqa: S608
     rows = await query_rows(conn, sql, args)
     return [js_row(r) for r in rows]
@@ -443,13 +435,12 @@ async def _track_logs(conn: Any) -> list[dict[str, Any]]:
     return out
 
 
-async def stats_generate(conn: Any, os: str | None = None, dtm_start: str | None = None, dtm_end: str | None = None,
-                         *, without_null_link_id: bool = False) -> list[list[dict[str, Any]]]:  # fmt: skip
+async def stats_generate(
+    conn: Any, os: str | None = None, dtm_start: str | None = None, dtm_end: str | None = None
+) -> list[list[dict[str, Any]]]:
     """GET /stats/gen (and /stats/generate): per SMS link, newest first, its media and location use; identity,
     video and audio of the LAST user iterated (the room's oldest `user` room_user row)."""
     where, args = ["mobile != ''"], []
-    if without_null_link_id:
-        where.append("linkID IS NOT NULL")
     if os == "other":
         where.append("os IS NULL")
     elif os is not None:

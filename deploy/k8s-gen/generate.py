@@ -28,6 +28,8 @@ ROUTES = ROOT / "deploy" / "routes.toml"
 K8S_BASE = ROOT / "k8s" / "base"
 K8S_AUTOSCALING = ROOT / "k8s" / "components" / "autoscaling"
 K8S_NETWORK = ROOT / "k8s" / "components" / "network-policies"
+K8S_MIGRATION = ROOT / "k8s" / "components" / "migration"
+K8S_MIGRATION_NETWORK = ROOT / "k8s" / "components" / "migration-network"
 COMPOSE = ROOT / "compose.yaml"
 EDGE_DIR = ROOT / "deploy" / "edge"
 
@@ -573,6 +575,161 @@ def k8s_network_files(ports: dict[str, int], routed: set[str], services: list[st
     }
 
 
+# --- migration Jobs (README "Moving an installation onto the suite") ---------------------------------------------
+# One-off Jobs an operator applies for a migration (component k8s/components/migration): suspended, so applying
+# them runs nothing; `kubectl -n ems patch job <name> --type=merge -p '{"spec":{"suspend":false}}'` starts one, and
+# `kubectl -n ems replace --force -f` (or delete, then apply again) re-runs it. Same image as the services (it holds
+# deploy/migrate and deploy/rebuild.py); settings from the services' ConfigMaps, secrets from Secrets.
+MIGRATION_SECRET = "ems-migration"  # MIGRATE_SOURCE: the original's database DSN (created by the operator)
+MIGRATION_COMPONENT = "migration"
+MIGRATE_REPORT = "/tmp/migrate-report.csv"
+# The report is printed into the Job's log after the copy: the pod's /tmp does not outlive it.
+_WITH_REPORT = (
+    f'python -m deploy.migrate --report {MIGRATE_REPORT} "$@"; status=$?; '
+    f'echo "--- rows not carried or carried with a note ({MIGRATE_REPORT}):"; cat {MIGRATE_REPORT} 2>/dev/null; '
+    "exit $status"
+)
+# name -> (command, whether it reads the original's database and writes the services' databases)
+MIGRATION_JOBS: dict[str, tuple[list[str], bool]] = {
+    # the copy (resumable: a failed pod's retry goes on where it stopped), then every read model rebuilt
+    "migrate": (["sh", "-c", _WITH_REPORT, "migrate"], True),
+    # rows added, changed or deleted since the last copy (run while the old gateway serves, and once after it stopped)
+    "migrate-catch-up": (["sh", "-c", _WITH_REPORT, "migrate", "--catch-up"], True),
+    # counts and checksums of both sides; exit 1 (the Job fails) on any difference
+    "migrate-verify": (["python", "-m", "deploy.migrate", "--verify"], True),
+    # every read model rebuilt from its owners (needs only NATS); exit 3 when a row could not be held
+    "rebuild-read-models": (["python", "-m", "deploy.rebuild", "all"], False),
+}
+MIGRATION_SOURCE_PEER = "migrationSource"  # the NetworkPeers field: where the original's database listens
+
+
+def k8s_migration_job(name: str) -> dict[str, Any]:
+    command, databases = MIGRATION_JOBS[name]
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
+    env: list[dict[str, Any]] = []
+    env_from = [{"configMapRef": {"name": "ems-common"}}]
+    if databases:
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for secret, key in ((MIGRATION_SECRET, "MIGRATE_SOURCE"), (SECRET, MYSQL_SECRET.key))
+        ]
+        env_from.append({"configMapRef": {"name": "ems-mysql"}})
+    container = {
+        "name": name,
+        "image": IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command,
+        "env": env,
+        "envFrom": env_from,
+        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if not env:
+        del container["env"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": {**labels, "app.kubernetes.io/component": MIGRATION_COMPONENT}},
+        "spec": {
+            "suspend": True,  # applied, nothing runs: the operator resumes it at its step of the runbook
+            "backoffLimit": 2,  # every step is repeatable (the copy resumes from its checkpoints)
+            "ttlSecondsAfterFinished": 7 * 24 * 3600,  # its log (timings, report) kept a week
+            "template": {
+                "metadata": {"labels": {**labels, "app.kubernetes.io/component": MIGRATION_COMPONENT}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": UID,
+                        "runAsGroup": UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                },
+            },
+        },
+    }
+
+
+def k8s_migration_network_policy() -> dict[str, Any]:
+    """Egress of the migration Jobs' pods: DNS, NATS, MariaDB (the services' databases) and the original's database;
+    no ingress. The peers come from the overlay's NetworkPeers object (replacements below)."""
+    peers = [*(EXAMPLE_PEERS[peer] for peer in ("dns", "nats", "mariadb")), MIGRATION_SOURCE_EXAMPLE]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": MIGRATION_COMPONENT,
+            "labels": {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/component": "network"},
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF, **_MIGRATION_POD}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [{"to": peer["to"], "ports": peer["ports"]} for peer in peers],
+        },
+    }
+
+
+_MIGRATION_POD = {"app.kubernetes.io/component": MIGRATION_COMPONENT}
+# Where the original's database listens (a documentation address: the overlay's NetworkPeers sets the real one).
+MIGRATION_SOURCE_EXAMPLE: dict[str, Any] = {"to": [{"ipBlock": {"cidr": "192.0.2.50/32"}}], "ports": [_tcp(3306)]}
+MIGRATION_HEADER = (
+    '# Optional component for moving an installation of the original onto the suite (README "Moving an\n'
+    '# installation onto the suite", its runbook): the Jobs migrate, migrate-catch-up, migrate-verify and\n'
+    "# rebuild-read-models, all suspended. Needs the Secret ems-migration (key MIGRATE_SOURCE, the original's\n"
+    "# database as mysql://reader:PASS@old-db:3306/conference) besides ems-secrets. With the network policies on, add\n"
+    "# the migration-network component too. Start a Job: kubectl -n ems patch job migrate --type=merge \\\n"
+    '#   -p \'{"spec":{"suspend":false}}\'; follow it: kubectl -n ems logs -f job/migrate.\n'
+)
+MIGRATION_NETWORK_HEADER = (
+    "# Optional component, beside k8s/components/migration when the network policies are on: the Jobs' egress (DNS,\n"
+    f"# NATS, MariaDB, the original's database). Peers from the overlay's {PEERS_KIND} object, which must then also\n"
+    f"# hold `{MIGRATION_SOURCE_PEER}` (to, ports: where the original's database listens).\n"
+)
+
+
+def k8s_migration_files() -> dict[Path, str]:
+    def replacement(field_path: str, target_path: str) -> dict[str, Any]:
+        return {
+            "source": {"kind": PEERS_KIND, "name": PEERS_NAME, "fieldPath": field_path},
+            "targets": [
+                {"select": {"kind": "NetworkPolicy", "name": MIGRATION_COMPONENT}, "fieldPaths": [target_path]}
+            ],
+        }
+
+    replacements = [
+        replacement(f"spec.{peer}.{field_name}", f"spec.egress.{i}.{field_name}")
+        for i, peer in enumerate(("dns", "nats", "mariadb", MIGRATION_SOURCE_PEER))
+        for field_name in ("to", "ports")
+    ]
+    jobs = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "resources": ["jobs.yaml"],
+    }
+    network = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "resources": ["networkpolicy.yaml"],
+        "replacements": replacements,
+    }
+    return {
+        K8S_MIGRATION / "kustomization.yaml": HEADER + MIGRATION_HEADER + _dump(jobs),
+        K8S_MIGRATION / "jobs.yaml": HEADER + _dump_all([k8s_migration_job(name) for name in MIGRATION_JOBS]),
+        K8S_MIGRATION_NETWORK / "kustomization.yaml": HEADER + MIGRATION_NETWORK_HEADER + _dump(network),
+        K8S_MIGRATION_NETWORK / "networkpolicy.yaml": HEADER + _dump(k8s_migration_network_policy()),
+    }
+
+
 # --- compose --------------------------------------------------------------------------------------------------
 
 
@@ -746,6 +903,7 @@ def generated_files() -> dict[Path, str]:
         raise SystemExit(f"services without a deployment entry or a port in routes.toml: {missing}")
     files = k8s_files(ports, services)
     files.update(k8s_network_files(ports, routed_services(), services))
+    files.update(k8s_migration_files())
     files[COMPOSE] = compose_text(edge_port, ports, services)
     return files
 

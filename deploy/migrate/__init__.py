@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
@@ -22,8 +23,6 @@ from deploy.migrate import engine
 from deploy.migrate.db import Dsn, connect, connect_source, connect_target, execute
 from deploy.migrate.plan import SERVICES, TABLES, TablePlan
 from deploy.migrate.progress import TableProgress
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -81,7 +80,8 @@ async def prepare_target(service: str, dsn: Dsn) -> None:
     )  # fmt: skip
     db = await Database.connect(settings)
     try:
-        await migrate(db, ROOT / "services" / service / service / "migrations")
+        # the service package's own migrations (installed, as in the image, or from the work tree)
+        await migrate(db, Path(str(resources.files(service) / "migrations")))
     finally:
         await db.close()
     conn = await connect(dsn)

@@ -14,7 +14,7 @@ import nats.errors
 from deploy.migrate import Options, default_targets, run, summary_table, verify_table_text
 from deploy.migrate.db import Dsn, redact
 from deploy.migrate.plan import SERVICES, TABLES
-from deploy.rebuild import RebuildFailed, rebuild, report
+from deploy.rebuild import RebuildFailed, not_rebuilt, rebuild, report
 
 DESCRIPTION = """\
 Copy the original gateway's `conference` database into the suite's per-service databases.
@@ -43,7 +43,8 @@ EPILOG = f"""\
 services: {", ".join(SERVICES)}
 tables:   {", ".join(plan.name for plan in TABLES)}
 exit status: 0 done (and verified, with --verify), 1 --verify found a difference, 2 bad arguments,
-3 copied but the read models not rebuilt (the suite's NATS did not answer; rerun or `just rebuild-read-models all`).
+3 copied but the read models not rebuilt (the suite's NATS did not answer; rerun or `just rebuild-read-models all`),
+4 copied and rebuilt, but rows a read model cannot hold were left out of it (each named on stderr).
 """
 
 
@@ -135,6 +136,10 @@ def rebuild_read_models(nats_url: str) -> int:
         for line in report(summary):
             print(f"rebuilt {line}", file=sys.stderr)
     print(f"read models rebuilt in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    left = not_rebuilt(summaries)
+    if left:
+        print("\n".join(left), file=sys.stderr)
+        return 4
     return 0
 
 

@@ -233,3 +233,29 @@ def test_help_explains_the_command() -> None:
     assert out.returncode == 0
     for word in ("--source", "--catch-up", "--verify", "--report", "READ ONLY", "kill -9", *SERVICES):
         assert word in out.stdout
+
+
+def test_a_copy_whose_read_models_cannot_hold_a_row_names_it_and_exits_4(monkeypatch, capsys) -> None:
+    # the services' replies as servicekit.rebuild builds them (tests/platform/test_servicekit_rebuild.py makes one
+    # for real); here what the migration command does with them
+    from deploy.migrate import __main__ as command
+    from servicekit.rebuild import RebuildSummary, RebuiltModel
+
+    def summaries(left: int) -> list[RebuildSummary]:
+        rows = [f"room_users R{n}/x: room has 120 characters (column: 100)" for n in range(min(left, 2))]
+        model = RebuiltModel(readModel="stats_participant", rows=5, seconds=0.5, notRebuilt=left, notRebuiltRows=rows)
+        return [RebuildSummary(service="telemetry", readModels=[model])]
+
+    for left, status in ((0, 0), (3, 4)):
+
+        async def rebuild(services: list[str], nats_url: str, left: int = left) -> list[RebuildSummary]:
+            assert services == ["all"] and nats_url == "nats://suite:4222"
+            return summaries(left)
+
+        monkeypatch.setattr(command, "rebuild", rebuild)
+        assert command.rebuild_read_models("nats://suite:4222") == status
+        err = capsys.readouterr().err
+        assert ("NOT REBUILT: 3 rows" in err) is bool(left)
+        if left:
+            assert "not rebuilt: telemetry.stats_participant: room_users R1/x: room has 120 characters" in err
+            assert "not rebuilt: telemetry.stats_participant: 1 more (see its log)" in err

@@ -211,10 +211,14 @@ async def _make(suite: Any, client: httpx.AsyncClient, nc: Any, lk: FakeLiveKit)
 
 async def _settled(suite: Any, made: Made) -> dict[str, Any]:
     """The read models once every event of the data has been applied."""
+    # the three links and each new room's Guest and Viewer share links: the copies of link's links hold them all
+    marks = ", ".join(["%s"] * len(made.rooms))
+    links = await suite.query("link", f"SELECT share FROM link_connect WHERE room IN ({marks})", made.rooms)  # noqa: S608
+    assert sorted(r["share"] for r in links) == [0, 0, 0, 1, 1, 1, 1], links
     counts = {"link.room_view": 2, "link.room_user_view": 2, "link.room_case_view": 1, "link.room_record_view": 1,
-              "telemetry.car_room_link": 3, "telemetry.car_room": 2, "telemetry.stats_link": 3,
+              "telemetry.car_room_link": 7, "telemetry.car_room": 2, "telemetry.stats_link": 7,
               "telemetry.stats_case": 1, "telemetry.stats_participant": 2, "telemetry.stats_track": 2,
-              "conference.room_link_view": 3, "recording.room_setting": 2}  # fmt: skip
+              "conference.room_link_view": 7, "recording.room_setting": 2}  # fmt: skip
 
     async def complete() -> dict[str, Any] | None:
         state = await _state(suite, made.rooms, made.links)

@@ -295,3 +295,72 @@ def test_autoscaling_component(kubectl, tmp_path) -> None:
         assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
         assert "replicas" not in deployments[name]["spec"]  # the HPA owns the count
     assert validate_core(docs)[0] == []
+
+
+MIGRATION = ROOT / "k8s" / "components" / "migration"
+MIGRATION_NETWORK = ROOT / "k8s" / "components" / "migration-network"
+NETWORK_POLICIES = ROOT / "k8s" / "components" / "network-policies"
+MIGRATION_JOBS = {"migrate", "migrate-catch-up", "migrate-verify", "rebuild-read-models"}
+
+
+def test_migration_components(kubectl, tmp_path) -> None:
+    # A throwaway overlay as production with its migration lines uncommented: the base, the network policies with
+    # production's peers (migrationSource included), the migration Jobs and their egress.
+    (tmp_path / "network-peers.yaml").write_text(
+        (OVERLAY / "network-peers.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    components = [NETWORK_POLICIES, MIGRATION, MIGRATION_NETWORK]
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": NAMESPACE,
+                "resources": [os.path.relpath(BASE, tmp_path), "network-peers.yaml"],
+                "components": [os.path.relpath(path, tmp_path) for path in components],
+            }
+        ),
+        encoding="utf-8",
+    )
+    docs = kustomize(kubectl, tmp_path)
+    assert validate_core(docs)[0] == []
+    jobs = by_kind(docs, "Job")
+    assert set(jobs) == MIGRATION_JOBS
+    assert by_kind(docs, "Secret") == {}
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    for name, job in jobs.items():
+        assert job["spec"]["suspend"] is True, name  # applying runs nothing: the operator resumes each step
+        pod = job["spec"]["template"]["spec"]
+        assert pod["restartPolicy"] == "Never" and pod["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["containers"]
+        assert container["image"] == "ems-suite" and container["securityContext"]["readOnlyRootFilesystem"]
+        # the module it runs is in the image
+        module = next(arg.split()[2] if " " in arg else arg for arg in container["command"] if "deploy." in arg)
+        path = ROOT / Path(*module.split("."))
+        assert path.with_suffix(".py").exists() or (path / "__main__.py").exists(), module
+        assert f"deploy/{path.name}" in dockerfile, module
+        # secrets only from Secrets, settings from the services' ConfigMaps
+        secrets = {(e["name"], e["valueFrom"]["secretKeyRef"]["name"]) for e in container.get("env", [])}
+        assert all("value" not in e for e in container.get("env", [])), name
+        refs = {ref["configMapRef"]["name"] for ref in container["envFrom"]}
+        assert refs <= set(by_kind(docs, "ConfigMap")), refs  # the generated (hashed) names
+        configs = {ref.rsplit("-", 1)[0] for ref in refs}
+        if name == "rebuild-read-models":
+            assert secrets == set() and configs == {"ems-common"}  # NATS only
+        else:
+            assert secrets == {("MIGRATE_SOURCE", "ems-migration"), ("MYSQL_PASSWORD", SECRET)}, name
+            assert configs == {"ems-common", "ems-mysql"}, name
+    assert "--verify" in jobs["migrate-verify"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--catch-up" in jobs["migrate-catch-up"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    # the Jobs' pods may reach DNS, NATS, MariaDB and the original's database, as network-peers.yaml places them
+    policy = by_kind(docs, "NetworkPolicy")["migration"]["spec"]
+    selector = policy["podSelector"]["matchLabels"]
+    selected = {
+        name for name, job in jobs.items() if selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    }
+    assert selected == MIGRATION_JOBS
+    for deployment in by_kind(docs, "Deployment").values():
+        assert not selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    peers = yaml.safe_load((OVERLAY / "network-peers.yaml").read_text(encoding="utf-8"))["spec"]
+    wanted = [{"to": peers[p]["to"], "ports": peers[p]["ports"]} for p in ("dns", "nats", "mariadb", "migrationSource")]
+    assert policy["ingress"] == [] and policy["egress"] == wanted

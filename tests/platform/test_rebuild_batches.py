@@ -114,7 +114,11 @@ async def test_stats_link_and_car_room_link_pages_end_as_row_by_row(suite: Any) 
 
     cars = await both_ways(
         suite, "telemetry", car_seed, car_row_by_row,
-        lambda conn: tasks.save_links(conn, created, positions, picks, NOW, PAGE),
+        # a page's points carry link's row id too (None here: these links are keyed by linkID)
+        lambda conn: tasks.save_links(
+            conn, created, [(c, None, *rest) for c, *rest in positions], [(c, None, *rest) for c, *rest in picks],
+            NOW, PAGE,
+        ),
         "SELECT * FROM car_room_link ORDER BY id",
     )  # fmt: skip
     assert [c["linkID"] for c in cars] == ["C1", "C2", "C3", "C4"]

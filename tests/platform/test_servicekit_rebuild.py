@@ -1,16 +1,22 @@
 """servicekit's pieces under a migrated installation's data: a snapshot page of wide rows is split to fit NATS's
 max_payload (a reply over it is never delivered) and still pages through every row once; the original's zero dates
-read as NULL (as its own driver answered them) instead of a string where a datetime is expected."""
+read as NULL (as its own driver answered them) instead of a string where a datetime is expected; a row a read model
+cannot hold is reported (the rebuild's reply, a log line, deploy/rebuild.py's exit status), never dropped silently."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
+from collections.abc import AsyncIterator
 
 import msgspec
 
+import deploy.rebuild
 from servicekit.bus import Bus
 from servicekit.db import Database
-from servicekit.rebuild import pages, serve_snapshot
+from servicekit.rebuild import pages, rebuild_from, serve_rebuild, serve_snapshot, too_wide
 from servicekit.settings import CommonSettings
 
 
@@ -63,3 +69,54 @@ async def test_zero_dates_read_as_null(suite) -> None:
     finally:
         await db.execute(f"DROP DATABASE `{name}`")  # noqa: S608 - generated test name
         await db.close()
+
+
+class _NoDatabase:
+    """rebuild.write's transaction, without a database: the step's save only records what it was given."""
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield None
+
+
+async def test_rows_a_read_model_cannot_hold_are_reported_in_the_reply_the_log_and_the_exit_status(
+    suite, monkeypatch, caplog
+) -> None:
+    service = f"kittest{uuid.uuid4().hex[:6]}"
+    rows = [WideRow(id=i, text="x" * (60 if i in (3, 7) else 10)) for i in range(1, 11)]
+    saved: list[int] = []
+
+    async def reader(after: int, limit: int) -> tuple[list[WideRow], int | None]:
+        page = [row for row in rows if row.id > after][:limit]
+        return page, (page[-1].id if len(page) == limit else None)
+
+    async def save(_conn: None, page: list[WideRow], _version: int) -> None:
+        saved.extend(row.id for row in page)
+
+    owner = await Bus.connect(suite.nats_url, service)
+    try:
+        subject = f"rpc.{service}.snapshot"
+        await serve_snapshot(owner, subject, {"wide": reader})
+
+        async def step() -> int:
+            return await rebuild_from(
+                owner, _NoDatabase(), subject, "wide", WideRow, save,  # type: ignore[arg-type]
+                fits=lambda row: too_wide({"text": row.text}, {"text": 50}), describe=lambda row: str(row.id),
+            )  # fmt: skip
+
+        await serve_rebuild(owner, {"wide_view": step})
+        await owner.nc.flush()
+        monkeypatch.setattr(deploy.rebuild, "SERVICES", (service,))
+        with caplog.at_level(logging.WARNING, logger="servicekit.rebuild"):
+            (summary,) = await deploy.rebuild.rebuild([service], suite.nats_url, timeout=30)
+        (model,) = summary.readModels
+        assert saved == [1, 2, 4, 5, 6, 8, 9, 10] and model.rows == 8
+        assert model.notRebuilt == 2 and model.notRebuiltRows == [
+            "wide 3: text has 60 characters (column: 50)", "wide 7: text has 60 characters (column: 50)"
+        ]  # fmt: skip
+        assert [r.row for r in caplog.records if r.getMessage() == "read-model row not rebuilt"] == ["wide 3", "wide 7"]
+        assert "NOT REBUILT: 2 rows" in deploy.rebuild.report(summary)[0]
+        status = await asyncio.to_thread(deploy.rebuild.main, [service, "--nats-url", suite.nats_url])
+        assert status == deploy.rebuild.EXIT_NOT_REBUILT
+    finally:
+        await owner.close()

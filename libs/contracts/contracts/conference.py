@@ -84,8 +84,8 @@ class ParticipantTokenRequest(msgspec.Struct, kw_only=True):
     color: str | None = None  # explicit colour; else a random one of color_scheme
     conference: int | None = None  # room_user.conference on insert and echoed in the reply (default 1)
     # /link/getdetail's lookups the link service cannot make (room_user is conference's): when true and an
-    # identity is given, the user's stored colour is reused and a missing userName becomes the stored name,
-    # else "User-<0..99>".
+    # identity is given, the user's stored colour is reused and a missing userName becomes the stored name; a
+    # userName still missing (none given, no known user's) becomes "User-<0..99>", as the original generated.
     useKnownUser: bool = False
     # /link/getdetail needs the room detail too: when true the reply carries it as "room" (one request, one
     # room lookup instead of two).

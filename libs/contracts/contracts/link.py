@@ -12,6 +12,8 @@ LINK_LOCATION_UPDATED = "link.location.updated"
 
 
 class LinkCreated(msgspec.Struct, kw_only=True):
+    """Every link link makes, a new room's Guest/Viewer share links included (``share`` 1, no mobile)."""
+
     linkID: str
     room: str
     linkType: str
@@ -245,14 +247,16 @@ class QueuePage(msgspec.Struct, kw_only=True):
 
 # ---- snapshots for rebuilding read models (issue 14) -----------------------------------------------------------
 # RPC_LINK_SNAPSHOT (servicekit.rebuild.SnapshotQuery -> SnapshotPage), served by link, paged by link_connect.id:
-#   LinkSnapshot.LINKS -> LinkState (every link_connect row with a linkID that LINK_CREATED announces: not the
-#                         Guest/Viewer share links, share = 1)
+#   LinkSnapshot.LINKS -> LinkState (every link_connect row: also the Guest/Viewer share links, share = 1, which
+#                         LINK_CREATED announces too, and an original's rows without a linkID, which no event ever
+#                         announced; each consumer takes what its read model holds: telemetry's statistics and
+#                         car-task copies all of them, conference and realtime those with a linkID)
 RPC_LINK_SNAPSHOT = "rpc.link.snapshot"
 
 
 class LinkSnapshot:
     LINKS = "links"
-    LIVE_LINKS = "liveLinks"  # LiveLink rows: the links a LinkState page says are ``live``, and only their ids
+    LIVE_LINKS = "liveLinks"  # LiveLink rows: the links with a linkID a LinkState page says are ``live``, only ids
 
 
 class LiveLink(msgspec.Struct, kw_only=True):
@@ -267,5 +271,6 @@ class LinkState(LinkCreated, kw_only=True):
     ``errorLocation``, ``domainIndex``, ``enabled``, ``accuracy``, ``latitude``, ``longitude``, ``patientLatitude``,
     ``patientLongitude``; decimals as numbers), and whether its ``/data/{linkID}`` namespace is live (not expired)."""
 
+    linkID: str | None  # type: ignore[assignment]  # None: a row of an original's installation without one
     fields: dict[str, Any] = {}
     live: bool = False

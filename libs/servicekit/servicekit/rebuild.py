@@ -16,6 +16,12 @@ none, so a stream is never the source of truth of a read model. Instead:
   (:class:`RebuildSummary`). deploy/rebuild.py sends it (``just rebuild-read-models SERVICE``).
 
 A rebuild is repeatable: steps upsert by the rows' keys, so a second run changes nothing.
+
+Nothing is left out silently: a row a read model cannot hold (a value wider than its column, a key it lacks) is
+named by :func:`not_rebuilt` (``fits`` of :func:`rebuild_from`): logged as a WARNING and counted in the step's
+summary (``notRebuilt``, the first NOT_REBUILT_LISTED named in ``notRebuiltRows``), which deploy/rebuild.py prints
+and turns into its exit status. Rows a read model does not take by design (``keep``: what its consumer would not
+store from the same event either) are not reported.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -49,6 +56,7 @@ VERSION_MARGIN_MS = 60_000
 REBUILD_SUBJECT = "rpc.{service}.rebuild"
 RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock (with a live consumer writing the same rows): run it again
 WRITE_ATTEMPTS = 5
+NOT_REBUILT_LISTED = 20  # rows named per step in the summary (all are logged)
 
 
 class SnapshotQuery(msgspec.Struct, kw_only=True):
@@ -70,6 +78,8 @@ class RebuiltModel(msgspec.Struct, kw_only=True):
     readModel: str
     rows: int  # rows (or entries) written or confirmed
     seconds: float
+    notRebuilt: int = 0  # rows of the owners the read model could not hold (not_rebuilt): each one logged
+    notRebuiltRows: list[str] = []  # the first NOT_REBUILT_LISTED of them, "<row>: <why>"
 
 
 class RebuildSummary(msgspec.Struct, kw_only=True):
@@ -81,6 +91,35 @@ class RebuildSummary(msgspec.Struct, kw_only=True):
 Reader = Callable[[int, int], Awaitable[tuple[list[Any], int | None]]]
 # Rebuilds one read model; returns the number of rows it applied.
 Step = Callable[[], Awaitable[int]]
+
+
+class _NotRebuilt:
+    def __init__(self, read_model: str) -> None:
+        self.read_model = read_model
+        self.count = 0
+        self.rows: list[str] = []
+
+
+_not_rebuilt: ContextVar[_NotRebuilt | None] = ContextVar("not_rebuilt", default=None)
+
+
+def not_rebuilt(row: str, reason: str) -> None:
+    """Report a row of an owner that the read model being rebuilt cannot hold (too wide for a column, no key): a
+    WARNING log line and, inside a step run by :func:`serve_rebuild`, a count and a line in that step's summary."""
+    tally = _not_rebuilt.get()
+    read_model = tally.read_model if tally is not None else None
+    log.warning("read-model row not rebuilt", extra={"read_model": read_model, "row": row, "reason": reason})
+    if tally is not None:
+        tally.count += 1
+        if len(tally.rows) < NOT_REBUILT_LISTED:
+            tally.rows.append(f"{row}: {reason}")
+
+
+def too_wide(values: dict[str, str | None], widths: dict[str, int]) -> str | None:
+    """Why a row's text values cannot be stored in columns of ``widths`` (characters), or None when they fit."""
+    over = [f"{name} has {len(value)} characters (column: {widths[name]})"
+            for name, value in values.items() if value is not None and len(value) > widths[name]]  # fmt: skip
+    return "; ".join(over) or None
 
 
 def now_ms() -> int:
@@ -176,11 +215,26 @@ async def rebuild_from(
     row_type: type[T],
     save: Callable[..., Awaitable[Any]],
     keep: Callable[[list[T]], list[Any]] | None = None,
+    fits: Callable[[T], str | None] | None = None,
+    describe: Callable[[T], str] = repr,
 ) -> int:
     """Every page of ``entity`` from its owner (:func:`pages`), the rows the read model takes (``keep``, default all)
-    written by ``save(conn, rows, version)`` in one transaction per page (:func:`write`); returns the rows written."""
+    written by ``save(conn, rows, version)`` in one transaction per page (:func:`write`); returns the rows written.
+
+    ``fits``: why a row cannot be held by the read model (None: it can); such a row is left out and reported
+    (:func:`not_rebuilt`, the row named by ``describe``), never dropped silently. ``keep`` is for rows the read model
+    does not take by design (as its consumer would not from the same event): they are not reported."""
     count = 0
     async for version, rows in pages(bus, subject, entity, row_type):
+        if fits is not None:
+            fitting = []
+            for row in rows:
+                reason = fits(row)
+                if reason is None:
+                    fitting.append(row)
+                else:
+                    not_rebuilt(f"{entity} {describe(row)}", reason)
+            rows = fitting
         kept = rows if keep is None else keep(rows)
         await write(db, save, kept, version)
         count += len(kept)
@@ -213,10 +267,22 @@ async def serve_rebuild(bus: Bus, steps: dict[str, Step]) -> None:
         done = []
         for name in names:
             started = time.monotonic()
-            rows = await steps[name]()
+            tally = _NotRebuilt(name)
+            token = _not_rebuilt.set(tally)
+            try:
+                rows = await steps[name]()
+            finally:
+                _not_rebuilt.reset(token)
             seconds = round(time.monotonic() - started, 3)
-            log.info("read model rebuilt", extra={"read_model": name, "rows": rows, "seconds": seconds})
-            done.append(RebuiltModel(readModel=name, rows=rows, seconds=seconds))
+            log.info(
+                "read model rebuilt",
+                extra={"read_model": name, "rows": rows, "seconds": seconds, "not_rebuilt": tally.count},
+            )
+            done.append(
+                RebuiltModel(
+                    readModel=name, rows=rows, seconds=seconds, notRebuilt=tally.count, notRebuiltRows=tally.rows
+                )
+            )
         return RebuildSummary(service=bus.service, readModels=done)
 
     await bus.serve(REBUILD_SUBJECT.format(service=bus.service), RebuildRequest, answer)

@@ -28,6 +28,7 @@ from contracts.recording import (
     EgressChanged,
     FileStored,
 )
+from servicekit import rebuild
 from servicekit.bus import Event, apply_once, event_payload
 from servicekit.clock import now_local, parse_local
 from servicekit.db import Connection, Database
@@ -39,6 +40,8 @@ PARTICIPANT_SEEN_CONSUMER = "conference-participant-seen"
 EGRESS_CONSUMER = "conference-egress"
 LINK_ROOMS_CONSUMER = "conference-link-rooms"
 FILES_CONSUMER = "conference-files"
+FILE_WIDTHS = {"filename": 255, "url": 512}  # room_file_view's columns (linkId is TEXT, as recording's files.linkId)
+LINK_WIDTHS = {"linkID": 100, "room": 50}  # room_link_view's columns
 
 
 async def apply_participant_seen(db: Database, event: Event) -> bool:
@@ -85,7 +88,11 @@ async def apply_egress(db: Database, nodes: LiveKitNodes, event: Event) -> bool:
 
 async def apply_link_created(db: Database, event: Event) -> bool:
     link = event_payload(event, LinkCreated)
-    if link is None or not link.linkID or len(link.linkID) > 100 or not link.room or len(link.room) > 50:
+    if link is None or not link.linkID or not link.room:
+        return False
+    too_wide = rebuild.too_wide({"linkID": link.linkID, "room": link.room}, LINK_WIDTHS)
+    if too_wide is not None:  # link's own columns are narrower: not expected, never silent
+        log.warning("link not kept for /room/picture", extra={"linkID": link.linkID, "reason": too_wide})
         return False
 
     async def apply(conn: Connection) -> int:
@@ -96,7 +103,11 @@ async def apply_link_created(db: Database, event: Event) -> bool:
 
 async def apply_file_stored(db: Database, event: Event) -> bool:
     stored = event_payload(event, FileStored)
-    if stored is None or len(stored.linkId) > 100 or len(stored.filename) > 255 or len(stored.url) > 512:
+    if stored is None:
+        return False
+    too_wide = rebuild.too_wide({"filename": stored.filename, "url": stored.url}, FILE_WIDTHS)
+    if too_wide is not None:  # recording's own columns are as wide: not expected, never silent
+        log.warning("file not kept for /room/picture", extra={"fileId": stored.fileId, "reason": too_wide})
         return False
     row = {
         "fileId": stored.fileId,

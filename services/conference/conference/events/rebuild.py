@@ -15,6 +15,7 @@ from typing import Any
 
 from conference import domain, repository
 from conference.clients import LiveKitNodes
+from conference.events import consumers
 from contracts.conference import RPC_CONFERENCE_SNAPSHOT, CaseChanged, ConferenceSnapshot, RoomState, RoomUserSaved
 from contracts.link import RPC_LINK_SNAPSHOT, LinkSnapshot, LinkState
 from contracts.recording import RPC_RECORDING_SNAPSHOT, FileStored, RecordingSnapshot
@@ -93,37 +94,43 @@ async def _save_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 async def rebuild_room_links(runtime: Runtime) -> int:
-    """room_link_view from link's links (as apply_link_created: rows a consumer would drop are skipped)."""
+    """room_link_view from link's links (as apply_link_created). A link without linkID or room is not taken (no file
+    names it, it is in no room); one too wide for the view is reported (rebuild.not_rebuilt), never dropped
+    silently."""
     assert runtime.bus is not None and runtime.db is not None
     count = 0
     async for _version, links in rebuild.pages(runtime.bus, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState):
-        rows = [
-            link for link in links if link.linkID and len(link.linkID) <= 100 and link.room and len(link.room) <= 50
-        ]
+        rows = []
+        for link in links:
+            if not link.linkID or not link.room:
+                continue
+            too_wide = rebuild.too_wide({"linkID": link.linkID, "room": link.room}, consumers.LINK_WIDTHS)
+            if too_wide is None:
+                rows.append(link)
+            else:
+                rebuild.not_rebuilt(f"link {link.linkRowId} ({link.linkID})", too_wide)
         await rebuild.write(runtime.db, _save_link_rooms, rows)
         count += len(rows)
     return count
 
 
 async def rebuild_room_files(runtime: Runtime) -> int:
-    """room_file_view from recording's files (as apply_file_stored)."""
+    """room_file_view from recording's files (as apply_file_stored): every file (its linkId whatever its length);
+    one too wide for the view is reported (rebuild.not_rebuilt)."""
     assert runtime.bus is not None and runtime.db is not None
     count = 0
     pages = rebuild.pages(runtime.bus, RPC_RECORDING_SNAPSHOT, RecordingSnapshot.FILES, FileStored)
     async for _version, files in pages:
-        rows = [
-            {
-                "fileId": f.fileId,
-                "linkId": f.linkId,
-                "filename": f.filename,
-                "url": f.url,
-                "width": f.width,
-                "height": f.height,
-                "createdAt": parse_local(f.createdAt),
-            }  # fmt: skip
-            for f in files
-            if len(f.linkId) <= 100 and len(f.filename) <= 255 and len(f.url) <= 512
-        ]
+        rows = []
+        for f in files:
+            too_wide = rebuild.too_wide({"filename": f.filename, "url": f.url}, consumers.FILE_WIDTHS)
+            if too_wide is not None:
+                rebuild.not_rebuilt(f"file {f.fileId}", too_wide)
+                continue
+            rows.append({
+                "fileId": f.fileId, "linkId": f.linkId, "filename": f.filename, "url": f.url, "width": f.width,
+                "height": f.height, "createdAt": parse_local(f.createdAt),
+            })  # fmt: skip
         await rebuild.write(runtime.db, _save_files, rows)
         count += len(rows)
     return count

@@ -137,13 +137,14 @@ class Conference:
 
         user_name = req.userName
         color = req.color
-        if req.useKnownUser and req.identity and req.identity != "null":
-            known = await repository.participants.room_user(self.db, req.room, req.identity)
-            if known:
-                color = color or known["color"]
-                if user_name is None:
-                    user_name = known["userName"]
-            if user_name is None:
+        if req.useKnownUser:
+            if req.identity and req.identity != "null":
+                known = await repository.participants.room_user(self.db, req.room, req.identity)
+                if known:
+                    color = color or known["color"]
+                    if user_name is None:
+                        user_name = known["userName"]
+            if user_name is None:  # getdetail of a link without userName: the original generated one
                 user_name = domain.generated_user_name()
         if color is None:
             color = await self.colors.pick()

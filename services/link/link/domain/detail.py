@@ -50,14 +50,14 @@ def mint(
     color: str | None,
 ) -> dict[str, Any]:
     """What conference's participant token answers for getdetail (useKnownUser): identity, userName, token,
-    conference, color — a known user's colour and name reused, else a palette colour and ``User-<n>``."""
-    if identity and identity != "null":
-        if known is not None:
-            color = known.color or color
-            if user_name is None:
-                user_name = known.user_name
+    conference, color — a known user's colour and name reused, else a palette colour; a link without userName
+    and no known user's name gets ``User-<n>``, as the original generated (asked with an identity or not)."""
+    if identity and identity != "null" and known is not None:
+        color = known.color or color
         if user_name is None:
-            user_name = tokens.generated_user_name()
+            user_name = known.user_name
+    if user_name is None:  # the link has no userName and no known user names one: the original generated one
+        user_name = tokens.generated_user_name()
     new_identity = tokens.participant_identity(identity, user_type)
     user_name = tokens.participant_user_name(user_name)
     metadata = tokens.participant_metadata(

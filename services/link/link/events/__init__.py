@@ -79,10 +79,29 @@ log = logging.getLogger(__name__)
 
 PUBLIC_LINK_FIELDS = ("room", "userName", "userType", "linkType", "mobile", "isAdmin", "requireJoinPermission")
 RPC_TIMEOUT = 5.0  # the requests link's controllers make to conference
+_DATE = "%Y-%m-%d %H:%M:%S"  # local time, as LinkCreated carries dates
 
 
 async def link_created(conn: Connection, data: LinkCreated) -> None:
     await add_event(conn, LINK_CREATED, data)
+
+
+async def share_link_created(
+    conn: Connection, link_id: str, row_id: int, fields: dict[str, Any], *, room_created: bool
+) -> None:
+    """LINK_CREATED of a room's Guest/Viewer share link (share = 1), from the ``fields`` it was inserted with: the other
+    services' copies of link's links hold every link, as a rebuild from link's snapshot makes them."""
+    await link_created(
+        conn,
+        LinkCreated(
+            linkID=link_id, linkRowId=row_id, room=fields["room"], linkType=fields.get("linkType", "video"),
+            userType=fields.get("userType") or "", userName=fields.get("userName") or "",
+            mobile=fields.get("mobile", ""), service=fields.get("service") or 0, roomCreated=room_created,
+            crmSender=fields.get("crmSender", ""), recordId=fields.get("recordId", 0), share=1,
+            oneTimeLink=fields.get("oneTimeLink", 0), dtmCreated=fields["dtmCreated"].strftime(_DATE),
+            dtmExpired=fields["dtmExpired"].strftime(_DATE), userAgent=fields.get("userAgent", ""),
+        ),
+    )  # fmt: skip
 
 
 async def link_location_updated(conn: Connection, data: LinkLocationUpdated) -> None:

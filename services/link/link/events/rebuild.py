@@ -53,6 +53,10 @@ _DATE = "%Y-%m-%d %H:%M:%S"
 PROBE_ROOMS = 200  # rooms read per page of open rooms
 PROBE_CONCURRENCY = 8  # participant lists asked at once (each is a LiveKit call by conference)
 PROBE_TIMEOUT = 5.0
+# Columns of the read models (characters): a row wider than one is reported (rebuild.not_rebuilt), never dropped
+USER_WIDTHS = {"room": 100, "identity": 50}  # room_user_view
+RECORD_WIDTHS = {"egressId": 100, "room": 50}  # room_record_view
+PARTICIPANT_WIDTHS = {"identity": 255}  # room_participant_view
 _encode = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
 
@@ -125,8 +129,9 @@ async def rebuild_room_users(runtime: Runtime) -> int:
         ConferenceSnapshot.ROOM_USERS,
         RoomUserSaved,
         _store_users,
-        # as apply_conference_event
-        keep=lambda users: [u for u in users if len(u.room) <= 100 and len(u.identity) <= 50],
+        # as apply_conference_event; conference's room_user is as wide, so none is expected
+        fits=lambda u: rebuild.too_wide({"room": u.room, "identity": u.identity}, USER_WIDTHS),
+        describe=lambda u: f"{u.room}/{u.identity}",
     )
     # Every user of every room known now is in the view, and later ones come as events: what ``complete`` means.
     await repository.readmodels.mark_rooms_complete(runtime.db)
@@ -148,6 +153,8 @@ async def rebuild_cases(runtime: Runtime) -> int:
         CaseChanged,
         _store_cases,
         keep=lambda cases: [v for v in map(readmodels.case_values, cases) if v is not None],
+        fits=lambda c: None if readmodels.case_values(c) is not None else "caseId or service out of the view's range",
+        describe=lambda c: f"{c.service}/{c.caseId}",
     )
 
 
@@ -172,8 +179,10 @@ async def rebuild_records(runtime: Runtime) -> int:
         RecordingSnapshot.EGRESSES,
         EgressChanged,
         _store_records,
-        keep=lambda egresses: [e for e in egresses if e.recordId and len(e.recordId) <= 100 and len(e.room) <= 50],
-    )
+        fits=lambda e: "no egressId (recordVideos are keyed by it)" if not e.recordId
+        else rebuild.too_wide({"egressId": e.recordId, "room": e.room}, RECORD_WIDTHS),
+        describe=lambda e: f"{e.room}/{e.recordId}",
+    )  # fmt: skip
 
 
 async def rebuild_participants(runtime: Runtime) -> int:
@@ -213,11 +222,15 @@ async def _room_participants(runtime: Runtime, room: str, limit: asyncio.Semapho
             log.warning("participants not rebuilt", extra={"room": room, "code": exc.code})
             return 0
         # False: LiveKit has no such room (nobody is in it)
-        live = {
-            str(p["identity"]): p
-            for p in (listed if isinstance(listed, list) else [])
-            if isinstance(p, dict) and p.get("identity") and len(str(p["identity"])) <= 255
-        }
+        live = {}
+        for p in listed if isinstance(listed, list) else []:
+            if not isinstance(p, dict) or not p.get("identity"):
+                continue
+            too_wide = rebuild.too_wide({"identity": str(p["identity"])}, PARTICIPANT_WIDTHS)
+            if too_wide is None:
+                live[str(p["identity"])] = p
+            else:
+                rebuild.not_rebuilt(f"participant of {room}", too_wide)
         async with writing:
             await rebuild.write(runtime.db, _store_participants, room, live, version)
     return len(live)

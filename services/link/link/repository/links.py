@@ -281,20 +281,21 @@ SNAPSHOT_COLUMNS = (
 
 
 async def links_page(conn: Connection | Database, after: int, limit: int, now: datetime) -> list[dict[str, Any]]:
-    """link_connect rows with a linkID and id > ``after``, by id; not a room's Guest/Viewer share links (share = 1),
-    which LINK_CREATED never announces (the other services never learn of them). ``_live``: not expired at ``now``,
-    by the sweep's rule (_NOT_EXPIRED), as live_links_page decides it."""
+    """Every link_connect row with id > ``after``, by id: a room's Guest/Viewer share links (share = 1) and rows
+    without a linkID (an original's installation holds some) included, which LINK_CREATED never announces; each
+    consumer takes what its read model holds. ``_live``: not expired at ``now``, by the sweep's rule (_NOT_EXPIRED),
+    as live_links_page decides it."""
     return await conn.fetch_all(
         f"SELECT {SNAPSHOT_COLUMNS}, {_NOT_EXPIRED} AS _live FROM link_connect"  # noqa: S608 - fixed SQL
-        " WHERE id > %s AND linkID IS NOT NULL AND (share IS NULL OR share != 1) ORDER BY id LIMIT %s",
+        " WHERE id > %s ORDER BY id LIMIT %s",
         (EARLIEST_DATETIME, now, after, limit),
     )
 
 
 async def live_links_page(conn: Connection | Database, after: int, limit: int, now: datetime) -> list[dict[str, Any]]:
-    """links_page's rows not expired at ``now`` (LinkState.live), only their id and linkID."""
+    """links_page's rows with a linkID not expired at ``now`` (LinkState.live), only their id and linkID."""
     return await conn.fetch_all(
         "SELECT id, linkID FROM link_connect WHERE id > %s AND linkID IS NOT NULL"  # noqa: S608 - fixed SQL
-        f" AND (share IS NULL OR share != 1) AND {_NOT_EXPIRED} ORDER BY id LIMIT %s",
+        f" AND {_NOT_EXPIRED} ORDER BY id LIMIT %s",
         (after, EARLIEST_DATETIME, now, limit),
     )

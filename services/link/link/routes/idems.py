@@ -125,12 +125,12 @@ class IdemsController(Controller):
         async with runtime.db.transaction() as conn:
             if ensured.get("created") or await repository.links.share_link_id(conn, room, "Guest") is None:
                 for share_name, share_type in (("Guest", "user"), ("Viewer", "viewer")):
-                    await repository.links.insert_link(
-                        conn,
-                        charset,
-                        {**common, "share": 1, "userType": share_type, "linkType": "video", "userName": share_name,
-                         "crmSender": "", "sms": 1},
-                    )  # fmt: skip
+                    share_fields = {**common, "share": 1, "userType": share_type, "linkType": "video",
+                                    "userName": share_name, "crmSender": "", "sms": 1}  # fmt: skip
+                    share_id, share_row = await repository.links.insert_link(conn, charset, share_fields)
+                    await events.share_link_created(
+                        conn, share_id, share_row, share_fields, room_created=bool(ensured.get("created"))
+                    )
             made: dict[str, str] = {}
             for user_type, link_mobile, user_name, is_admin in (
                 ("user", mobile, mobile, "0"),

@@ -381,20 +381,20 @@ class LinkController(Controller):
             # after conference had made the room (the room is no longer "created" on the retry).
             if room_created or await repository.links.share_link_id(conn, room, "Guest") is None:
                 for share_name, share_type in (("Guest", "user"), ("Viewer", "viewer")):
-                    await repository.links.insert_link(
-                        conn,
-                        settings.custom_charset,
-                        {
-                            "share": 1,
-                            "room": room,
-                            "userType": share_type,
-                            "linkType": "video",
-                            "userName": share_name,
-                            "service": service,
-                            "dtmCreated": now,
-                            "dtmExpired": default_expiry,
-                        },
+                    share_fields = {
+                        "share": 1,
+                        "room": room,
+                        "userType": share_type,
+                        "linkType": "video",
+                        "userName": share_name,
+                        "service": service,
+                        "dtmCreated": now,
+                        "dtmExpired": default_expiry,
+                    }
+                    share_id, share_row = await repository.links.insert_link(
+                        conn, settings.custom_charset, share_fields
                     )
+                    await events.share_link_created(conn, share_id, share_row, share_fields, room_created=room_created)
             link_id, row_id = await repository.links.insert_link(conn, settings.custom_charset, fields)
             url = domain.links.link_url(target.domain, body.linkType, link_id)
             link = {

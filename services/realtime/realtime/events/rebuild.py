@@ -33,7 +33,7 @@ class RoomLive(msgspec.Struct, kw_only=True):
 class LinkLive(msgspec.Struct, kw_only=True):
     """What the registry needs of a LinkState."""
 
-    linkID: str
+    linkID: str | None = None  # None: a link without one (no namespace)
     live: bool = False
 
 
@@ -53,7 +53,11 @@ async def rebuild_registry(runtime: Runtime) -> int:
     async def links(entity: str, row_type: type[LiveLink | LinkLive]) -> int:
         count = 0
         async for _version, page in rebuild.pages(bus, RPC_LINK_SNAPSHOT, entity, row_type):
-            names = [name for link in page if getattr(link, "live", True) and (name := data_namespace(link.linkID))]
+            names = [
+                name
+                for link in page
+                if link.linkID and getattr(link, "live", True) and (name := data_namespace(link.linkID))
+            ]
             await registry.add(*names)
             count += len(names)
         return count

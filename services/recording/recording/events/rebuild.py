@@ -89,8 +89,13 @@ async def rebuild_room_settings(runtime: Runtime) -> int:
         settings = []
         for room in rooms:
             setting = domain.setting_from_event(msgspec.to_builtins(room))  # as the room consumer reads an event
-            if setting is not None:
-                settings.append((room.room[:MAX_ROOM], setting))
+            if setting is None:
+                continue
+            too_wide = rebuild.too_wide({"room": room.room}, {"room": MAX_ROOM})
+            if too_wide is None:
+                settings.append((room.room, setting))
+            else:  # conference's room names are as wide: not expected, never truncated nor dropped silently
+                rebuild.not_rebuilt(f"room {room.room}", too_wide)
         await rebuild.write(runtime.db, _save_settings, settings, version)
         count += len(settings)
     return count

@@ -6,7 +6,8 @@ destination here). Rows are stamped with the time taken before their page was as
 what it wrote, an older write only fills what a row lacks.
 
 * ``car_room_link`` and ``stats_link``: link's links (LinkState: the link and its positions), in link's order, so
-  the ids that mean "order first seen" keep link's order.
+  the ids that mean "order first seen" keep link's order; every one of them, share links and links without a
+  linkID (keyed by link's row id then) included, as the original read link_connect whole.
 * ``car_room``: conference's rooms (their tenant); ``stats_case``: its cases; ``stats_participant``: its room users.
 * ``stats_track``: telemetry's own data_log (the raw LiveKit webhooks; a migration copies it): its
   ``track_published`` rows, keyed as the live consumer keys them (recording's receipt key), so none is kept twice.
@@ -28,7 +29,12 @@ from telemetry.repository import data_log
 from telemetry.repository import statistics as stats_repository
 from telemetry.repository import tasks as tasks_repository
 
-MAX_ROOM, MAX_IDENTITY = 50, 100  # stats_participant's columns (a longer row would fail its whole page)
+# Columns of the read models (characters): a row of an owner wider than one is reported, never dropped silently
+# (they are as wide as the owners' columns, so none is expected).
+CAR_ROOM_WIDTHS = {"room": 50}
+CASE_WIDTHS = {"room": 100}
+PARTICIPANT_WIDTHS = {"room": 100, "identity": 100, "userType": 50}
+CAR_LINK_WIDTHS = {"linkID": 50, "room": 50, "userType": 50}
 
 
 async def _save_car_links(conn: Connection, links: list[LinkState], version: int) -> None:
@@ -36,18 +42,19 @@ async def _save_car_links(conn: Connection, links: list[LinkState], version: int
     for link in links:
         fields = link.fields
         created.append({
-            "linkID": link.linkID, "room": link.room, "userType": link.userType,
+            "linkID": link.linkID, "linkRowId": link.linkRowId, "room": link.room, "userType": link.userType,
             "service": fields.get("service"), "userName": link.userName, "mobile": link.mobile,
         })  # fmt: skip
+        key = (link.linkID, link.linkRowId, link.room, link.userType)
         latitude, longitude = coordinate(fields.get("latitude"), 90), coordinate(fields.get("longitude"), 180)
         if latitude is not None or longitude is not None:
-            positions.append((link.linkID, link.room, link.userType, latitude, longitude))
+            positions.append((*key, latitude, longitude))
         pick_lat, pick_lng = (
             coordinate(fields.get("patientLatitude"), 90),
             coordinate(fields.get("patientLongitude"), 180),
         )
         if pick_lat is not None or pick_lng is not None:
-            picks.append((link.linkID, link.room, link.userType, pick_lat, pick_lng))
+            picks.append((*key, pick_lat, pick_lng))
     await tasks_repository.save_links(conn, created, positions, picks, now_local(), version)
 
 
@@ -55,8 +62,20 @@ async def rebuild_car_links(runtime: Runtime) -> int:
     """car_room_link as apply_link_event writes it: the link, its own position and the picked patient position."""
     assert runtime.bus is not None and runtime.db is not None
     return await rebuild.rebuild_from(
-        runtime.bus, runtime.db, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState, _save_car_links
-    )
+        runtime.bus, runtime.db, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState, _save_car_links,
+        fits=lambda link: _link_key_missing(link) or rebuild.too_wide(
+            {"linkID": link.linkID, "room": link.room, "userType": link.userType}, CAR_LINK_WIDTHS
+        ),
+        describe=_describe_link,
+    )  # fmt: skip
+
+
+def _link_key_missing(link: LinkState) -> str | None:
+    return "neither linkID nor row id" if link.linkID is None and link.linkRowId is None else None
+
+
+def _describe_link(link: LinkState) -> str:
+    return f"{link.linkRowId} ({link.linkID})"
 
 
 async def _save_car_rooms(conn: Connection, rooms: list[RoomState], version: int) -> None:
@@ -74,7 +93,9 @@ async def rebuild_car_rooms(runtime: Runtime) -> int:
         ConferenceSnapshot.ROOMS,
         RoomState,
         _save_car_rooms,
-        keep=lambda rooms: [r for r in rooms if r.service is not None and r.room and len(r.room) <= MAX_ROOM],
+        keep=lambda rooms: [r for r in rooms if r.service is not None and r.room],  # as apply_room_event
+        fits=lambda room: rebuild.too_wide({"room": room.room}, CAR_ROOM_WIDTHS),
+        describe=lambda room: room.room,
     )
 
 
@@ -92,11 +113,13 @@ async def _save_stats_links(conn: Connection, links: list[LinkState], version: i
 
 
 async def rebuild_stats_links(runtime: Runtime) -> int:
-    """stats_link with every column the link events carry (LINK_CREATED's and the others' ``fields``)."""
+    """stats_link with every column the link events carry (LINK_CREATED's and the others' ``fields``), of every link
+    (one without linkID keyed by its row id: the original's statistics counted it)."""
     assert runtime.bus is not None and runtime.db is not None
     return await rebuild.rebuild_from(
-        runtime.bus, runtime.db, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState, _save_stats_links
-    )
+        runtime.bus, runtime.db, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState, _save_stats_links,
+        fits=_link_key_missing, describe=_describe_link,
+    )  # fmt: skip
 
 
 async def _save_stats_cases(conn: Connection, cases: list[CaseChanged], version: int) -> None:
@@ -113,7 +136,8 @@ async def rebuild_stats_cases(runtime: Runtime) -> int:
         ConferenceSnapshot.CASES,
         CaseChanged,
         _save_stats_cases,
-        keep=lambda cases: [c for c in cases if c.room is None or len(c.room) <= MAX_ROOM],
+        fits=lambda case: rebuild.too_wide({"room": case.room}, CASE_WIDTHS),
+        describe=lambda case: f"{case.service}/{case.caseId}",
     )
 
 
@@ -131,7 +155,10 @@ async def rebuild_stats_participants(runtime: Runtime) -> int:
         ConferenceSnapshot.ROOM_USERS,
         RoomUserSaved,
         _save_stats_participants,
-        keep=lambda users: [u for u in users if len(u.room) <= MAX_ROOM and len(u.identity) <= MAX_IDENTITY],
+        fits=lambda u: rebuild.too_wide(
+            {"room": u.room, "identity": u.identity, "userType": u.userType}, PARTICIPANT_WIDTHS
+        ),
+        describe=lambda u: f"{u.room}/{u.identity}",
     )
 
 

@@ -35,9 +35,10 @@ async def upsert_link(conn: Connection, link_id: str, values: dict[str, Any], ve
     await conn.execute(f"{head} {row} {update}", (link_id, *(values[c] for c in columns), version))
 
 
-async def upsert_links(conn: Connection, links: list[tuple[str, dict[str, Any]]], version: int) -> None:
+async def upsert_links(conn: Connection, links: list[tuple[str | None, dict[str, Any]]], version: int) -> None:
     """upsert_link of many (linkID, values) (a rebuild's page), in their order: each run of links with the same
-    columns as one multi-row statement."""
+    columns as one multi-row statement. A link without linkID (an original's row) is keyed by ``linkRowId`` (unique
+    too), which its values then carry."""
     runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
     for link_id, values in links:
         columns = tuple(c for c in values if c in domain.LINK_COLUMNS)

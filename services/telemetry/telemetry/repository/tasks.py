@@ -144,47 +144,62 @@ async def save_room_services(conn: Connection, rooms: list[tuple[str, int]], now
 
 _SAVE_LINK = versioned_update(
     {"room": "VALUES(room)", "userType": "VALUES(userType)", "service": "COALESCE(VALUES(service), service)",
-     "userName": "VALUES(userName)", "mobile": "VALUES(mobile)", "dtmUpdated": "VALUES(dtmUpdated)"}
+     "userName": "VALUES(userName)", "mobile": "VALUES(mobile)", "dtmUpdated": "VALUES(dtmUpdated)",
+     "linkRowId": "COALESCE(VALUES(linkRowId), linkRowId)"}
 )  # fmt: skip
 
 
 async def save_link(conn: Connection, link: dict[str, Any], now: datetime, version: int = 0) -> None:
-    """A link made by link (link.link.created, or a snapshot): linkID, room, userType, service, userName, mobile."""
+    """A link made by link (link.link.created, or a snapshot): linkID, room, userType, service, userName, mobile and
+    link's row id (``linkRowId``, when known: the key of a link without linkID, which only a snapshot carries)."""
     await conn.execute(f"{_LINK_HEAD} {_LINK_ROW} {_LINK_UPDATE}", _link_values(link, now, version))
 
 
 def _link_values(link: dict[str, Any], now: datetime, version: int) -> tuple[Any, ...]:
     return (
-        link["linkID"], link["room"], link["userType"], link["service"], link["userName"][:100], link["mobile"][:20],
-        now, version,
+        link["linkID"], link.get("linkRowId"), link["room"], link["userType"], link["service"], link["userName"][:100],
+        link["mobile"][:20], now, version,
     )  # fmt: skip
 
 
-_LINK_HEAD = "INSERT INTO car_room_link (linkID, room, userType, service, userName, mobile, dtmUpdated, version) VALUES"
-_LINK_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+_LINK_HEAD = (
+    "INSERT INTO car_room_link (linkID, linkRowId, room, userType, service, userName, mobile, dtmUpdated, version)"
+    " VALUES"
+)
+_LINK_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _LINK_UPDATE = f"ON DUPLICATE KEY UPDATE {_SAVE_LINK}"
 _POSITION_HEAD = "INSERT INTO car_room_link (linkID, room, userType, latitude, longitude, dtmUpdated, version) VALUES"
 _PICK_HEAD = (
     "INSERT INTO car_room_link (linkID, room, userType, patientLatitude, patientLongitude, dtmUpdated, version) VALUES"
 )
 _POINT_ROW = "(%s, %s, %s, %s, %s, %s, %s)"
+# A rebuild's positions carry link's row id as well: a link without linkID is found by it.
+_POSITIONS_HEAD = (
+    "INSERT INTO car_room_link (linkID, linkRowId, room, userType, latitude, longitude, dtmUpdated, version) VALUES"
+)
+_PICKS_HEAD = (
+    "INSERT INTO car_room_link (linkID, linkRowId, room, userType, patientLatitude, patientLongitude, dtmUpdated,"
+    " version) VALUES"
+)
+_POINTS_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 async def save_links(
     conn: Connection,
     links: list[dict[str, Any]],
-    positions: list[tuple[str, str, str, Any, Any]],
-    picks: list[tuple[str, str, str, Any, Any]],
+    positions: list[tuple[str | None, int | None, str, str, Any, Any]],
+    picks: list[tuple[str | None, int | None, str, str, Any, Any]],
     now: datetime,
     version: int,
 ) -> None:
     """A rebuild's page of links in multi-row statements: save_link of every link (in their order: ids keep it), then
-    set_link_position and set_link_pick of those with one ((linkID, room, userType, latitude, longitude)). Each
-    link's own writes keep save_link's order, and a page's links are distinct rows (linkID is unique), so the rows
-    end as with the single-row calls link by link."""
+    set_link_position and set_link_pick of those with one ((linkID, linkRowId, room, userType, latitude,
+    longitude)). Each link's own writes keep save_link's order, and a page's links are distinct rows (linkID and
+    linkRowId are unique; a link without linkID is keyed by linkRowId), so the rows end as with the single-row calls
+    link by link."""
     await conn.execute_rows(_LINK_HEAD, _LINK_ROW, _LINK_UPDATE, [_link_values(k, now, version) for k in links])
-    for head, update, points in ((_POSITION_HEAD, _POSITION_UPDATE, positions), (_PICK_HEAD, _PICK_UPDATE, picks)):
-        await conn.execute_rows(head, _POINT_ROW, update, [(*point, now, version) for point in points])
+    for head, update, points in ((_POSITIONS_HEAD, _POSITION_UPDATE, positions), (_PICKS_HEAD, _PICK_UPDATE, picks)):
+        await conn.execute_rows(head, _POINTS_ROW, update, [(*point, now, version) for point in points])
 
 
 async def patient_of_room(db: Any, room: str) -> dict[str, Any] | None:
