@@ -226,7 +226,10 @@ async def _settled(suite: Any, made: Made) -> dict[str, Any]:
         ended = [r for r in state["link.room_record_view"]["rows"] if r["filename"]]
         picked = [r for r in state["telemetry.car_room_link"]["rows"] if r["patientLatitude"] is not None]
         opened = [r for r in state["telemetry.stats_link"]["rows"] if r["os"] is not None]  # getdetail's fields
-        if have == counts and ended and picked and opened and state["conference.room_file_view"]:
+        # the recorded room's view has applied conference's record stop too (a consumer of its own)
+        stopped = [r for r in state["link.room_view"]["rows"]
+                   if r["room"] == made.rooms[0] and '"dtmStopRecord":null' not in str(r["detail"])]  # fmt: skip
+        if have == counts and ended and picked and opened and stopped and state["conference.room_file_view"]:
             return state
         return None
 
