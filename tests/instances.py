@@ -128,3 +128,33 @@ def running_nginx(conf: str, run_dir: Path, ready_url: str) -> Iterator[None]:
     finally:
         edge.terminate()
         edge.wait(10)
+
+
+def kill_service(local: LocalSuite, service: str) -> None:
+    """``kill -9`` a service of a LocalSuite: its granian process and workers, with no chance to clean up."""
+    root = local.processes[service].pid
+    for pid in [*_descendants(root), root]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    local.processes[service].wait(10)
+
+
+def restart_service(local: LocalSuite, service: str, timeout: float = 60.0) -> None:
+    """Start a killed or stopped service again with the same port and settings; returns once it is ready."""
+    from deploy.local import wait_http
+
+    local.start_service(service)
+    wait_http(f"{local.url(service)}/ready", timeout, local.processes[service])
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            child = int(stat.parent.name)
+            found += [*_descendants(child), child]
+    return found
