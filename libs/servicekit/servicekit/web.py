@@ -25,6 +25,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
 from servicekit import compat, metrics
+from servicekit.batching import GroupCommit
 from servicekit.bus import Bus, OutboxRelay
 from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.db import Database, migrate
@@ -188,6 +189,9 @@ class ServiceSpec:
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None
     # Periodic jobs (run once across replicas, servicekit.schedule): registered after on_startup, stopped first.
     schedule: Callable[[Scheduler, Runtime], None] | None = None
+    # Group commits of the hot writes (servicekit.batching), by name: in runtime.extras before on_startup runs, and
+    # once the server stops taking requests, drained (every queued write committed) before anything else stops.
+    writers: Callable[[Runtime], Mapping[str, GroupCommit[Any, Any]]] | None = None
     title: str = ""  # of the OpenAPI document; the service's name when empty
     # Routes served by bare ASGI handlers (hot paths), which Litestar leaves out of the OpenAPI document.
     openapi_paths: Mapping[str, PathItem] = field(default_factory=dict)
@@ -340,6 +344,10 @@ def create_app(spec: ServiceSpec) -> Litestar:
                 if runtime.db:
                     runtime.relay = OutboxRelay(runtime.db, runtime.bus)
                     runtime.relay.start()
+        writers = spec.writers(runtime) if spec.writers else {}
+        for name, writer in writers.items():
+            writer.start()
+            runtime.extras[name] = writer
         if spec.on_startup:
             await spec.on_startup(runtime)
         if spec.schedule:
@@ -367,6 +375,8 @@ def create_app(spec: ServiceSpec) -> Litestar:
         finally:
             # Graceful shutdown: the server has stopped taking requests; finish background work, flush the
             # outbox, then close connections.
+            for writer in writers.values():
+                await writer.stop()
             if runtime.scheduler:
                 await runtime.scheduler.stop()
             if spec.on_shutdown:

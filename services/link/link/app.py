@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from link import domain, events
 from link.events import jobs, positions, readmodels, rebuild, sms, tasks
 from link.repository.usage import usage_writer
 from link.routes import CONTROLLERS, links
+from servicekit.batching import GroupCommit
 from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
@@ -33,13 +35,15 @@ async def on_startup(runtime: Runtime) -> None:
     runtime.extras["palette"] = await readmodels.start(runtime)
     await rebuild.serve(runtime)
     assert runtime.db is not None
-    # Group commits of the hot writes (servicekit.batching), stopped in on_shutdown after the server drained.
-    for name, writer in (("usage", usage_writer(runtime.db)), ("positions", positions.position_writer(runtime.db))):
-        writer.start()
-        runtime.extras[name] = writer
     await sms.start(runtime)
     await sms.requeue_stale(runtime)
     await tasks.start(runtime)
+
+
+def writers(runtime: Runtime) -> dict[str, GroupCommit[Any, Any]]:
+    """The group commits of the hot writes: getdetail's usage rows and POST /link/update/latlng."""
+    assert runtime.db is not None
+    return {"usage": usage_writer(runtime.db), "positions": positions.position_writer(runtime.db)}
 
 
 def schedule(scheduler: Scheduler, runtime: Runtime) -> None:
@@ -48,10 +52,6 @@ def schedule(scheduler: Scheduler, runtime: Runtime) -> None:
 
 
 async def on_shutdown(runtime: Runtime) -> None:
-    for name in ("usage", "positions"):
-        writer = runtime.extras.get(name)
-        if writer is not None:
-            await writer.stop()
     await sms.stop(runtime)
 
 
@@ -59,6 +59,6 @@ settings = load_settings(LinkSettings, service_name="link")
 app = create_app(
     ServiceSpec(
         settings, CONTROLLERS, Path(__file__).parent / "migrations", on_startup=on_startup, on_shutdown=on_shutdown,
-        schedule=schedule, openapi_paths=links.DETAIL_OPENAPI,
+        schedule=schedule, writers=writers, openapi_paths=links.DETAIL_OPENAPI,
     )
 )  # fmt: skip

@@ -44,8 +44,6 @@ async def on_startup(runtime: Runtime) -> None:
         http_url(settings.livekit_host.strip()), settings.livekit_api_key, settings.livekit_api_secret
     )
     runtime.extras["livekit_nodes"] = LiveKitNodes(runtime.bus, default)
-    writer = runtime.extras["webhook_writer"] = webhooks.webhook_writer(runtime)
-    writer.start()
     await events.start(runtime)
     await encode.start(runtime)
     await encode.requeue_stale(runtime)
@@ -57,7 +55,6 @@ async def on_shutdown(runtime: Runtime) -> None:
     reconcile: asyncio.Task | None = runtime.extras.pop("reconcile", None)
     if reconcile is not None and not reconcile.done():
         reconcile.cancel()
-    await runtime.extras["webhook_writer"].stop()
     await encode.stop(runtime)
     nodes: LiveKitNodes | None = runtime.extras.pop("livekit_nodes", None)
     if nodes is not None:
@@ -69,6 +66,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 app = create_app(
     ServiceSpec(
         settings, handlers, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown,
+        writers=lambda runtime: {"webhook_writer": webhooks.webhook_writer(runtime)},
         on_scrape=recorder.count_egresses,
     )
 )  # fmt: skip

@@ -5,11 +5,13 @@ read model (/stats/*)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from servicekit.settings import CommonSettings, load_settings
 from servicekit.web import Runtime, ServiceSpec, create_app
 from telemetry import events
 from telemetry.clients import RadioClient
+from telemetry.events import requests
 from telemetry.routes import CONTROLLERS
 
 
@@ -45,4 +47,14 @@ async def on_shutdown(runtime: Runtime) -> None:
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-app = create_app(ServiceSpec(settings, CONTROLLERS, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown))
+
+
+def writers(runtime: Runtime) -> dict[str, Any]:
+    """The group commit of the crews' positions (RPC_TASK_LOCATION)."""
+    assert runtime.db is not None
+    return {"task_positions": requests.task_position_writer(runtime.db)}
+
+
+app = create_app(
+    ServiceSpec(settings, CONTROLLERS, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown, writers=writers)
+)

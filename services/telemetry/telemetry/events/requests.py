@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from contracts.conference import RoomQuery
 from contracts.telemetry import CAR_POSITION_UPDATED, CarPositionUpdated, CarTracking, TaskLocation, TaskQuery
-from servicekit.bus import add_event
+from servicekit.batching import GroupCommit
+from servicekit.bus import add_event, add_events
 from servicekit.clock import now_local
+from servicekit.db import Connection, Database
 from servicekit.web import Runtime
 from telemetry.domain import tasks as domain
 from telemetry.events.lookups import destination_of
@@ -55,16 +59,33 @@ async def task_location(runtime: Runtime, request: TaskLocation) -> dict[str, An
     position = _checked_position(values, request.timestamp)
     if await repository.over_rate(runtime.redis, f"task:{request.uid}"):
         raise _rejected("too many positions: slow down")
-    async with runtime.db.transaction() as conn:
-        row = await repository.set_task_position(conn, request.uid, position, now_local())
-        if row is None:
-            raise LookupError("invalid task id")
-        await add_event(
-            conn,
-            CAR_POSITION_UPDATED,
-            CarPositionUpdated(room=row["room"] or "", uid=row["uid"], row=domain.car_row_json(row)),
-        )
+    # Group-committed with the other crews' positions arriving now; answered after the commit.
+    row = await runtime.extras["task_positions"].submit((request.uid, position, now_local()))
+    if row is None:
+        raise LookupError("invalid task id")
     return {"stored": True}
+
+
+def task_position_writer(db: Database) -> GroupCommit[tuple[str, dict[str, Any], datetime], dict[str, Any] | None]:
+    """The group commit of RPC_TASK_LOCATION's writes: each position on its task's row and its CAR_POSITION_UPDATED,
+    a batch per transaction (servicekit.batching)."""
+
+    async def apply(conn: Connection, items: Sequence[tuple[str, dict[str, Any], datetime]]) -> list[dict | None]:
+        rows = [await repository.set_task_position(conn, uid, position, now) for uid, position, now in items]
+        await add_events(
+            conn,
+            [
+                (
+                    CAR_POSITION_UPDATED,
+                    CarPositionUpdated(room=row["room"] or "", uid=row["uid"], row=domain.car_row_json(row)),
+                )
+                for row in rows
+                if row is not None
+            ],
+        )
+        return rows
+
+    return GroupCommit(db, "telemetry-task-positions", apply)
 
 
 async def car_tracking(runtime: Runtime, request: CarTracking) -> dict[str, Any]:

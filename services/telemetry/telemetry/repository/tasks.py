@@ -69,12 +69,14 @@ def _position_args(position: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def set_task_position(conn: Connection, uid: str, position: dict[str, Any], now: datetime) -> dict | None:
-    """Store the task's position; the updated row, or None when no task has that uid."""
-    row = await conn.fetch_one("SELECT id FROM car_track WHERE uid = %s ORDER BY id DESC LIMIT 1 FOR UPDATE", (uid,))
-    if row is None:
-        return None
-    await conn.execute(_SET_POSITION, (*_position_args(position), now, row["id"]))
-    return await conn.fetch_one("SELECT * FROM car_track WHERE id = %s", (row["id"],))
+    """Store the task's position on its newest row; that row, or None when no task has that uid. A conditional
+    UPDATE (it locks the row it changes) then a plain read of the row, rather than a locking read first."""
+    await conn.execute(
+        "UPDATE car_track SET latitude = %s, longitude = %s, accuracy = %s, speed = %s, heading = %s, altitude = %s,"
+        " altitudeAccuracy = %s, dtmUpdated = %s WHERE uid = %s ORDER BY id DESC LIMIT 1",
+        (*_position_args(position), now, uid),
+    )
+    return await conn.fetch_one("SELECT * FROM car_track WHERE uid = %s ORDER BY id DESC LIMIT 1", (uid,))
 
 
 async def upsert_car_position(
