@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from conference import events
 from conference.clients import LiveKitNodes
@@ -68,6 +69,15 @@ async def on_shutdown(runtime: Runtime) -> None:
         await conference.nodes.close()
 
 
+def writers(runtime: Runtime) -> dict[str, Any]:
+    """The group commit of chat messages (rpc.conference.chat.store)."""
+    assert runtime.db is not None
+    return {"chat_writer": events.chat.chat_writer(runtime.db)}
+
+
 app = create_app(
-    ServiceSpec(settings, CONTROLLERS, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown, schedule=schedule)
-)
+    ServiceSpec(
+        settings, CONTROLLERS, MIGRATIONS, on_startup=on_startup, on_shutdown=on_shutdown, schedule=schedule,
+        writers=writers,
+    )
+)  # fmt: skip

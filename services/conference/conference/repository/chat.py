@@ -42,9 +42,9 @@ async def unread_cases(db: Database, service: int) -> dict[str, Any]:
 
 # ---- storing a message (rpc.conference.chat.store) ---------------------------------------------------------
 async def room_for_chat(conn: Connection, room: str) -> dict[str, Any] | None:
-    """The room's oldest row (id, status, messageUnread), locked while the message is stored."""
+    """The room's oldest row (id, status, messageUnread); a plain read (raise_message_unread decides races)."""
     return await conn.fetch_one(
-        "SELECT id, status, messageUnread FROM room_conference WHERE room = %s ORDER BY id LIMIT 1 FOR UPDATE",
+        "SELECT id, status, messageUnread FROM room_conference WHERE room = %s ORDER BY id LIMIT 1",
         (room,),
     )
 
@@ -69,5 +69,9 @@ async def admin_connected(conn: Connection, room: str) -> bool:
     return admin is not None
 
 
-async def raise_message_unread(conn: Connection, room_id: int) -> None:
-    await conn.execute("UPDATE room_conference SET messageUnread = 1 WHERE id = %s", (room_id,))
+async def raise_message_unread(conn: Connection, room_id: int) -> bool:
+    """Set the room's unread flag; True only for the write that changed it (concurrent messages: exactly one)."""
+    changed = await conn.execute(
+        "UPDATE room_conference SET messageUnread = 1 WHERE id = %s AND NOT (messageUnread <=> 1)", (room_id,)
+    )
+    return changed == 1
