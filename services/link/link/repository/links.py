@@ -97,9 +97,10 @@ async def user_links_of_room(conn: Connection | Database, room: str) -> list[dic
     )
 
 
-async def lock_link(conn: Connection, link_id: str) -> dict[str, Any] | None:
+async def link_row(conn: Connection, link_id: str) -> dict[str, Any] | None:
+    """A plain read: a position write's own UPDATE is what holds the row until its commit."""
     return await conn.fetch_one(
-        "SELECT id, linkID, room, userType, mobile, linkType FROM link_connect WHERE linkID = %s FOR UPDATE",
+        "SELECT id, linkID, room, userType, mobile, linkType FROM link_connect WHERE linkID = %s",
         (link_id,),
     )
 

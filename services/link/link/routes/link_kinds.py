@@ -289,7 +289,7 @@ class LinkKindsController(Controller):
         emit["pickLocation"] = msgspec.to_builtins(pick) if pick else None
         emit["timestamp"] = int(time.time() * 1000)
         async with runtime.db.transaction() as conn:
-            row = await repository.links.lock_link(conn, body.linkID)
+            row = await repository.links.link_row(conn, body.linkID)
             if row is None:
                 raise ApiError("Failed to update location", 404, {"error": "Failed to update location"})
             await repository.links.update_patient_position(
