@@ -44,7 +44,7 @@ DETAIL_COLUMNS = (
     "dtmStopRecord",
     "webSocketURL",
 )
-_DATE_COLUMNS = {"dtmCreated", "dtmStartRecord", "dtmStopRecord"}
+DETAIL_DATE_COLUMNS = ("dtmCreated", "dtmStartRecord", "dtmStopRecord")
 
 
 # ---- rooms -----------------------------------------------------------------------------------------------
@@ -84,7 +84,7 @@ def room_detail(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The original getRoomDetail object: its 15 columns (dates as JS ISO strings) and, when a recording has
     started, ``recordDuration`` = |dtmStartRecord - now| in milliseconds. ``now`` is timezone-aware."""
     detail = {column: row.get(column) for column in DETAIL_COLUMNS}
-    for column in _DATE_COLUMNS:
+    for column in DETAIL_DATE_COLUMNS:
         detail[column] = fast_js_iso(detail[column])
     started = row.get("dtmStartRecord")
     if started is not None:

@@ -8,20 +8,19 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from conference.domain import DETAIL_COLUMNS, room_lock_name
+from conference.domain import DETAIL_COLUMNS, DETAIL_DATE_COLUMNS, room_lock_name
 from contracts.conference import EnsureRoom
-from servicekit.db import Connection, Database
+from servicekit.db import Connection, Database, json_row_sql
 
 _DETAIL_SELECT = ", ".join(f"`{c}`" for c in DETAIL_COLUMNS)
+_DETAIL_JSON = f"SELECT {json_row_sql(DETAIL_COLUMNS)} FROM room_conference WHERE room = %s ORDER BY id LIMIT 1"  # noqa: S608
 ROOM_LOCK_TIMEOUT_SECONDS = 10
 
 
 # ---- rooms -----------------------------------------------------------------------------------------------
 async def room_detail_row(conn: Connection | Database, room: str) -> dict[str, Any] | None:
-    return await conn.fetch_one(
-        f"SELECT {_DETAIL_SELECT} FROM room_conference WHERE room = %s ORDER BY id LIMIT 1",  # noqa: S608
-        (room,),
-    )
+    """GET /room/detail's read (the hottest conference route): its columns as one JSON document."""
+    return await conn.fetch_json_row(_DETAIL_JSON, (room,), DETAIL_DATE_COLUMNS)
 
 
 async def room_detail_and_node(conn: Connection | Database, room: str) -> dict[str, Any] | None:

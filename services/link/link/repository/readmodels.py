@@ -15,7 +15,7 @@ import msgspec
 
 from link.domain.detail import KnownUser
 from link.repository import links
-from servicekit.db import Connection, Database
+from servicekit.db import Connection, Database, json_datetime
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ async def lookup(conn: Connection, link_id: str, identity: str) -> Lookup | None
         return None
     row = _json.decode(found["doc"])
     for key in _LINK_DATES:  # as the driver gives a DATETIME
-        row[key] = _datetime(row[key])
+        row[key] = json_datetime(row[key])
     extra = {key: row.pop(key) for key in _EXTRA}
     raw_detail = found["_detail"]
     return Lookup(
@@ -116,13 +116,6 @@ async def lookup(conn: Connection, link_id: str, identity: str) -> Lookup | None
 
 
 @functools.lru_cache(maxsize=8192)  # a link's two timestamps, read on every page load
-def _datetime(text: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:  # a zero date ('0000-00-00 00:00:00') in migrated rows: no date, as the driver gave it
-        return None
-
-
 async def participants(conn: Connection | Database, room: str) -> list[dict[str, Any]]:
     rows = await conn.fetch_all(
         "SELECT participant FROM room_participant_view WHERE room = %s AND participant IS NOT NULL"
