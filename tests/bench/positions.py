@@ -35,7 +35,7 @@ import nats
 from contracts.telemetry import CAR_POSITION_UPDATED
 from deploy.local import DEFAULT_ENV, LocalSuite, free_port, start_private_brokers
 from servicekit.bus import stream_name
-from tests.bench.procs import MemoryWatch
+from tests.bench.procs import CpuMeter, MemoryWatch
 from tests.bench.run import MemoryRow, memory_rows, suite_pids
 from tests.bench.sockets import JS_DIR, Sampler, _cpu_seconds, _tree, create_rooms, wait_registered
 from tests.fakes.livekit import FakeLiveKit
@@ -168,6 +168,7 @@ class PositionsRun:
     realtime_cpu_percent: float
     realtime_cpu_seconds: float
     realtime_peak_mb: float
+    cpu_seconds: dict[str, float]  # every process of the suite, backlog after the load included
     busy_percent: float
     load_average: float
     memory: list[MemoryRow]
@@ -210,7 +211,8 @@ def scenario(
         time.sleep(0.5)
         suite.start(SERVICES)
         asyncio.run(wait_for_relay(suite.nats_url))
-        watch = MemoryWatch(suite_pids(suite, helpers))
+        ours = suite_pids(suite, helpers)
+        watch = MemoryWatch(ours)
         watch.idle()
         rooms = asyncio.run(create_rooms(suite.nats_url, ambulances))
         asyncio.run(wait_registered(suite.edge, rooms))
@@ -218,16 +220,19 @@ def scenario(
         agents = [{"room": room, "token": agent_room_token(room, i)} for i, room in enumerate(rooms[:watched])]
         plan = run_dir / "plan.json"
         plan.write_text(json.dumps({"tasks": tasks, "agents": agents}))
+        meter = CpuMeter(ours)
         with (
             watch,
             ProcessLoad(suite.processes["telemetry"].pid) as telemetry,
             ProcessLoad(suite.processes["realtime"].pid) as realtime,
             MachineLoad() as machine,
         ):
+            meter.start()
             figures = run_load(suite.edge, plan, seconds, transport, connect_batch)
         wait_drained(f"{db_prefix}telemetry")
         telemetry_cpu = telemetry.cpu_seconds()  # includes working off the backlog after the load stopped
         realtime_cpu = realtime.cpu_seconds()
+        meter.stop()
         stored = stored_positions(f"{db_prefix}telemetry")
     finally:
         suite.stop()
@@ -243,7 +248,7 @@ def scenario(
     )
     return PositionsRun(
         figures, stored, telemetry.cpu_percent, telemetry_cpu, telemetry.peak_rss, realtime.cpu_percent,
-        realtime_cpu, realtime.peak_rss, machine.busy_percent, machine.load_average,
+        realtime_cpu, realtime.peak_rss, meter.used, machine.busy_percent, machine.load_average,
         memory_rows(watch, f"{ambulances} ambulances"), setting,
     )  # fmt: skip
 
@@ -290,6 +295,7 @@ def main() -> int:
         f"realtime:  cpu {r.realtime_cpu_percent:.0f}% of one core, {r.realtime_cpu_seconds * per_update:.2f} cpu ms"
         f" per stored update, peak rss {r.realtime_peak_mb:.0f} MB"
     )
+    print(f"all suite processes: {sum(r.cpu_seconds.values()) * per_update:.2f} cpu ms per stored update")
     print(f"machine:   cpu busy {r.busy_percent:.0f}% of all cores, load average {r.load_average:.1f}")
     return 0
 

@@ -207,7 +207,8 @@ def start_baseline(db_prefix: str) -> tuple[subprocess.Popen[bytes], str]:
     work = Path(tempfile.mkdtemp(prefix="baseline-"))
     for name in ("package.json", "server.js"):
         shutil.copy(BASELINE_DIR / name, work / name)
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, check=True)
+    npm = ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"]
+    subprocess.run(npm, cwd=work, check=True, stdout=subprocess.DEVNULL)
     port = free_port()
     env = {
         **os.environ,
