@@ -204,15 +204,34 @@ def memory(rows_by_scenario: list[list[MemoryRow]]) -> str:
     return table(header, body)
 
 
-def per_process(http: HttpRun | None) -> str:
-    if http is None:
-        return ""
-    names = sorted({name for r in http.results for name in r.cpu_detail})
-    rows = [
-        [f"{r.route} ({r.target})", *(num(r.cpu_detail[n], 3) if n in r.cpu_detail else DASH for n in names)]
-        for r in http.results
-    ]
-    return table(["CPU ms per request", *names], rows)
+def per_process(
+    http: HttpRun | None,
+    socket_run: sockets.SocketsRun | None,
+    hooks: webhooks.WebhookRun | None,
+    ambulances: positions.PositionsRun | None,
+) -> str:
+    """CPU ms per request (per delivered message, event, stored update) of each process of every scenario."""
+    rows: list[tuple[str, dict[str, float]]] = []
+    if http is not None:
+        rows += [(f"{r.route} ({r.target})", r.cpu_detail) for r in http.results]
+    if socket_run is not None:
+        rows += [
+            (f"Socket.IO ({r.target}), per message", {n: 1000 * c / max(1, r.figures["received"]) for n, c in
+                                                       r.cpu_seconds.items()})
+            for r in socket_run.results
+        ]  # fmt: skip
+    if hooks is not None:
+        rows.append(
+            ("POST /webhook, per event", {n: 1000 * c / max(1, hooks.posts) for n, c in hooks.cpu_seconds.items()})
+        )
+    if ambulances is not None:
+        stored = max(1, ambulances.stored["count"])
+        rows.append(
+            ("ambulances, per stored update", {n: 1000 * c / stored for n, c in ambulances.cpu_seconds.items()})
+        )
+    names = sorted({name for _, detail in rows for name in detail})
+    body = [[label, *(num(detail[n], 3) if n in detail else DASH for n in names)] for label, detail in rows]
+    return table(["CPU ms per request", *names], body)
 
 
 # ---- the run -----------------------------------------------------------------------------------------------------
@@ -259,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     if "positions" in names:
         ambulances = step("positions", lambda: positions.scenario(**POSITIONS_LOAD[level]))
 
-    print(f"\nTable 1. Side by side with the original stack (same invocation){' (quick)' if args.quick else ''}\n")
+    quick = " (quick)" if args.quick else ""
+    print(f"\nTable 1. Side by side with the original stack (same invocation){quick}\n")
     text, notes = side_by_side(http, sockets_run)
     print(text)
     print("\n" + "\n".join(f"- {note}" for note in notes) if notes else "")
@@ -267,18 +287,16 @@ def main(argv: list[str] | None = None) -> int:
         "- CPU ms per request: suite = every process the benchmark started for it (all services, the nginx edge,"
         " its NATS and Redis), original = its node process; Socket.IO: per delivered message, connecting included."
     )
-    print(f"\nTable 2. Ours only{' (quick)' if args.quick else ''}\n")
+    print(f"\nTable 2. Ours only{quick}\n")
     text, notes = ours_only(http, hooks, ambulances)
     print(text)
     print("\n" + "\n".join(f"- {note}" for note in notes) if notes else "")
-    print(
-        f"\nTable 3. Memory (RSS of each process tree, granian's worker included){' (quick)' if args.quick else ''}\n"
-    )
+    print(f"\nTable 3. Memory (RSS of each process tree, granian's worker included){quick}\n")
     scenario_memory = [r.memory for r in (http, sockets_run, hooks, ambulances) if r is not None]
     print(memory(scenario_memory))
-    if args.per_process and http is not None:
-        print("\nCPU ms per request of each process (HTTP routes)\n")
-        print(per_process(http))
+    if args.per_process:
+        print(f"\nCPU ms per request of each process{quick}\n")
+        print(per_process(http, sockets_run, hooks, ambulances))
     print(f"\ntotal {time.monotonic() - started:.0f}s")
     if args.json:
         figures = {
