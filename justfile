@@ -51,12 +51,10 @@ generate:
     uv run python -m deploy.observability.generate
     uv run python -m deploy.architecture
 
-# Benchmarks through the edge (prints requests/s and latency percentiles).
-bench: setup
-    uv run python -m tests.bench.run --baseline
-    uv run python -m tests.bench.webhooks
-    uv run python -m tests.bench.sockets --baseline
-    uv run python -m tests.bench.positions
+# Every benchmark in one invocation, the original stack side by side: three markdown tables (tests/bench/report.py;
+# `just bench --quick` a smoke run, `--only sockets,webhooks`, `--no-baseline`, `--per-process`, `--json PATH`).
+bench *args: setup
+    uv run python -m tests.bench {{args}}
 
 lint:
     uv run ruff check services libs tests deploy

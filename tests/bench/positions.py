@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ import nats
 from contracts.telemetry import CAR_POSITION_UPDATED
 from deploy.local import DEFAULT_ENV, LocalSuite, free_port, start_private_brokers
 from servicekit.bus import stream_name
+from tests.bench.procs import CpuMeter, MemoryWatch
+from tests.bench.run import MemoryRow, memory_rows, suite_pids
 from tests.bench.sockets import JS_DIR, Sampler, _cpu_seconds, _tree, create_rooms, wait_registered
 from tests.fakes.livekit import FakeLiveKit
 
@@ -146,25 +149,45 @@ def wait_drained(database: str, timeout: float = 60.0) -> None:
         time.sleep(2)
 
 
-def run_load(url: str, plan: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_load(url: str, plan: Path, seconds: int, transport: str = "websocket", connect_batch: int = 50) -> dict:
     argv = [
-        "node", str(JS_DIR / "bench-positions.mjs"), "--url", url, "--plan", str(plan), "--seconds", str(args.seconds),
-        "--transport", args.transport, "--connect-batch", str(args.connect_batch),
+        "node", str(JS_DIR / "bench-positions.mjs"), "--url", url, "--plan", str(plan), "--seconds", str(seconds),
+        "--transport", transport, "--connect-batch", str(connect_batch),
     ]  # fmt: skip
     output = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=JS_DIR).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ambulances", type=int, default=500)
-    parser.add_argument("--watched", type=int, default=500, help="rooms with an agent client (of --ambulances)")
-    parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--transport", default="websocket", choices=["websocket", "polling", "both"])
-    parser.add_argument("--connect-batch", type=int, default=50)
-    parser.add_argument("--db-pool", type=int, default=0, help="MYSQL_POOL_SIZE of the services (0: their default)")
-    args = parser.parse_args()
+@dataclass
+class PositionsRun:
+    figures: dict[str, Any]  # bench-positions.mjs's: crews, sent, acked, delivered, p50/p90/p99, ackP50/ackP99, ...
+    stored: dict[str, Any]  # count, seconds (first to last commit), lagP50/lagP99 (outbox to NATS)
+    telemetry_cpu_percent: float
+    telemetry_cpu_seconds: float  # backlog after the load included
+    telemetry_peak_mb: float
+    realtime_cpu_percent: float
+    realtime_cpu_seconds: float
+    realtime_peak_mb: float
+    cpu_seconds: dict[str, float]  # every process of the suite, backlog after the load included
+    busy_percent: float
+    load_average: float
+    memory: list[MemoryRow]
+    setting: str
 
+    @property
+    def stored_per_second(self) -> float:
+        return self.stored["count"] / max(self.stored["seconds"], 0.001)
+
+
+def scenario(
+    *,
+    ambulances: int = 500,
+    watched: int = 500,
+    seconds: int = 60,
+    transport: str = "websocket",
+    connect_batch: int = 50,
+    db_pool: int = 0,
+) -> PositionsRun:
     if not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-positions-"))
@@ -180,7 +203,7 @@ def main() -> int:
         extra_env={
             "LIVEKIT_HOST": livekit.url,
             "LOG_LEVEL": "WARNING",
-            **({"MYSQL_POOL_SIZE": str(args.db_pool)} if args.db_pool else {}),
+            **({"MYSQL_POOL_SIZE": str(db_pool)} if db_pool else {}),
         },
         run_dir=run_dir,
     )
@@ -188,21 +211,28 @@ def main() -> int:
         time.sleep(0.5)
         suite.start(SERVICES)
         asyncio.run(wait_for_relay(suite.nats_url))
-        rooms = asyncio.run(create_rooms(suite.nats_url, args.ambulances))
+        ours = suite_pids(suite, helpers)
+        watch = MemoryWatch(ours)
+        watch.idle()
+        rooms = asyncio.run(create_rooms(suite.nats_url, ambulances))
         asyncio.run(wait_registered(suite.edge, rooms))
         tasks = asyncio.run(create_tasks(suite.edge, rooms))
-        agents = [{"room": room, "token": agent_room_token(room, i)} for i, room in enumerate(rooms[: args.watched])]
+        agents = [{"room": room, "token": agent_room_token(room, i)} for i, room in enumerate(rooms[:watched])]
         plan = run_dir / "plan.json"
         plan.write_text(json.dumps({"tasks": tasks, "agents": agents}))
+        meter = CpuMeter(ours)
         with (
+            watch,
             ProcessLoad(suite.processes["telemetry"].pid) as telemetry,
             ProcessLoad(suite.processes["realtime"].pid) as realtime,
             MachineLoad() as machine,
         ):
-            figures = run_load(suite.edge, plan, args)
+            meter.start()
+            figures = run_load(suite.edge, plan, seconds, transport, connect_batch)
         wait_drained(f"{db_prefix}telemetry")
         telemetry_cpu = telemetry.cpu_seconds()  # includes working off the backlog after the load stopped
         realtime_cpu = realtime.cpu_seconds()
+        meter.stop()
         stored = stored_positions(f"{db_prefix}telemetry")
     finally:
         suite.stop()
@@ -212,21 +242,43 @@ def main() -> int:
         drop = ";".join(f"DROP DATABASE IF EXISTS `{db_prefix}{s}`" for s in SERVICES if s != "realtime")
         subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False)
         shutil.rmtree(run_dir, ignore_errors=True)
-
-    f = figures
-    print(
-        f"\n{f['crews']} ambulances on /mobile ({args.transport}), one `location` a second each for"
-        f" {f['sendSeconds']}s; {f['agents']} agent clients on room namespaces; {os.cpu_count()} cores"
-        " (load generator on the same box)"
+    setting = (
+        f"{figures['crews']} ambulances on /mobile ({transport}), one `location` a second each for"
+        f" {figures['sendSeconds']}s; {figures['agents']} agent clients on room namespaces"
     )
+    return PositionsRun(
+        figures, stored, telemetry.cpu_percent, telemetry_cpu, telemetry.peak_rss, realtime.cpu_percent,
+        realtime_cpu, realtime.peak_rss, meter.used, machine.busy_percent, machine.load_average,
+        memory_rows(watch, f"{ambulances} ambulances"), setting,
+    )  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ambulances", type=int, default=500)
+    parser.add_argument("--watched", type=int, default=500, help="rooms with an agent client (of --ambulances)")
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--transport", default="websocket", choices=["websocket", "polling", "both"])
+    parser.add_argument("--connect-batch", type=int, default=50)
+    parser.add_argument("--db-pool", type=int, default=0, help="MYSQL_POOL_SIZE of the services (0: their default)")
+    args = parser.parse_args()
+    r = scenario(
+        ambulances=args.ambulances,
+        watched=args.watched,
+        seconds=args.seconds,
+        transport=args.transport,
+        connect_batch=args.connect_batch,
+        db_pool=args.db_pool,
+    )
+    f, stored = r.figures, r.stored
+    print(f"\n{r.setting}; {os.cpu_count()} cores (load generator on the same box)")
     print(
         f"connect failures {f['failed']}, disconnects {f['disconnectsDuringRun']}, connect {f['connectSeconds']:.1f}s"
     )
     print(f"sent {f['sent']} ({f['sent'] / f['sendSeconds']:.0f}/s)")
-    rate = stored["count"] / max(stored["seconds"], 0.001)
     print(
-        f"accepted: stored by telemetry {stored['count']} in {stored['seconds']:.0f}s = {rate:.0f} updates/s;"
-        f" acknowledged to the crew in time {f['acked']} ({f['acked'] / f['sendSeconds']:.0f}/s)"
+        f"accepted: stored by telemetry {stored['count']} in {stored['seconds']:.0f}s = {r.stored_per_second:.0f}"
+        f" updates/s; acknowledged to the crew in time {f['acked']} ({f['acked'] / f['sendSeconds']:.0f}/s)"
     )
     print(f"acknowledgement to the crew: p50 {f['ackP50']} ms, p99 {f['ackP99']} ms")
     print(
@@ -236,14 +288,15 @@ def main() -> int:
     print(f"outbox to NATS (telemetry's relay): p50 {stored['lagP50']} ms, p99 {stored['lagP99']} ms")
     per_update = 1000 / max(stored["count"], 1)
     print(
-        f"telemetry: cpu {telemetry.cpu_percent:.0f}% of one core, {telemetry_cpu * per_update:.2f} cpu ms per stored"
-        f" update, peak rss {telemetry.peak_rss:.0f} MB"
+        f"telemetry: cpu {r.telemetry_cpu_percent:.0f}% of one core, {r.telemetry_cpu_seconds * per_update:.2f} cpu ms"
+        f" per stored update, peak rss {r.telemetry_peak_mb:.0f} MB"
     )
     print(
-        f"realtime:  cpu {realtime.cpu_percent:.0f}% of one core, {realtime_cpu * per_update:.2f} cpu ms per stored"
-        f" update, peak rss {realtime.peak_rss:.0f} MB"
+        f"realtime:  cpu {r.realtime_cpu_percent:.0f}% of one core, {r.realtime_cpu_seconds * per_update:.2f} cpu ms"
+        f" per stored update, peak rss {r.realtime_peak_mb:.0f} MB"
     )
-    print(f"machine:   cpu busy {machine.busy_percent:.0f}% of all cores, load average {machine.load_average:.1f}")
+    print(f"all suite processes: {sum(r.cpu_seconds.values()) * per_update:.2f} cpu ms per stored update")
+    print(f"machine:   cpu busy {r.busy_percent:.0f}% of all cores, load average {r.load_average:.1f}")
     return 0
 
 

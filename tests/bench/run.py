@@ -26,6 +26,7 @@ import httpx
 import jwt
 
 from deploy.local import DEFAULT_ENV, LocalSuite, discover_services, free_port, start_private_brokers, wait_http
+from tests.bench.procs import CpuMeter, MemoryWatch, mariadb_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE_DIR = ROOT.parent / "shared" / "bench" / "original-stack"
@@ -40,9 +41,11 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
-    cpu_ms: float = 0.0  # CPU time of the serving processes per request (load on the machine does not inflate it)
+    cpu_ms: float = 0.0  # CPU time of all the target's processes per request (machine load does not inflate it)
     db_cpu_ms: float = 0.0  # CPU time of MariaDB per request (shared server: other clients' queries inflate it)
     db_counters: dict[str, float] = field(default_factory=dict)  # --db-status: SHOW GLOBAL STATUS deltas per request
+    cpu_detail: dict[str, float] = field(default_factory=dict)  # CPU ms per request of each process (tree)
+    requests: int = 0
 
 
 def agent_token() -> str:
@@ -118,43 +121,6 @@ def _lua_script(requests: list[tuple[str, str]], method: str = "GET", token: str
     return script
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (granian runs its worker in a child process)."""
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            found += _tree(int(child))
-    return found
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by ``pids`` and their descendants."""
-    total = 0
-    for pid in {p for root in pids for p in _tree(root)}:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def mariadb_pids() -> list[int]:
-    """The MariaDB server process(es) on this machine (it shares the 2 cores with wrk, nginx and the services)."""
-    found = []
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().strip() in ("mariadbd", "mysqld"):
-                found.append(int(comm.parent.name))
-        except OSError:
-            continue
-    return found
-
-
 # Server counters whose per-request deltas show the SQL work of a route (global: other clients add to them).
 DB_COUNTERS = ("Com_select", "Com_insert", "Com_update", "Com_commit", "Handler_read_key", "Handler_read_next",
                "Handler_write", "Innodb_data_fsyncs", "Created_tmp_tables", "Created_tmp_disk_tables")  # fmt: skip
@@ -170,18 +136,53 @@ def db_status() -> dict[str, int]:
 
 
 def run_wrk(
-    base: str, route: str, target: str, load_: Load, args: argparse.Namespace, pids: list[int] | None = None
+    base: str,
+    route: str,
+    target: str,
+    load_: Load,
+    *,
+    duration: int,
+    connections: int,
+    threads: int = 2,
+    pids: dict[str, int] | None = None,
+    db_status_counters: bool = False,
 ) -> Result:
+    """One wrk run of ``load_`` against ``base``; CPU per request summed over the named process trees ``pids``
+    (the detail per process in ``Result.cpu_detail``) and, apart, MariaDB's."""
     script = _lua_script(load_.requests, load_.method, agent_token() if load_.token else "")
-    load = [f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s"]
+    load = [f"-t{threads}", f"-c{connections}", f"-d{duration}s"]
     argv = ["wrk", *load, "--latency", "-s", str(script), base]
-    database = mariadb_pids()
-    status_before = db_status() if args.db_status else {}
-    cpu_before, db_cpu_before = cpu_seconds(pids or []), cpu_seconds(database)
+    status_before = db_status() if db_status_counters else {}
+    meter = CpuMeter(pids or {})
+    database = CpuMeter({f"mariadb{i}": pid for i, pid in enumerate(mariadb_pids())})
+    meter.start(), database.start()
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    cpu_used, db_cpu_used = cpu_seconds(pids or []) - cpu_before, cpu_seconds(database) - db_cpu_before
-    status_after = db_status() if args.db_status else {}
+    used, db_used = meter.stop(), database.stop()
+    status_after = db_status() if db_status_counters else {}
     script.unlink()
+    parsed = parse_wrk(output)
+    requests = parsed["requests"]
+    per_request = {
+        k: (status_after[k] - v) / requests for k, v in status_before.items() if k in status_after and requests
+    }
+    detail = {name: seconds * 1000 / requests for name, seconds in used.items()} if requests else {}
+    return Result(
+        route,
+        target,
+        parsed["rps"],
+        parsed["p50"],
+        parsed["p99"],
+        parsed["errors"],
+        sum(detail.values()),
+        sum(db_used.values()) * 1000 / requests if requests else 0.0,
+        per_request,
+        detail,
+        requests,
+    )
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """requests/s, p50/p99 (ms), errors (non-2xx/3xx and socket errors) and the request count of wrk --latency."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     percentiles = {
         m.group(1): float(m.group(2)) * _UNITS[m.group(3)]
@@ -193,21 +194,21 @@ def run_wrk(
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
     total = re.search(r"(\d+) requests in", output)
-    requests = int(total.group(1)) if total else 0
-    cpu_ms = cpu_used * 1000 / requests if requests and pids else 0.0
-    db_cpu_ms = db_cpu_used * 1000 / requests if requests and database else 0.0
-    p50, p99 = percentiles.get("50", 0.0), percentiles.get("99", 0.0)
-    per_request = {
-        k: (status_after[k] - v) / requests for k, v in status_before.items() if k in status_after and requests
+    return {
+        "rps": rps,
+        "p50": percentiles.get("50", 0.0),
+        "p99": percentiles.get("99", 0.0),
+        "errors": errors,
+        "requests": int(total.group(1)) if total else 0,
     }
-    return Result(route, target, rps, p50, p99, errors, cpu_ms, db_cpu_ms, per_request)
 
 
 def start_baseline(db_prefix: str) -> tuple[subprocess.Popen[bytes], str]:
     work = Path(tempfile.mkdtemp(prefix="baseline-"))
     for name in ("package.json", "server.js"):
         shutil.copy(BASELINE_DIR / name, work / name)
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, check=True)
+    npm = ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"]
+    subprocess.run(npm, cwd=work, check=True, stdout=subprocess.DEVNULL)
     port = free_port()
     env = {
         **os.environ,
@@ -235,18 +236,57 @@ def restart_with_workers(suite: LocalSuite, service: str, workers: int) -> None:
     wait_http(f"{suite.url(service)}/ready", 60, suite.processes[service])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--links", type=int, default=200)
-    parser.add_argument("--baseline", action="store_true", help="also run the original-stack baseline")
-    parser.add_argument("--workers", type=int, default=1, help="granian workers of link (the suite runs 1)")
-    parser.add_argument("--db-status", action="store_true", help="print MariaDB status counters per request")
-    parser.add_argument("--only", action="append", default=[], help='only this route, e.g. "GET /link/getdetail"')
-    args = parser.parse_args()
+ROUTES = ("GET /link/getdetail", "GET /room/detail", "POST /link/update/latlng", "POST /user/joingenerate")
 
+
+@dataclass
+class MemoryRow:
+    """RSS of one process tree: after start-up before any load, and the peak under a scenario's load."""
+
+    name: str
+    idle_mb: float
+    peak_mb: float
+    scenario: str
+    original: bool = False
+
+
+@dataclass
+class HttpRun:
+    results: list[Result]
+    memory: list[MemoryRow]
+    setting: str  # the load, in words
+
+
+def suite_pids(suite: LocalSuite, brokers: list[subprocess.Popen[bytes]]) -> dict[str, int]:
+    """Every process the benchmark started for the suite: its services, the nginx edge and its private brokers."""
+    pids = {name: process.pid for name, process in suite.processes.items()}
+    for name, broker in zip(("nats", "redis"), brokers, strict=False):
+        pids[name] = broker.pid
+    return pids
+
+
+def memory_rows(watch: MemoryWatch, scenario: str, originals: tuple[str, ...] = ()) -> list[MemoryRow]:
+    return [
+        MemoryRow(name, watch.idle_mb.get(name, 0.0), watch.peak_mb.get(name, 0.0), scenario, name in originals)
+        for name in watch.pids
+    ]
+
+
+def scenario(
+    *,
+    duration: int = 15,
+    connections: int = 64,
+    threads: int = 2,
+    links: int = 200,
+    baseline: bool = False,
+    workers: int = 1,
+    db_status: bool = False,
+    only: list[str] | tuple[str, ...] = (),
+    direct: bool = True,
+) -> HttpRun:
+    """The HTTP routes with wrk: through the edge, straight at the owner (``direct``) and, with ``baseline``, at the
+    original stack. CPU per request is that of every process the run started for the target (suite: services,
+    edge, NATS, Redis; original: its node process); MariaDB's apart. Memory: RSS idle and peak under load."""
     services = discover_services()
     db_prefix = f"bench_{uuid.uuid4().hex[:6]}_"
     run_dir = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -259,18 +299,25 @@ def main() -> int:
         redis_url=redis_url,
         run_dir=run_dir,
     )
-    baseline = None
+    original = None
+    results: list[Result] = []
     try:
         suite.start(services)
-        if args.workers != 1:
-            restart_with_workers(suite, "link", args.workers)
-        links, rooms, rooms_of_links = seed_links(suite.edge, args.links)
+        if workers != 1:
+            restart_with_workers(suite, "link", workers)
+        time.sleep(1)  # start-up work (consumers, relays) settles
+        ours = suite_pids(suite, brokers)
+        watch = MemoryWatch(ours)
+        links_, rooms, rooms_of_links = seed_links(suite.edge, links)
         baseline_url = ""
-        if args.baseline:
-            baseline, baseline_url = start_baseline(db_prefix)
+        if baseline and (not only or set(only) & set(ROUTES[:3])):  # the original serves the first three
+            original, baseline_url = start_baseline(db_prefix)
+            time.sleep(1)
+            watch.pids["original (node)"] = original.pid
+        watch.idle()
         routes = {
             "GET /link/getdetail": Load(
-                "link", [(f"/link/getdetail?linkId={link}&identity=bench{i % 50}", "") for i, link in enumerate(links)]
+                "link", [(f"/link/getdetail?linkId={link}&identity=bench{i % 50}", "") for i, link in enumerate(links_)]
             ),
             "GET /room/detail": Load("conference", [(f"/room/detail?room={room}", "") for room in rooms]),
             # A patient's position (stored, logged, published to realtime; the baseline emits it itself).
@@ -278,7 +325,7 @@ def main() -> int:
                 "link",
                 [
                     ("/link/update/latlng", json.dumps(position_body(link, rooms_of_links[i], i)))
-                    for i, link in enumerate(links)
+                    for i, link in enumerate(links_)
                 ],
                 method="POST",
             ),
@@ -291,22 +338,22 @@ def main() -> int:
                 in_baseline=False,
             ),
         }
-        if args.only:
-            routes = {route: load_ for route, load_ in routes.items() if route in args.only}
-        results = []
-        for route, load_ in routes.items():
-            # Through the edge (what clients get), the owner directly (the edge's cost), and the original stack.
-            owner = suite.processes[load_.owner].pid
-            targets = [
-                ("suite (edge)", suite.edge, [owner, suite.processes["edge"].pid]),
-                ("suite (direct)", suite.url(load_.owner), [owner]),
-            ]
-            if baseline_url and load_.in_baseline and baseline is not None:
-                targets.append(("original stack", baseline_url, [baseline.pid]))
-            results += [run_wrk(base, route, target, load_, args, pids) for target, base, pids in targets]
+        if only:
+            routes = {route: load_ for route, load_ in routes.items() if route in only}
+        load = {"duration": duration, "connections": connections, "threads": threads, "db_status_counters": db_status}
+        with watch:
+            for route, load_ in routes.items():
+                # Through the edge (what clients get), the owner directly (the edge's cost), and the original stack.
+                targets = [("suite (edge)", suite.edge, ours)]
+                if direct:
+                    targets.append(("suite (direct)", suite.url(load_.owner), ours))
+                if baseline_url and load_.in_baseline and original is not None:
+                    targets.append(("original stack", baseline_url, {"original (node)": original.pid}))
+                for target, base, pids in targets:
+                    results.append(run_wrk(base, route, target, load_, pids=pids, **load))
     finally:
-        if baseline:
-            baseline.terminate()
+        if original:
+            original.terminate()
         suite.stop()
         for broker in brokers:
             broker.terminate()
@@ -314,11 +361,34 @@ def main() -> int:
         names = " ".join(f"`{db_prefix}{s}`" for s in services)
         drop = ";".join(f"DROP DATABASE IF EXISTS {n}" for n in names.split())
         subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False)
+    setting = f"wrk -t{threads} -c{connections} -d{duration}s, {len(links_)} links, link: {workers} granian worker(s)"
+    return HttpRun(results, memory_rows(watch, "HTTP routes", ("original (node)",)), setting)
 
-    print(
-        f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {len(links)} links, {os.cpu_count()} cores,"
-        f" link with {args.workers} granian worker(s)"
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--links", type=int, default=200)
+    parser.add_argument("--baseline", action="store_true", help="also run the original-stack baseline")
+    parser.add_argument("--workers", type=int, default=1, help="granian workers of link (the suite runs 1)")
+    parser.add_argument("--db-status", action="store_true", help="print MariaDB status counters per request")
+    parser.add_argument("--only", action="append", default=[], help='only this route, e.g. "GET /link/getdetail"')
+    parser.add_argument("--per-process", action="store_true", help="print the CPU per request of each process")
+    args = parser.parse_args()
+    run = scenario(
+        duration=args.duration,
+        connections=args.connections,
+        threads=args.threads,
+        links=args.links,
+        baseline=args.baseline,
+        workers=args.workers,
+        db_status=args.db_status,
+        only=args.only,
     )
+    results = run.results
+    print(f"\n{run.setting}, {os.cpu_count()} cores")
     header = f"{'route':<24} {'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
     print(f"{header} {'cpu ms/req':>10} {'db ms/req':>9}")
     for r in results:
@@ -326,13 +396,18 @@ def main() -> int:
             f"{r.route:<24} {r.target:<16} {r.rps:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>7}"
             f" {r.cpu_ms:>10.3f} {r.db_cpu_ms:>9.3f}"
         )
-    print("cpu ms/req: CPU of the serving processes (service, + nginx for the edge; not MariaDB) per request")
+    print("cpu ms/req: CPU of every process of the target (suite: services + nginx edge + NATS + Redis; original:")
+    print("its node process; not MariaDB) per request")
     print("db ms/req: CPU of MariaDB per request (the server is shared: other engineers' tests inflate it)")
+    if args.per_process:
+        for r in results:
+            detail = " ".join(f"{name}={ms:.3f}" for name, ms in sorted(r.cpu_detail.items()))
+            print(f"{r.route} {r.target}: cpu ms/req {detail}")
     for r in (r for r in results if r.db_counters):
         counters = " ".join(f"{name}={value:.2f}" for name, value in r.db_counters.items())
         print(f"{r.route} {r.target}: per request {counters}")
     if args.baseline:
-        for route in (r for r, load_ in routes.items() if load_.in_baseline):
+        for route in sorted({r.route for r in results if r.target == "original stack"}):
             ours = next(r for r in results if r.route == route and r.target == "suite (edge)")
             theirs = next(r for r in results if r.route == route and r.target == "original stack")
             direct = next(r for r in results if r.route == route and r.target == "suite (direct)")
@@ -341,6 +416,9 @@ def main() -> int:
                 f"{direct.rps / max(theirs.rps, 1):.2f} direct; original/suite CPU per request "
                 f"{theirs.cpu_ms / max(ours.cpu_ms, 1e-9):.2f} through the edge"
             )
+    print(f"{'process':<18} {'idle MB':>8} {'peak MB':>8}")
+    for m in run.memory:
+        print(f"{m.name:<18} {m.idle_mb:>8.0f} {m.peak_mb:>8.0f}")
     return 0
 
 

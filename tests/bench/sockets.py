@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,52 +33,17 @@ import nats
 
 from contracts.conference import RPC_ROOM_ENSURE
 from deploy.local import DEFAULT_ENV, LocalSuite, free_port, start_private_brokers, wait_http
+from tests.bench.procs import CpuMeter, MemoryWatch, cpu_seconds, rss_mb, tree
+from tests.bench.run import MemoryRow, memory_rows, suite_pids
 from tests.fakes.livekit import FakeLiveKit
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "js"
 SERVICES = ["conference", "realtime"]
-_TICKS = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # ---- process figures from /proc (the process and its children: granian's workers) -------------------------
-def _tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo += children.get(current, [])
-    return found
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / _TICKS
-
-
-def _rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
-        except OSError:
-            continue
-    return total / 1e6
+_tree, _cpu_seconds, _rss_mb = tree, cpu_seconds, rss_mb  # the names positions.py imports
 
 
 class Sampler:
@@ -144,26 +110,56 @@ async def wait_registered(edge: str, rooms: list[str]) -> None:
             await asyncio.sleep(0.2)
 
 
-def run_load(url: str, plan: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_load(
+    url: str, plan: Path, seconds: int, transport: str = "websocket", connect_batch: int = 50
+) -> dict[str, Any]:
     argv = [
-        "node", str(JS_DIR / "bench.mjs"), "--url", url, "--plan", str(plan), "--seconds", str(args.seconds),
-        "--transport", args.transport, "--connect-batch", str(args.connect_batch),
+        "node", str(JS_DIR / "bench.mjs"), "--url", url, "--plan", str(plan), "--seconds", str(seconds),
+        "--transport", transport, "--connect-batch", str(connect_batch),
     ]  # fmt: skip
     output = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=JS_DIR).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--room-size", type=int, default=10)
-    parser.add_argument("--seconds", type=int, default=30)
-    parser.add_argument("--transport", default="websocket", choices=["websocket", "polling", "both"])
-    parser.add_argument("--connect-batch", type=int, default=50)
-    parser.add_argument("--direct", action="store_true", help="also load the realtime port directly (no edge)")
-    parser.add_argument("--baseline", action="store_true", help="also load the original's socket layer (Node)")
-    args = parser.parse_args()
+@dataclass
+class SocketResult:
+    target: str
+    figures: dict[str, Any]  # bench.mjs's: held, failed, received, expected, p50, p90, p99, max, connectSeconds
+    seconds: int  # of emitting
+    cpu_seconds: dict[str, float]  # per process tree over the whole load (connecting included)
+    realtime_cpu_percent: float  # the socket server's (realtime or the original's node), % of one core
+    realtime_peak_mb: float
 
+    @property
+    def deliveries_per_second(self) -> float:
+        return self.figures["received"] / max(1, self.seconds)
+
+    @property
+    def cpu_ms(self) -> float:
+        """CPU of every process of the target per delivered message (connecting included)."""
+        return 1000 * sum(self.cpu_seconds.values()) / max(1, self.figures["received"])
+
+
+@dataclass
+class SocketsRun:
+    results: list[SocketResult]
+    memory: list[MemoryRow]
+    setting: str
+
+
+def scenario(
+    *,
+    clients: int = 1000,
+    room_size: int = 10,
+    seconds: int = 30,
+    transport: str = "websocket",
+    connect_batch: int = 50,
+    direct: bool = False,
+    baseline: bool = False,
+) -> SocketsRun:
+    """``clients`` socket.io-client connections through the edge (and straight at realtime with ``direct``, at the
+    original's socket layer with ``baseline``); CPU of every process of the target (suite: conference, realtime,
+    edge, NATS, Redis; original: its node process) and memory idle / peak."""
     if not (JS_DIR / "node_modules" / "socket.io").is_dir():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-sockets-"))
@@ -179,41 +175,51 @@ def main() -> int:
         extra_env={"LIVEKIT_HOST": livekit.url, "LOG_LEVEL": "WARNING"},
         run_dir=run_dir,
     )
-    baseline = None
-    results: list[tuple[str, dict[str, Any], Sampler]] = []
+    baseline_process = None
+    results: list[SocketResult] = []
+    load = {"seconds": seconds, "transport": transport, "connect_batch": connect_batch}
     try:
         time.sleep(0.5)
         suite.start(SERVICES)
-        rooms = asyncio.run(create_rooms(suite.nats_url, max(1, args.clients // args.room_size)))
+        rooms = asyncio.run(create_rooms(suite.nats_url, max(1, clients // room_size)))
         asyncio.run(wait_registered(suite.edge, rooms))
         plan_rooms, index = [], 0
         for room in rooms:
-            tokens = [participant_token(room, index + k) for k in range(args.room_size)]
-            index += args.room_size
+            tokens = [participant_token(room, index + k) for k in range(room_size)]
+            index += room_size
             plan_rooms.append({"room": room, "tokens": tokens})
         plan = run_dir / "plan.json"
         plan.write_text(json.dumps({"runId": uuid.uuid4().hex, "rooms": plan_rooms}))
-        realtime_pid = suite.processes["realtime"].pid
+        ours = suite_pids(suite, helpers)
+        watch = MemoryWatch(ours)
+        watch.idle()
         targets = [("suite (edge)", suite.edge)]
-        if args.direct:
+        if direct:
             targets.append(("suite (direct)", suite.url("realtime")))
         for name, url in targets:
-            with Sampler(realtime_pid) as sampler:
-                figures = run_load(url, plan, args)
-            results.append((name, figures, sampler))
-        if args.baseline:
+            with watch, CpuMeter(ours) as meter, Sampler(ours["realtime"]) as sampler:
+                figures = run_load(url, plan, **load)
+            results.append(SocketResult(name, figures, seconds, meter.used, sampler.cpu_percent, sampler.peak_rss))
+        if baseline:
             port = free_port()
-            baseline = subprocess.Popen(
+            baseline_process = subprocess.Popen(
                 ["node", str(JS_DIR / "bench-baseline.mjs"), "--port", str(port), "--rooms", ",".join(rooms)],
                 cwd=JS_DIR, stdout=subprocess.DEVNULL,
             )  # fmt: skip
-            wait_http(f"http://127.0.0.1:{port}/ready", 15, baseline)
-            with Sampler(baseline.pid) as sampler:
-                figures = run_load(f"http://127.0.0.1:{port}", plan, args)
-            results.append(("original (socket.io)", figures, sampler))
+            wait_http(f"http://127.0.0.1:{port}/ready", 15, baseline_process)
+            theirs = {"original (socket.io)": baseline_process.pid}
+            original = MemoryWatch(theirs)
+            original.idle()
+            with original, CpuMeter(theirs) as meter, Sampler(baseline_process.pid) as sampler:
+                figures = run_load(f"http://127.0.0.1:{port}", plan, **load)
+            results.append(
+                SocketResult(
+                    "original (socket.io)", figures, seconds, meter.used, sampler.cpu_percent, sampler.peak_rss
+                )
+            )
     finally:
-        if baseline is not None:
-            baseline.terminate()
+        if baseline_process is not None:
+            baseline_process.terminate()
         suite.stop()
         livekit.stop()
         for helper in helpers:
@@ -221,20 +227,48 @@ def main() -> int:
         drop = ";".join(f"DROP DATABASE IF EXISTS `{db_prefix}{s}`" for s in SERVICES)
         subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False)
         shutil.rmtree(run_dir, ignore_errors=True)
-
-    print(
-        f"\n{args.clients} socket.io-client connections ({args.transport}), rooms of {args.room_size}, one case-data "
-        f"emit per room per second for {args.seconds}s, {os.cpu_count()} cores (load generator on the same box)"
+    memory = memory_rows(watch, f"{clients} sockets")
+    if baseline:
+        memory += memory_rows(original, f"{clients} sockets", ("original (socket.io)",))
+    setting = (
+        f"{clients} socket.io-client connections ({transport}), rooms of {room_size}, one case-data emit per room per"
+        f" second for {seconds}s"
     )
+    return SocketsRun(results, memory, setting)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--room-size", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--transport", default="websocket", choices=["websocket", "polling", "both"])
+    parser.add_argument("--connect-batch", type=int, default=50)
+    parser.add_argument("--direct", action="store_true", help="also load the realtime port directly (no edge)")
+    parser.add_argument("--baseline", action="store_true", help="also load the original's socket layer (Node)")
+    args = parser.parse_args()
+    run = scenario(
+        clients=args.clients,
+        room_size=args.room_size,
+        seconds=args.seconds,
+        transport=args.transport,
+        connect_batch=args.connect_batch,
+        direct=args.direct,
+        baseline=args.baseline,
+    )
+    print(f"\n{run.setting}, {os.cpu_count()} cores (load generator on the same box)")
     header = f"{'target':<22} {'held':>6} {'failed':>6} {'recv/exp':>13} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7}"
-    print(header + f" {'max ms':>7} {'cpu %':>6} {'rss MB':>7} {'connect s':>9}")
-    for name, f, s in results:
+    print(header + f" {'max ms':>7} {'cpu %':>6} {'rss MB':>7} {'connect s':>9} {'cpu ms/msg':>10}")
+    for r in run.results:
+        f = r.figures
         print(
-            f"{name:<22} {f['held']:>6} {f['failed']:>6} {f['received']:>6}/{f['expected']:<6} {f['p50']:>7} "
-            f"{f['p90']:>7} {f['p99']:>7} {f['max']:>7} {s.cpu_percent:>6.0f} {s.peak_rss:>7.0f} "
-            f"{f['connectSeconds']:>9.1f}"
+            f"{r.target:<22} {f['held']:>6} {f['failed']:>6} {f['received']:>6}/{f['expected']:<6} {f['p50']:>7} "
+            f"{f['p90']:>7} {f['p99']:>7} {f['max']:>7} {r.realtime_cpu_percent:>6.0f} {r.realtime_peak_mb:>7.0f} "
+            f"{f['connectSeconds']:>9.1f} {r.cpu_ms:>10.3f}"
         )
     print("cpu % / rss: the realtime process tree (granian + worker) or the baseline node process; 100% = 1 core")
+    print("cpu ms/msg: CPU of every process of the target (suite: conference, realtime, edge, NATS, Redis) per")
+    print("delivered message, connecting included")
     return 0
 
 
