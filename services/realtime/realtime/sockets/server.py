@@ -9,7 +9,9 @@ import logging
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+import msgspec
 import socketio
+import socketio.packet
 from prometheus_client import Counter, Gauge
 
 from contracts.conference import RPC_ROOM_DETAIL, RPC_ROOM_SOCKET_LIVE, RoomQuery
@@ -64,6 +66,36 @@ def namespace_kind(namespace: str) -> str:
     if info is None:
         return "invalid"
     return (info.key or "root") if info.kind == "static" else info.kind
+
+
+class _MsgspecJson:
+    """The ``json`` module python-socketio encodes packets with, backed by msgspec (several times faster than the
+    standard library on every emit). Output is compact UTF-8 JSON, which socket.io clients parse alike."""
+
+    @staticmethod
+    def dumps(obj: Any, **_options: Any) -> str:
+        return msgspec.json.encode(obj).decode()
+
+    @staticmethod
+    def loads(text: str | bytes, **_options: Any) -> Any:
+        return msgspec.json.decode(text)
+
+
+class JsonPacket(socketio.packet.Packet):
+    """Socket.IO packets encoded with msgspec; the binary-attachment check short-circuits (python-socketio's builds a
+    list per level of every payload it emits)."""
+
+    json = _MsgspecJson
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        if isinstance(data, bytes | bytearray):
+            return True
+        if isinstance(data, list):
+            return any(cls.data_is_binary(item) for item in data)
+        if isinstance(data, dict):
+            return any(cls.data_is_binary(value) for value in data.values())
+        return False
 
 
 class RealtimeManager(socketio.AsyncRedisManager):
@@ -165,6 +197,7 @@ class RealtimeSockets:
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             client_manager=self.manager,
+            serializer=JsonPacket,
             # Off here: realtime.app puts servicekit's CORS middleware in front of the Socket.IO endpoint, so its
             # answers carry one set of headers from CORS_ALLOWED_ORIGINS and websocket upgrades are origin-checked.
             cors_allowed_origins=[],
