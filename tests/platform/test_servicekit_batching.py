@@ -114,6 +114,8 @@ async def test_a_batched_consumer_applies_each_event_once_in_one_transaction_per
     relay = OutboxRelay(db, bus)
     relay.start()
     durable = f"b{uuid.uuid4().hex[:8]}"
+    # One event this consumer applied before (a redelivery after a commit whose ack was lost): skipped in its batch.
+    await db.execute("INSERT INTO handled_event (consumer, event_id) VALUES (%s, %s)", (durable, events[7].id))
     failed_once: set[int] = set()
     joined: list[int] = []  # events applied in a transaction that already held an earlier event's write
 
@@ -135,15 +137,15 @@ async def test_a_batched_consumer_applies_each_event_once_in_one_transaction_per
     bus.consume("batchtest", durable, handler, replay=True, batch_db=db)
     for _ in range(100):
         count = (await db.fetch_one("SELECT COUNT(*) AS c FROM applied"))["c"]
-        if count >= 40:
+        if count >= 39:
             break
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.5)  # the failed event's redelivery (nak delay 1 s) must not apply anything twice
     await relay.stop()
     rows = await db.fetch_all("SELECT event_id, COUNT(*) AS c FROM applied GROUP BY event_id")
-    assert {row["event_id"] for row in rows} == {event.id for event in events}
+    assert {row["event_id"] for row in rows} == {event.id for event in events} - {events[7].id}
     assert all(row["c"] == 1 for row in rows)
     handled = await db.fetch_one("SELECT COUNT(*) AS c FROM handled_event WHERE consumer = %s", (durable,))
     assert handled["c"] == 40
     assert failed_once == {35}
-    assert len(joined) >= 30, f"only {len(joined)} of 40 events shared a transaction with another"
+    assert len(joined) >= 29, f"only {len(joined)} of 39 events shared a transaction with another"

@@ -374,7 +374,41 @@ async def _deliver_in_order(
 
 
 # The batch transaction of a batched consumer (Bus.consume with batch_db), which apply_once joins.
-_BATCH: ContextVar[tuple[Database, Connection] | None] = ContextVar("servicekit_bus_batch", default=None)
+class _Batch:
+    """A batched consumer's transaction and its handled-once bookkeeping: which of the batch's events each consumer
+    applied before (one read per consumer and batch) and the records of those applied now (one multi-row INSERT
+    just before the commit). A plain INSERT: if another replica recorded one of them meanwhile, the duplicate key
+    fails the batch, which is then applied one event at a time with the usual INSERT IGNORE check."""
+
+    def __init__(self, db: Database, conn: Connection, event_ids: list[str]) -> None:
+        self.db, self.conn, self.event_ids = db, conn, event_ids
+        self.handled: dict[str, set[str]] = {}
+        self.recorded: list[tuple[str, str]] = []
+
+    async def first_time(self, consumer: str, event_id: str) -> bool:
+        seen = self.handled.get(consumer)
+        if seen is None:
+            marks = ", ".join(["%s"] * len(self.event_ids))
+            rows = await self.conn.fetch_all(
+                f"SELECT event_id FROM handled_event WHERE consumer = %s AND event_id IN ({marks})",  # noqa: S608
+                (consumer, *self.event_ids),
+            )
+            seen = self.handled[consumer] = {row["event_id"] for row in rows}
+        if event_id in seen:
+            return False
+        seen.add(event_id)
+        if not self.recorded:
+            self.conn.before_commit.append(self._record)
+        self.recorded.append((consumer, event_id))
+        return True
+
+    async def _record(self) -> None:
+        await self.conn.execute_rows(
+            "INSERT INTO handled_event (consumer, event_id) VALUES", "(%s, %s)", "", self.recorded
+        )
+
+
+_BATCH: ContextVar[_Batch | None] = ContextVar("servicekit_bus_batch", default=None)
 
 
 async def _deliver_batch(
@@ -388,7 +422,7 @@ async def _deliver_batch(
     started = time.perf_counter()
     try:
         async with db.transaction() as conn:
-            token = _BATCH.set((db, conn))
+            token = _BATCH.set(_Batch(db, conn, [event.id for _msg, event in events]))
             try:
                 for msg, event in events:
                     context = propagate.extract(msg.headers or {})
@@ -481,11 +515,10 @@ async def apply_once(
     applied, when it already had (a redelivery). Inside a batched consumer's batch (Bus.consume with batch_db)
     that transaction is the batch's."""
     batch = _BATCH.get()
-    if batch is not None and batch[0] is db:
-        conn = batch[1]
-        if not await handled_once(conn, consumer, event.id):
+    if batch is not None and batch.db is db:
+        if not await batch.first_time(consumer, event.id):
             return None
-        return await apply(conn)
+        return await apply(batch.conn)
     async with db.transaction() as conn:
         if not await handled_once(conn, consumer, event.id):
             return None
