@@ -58,6 +58,21 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1e6
 
 
+def pss_mb(pids: list[int]) -> float:
+    """Proportional set size of the processes: each shared page counted once across them (granian's supervisor and
+    its forked worker share most pages, which RSS counts twice); about what a container holding them is charged."""
+    total = 0
+    for pid in set(pids):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total / 1e6
+
+
 def mariadb_pids() -> list[int]:
     """The MariaDB server process(es) on this machine (shared with everything else on the box)."""
     found = []
@@ -102,12 +117,15 @@ class MemoryWatch:
         self.pids = dict(pids)
         self.interval = interval
         self.idle_mb: dict[str, float] = {}
+        self.idle_pss_mb: dict[str, float] = {}
         self.peak_mb: dict[str, float] = dict.fromkeys(pids, 0.0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def idle(self) -> dict[str, float]:
-        self.idle_mb = {name: rss_mb(t) for name, t in trees(self.pids).items()}
+        found = trees(self.pids)
+        self.idle_mb = {name: rss_mb(t) for name, t in found.items()}
+        self.idle_pss_mb = {name: pss_mb(t) for name, t in found.items()}
         return self.idle_mb
 
     def sample(self) -> None:

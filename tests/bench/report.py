@@ -187,6 +187,7 @@ def memory(rows_by_scenario: list[list[MemoryRow]]) -> str:
     scenarios = [rows[0].scenario for rows in rows_by_scenario if rows]
     names: list[str] = []
     idle: dict[str, float] = {}
+    idle_pss: dict[str, float] = {}
     peak: dict[tuple[str, str], float] = {}
     original: set[str] = set()
     for rows in rows_by_scenario:
@@ -194,13 +195,17 @@ def memory(rows_by_scenario: list[list[MemoryRow]]) -> str:
             if row.name not in names:
                 names.append(row.name)
             idle.setdefault(row.name, row.idle_mb)
+            idle_pss.setdefault(row.name, row.idle_pss_mb)
             peak[(row.name, row.scenario)] = row.peak_mb
             if row.original:
                 original.add(row.name)
     order = sorted((n for n in names if n not in original), key=lambda n: (n in ("edge", "nats", "redis"), n))
     order += [n for n in names if n in original]
-    header = ["process", "RSS idle MB", *(f"RSS peak MB: {s}" for s in scenarios)]
-    body = [[n, num(idle[n]), *(num(peak[(n, s)]) if (n, s) in peak else DASH for s in scenarios)] for n in order]
+    header = ["process", "RSS idle MB", "PSS idle MB", *(f"RSS peak MB: {s}" for s in scenarios)]
+    body = [
+        [n, num(idle[n]), num(idle_pss[n]), *(num(peak[(n, s)]) if (n, s) in peak else DASH for s in scenarios)]
+        for n in order
+    ]
     return table(header, body)
 
 

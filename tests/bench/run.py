@@ -248,6 +248,7 @@ class MemoryRow:
     peak_mb: float
     scenario: str
     original: bool = False
+    idle_pss_mb: float = 0.0
 
 
 @dataclass
@@ -267,7 +268,14 @@ def suite_pids(suite: LocalSuite, brokers: list[subprocess.Popen[bytes]]) -> dic
 
 def memory_rows(watch: MemoryWatch, scenario: str, originals: tuple[str, ...] = ()) -> list[MemoryRow]:
     return [
-        MemoryRow(name, watch.idle_mb.get(name, 0.0), watch.peak_mb.get(name, 0.0), scenario, name in originals)
+        MemoryRow(
+            name,
+            watch.idle_mb.get(name, 0.0),
+            watch.peak_mb.get(name, 0.0),
+            scenario,
+            name in originals,
+            watch.idle_pss_mb.get(name, 0.0),
+        )  # fmt: skip
         for name in watch.pids
     ]
 

@@ -60,7 +60,8 @@ def test_quick_report_prints_the_tables_with_figures() -> None:
 
     memory = next(rows for header, rows in by_header.items() if header[0] == "process")
     header = next(h for h in by_header if h[0] == "process")
-    assert list(header) == ["process", "RSS idle MB", "RSS peak MB: HTTP routes"]
+    assert list(header) == ["process", "RSS idle MB", "PSS idle MB", "RSS peak MB: HTTP routes"]
     assert {r[0] for r in memory} == {*discover_services(), "edge", "nats", "redis"}
-    for name, idle, peak in memory:
+    for name, idle, pss, peak in memory:
         assert 1 <= number(idle) <= number(peak) * 1.2, (name, idle, peak)
+        assert 1 <= number(pss) <= number(idle), (name, pss, idle)  # shared pages count once
