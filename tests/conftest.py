@@ -21,7 +21,6 @@ import httpx
 import jwt
 import nats
 import pytest
-from asyncmy.cursors import DictCursor
 
 from contracts.conference import RPC_ROOM_ENSURE
 from deploy.local import DEFAULT_ENV, LocalSuite, discover_services
@@ -30,9 +29,9 @@ from tests.fakes.encode_api import FakeEncodeApi
 from tests.fakes.livekit import FakeLiveKit
 from tests.fakes.radio_api import FakeRadioApi
 from tests.fakes.sms_gateway import SmsGateway, start_link_replica
-from tests.instances import private_suite
+from tests.instances import descendants, private_suite
 from tests.sockets import JS_DIR, room_name, wait_for_consumers, wait_registered
-from tests.support import rpc
+from tests.support import query, rpc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,13 +61,7 @@ class TestSuite:
         )
 
     async def query(self, service: str, sql: str, args: Any = ()) -> list[dict[str, Any]]:
-        conn = await self.connect(service)
-        try:
-            async with conn.cursor(DictCursor) as cur:
-                await cur.execute(sql, args)
-                return list(await cur.fetchall())
-        finally:
-            conn.close()
+        return await query(self.db_name(service), sql, args)
 
     async def execute(self, service: str, sql: str, args: Any = ()) -> int:
         """Direct write, for test set-up only (e.g. rows as an old installation left them)."""
@@ -82,7 +75,7 @@ class TestSuite:
     def signal_service(self, service: str, signum: int) -> None:
         """Signal a service's granian process and its workers (e.g. SIGSTOP/SIGCONT to freeze it)."""
         root = self.local.processes[service].pid
-        for pid in [root, *_children(root)]:
+        for pid in [root, *descendants(root)]:
             os.kill(pid, signum)
 
     def agent_token(self, ttl: int = 3600, **claims: Any) -> str:
@@ -98,18 +91,6 @@ class TestSuite:
             **claims,
         }
         return jwt.encode(payload, self.env["LIVEKIT_API_SECRET"], algorithm="HS256")
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 @pytest.fixture

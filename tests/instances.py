@@ -133,7 +133,7 @@ def running_nginx(conf: str, run_dir: Path, ready_url: str) -> Iterator[None]:
 def kill_service(local: LocalSuite, service: str) -> None:
     """``kill -9`` a service of a LocalSuite: its granian process and workers, with no chance to clean up."""
     root = local.processes[service].pid
-    for pid in [*_descendants(root), root]:
+    for pid in [*descendants(root), root]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     local.processes[service].wait(10)
@@ -147,7 +147,8 @@ def restart_service(local: LocalSuite, service: str, timeout: float = 60.0) -> N
     wait_http(f"{local.url(service)}/ready", timeout, local.processes[service])
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (granian's workers below its supervisor), deepest first."""
     found: list[int] = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -156,5 +157,5 @@ def _descendants(pid: int) -> list[int]:
             continue
         if int(fields[1]) == pid:
             child = int(stat.parent.name)
-            found += [*_descendants(child), child]
+            found += [*descendants(child), child]
     return found

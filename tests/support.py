@@ -2,8 +2,9 @@
 
 Test helpers are split by topic, one module each beside this one in tests/:
 
-- support.py (this): ``rpc``, ``until``, ``eventually``, ``scrape``/``sample``/``exported_names`` (Prometheus
-  metrics of a service's /metrics);
+- support.py (this): ``rpc``, ``until``, ``eventually``, ``query`` (SQL on a database by name), ``kit_service``
+  (servicekit's database and bus for a made-up service),
+  ``scrape``/``sample``/``exported_names`` (Prometheus metrics of a service's /metrics);
 - sockets.py: the official Socket.IO JS clients, realtime's namespaces, events published for realtime, ``watch``;
 - instances.py: more realtime processes beside the suite's, nginx in front of them;
 - car_tasks.py: telemetry's car tasks, link's events for telemetry, tenants and linked rooms;
@@ -19,13 +20,21 @@ other (tests/platform/test_tests_layout.py checks it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncmy
 import httpx
+from asyncmy.cursors import DictCursor
 from prometheus_client.parser import text_string_to_metric_families
+
+from servicekit.bus import Bus
+from servicekit.db import Database, migrate
+from servicekit.settings import CommonSettings
 
 # A scrape: sample name -> {sorted label pairs: value}
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
@@ -49,6 +58,34 @@ async def until(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> A
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.1)
+
+
+async def query(database: str, sql: str, args: Any = ()) -> list[dict[str, Any]]:
+    """Rows of ``sql`` on ``database`` of this machine's MariaDB (a test's own connection, autocommit)."""
+    conn = await asyncmy.connect(host="127.0.0.1", port=3306, user="root", password="", db=database, autocommit=True)
+    try:
+        async with conn.cursor(DictCursor) as cur:
+            await cur.execute(sql, args)
+            return list(await cur.fetchall())
+    finally:
+        conn.close()
+
+
+@contextlib.asynccontextmanager
+async def kit_service(suite: Any, service: str) -> AsyncIterator[tuple[Database, Bus]]:
+    """A made-up service's own database (servicekit's tables migrated) and bus (its stream made) on the suite's
+    MariaDB and NATS, for tests of servicekit's mechanics; the database is dropped afterwards."""
+    name = f"{suite.db_name(service)}_{uuid.uuid4().hex[:6]}"
+    db = await Database.connect(CommonSettings(service_name=service, mysql_database=name, nats_url=suite.nats_url))
+    await migrate(db, None)
+    bus = await Bus.connect(suite.nats_url, service)
+    await bus.ensure_stream()
+    try:
+        yield db, bus
+    finally:
+        await bus.close()
+        await db.execute(f"DROP DATABASE `{name}`")  # noqa: S608 - generated test name
+        await db.close()
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:

@@ -11,21 +11,19 @@ import asyncio
 import collections
 import itertools
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import asyncmy
 import httpx
 import pytest
-from asyncmy.cursors import DictCursor
 
 from contracts.link import LINK_LOCATION_UPDATED
 from contracts.telemetry import TASK_DESTINATION_CHANGED
 from deploy.local import LocalSuite
 from tests.instances import kill_service, private_suite, restart_service
+from tests.support import query, until
 
 SERVICES = ["conference", "link", "telemetry"]
 WORKERS = 24
@@ -40,27 +38,8 @@ def local(suite: Any) -> Iterator[LocalSuite]:
         yield started
 
 
-async def _query(local: LocalSuite, service: str, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    conn = await asyncmy.connect(host="127.0.0.1", user="root", db=local.db_name(service), autocommit=True)
-    try:
-        async with conn.cursor(DictCursor) as cur:
-            await cur.execute(sql, args)
-            return list(await cur.fetchall())
-    finally:
-        conn.close()
-
-
 def _seq(latitude: Any) -> int:
     return int((Decimal(str(latitude)) - BASE_LATITUDE) / STEP)
-
-
-async def _until(check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.5)
 
 
 async def test_killed_writers_lose_nothing_acknowledged_and_apply_nothing_twice(suite: Any, local: LocalSuite) -> None:
@@ -74,10 +53,10 @@ async def test_killed_writers_lose_nothing_acknowledged_and_apply_nothing_twice(
         assert task.get("status") == "OK", task
 
         async def link_known() -> bool:  # telemetry's copy of the link, so its position events reach the task
-            rows = await _query(local, "telemetry", "SELECT 1 FROM car_room_link WHERE linkID = %s", (link_id,))
+            rows = await query(local.db_name("telemetry"), "SELECT 1 FROM car_room_link WHERE linkID = %s", (link_id,))
             return bool(rows)
 
-        assert await _until(link_known, 20)
+        assert await until(link_known, 20)
 
         counter = itertools.count()
         answered_ok: set[int] = set()
@@ -113,21 +92,22 @@ async def test_killed_writers_lose_nothing_acknowledged_and_apply_nothing_twice(
     assert len(answered_ok) > POSITIONS // 2, "too few positions were accepted to mean anything"
 
     # Stored: every acknowledged position exactly once (and nothing stored twice, acknowledged or not).
-    usage = await _query(
-        local, "link", "SELECT latitude FROM usage_status_log WHERE linkID = %s AND status = 'UpdateLatLngLinkDetail'",
+    usage = await query(
+        local.db_name("link"),
+        "SELECT latitude FROM usage_status_log WHERE linkID = %s AND status = 'UpdateLatLngLinkDetail'",
         (link_id,),
-    )  # fmt: skip
+    )
     stored = collections.Counter(_seq(row["latitude"]) for row in usage)
     assert answered_ok <= set(stored), f"acknowledged but not stored: {sorted(answered_ok - set(stored))[:10]}"
     assert max(stored.values()) == 1, [seq for seq, n in stored.items() if n > 1][:10]
 
     # Published: one LINK_LOCATION_UPDATED per stored position, all of them relayed to NATS.
     async def relayed() -> list[dict[str, Any]] | None:
-        rows = await _query(local, "link", "SELECT payload, published_at FROM outbox WHERE subject = %s",
+        rows = await query(local.db_name("link"), "SELECT payload, published_at FROM outbox WHERE subject = %s",
                             (LINK_LOCATION_UPDATED,))  # fmt: skip
         return rows if rows and all(row["published_at"] for row in rows) else None
 
-    events = await _until(relayed, 30)
+    events = await until(relayed, 30)
     assert events, "link's outbox was not drained after its restart"
     published = collections.Counter(_seq(json.loads(row["payload"])["data"]["position"]["latitude"]) for row in events)
     assert published == stored
@@ -135,11 +115,11 @@ async def test_killed_writers_lose_nothing_acknowledged_and_apply_nothing_twice(
     # Applied by telemetry: one destination change for the running task per published event, after its
     # batch was killed mid-way and redelivered (JetStream's ack wait, 30 s).
     async def applied() -> collections.Counter[int] | None:
-        rows = await _query(local, "telemetry", "SELECT payload FROM outbox WHERE subject = %s",
+        rows = await query(local.db_name("telemetry"), "SELECT payload FROM outbox WHERE subject = %s",
                             (TASK_DESTINATION_CHANGED,))  # fmt: skip
         seen = collections.Counter(_seq(json.loads(row["payload"])["data"]["position"]["latitude"]) for row in rows)
         return seen if set(seen) >= set(published) else None
 
-    seen = await _until(applied, 60)
+    seen = await until(applied, 60)
     assert seen, "telemetry did not apply every published position"
     assert seen == published, {seq: n for seq, n in seen.items() if n != 1}

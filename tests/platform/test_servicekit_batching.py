@@ -11,9 +11,9 @@ import msgspec
 import pytest
 
 from servicekit.batching import GroupCommit, WriterStopped
-from servicekit.bus import Bus, Event, OutboxRelay, add_event, apply_once
-from servicekit.db import Connection, Database, migrate
-from servicekit.settings import CommonSettings
+from servicekit.bus import Event, OutboxRelay, add_event, apply_once
+from servicekit.db import Connection, Database
+from tests.support import kit_service
 
 
 class Ping(msgspec.Struct):
@@ -22,18 +22,10 @@ class Ping(msgspec.Struct):
 
 @pytest.fixture
 async def kit(suite):
-    name = f"{suite.db_name('batch')}_{uuid.uuid4().hex[:6]}"
-    settings = CommonSettings(service_name="batchtest", mysql_database=name, nats_url=suite.nats_url)
-    db = await Database.connect(settings)
-    await migrate(db, None)
-    await db.execute("CREATE TABLE item (n INT NOT NULL PRIMARY KEY, note VARCHAR(8) NOT NULL)")
-    await db.execute("CREATE TABLE applied (event_id CHAR(32) NOT NULL, n INT NOT NULL)")
-    bus = await Bus.connect(suite.nats_url, "batchtest")
-    await bus.ensure_stream()
-    yield db, bus
-    await bus.close()
-    await db.execute(f"DROP DATABASE `{name}`")  # noqa: S608 - generated test name
-    await db.close()
+    async with kit_service(suite, "batchtest") as (db, bus):
+        await db.execute("CREATE TABLE item (n INT NOT NULL PRIMARY KEY, note VARCHAR(8) NOT NULL)")
+        await db.execute("CREATE TABLE applied (event_id CHAR(32) NOT NULL, n INT NOT NULL)")
+        yield db, bus
 
 
 async def _insert_items(conn: Connection, items: Sequence[tuple[int, str]]) -> list[int]:

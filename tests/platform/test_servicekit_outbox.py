@@ -9,8 +9,7 @@ import msgspec
 import pytest
 
 from servicekit.bus import Bus, Event, OutboxRelay, add_event, handled_once, stream_name
-from servicekit.db import Database, migrate
-from servicekit.settings import CommonSettings
+from tests.support import kit_service
 
 
 class Ping(msgspec.Struct):
@@ -19,16 +18,8 @@ class Ping(msgspec.Struct):
 
 @pytest.fixture
 async def kit(suite):
-    name = f"{suite.db_name('kit')}_{uuid.uuid4().hex[:6]}"
-    settings = CommonSettings(service_name="kittest", mysql_database=name, nats_url=suite.nats_url)
-    db = await Database.connect(settings)
-    await migrate(db, None)
-    bus = await Bus.connect(suite.nats_url, "kittest")
-    await bus.ensure_stream()
-    yield db, bus
-    await bus.close()
-    await db.execute(f"DROP DATABASE `{name}`")  # noqa: S608 - generated test name
-    await db.close()
+    async with kit_service(suite, "kittest") as (db, bus):
+        yield db, bus
 
 
 async def _collect(bus: Bus, durable: str, expected: int, timeout: float = 5.0) -> list[Event]:
