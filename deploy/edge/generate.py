@@ -23,6 +23,10 @@ STICKY = {"realtime"}  # Socket.IO long-polling needs every request of a session
 JSON_404 = '{"status":"FAIL","message":"Not Found"}'
 JSON_502 = '{"status":"FAIL","message":"Service unavailable"}'
 JSON_413 = '{"status":"FAIL","message":"Request Entity Too Large"}'
+JSON_405 = '{"status":"FAIL","message":"Method Not Allowed"}'
+JSON_400 = '{"status":"FAIL","message":"Bad Request"}'
+# Methods nginx refuses itself (TRACE) get the envelope and an Allow header of the methods the edge passes on.
+EDGE_ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 # Bodies bigger than this never reach a service; services enforce their own (smaller) limits in the envelope.
 DEFAULT_MAX_BODY = "1m"  # = servicekit MAX_BODY_BYTES default; routes.toml raises it per route (uploads)
 
@@ -118,9 +122,13 @@ def render_nginx(
     server = [
         "error_page 404 = @not_found;",
         "error_page 413 = @too_large;",
+        "error_page 405 = @not_allowed;",
+        "error_page 400 494 = @bad_request;",
         "error_page 502 503 504 = @unavailable;",
         f"location @not_found {{ {EDGE_CORS} return 404 '{JSON_404}'; }}",
         f"location @too_large {{ {EDGE_CORS} return 413 '{JSON_413}'; }}",
+        f"location @not_allowed {{ {EDGE_CORS} add_header Allow '{EDGE_ALLOW}' always; return 405 '{JSON_405}'; }}",
+        f"location @bad_request {{ {EDGE_CORS} return 400 '{JSON_400}'; }}",
         f"location @unavailable {{ {EDGE_CORS} return 503 '{JSON_502}'; }}",
         f'location = / {{ {EDGE_CORS} {EDGE_PREFLIGHT} return 200 \'{{"message":"SMS Link Backend"}}\'; }}',
         f"location = /health {{ {EDGE_CORS} {EDGE_PREFLIGHT} set $edge_services {','.join(sorted(upstreams))}; "

@@ -53,7 +53,8 @@ def fail(message: str, status_code: int = 400, **extra: Any) -> ApiError:
 
 def _on_api_error(_: Request, exc: ApiError) -> Response:
     if isinstance(exc.body, str):
-        return Response(exc.body, status_code=exc.status_code, media_type="text/html; charset=utf-8")
+        # Express's res.send(text): text/html; charset=utf-8 (Litestar adds the charset itself)
+        return Response(exc.body, status_code=exc.status_code, media_type="text/html")
     return Response(exc.body, status_code=exc.status_code)
 
 
@@ -65,7 +66,8 @@ def _on_http_error(_: Request, exc: HTTPException) -> Response:
     message = exc.detail or "Error"
     if isinstance(exc, ValidationException) and exc.extra:
         message = f"{message}: {exc.extra}"
-    return Response({"status": "FAIL", "message": message}, status_code=exc.status_code)
+    # exc.headers: e.g. a 405's Allow (the methods the path serves)
+    return Response({"status": "FAIL", "message": message}, status_code=exc.status_code, headers=exc.headers)
 
 
 def _on_unexpected(request: Request, exc: Exception) -> Response:
