@@ -149,7 +149,7 @@ def run(
     assert edge.startswith("http://127.0.0.1:"), edge
     argv = [sys.executable, "-m", "schemathesis.cli", "run", str(DOCUMENT), "--url", edge,
             "--checks", ",".join(CHECKS), "--phases", phases, "--max-examples", str(examples),
-            "--workers", "1", "--request-timeout", "20", "--report", "json", "--report-json-path", str(report),
+            "--workers", "2", "--request-timeout", "20", "--report", "json", "--report-json-path", str(report),
             "--output-truncate", "true", "--suppress-health-check", "all", "--warnings", "off"]  # fmt: skip
     if token:
         argv += ["--header", f"Authorization: Bearer {token}"]

@@ -25,6 +25,7 @@ JSON_502 = '{"status":"FAIL","message":"Service unavailable"}'
 JSON_413 = '{"status":"FAIL","message":"Request Entity Too Large"}'
 JSON_405 = '{"status":"FAIL","message":"Method Not Allowed"}'
 JSON_400 = '{"status":"FAIL","message":"Bad Request"}'
+JSON_414 = '{"status":"FAIL","message":"URI Too Long"}'
 # Methods nginx refuses itself (TRACE) get the envelope and an Allow header of the methods the edge passes on.
 EDGE_ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 # Bodies bigger than this never reach a service; services enforce their own (smaller) limits in the envelope.
@@ -124,11 +125,13 @@ def render_nginx(
         "error_page 413 = @too_large;",
         "error_page 405 = @not_allowed;",
         "error_page 400 494 = @bad_request;",
+        "error_page 414 = @too_long;",
         "error_page 502 503 504 = @unavailable;",
         f"location @not_found {{ {EDGE_CORS} return 404 '{JSON_404}'; }}",
         f"location @too_large {{ {EDGE_CORS} return 413 '{JSON_413}'; }}",
         f"location @not_allowed {{ {EDGE_CORS} add_header Allow '{EDGE_ALLOW}' always; return 405 '{JSON_405}'; }}",
         f"location @bad_request {{ {EDGE_CORS} return 400 '{JSON_400}'; }}",
+        f"location @too_long {{ {EDGE_CORS} return 414 '{JSON_414}'; }}",
         f"location @unavailable {{ {EDGE_CORS} return 503 '{JSON_502}'; }}",
         f'location = / {{ {EDGE_CORS} {EDGE_PREFLIGHT} return 200 \'{{"message":"SMS Link Backend"}}\'; }}',
         f"location = /health {{ {EDGE_CORS} {EDGE_PREFLIGHT} set $edge_services {','.join(sorted(upstreams))}; "

@@ -63,7 +63,22 @@ SOCKET_IO_OPERATION: dict[str, Any] = {
 }
 # Static files: answered as files, not envelopes.
 FILE_ROUTES = {"/logo/*", "/videos/*", "/images/*", "/thumbnails/*", "/files/*", "/record/*"}
-HAND_WRITTEN = {"/socket.io/": SOCKET_IO_OPERATION, "/api/realtime/socket.io/": SOCKET_IO_OPERATION}
+SOCKET_IO_POST: dict[str, Any] = {
+    "summary": "Socket.IO endpoint (Engine.IO long-polling packets)",
+    "description": "A polling client's packets for its session (`sid` from the handshake); without a known session "
+    "Engine.IO refuses with 400.",
+    "parameters": [
+        *SOCKET_IO_OPERATION["parameters"],
+        {"name": "sid", "in": "query", "required": True, "schema": {"type": "string"}, "example": "…"},
+    ],
+    "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}},
+    "responses": {
+        "200": {"description": "accepted", "content": {"text/html": {"schema": {"type": "string"}, "example": "ok"}}},
+        "400": SOCKET_IO_OPERATION["responses"]["400"],
+    },
+}
+SOCKET_IO = {"get": SOCKET_IO_OPERATION, "post": SOCKET_IO_POST}
+HAND_WRITTEN = {"/socket.io/": SOCKET_IO, "/api/realtime/socket.io/": SOCKET_IO}
 
 # Example values by parameter/field name, for a suite from `./dev up` (TOKEN=$(just token); a link id from the
 # answer of POST /link/create). Names not listed get a value of their schema's type.
@@ -166,7 +181,7 @@ REQUIRED: dict[tuple[str, str], tuple[str, ...]] = {
     ("post", "/link/create/hls"): ("room",),
     ("post", "/log"): ("status",),
     ("post", "/notification"): ("message",),
-    ("put", "/service/update"): ("service", "location"),
+    ("put", "/service/update"): ("service", "latitude", "longitude"),
     ("put", "/notification/{notificationId}"): ("read",),
     ("put", "/notification/update/{notificationId}"): ("read",),
     ("post", "/upload/file"): ("myFiles",),
@@ -176,6 +191,20 @@ REQUIRED: dict[tuple[str, str], tuple[str, ...]] = {
 ENUMS: dict[tuple[str, str], dict[str, list[Any]]] = {
     ("put", "/car/task"): {"status": ["arrive", "cancel", "complete", "start"]},
     ("post", "/car/task"): {"status": ["arrive", "cancel", "complete", "start"]},
+    ("post", "/user/mutepublishedtrack"): {"muted": [True, False]},
+    ("put", "/user/handle/track"): {"isMuted": [True, False]},
+    ("put", "/notification/{notificationId}"): {"read": [0, 1]},
+    ("put", "/notification/update/{notificationId}"): {"read": [0, 1]},
+}
+# Statuses answered by helpers the source scan does not reach.
+EXTRA_CODES: dict[tuple[str, str], tuple[str, ...]] = {("get", "/record/request"): ("404",)}
+# Body fields the handlers check against a form of text (a pattern the document states).
+_BASE_URL = "https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
+PROPERTY_PATTERNS = {
+    "domainsVideo": f"^{_BASE_URL}(,{_BASE_URL})*$",
+    "domainsLocation": f"^{_BASE_URL}(,{_BASE_URL})*$",
+    # the original's YYYY-MM-DD HH:mm:ss (local time)
+    "dtmExpired": "^20[2-9][0-9]-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
 }
 # Path parameters the handlers read as numbers (or the radio API's identifiers).
 PATH_PATTERNS = {"notificationId": "^[1-9][0-9]{0,8}$", "recordId": "^[0-9]{1,9}$", "radioNo": "^[A-Za-z0-9_-]{1,64}$",
@@ -420,10 +449,11 @@ LINKS: dict[tuple[str, str], dict[str, Any]] = {
     },
 }
 ERROR_CODES = {
+    "413": "the body is larger than the route's limit (the edge's or the service's answer)",
+    "414": "the URL is longer than the edge's buffers",
     "500": "the database failed (the original's answer of this route)",
     "404": "not found (the room, link, record, service or file named does not exist)",
     "409": "conflict",
-    "413": "too large",
     "502": "the third-party API (radio location) refused or failed",
     "503": "a dependency (LiveKit, another service, an unconfigured third-party API) is unavailable: retry later",
 }
@@ -431,7 +461,7 @@ ERROR_CODES = {
 
 def _body_schemas(
     schema: dict[str, Any], components: dict[str, Any], method: str, path: str, params: list[dict[str, Any]]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The body's JSON schema (inlined, with the fields the handler refuses without as required and closed value
     sets as enums) and its form-urlencoded twin (every value text: a boolean `true`/`false`, a number digits)."""
     if "$ref" in schema:
@@ -441,34 +471,36 @@ def _body_schemas(
     needed = [n for n in REQUIRED.get((method, path), ()) if n not in {p["name"] for p in params}]
     for name in needed:
         properties[name] = _non_empty(properties.get(name, {"type": "string"}))
+    for name, pattern in PROPERTY_PATTERNS.items():
+        if name in properties:
+            prop = properties[name]
+            options = prop.get("anyOf") or [prop]
+            for option in options:
+                if option.get("type") == "string":
+                    option["pattern"] = pattern
     for name, values in ENUMS.get((method, path), {}).items():
-        properties[name] = {"type": "string", "enum": values}
+        properties[name] = {"enum": values}
     body["required"] = sorted({*body.get("required", []), *needed})
     if not body["required"]:
         del body["required"]
     form = {k: v for k, v in body.items() if k != "properties"}
     form["properties"] = {name: _form_value(prop, components) for name, prop in properties.items()}
-    return body, form
+    return body, form if all(form["properties"].values()) else None
 
 
-def _form_value(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
-    """How a form field of this schema is sent: text."""
+def _form_value(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any] | None:
+    """How a form field of this schema is sent: text; None when a handler reads it only from JSON (a number, a
+    boolean, an object: the form's text is not converted)."""
     if "$ref" in schema:
         schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
     options = [o for o in (schema.get("anyOf") or [schema]) if o.get("type") != "null"]
     kinds = {o.get("type") for o in options}
     if "enum" in schema:
-        return {"type": "string", "enum": [str(v).lower() if isinstance(v, bool) else str(v) for v in schema["enum"]]}
-    if kinds == {"boolean"}:
-        return {"type": "string", "enum": ["true", "false"]}
-    if kinds and kinds <= {"integer"}:
-        return {"type": "string", "pattern": "^-?[0-9]{1,9}$"}
-    if kinds and kinds <= {"integer", "number"}:
-        return {"type": "string", "pattern": "^-?[0-9]{1,9}(\\.[0-9]{1,6})?$"}
-    if "string" in kinds:
+        return None
+    if kinds == {"string"}:
         one = next(o for o in options if o.get("type") == "string")
         return {k: v for k, v in one.items() if k in ("type", "minLength", "maxLength", "pattern", "enum", "format")}
-    return {"type": "string"}
+    return None
 
 
 def _non_empty(schema: dict[str, Any]) -> dict[str, Any]:
@@ -478,6 +510,7 @@ def _non_empty(schema: dict[str, Any]) -> dict[str, Any]:
     one = dict(kept[0])
     if one.get("type") == "string":
         one.setdefault("minLength", 1)
+        one.setdefault("pattern", "\\S")  # blank counts as missing
     return one
 
 
@@ -528,11 +561,10 @@ def _operation(
         json_schema, form_schema = _body_schemas(derived.body["schema"], components, method, path, params)
         op["requestBody"] = {
             "required": bool(json_schema.get("required")),
-            "content": {
-                "application/json": {"schema": json_schema, "example": derived.body["example"]},
-                "application/x-www-form-urlencoded": {"schema": form_schema},
-            },
+            "content": {"application/json": {"schema": json_schema, "example": derived.body["example"]}},
         }
+        if form_schema:  # the original read form bodies too (its text fields)
+            op["requestBody"]["content"]["application/x-www-form-urlencoded"] = {"schema": form_schema}
     if derived.form and method in ("post", "put"):
         form = {**derived.form, "required": [name for name in required if name in derived.form["properties"]]}
         op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
@@ -569,7 +601,9 @@ def _operation(
     if derived.text:
         refusal["text/html"] = {"schema": {"type": "string"}, "example": "Invalid parameter"}
     responses["400"] = {"description": "bad input", "content": refusal}
-    codes = set(derived.codes)
+    codes = set(derived.codes) | set(EXTRA_CODES.get((method, path), ())) | {"414"}
+    if "requestBody" in op:
+        codes.add("413")
     if route.path in FILE_ROUTES:
         codes.add("404")
     for code in sorted(codes - {"400", "401"}):
@@ -621,11 +655,11 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
                     if param.get("in") == "path" and param["name"] in PATH_PATTERNS:
                         param["schema"] = {"type": "string", "pattern": PATH_PATTERNS[param["name"]]}
                 operations.setdefault(edge_path, {})[method] = op
-    for path, op in HAND_WRITTEN.items():
-        route = owning_route(table, path, "get")
-        assert route is not None, path
-        operations[path] = {"get": {**op, "tags": [area(path)], "operationId": f"get{path.replace('/', '_')}",
-                                    "security": []}}  # fmt: skip
+    for path, hand_written in HAND_WRITTEN.items():
+        for method, op in hand_written.items():
+            assert owning_route(table, path, method) is not None, (method, path)
+            operations.setdefault(path, {})[method] = {**op, "tags": [area(path)], "security": [],
+                                                       "operationId": f"{method}{path.replace('/', '_')}"}  # fmt: skip
     problems = disagreements(table, operations)
     if problems:
         raise ValueError("the route table and the services' documents disagree:\n  " + "\n  ".join(problems))
