@@ -92,8 +92,9 @@ async def parse_body(request: Request, schema: type[T]) -> T:
     else:
         body = await request.body()
         try:
+            body.decode("utf-8")  # strict: msgspec lets a UTF-8-encoded lone surrogate through
             raw = msgspec.json.decode(body) if body.strip() else {}
-        except msgspec.DecodeError as exc:
+        except (UnicodeDecodeError, msgspec.DecodeError) as exc:
             raise fail("Invalid JSON body") from exc
     if not isinstance(raw, dict):
         raise fail("Invalid JSON body: an object is expected")
@@ -267,20 +268,31 @@ class RequestContextMiddleware:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 0
+        body_read = False
+
+        async def receive_wrapper() -> Any:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_read = True
+            return message
 
         async def send_wrapper(message: Any) -> None:
-            nonlocal status
+            nonlocal status, body_read
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
                 message = {**message, "headers": headers}
-                if status == 413:
+                if not body_read:
+                    # An answer before the body was read (a refusal, a wrong content type): read the rest first,
+                    # else the proxy still sending it sees a reset and answers 502 instead of this answer.
+                    body_read = True
                     await _drain_body(receive)
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive_wrapper, send_wrapper)
         finally:
             if self.access_log:
                 log.info(

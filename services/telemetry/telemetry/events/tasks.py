@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from asyncmy.errors import OperationalError
+
 from contracts.telemetry import TASK_SMS_REQUESTED, TASK_STATUS_CHANGED, TaskSmsRequested, TaskStatusChanged
 from servicekit.bus import add_event
 from servicekit.clock import now_local
@@ -17,10 +19,24 @@ from telemetry.repository import tasks as repository
 
 UID_ATTEMPTS = 20
 TASK_LOCK_TIMEOUT_SECONDS = 10
+# Lock wait timeout, deadlock (the insert's gap locks against the consumers writing car rows, or another room's
+# creation): InnoDB rolled the transaction back, so it is run again.
+RETRYABLE = {1205, 1213}
+ATTEMPTS = 3
 
 
 async def create_task(runtime: Runtime, lock: str, room: str, mobile: str, service: int | None, charset: str) -> str:
     """Cancel the room's running tasks, insert the new one and the SMS command, in one transaction; its uid."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return await _create_task(runtime, lock, room, mobile, service, charset)
+        except OperationalError as exc:
+            if exc.args[0] not in RETRYABLE or attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _create_task(runtime: Runtime, lock: str, room: str, mobile: str, service: int | None, charset: str) -> str:
     assert runtime.db is not None
     now = now_local()
     async with runtime.db.locked_transaction(lock, TASK_LOCK_TIMEOUT_SECONDS) as conn:
