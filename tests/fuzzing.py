@@ -48,7 +48,7 @@ CHECKS = [
 # answered these with 400 and its message), or a file's content does not match its declared type.
 NOT_EXPRESSIBLE = ("Invalid room", "Invalid Room", "Invalid service", "Invalid mobile", "Room not found",
                    "Bad Request", "invalid linkID", "Unsupported video type",
-                   "Unsupported file type", "does not match")  # fmt: skip
+                   "Unsupported file type", "does not match", "Invalid session")  # fmt: skip
 # Third-party or dependency failures the document states (ERROR_CODES of deploy/edge/openapi.py).
 THIRD_PARTY = {502, 503}
 # The original's error shapes (components Fail, NotFound, SuccessFail, ErrorOnly, ProxyError of the document).

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncmy
 import asyncmy.errors
@@ -93,6 +93,23 @@ class Connection:
 
 # The driver's base exception (a failed query or lost connection): services catch it without importing the driver.
 DatabaseError = asyncmy.errors.Error
+
+
+T = TypeVar("T")
+# Lock wait timeout, deadlock: InnoDB rolled the transaction back; running it again is the documented remedy.
+RETRYABLE = {1205, 1213}
+
+
+async def retry_rolled_back(work: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    """``work()`` (one whole transaction), run again when InnoDB picked it as a deadlock victim or its lock wait
+    timed out: concurrent inserts of the same kind take gap locks that can deadlock each other."""
+    for attempt in range(attempts):
+        try:
+            return await work()
+        except asyncmy.errors.OperationalError as exc:
+            if exc.args[0] not in RETRYABLE or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 class LockTimeout(Exception):

@@ -57,7 +57,7 @@ from contracts.conference import (
 )
 from servicekit.bus import add_event
 from servicekit.clock import now_local, parse_lifetime
-from servicekit.db import Connection, Database
+from servicekit.db import Connection, Database, retry_rolled_back
 from servicekit.web import Runtime
 
 log = logging.getLogger(__name__)
@@ -167,20 +167,25 @@ class Conference:
         now = now_local()
         if req.isAddUser:
             _check_room_user_lengths(identity=identity, userName=user_name, userType=user_type, color=color)
-            async with self.db.transaction() as conn:
-                saved = await repository.participants.save_user(
-                    conn,
-                    room=req.room,
-                    identity=identity,
-                    user_name=user_name,
-                    user_type=user_type,
-                    color=color,
-                    conference=conference,
-                    user_agent=req.userAgent,
-                    now=now,
-                )
-                if saved:
-                    await publish_room_user(conn, req.room, identity)
+
+            async def save() -> None:
+                async with self.db.transaction() as conn:
+                    saved = await repository.participants.save_user(
+                        conn,
+                        room=req.room,
+                        identity=identity,
+                        user_name=user_name,
+                        user_type=user_type,
+                        color=color,
+                        conference=conference,
+                        user_agent=req.userAgent,
+                        now=now,
+                    )
+                    if saved:
+                        await publish_room_user(conn, req.room, identity)
+
+            # Concurrent joins of one room: the update-then-insert's gap locks can deadlock; InnoDB rolls one back.
+            await retry_rolled_back(save)
         else:
             async with self.db.transaction() as conn:
                 if await repository.participants.update_user_agent(conn, req.room, identity, req.userAgent):

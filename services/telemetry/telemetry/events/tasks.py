@@ -7,33 +7,22 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from asyncmy.errors import OperationalError
-
 from contracts.telemetry import TASK_SMS_REQUESTED, TASK_STATUS_CHANGED, TaskSmsRequested, TaskStatusChanged
 from servicekit.bus import add_event
 from servicekit.clock import now_local
-from servicekit.db import Database
+from servicekit.db import Database, retry_rolled_back
 from servicekit.web import Runtime, fail
 from telemetry.domain import tasks as domain
 from telemetry.repository import tasks as repository
 
 UID_ATTEMPTS = 20
 TASK_LOCK_TIMEOUT_SECONDS = 10
-# Lock wait timeout, deadlock (the insert's gap locks against the consumers writing car rows, or another room's
-# creation): InnoDB rolled the transaction back, so it is run again.
-RETRYABLE = {1205, 1213}
-ATTEMPTS = 3
 
 
 async def create_task(runtime: Runtime, lock: str, room: str, mobile: str, service: int | None, charset: str) -> str:
-    """Cancel the room's running tasks, insert the new one and the SMS command, in one transaction; its uid."""
-    for attempt in range(ATTEMPTS):
-        try:
-            return await _create_task(runtime, lock, room, mobile, service, charset)
-        except OperationalError as exc:
-            if exc.args[0] not in RETRYABLE or attempt == ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    """Cancel the room's running tasks, insert the new one and the SMS command, in one transaction; its uid. Run
+    again when InnoDB rolls it back (its insert's gap locks against another room's creation or a consumer's)."""
+    return await retry_rolled_back(lambda: _create_task(runtime, lock, room, mobile, service, charset))
 
 
 async def _create_task(runtime: Runtime, lock: str, room: str, mobile: str, service: int | None, charset: str) -> str:
