@@ -143,7 +143,7 @@ def run(
     phases: str = "examples,coverage,fuzzing,stateful",
     max_time: int | None = None,
     seed: int | None = None,
-    timeout: float = 900,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """One schemathesis run against ``edge`` (127.0.0.1 only); its JSON report, with the console output."""
     assert edge.startswith("http://127.0.0.1:"), edge
@@ -158,7 +158,8 @@ def run(
     if seed is not None:
         argv += ["--seed", str(seed)]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzzing", "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-    result = subprocess.run(argv, cwd=report.parent, env=env, capture_output=True, text=True, timeout=timeout)
+    budget = timeout or (max_time or 0) + 900
+    result = subprocess.run(argv, cwd=report.parent, env=env, capture_output=True, text=True, timeout=budget)
     data = json.loads(report.read_text(encoding="utf-8")) if report.exists() else {}
     data["output"] = result.stdout + result.stderr
     report.with_suffix(".txt").write_text(data["output"], encoding="utf-8")

@@ -197,7 +197,14 @@ ENUMS: dict[tuple[str, str], dict[str, list[Any]]] = {
     ("put", "/notification/update/{notificationId}"): {"read": [0, 1]},
 }
 # Statuses answered by helpers the source scan does not reach.
-EXTRA_CODES: dict[tuple[str, str], tuple[str, ...]] = {("get", "/record/request"): ("404",)}
+EXTRA_CODES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("get", "/record/request"): ("404",),
+    # conference's participant tokens: joins of one room wait for each other, at most 10 s ("the room is busy")
+    ("post", "/user/generate"): ("503",),
+    ("post", "/user/joingenerate"): ("503",),
+    ("post", "/user/generateChatUser"): ("503",),
+    ("post", "/room/verifyuser"): ("503",),
+}
 # Body fields the handlers check against a form of text (a pattern the document states).
 _BASE_URL = "https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
 PROPERTY_PATTERNS = {
