@@ -108,6 +108,8 @@ def credential_refused_in_envelope(ctx: Any, response: Any, case: Any) -> bool |
     headers = {k.lower() for k in (response.request.headers or {})}
     if "authorization" in headers:
         return None
+    if case.meta is not None and not case.meta.generation.mode.is_positive:
+        return None  # an invalid request (e.g. a path no route matches: 404) may be refused for its input first
     try:
         body = json.loads(response.text)
     except ValueError:

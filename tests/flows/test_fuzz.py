@@ -26,8 +26,9 @@ FIGURES = os.environ.get("FUZZ_FIGURES")  # a file the figures of each run are a
 @pytest.mark.parametrize("credential", ["agent-token", "no-token"])
 def test_schemathesis_finds_nothing(suite, tmp_path: Path, credential: str) -> None:
     token = suite.agent_token(ttl=7200) if credential == "agent-token" else None
-    # Without a token: the documented examples and fuzzing (every secured operation refuses); with one, every phase.
-    phases = "examples,coverage,fuzzing,stateful" if token else "examples,fuzzing"
+    # With a token every phase; without one the documented examples (every secured operation refuses), and fuzzing
+    # too in a longer run (just fuzz).
+    phases = "examples,coverage,fuzzing,stateful" if token else "examples,fuzzing" if MAX_TIME else "examples"
     examples = EXAMPLES if token else min(EXAMPLES, 2)
     data = run(suite.edge, tmp_path / "report.json", token=token, examples=examples, phases=phases, max_time=MAX_TIME)
     line = f"{credential}: {summary(data)}"
@@ -45,5 +46,5 @@ def test_schemathesis_finds_nothing(suite, tmp_path: Path, credential: str) -> N
             )
     assert data.get("complete"), data["output"][-3000:]
     assert data["operations"]["tested"] >= 90, line
-    assert data["test_cases"]["generated"] > data["operations"]["tested"], line
+    assert data["test_cases"]["generated"] >= data["operations"]["tested"], line
     assert (data["failures"], data["errors"]) == ([], []), line + "\n" + data["output"][-12000:]
