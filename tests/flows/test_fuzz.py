@@ -1,6 +1,6 @@
 """schemathesis against every operation of the edge's merged OpenAPI document, through the edge, with a valid agent
 token and without (tests/fuzzing.py: the run, its checks and the checks left out). Bounded: FUZZ_EXAMPLES examples
-per operation (default 3; without a token at most 2) and schemathesis's stateful phase over the document's links
+per operation (default 3; without a token 1) and schemathesis's stateful phase over the document's links
 (POST /link/create, then the operations that use its link and room); ``just fuzz`` runs it with more examples and
 a time budget.
 
@@ -26,10 +26,10 @@ FIGURES = os.environ.get("FUZZ_FIGURES")  # a file the figures of each run are a
 @pytest.mark.parametrize("credential", ["agent-token", "no-token"])
 def test_schemathesis_finds_nothing(suite, tmp_path: Path, credential: str) -> None:
     token = suite.agent_token(ttl=7200) if credential == "agent-token" else None
-    # With a token every phase; without one the documented examples (every secured operation refuses), and fuzzing
-    # too in a longer run (just fuzz).
-    phases = "examples,coverage,fuzzing,stateful" if token else "examples,fuzzing" if MAX_TIME else "examples"
-    examples = EXAMPLES if token else min(EXAMPLES, 2)
+    # With a token every phase; without one the documented examples and fuzzing (every secured operation refuses),
+    # one example per operation in the test suite.
+    phases = "examples,coverage,fuzzing,stateful" if token else "examples,fuzzing"
+    examples = EXAMPLES if token or MAX_TIME else 1
     data = run(suite.edge, tmp_path / "report.json", token=token, examples=examples, phases=phases, max_time=MAX_TIME)
     line = f"{credential}: {summary(data)}"
     print(line)
