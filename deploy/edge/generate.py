@@ -49,6 +49,11 @@ def rate_limits_from(
     return limits, exempt
 
 
+JSON_405 = '{"status":"FAIL","message":"Method Not Allowed"}'
+JSON_400 = '{"status":"FAIL","message":"Bad Request"}'
+JSON_414 = '{"status":"FAIL","message":"URI Too Long"}'
+# Methods nginx refuses itself (TRACE) get the envelope and an Allow header of the methods the edge passes on.
+EDGE_ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 # Bodies bigger than this never reach a service; services enforce their own (smaller) limits in the envelope.
 DEFAULT_MAX_BODY = "1m"  # = servicekit MAX_BODY_BYTES default; routes.toml raises it per route (uploads)
 
@@ -164,9 +169,16 @@ def render_nginx(
         "error_page 404 = @not_found;",
         "error_page 413 = @too_large;",
         "error_page 429 = @too_many;",
+        "error_page 405 = @not_allowed;",
+        # A request line nginx cannot parse has no URI to hand to a named location: these go to internal URIs.
+        "error_page 400 494 =400 /.edge/400;",
+        "error_page 414 =414 /.edge/414;",
         "error_page 502 503 504 = @unavailable;",
         f"location @not_found {{ {EDGE_CORS} return 404 '{JSON_404}'; }}",
         f"location @too_large {{ {EDGE_CORS} return 413 '{JSON_413}'; }}",
+        f"location @not_allowed {{ {EDGE_CORS} add_header Allow '{EDGE_ALLOW}' always; return 405 '{JSON_405}'; }}",
+        f"location = /.edge/400 {{ internal; {EDGE_CORS} return 200 '{JSON_400}'; }}",
+        f"location = /.edge/414 {{ internal; {EDGE_CORS} return 200 '{JSON_414}'; }}",
         f"location @unavailable {{ {EDGE_CORS} return 503 '{JSON_502}'; }}",
         f"location @too_many {{ {EDGE_CORS} add_header Retry-After 1 always; return 429 '{JSON_429}'; }}",
         f'location = / {{ {EDGE_CORS} {EDGE_PREFLIGHT} return 200 \'{{"message":"SMS Link Backend"}}\'; }}',

@@ -49,16 +49,41 @@ SOCKET_IO_OPERATION: dict[str, Any] = {
     "description": "Socket.IO v4 (Engine.IO 4): polling, then a websocket upgrade. Namespaces and their events are "
     "described in the README; a socket authenticates with `query.token` (or `auth.token`).",
     "parameters": [
-        {"name": "EIO", "in": "query", "required": True, "schema": {"type": "string"}, "example": "4"},
-        {"name": "transport", "in": "query", "required": True, "schema": {"type": "string"}, "example": "polling"},
+        {"name": "EIO", "in": "query", "required": True, "schema": {"type": "string", "enum": ["4"]}, "example": "4"},
+        {
+            "name": "transport",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "enum": ["polling"]},
+            "example": "polling",
+        },
     ],
     "responses": {
-        "200": {"description": "Engine.IO open packet", "content": {"text/plain": {"example": '0{"sid":"…"}'}}}
+        "200": {"description": "Engine.IO open packet", "content": {"text/plain": {"example": '0{"sid":"…"}'}}},
+        "400": {
+            "description": "Engine.IO's refusal (another protocol version or transport, an unknown session)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
     },
 }
 # Static files: answered as files, not envelopes.
 FILE_ROUTES = {"/logo/*", "/videos/*", "/images/*", "/thumbnails/*", "/files/*", "/record/*"}
-HAND_WRITTEN = {"/socket.io/": SOCKET_IO_OPERATION, "/api/realtime/socket.io/": SOCKET_IO_OPERATION}
+SOCKET_IO_POST: dict[str, Any] = {
+    "summary": "Socket.IO endpoint (Engine.IO long-polling packets)",
+    "description": "A polling client's packets for its session (`sid` from the handshake); without a known session "
+    "Engine.IO refuses with 400.",
+    "parameters": [
+        *SOCKET_IO_OPERATION["parameters"],
+        {"name": "sid", "in": "query", "required": True, "schema": {"type": "string"}, "example": "…"},
+    ],
+    "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}},
+    "responses": {
+        "200": {"description": "accepted", "content": {"text/html": {"schema": {"type": "string"}, "example": "ok"}}},
+        "400": SOCKET_IO_OPERATION["responses"]["400"],
+    },
+}
+SOCKET_IO = {"get": SOCKET_IO_OPERATION, "post": SOCKET_IO_POST}
+HAND_WRITTEN = {"/socket.io/": SOCKET_IO, "/api/realtime/socket.io/": SOCKET_IO}
 
 # Example values by parameter/field name, for a suite from `./dev up` (TOKEN=$(just token); a link id from the
 # answer of POST /link/create). Names not listed get a value of their schema's type.
@@ -94,7 +119,112 @@ ENVELOPES: dict[str, Any] = {
         "required": ["status"],
     },
 }
-ENVELOPE_SCHEMA = {"oneOf": [{"$ref": "#/components/schemas/Ok"}, {"$ref": "#/components/schemas/Fail"}]}
+# The other error shapes the original answered, each kept by the route family that had it.
+ENVELOPES |= {
+    "NotFound": {
+        "type": "object",
+        "description": 'The original\'s not-found answer of the car routes: `{"status":"NOT FOUND","message":...}`.',
+        "properties": {"status": {"type": "string", "enum": ["NOT FOUND"]}, "message": {"type": "string"}},
+        "required": ["status"],
+    },
+    "SuccessFail": {
+        "type": "object",
+        "description": 'The /notification family\'s failure: `{"success":false,"message":...}` (or `error`).',
+        "properties": {
+            "success": {"type": "boolean", "enum": [False]},
+            "message": {"type": "string"},
+            "error": {"type": "string"},
+        },
+        "required": ["success"],
+    },  # fmt: skip
+    "ErrorOnly": {
+        "type": "object",
+        "description": 'The /service and /link/multilatlng failures: `{"error":...}`.',
+        "properties": {"error": {"type": "string"}},
+        "required": ["error"],
+    },
+    "MessageOnly": {
+        "type": "object",
+        "description": 'The not-found answer of /link/cartracking and /case/create: `{"message":...}`.',
+        "properties": {"message": {"type": "string"}},
+        "required": ["message"],
+        "additionalProperties": False,
+    },
+    "ProxyError": {
+        "type": "object",
+        "description": 'The radio proxy\'s failure (its API refused or is unreachable): `{"status":"ERROR",...}`.',
+        "properties": {
+            "status": {"type": "string", "enum": ["ERROR"]},
+            "message": {"type": "string"},
+            "error": {"type": "string"},
+        },
+        "required": ["status"],
+    },  # fmt: skip
+}
+ENVELOPE_SCHEMA = {"anyOf": [{"$ref": "#/components/schemas/Ok"}, {"$ref": "#/components/schemas/Fail"}]}
+REFUSALS = ("Fail", "NotFound", "SuccessFail", "ErrorOnly", "MessageOnly", "ProxyError")
+REFUSAL_SCHEMA = {"anyOf": [{"$ref": f"#/components/schemas/{name}"} for name in REFUSALS]}
+# Answers that are not an object: the original sent the list (or value) itself on success.
+OTHER_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
+    ("get", "/chat/history"): {"type": "array"},
+    ("get", "/namespace"): {"type": "array", "items": {"type": "string"}},
+    ("get", "/test/get/namespace"): {"type": "array", "items": {"type": "string"}},
+    ("get", "/room/listrooms"): {"type": "array"},
+    ("get", "/user/listparticipants"): {"type": "array"},
+    ("get", "/stats/device"): {"type": "array"},
+    ("get", "/stats/type"): {"type": "array"},
+    ("get", "/stats/gen"): {"type": "array"},
+    ("get", "/stats/generate"): {"type": "array"},
+    ("post", "/user/mutepublishedtrack"): {"type": "boolean"},
+}
+# Inputs the handlers refuse without (the original's message, HTTP 400/404): required in the document although the
+# handlers' schemas keep them optional to answer with that message. Query parameters and body fields.
+REQUIRED: dict[tuple[str, str], tuple[str, ...]] = {
+    ("get", "/record/file"): ("room",),
+    ("get", "/room/picture"): ("room",),
+    ("get", "/service/get"): ("room",),
+    ("post", "/link/create/hls"): ("room",),
+    ("post", "/log"): ("status",),
+    ("post", "/notification"): ("message",),
+    ("put", "/service/update"): ("service", "latitude", "longitude"),
+    ("put", "/notification/{notificationId}"): ("read",),
+    ("put", "/notification/update/{notificationId}"): ("read",),
+    ("post", "/upload/file"): ("myFiles",),
+    ("post", "/upload/video"): ("myVideo",),
+}
+# Values the handlers accept from a closed set (their schemas keep a string to answer with the original's message).
+ENUMS: dict[tuple[str, str], dict[str, list[Any]]] = {
+    ("put", "/car/task"): {"status": ["arrive", "cancel", "complete", "start"]},
+    ("post", "/car/task"): {"status": ["arrive", "cancel", "complete", "start"]},
+    ("post", "/user/mutepublishedtrack"): {"muted": [True, False]},
+    ("put", "/user/handle/track"): {"isMuted": [True, False]},
+    ("put", "/notification/{notificationId}"): {"read": [0, 1]},
+    ("put", "/notification/update/{notificationId}"): {"read": [0, 1]},
+}
+# Statuses answered by helpers the source scan does not reach.
+EXTRA_CODES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("get", "/record/request"): ("404",),
+    # conference's participant tokens: joins of one room wait for each other, at most 10 s ("the room is busy")
+    ("post", "/user/generate"): ("503",),
+    ("post", "/user/joingenerate"): ("503",),
+    ("post", "/user/generateChatUser"): ("503",),
+    ("post", "/room/verifyuser"): ("503",),
+}
+# Body fields the handlers check against a form of text (a pattern the document states).
+_BASE_URL = "https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
+PROPERTY_PATTERNS = {
+    "domainsVideo": f"^{_BASE_URL}(,{_BASE_URL})*$",
+    "domainsLocation": f"^{_BASE_URL}(,{_BASE_URL})*$",
+    # the original's YYYY-MM-DD HH:mm:ss (local time)
+    "dtmExpired": "^20[2-9][0-9]-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+}
+# Path parameters the handlers read as numbers (or the radio API's identifiers).
+PATH_PATTERNS = {"notificationId": "^[1-9][0-9]{0,8}$", "recordId": "^[0-9]{1,9}$", "radioNo": "^[A-Za-z0-9_-]{1,64}$",
+                 "id": "^[A-Za-z0-9_-]{1,64}$"}  # fmt: skip
+# Status codes a handler's source (or a helper of its module) answers: fail(..., 404), ApiError(..., 503, ...).
+_STATUS_IN_SOURCE = re.compile(r"(?:,\s*|status_code=)(40[1-9]|41[0-9]|42[0-9]|50[0-9])\b")
+_CALLED = re.compile(r"\b([a-z_]\w*)\(")
+_TEXT_ANSWER = re.compile(r'media_type="text/html"|\btext\(|ApiError\([^()]*,\s*\d{3},\s*(?:"|message\))')
 NO_TOKEN = {"status": "FAIL", "message": "Invalid token"}
 FORBIDDEN = {"status": "FAIL", "message": "Forbidden"}
 SECURITY_SCHEMES = {
@@ -255,6 +385,8 @@ class _Derived(msgspec.Struct):
     compat: str | None = None
     stream: bool = False  # Server-Sent Events
     form: dict[str, Any] | None = None  # a multipart upload's fields
+    codes: list[str] = msgspec.field(default_factory=list)  # error statuses besides 400
+    text: bool = False  # answers text/html (the original's res.send(text))
 
 
 def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
@@ -266,9 +398,17 @@ def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
         helper = fn.__globals__.get(name)
         if inspect.isfunction(helper) and helper.__module__ == fn.__module__:
             source += _source(helper)
+    # Status codes and text answers: also from the module's other helpers the handler calls (one level).
+    helpers = source
+    for name in dict.fromkeys(_CALLED.findall(source)):
+        helper = fn.__globals__.get(name)
+        if inspect.isfunction(helper) and helper.__module__ == fn.__module__ and helper is not fn:
+            helpers += _source(helper)
     derived = _Derived(compat=(handler.opt or {}).get("compat"))
     derived.agent = "require_agent_token" in source or "_agent_only(" in source
     derived.room = "require_room(" in source
+    derived.codes = sorted(set(_STATUS_IN_SOURCE.findall(helpers)))
+    derived.text = bool(_TEXT_ANSWER.search(helpers))
     derived.token = "require_token" in source or derived.agent or derived.compat is not None
     derived.optional_token = not derived.token and "bearer_token(" in source
     derived.stream = "ServerSentEvent" in str(inspect.signature(fn).return_annotation)
@@ -328,7 +468,97 @@ def _query(name: str, schema: dict[str, Any], required: bool, components: dict[s
     return param
 
 
-def _operation(op: dict[str, Any], method: str, path: str, route: Route, service: str, derived: _Derived) -> dict:
+# OpenAPI links (schemathesis's stateful phase follows them): what an answer names, used by the next request.
+_CREATED_LINK = {"linkId": "$response.body#/linkID"}
+_CREATED_ROOM = {"room": "$response.body#/room"}
+LINKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/link/create"): {
+        "LinkDetail": {"operationId": "get__link_getdetail", "parameters": _CREATED_LINK},
+        "LinkDomain": {"operationId": "get__link_get_domain", "parameters": {"linkID": "$response.body#/linkID"}},
+        "UploadFile": {"operationId": "post__upload_file", "parameters": {"linkID": "$response.body#/linkID"}},
+        "RoomDetail": {"operationId": "get__room_detail", "parameters": _CREATED_ROOM},
+        "Participants": {"operationId": "get__user_listparticipants", "parameters": _CREATED_ROOM},
+        "Share": {"operationId": "get__link_share", "parameters": _CREATED_ROOM},
+        "ChatHistory": {"operationId": "get__chat_history", "parameters": _CREATED_ROOM},
+        "RoomStatus": {"operationId": "get__status", "parameters": _CREATED_ROOM},
+        "RealtimeRoom": {"operationId": "get__api_realtime_rooms_room", "parameters": _CREATED_ROOM},
+    },
+}
+ERROR_CODES = {
+    "413": "the body is larger than the route's limit (the edge's or the service's answer)",
+    "414": "the URL is longer than the edge's buffers",
+    "500": "the database failed (the original's answer of this route)",
+    "404": "not found (the room, link, record, service or file named does not exist)",
+    "409": "conflict",
+    "502": "the third-party API (radio location) refused or failed",
+    "503": "a dependency (LiveKit, another service, an unconfigured third-party API) is unavailable: retry later",
+}
+
+
+def _body_schemas(
+    schema: dict[str, Any], components: dict[str, Any], method: str, path: str, params: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The body's JSON schema (inlined, with the fields the handler refuses without as required and closed value
+    sets as enums) and its form-urlencoded twin (every value text: a boolean `true`/`false`, a number digits)."""
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    body = json.loads(json.dumps(schema))  # a copy: components stay the handlers' own schemas
+    properties: dict[str, Any] = body.setdefault("properties", {})
+    needed = [n for n in REQUIRED.get((method, path), ()) if n not in {p["name"] for p in params}]
+    for name in needed:
+        properties[name] = _non_empty(properties.get(name, {"type": "string"}))
+    for name, pattern in PROPERTY_PATTERNS.items():
+        if name in properties:
+            prop = properties[name]
+            options = prop.get("anyOf") or [prop]
+            for option in options:
+                if option.get("type") == "string":
+                    option["pattern"] = pattern
+    for name, values in ENUMS.get((method, path), {}).items():
+        properties[name] = {"enum": values}
+    body["required"] = sorted({*body.get("required", []), *needed})
+    if not body["required"]:
+        del body["required"]
+    form = {k: v for k, v in body.items() if k != "properties"}
+    form["properties"] = {name: _form_value(prop, components) for name, prop in properties.items()}
+    return body, form if all(form["properties"].values()) else None
+
+
+def _form_value(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any] | None:
+    """How a form field of this schema is sent: text; None when a handler reads it only from JSON (a number, a
+    boolean, an object: the form's text is not converted)."""
+    if "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    options = [o for o in (schema.get("anyOf") or [schema]) if o.get("type") != "null"]
+    kinds = {o.get("type") for o in options}
+    if "enum" in schema:
+        return None
+    if kinds == {"string"}:
+        one = next(o for o in options if o.get("type") == "string")
+        return {k: v for k, v in one.items() if k in ("type", "minLength", "maxLength", "pattern", "enum", "format")}
+    return None
+
+
+def _non_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    """A required parameter's schema: a non-empty value (the handlers treat an empty one as missing)."""
+    options = schema.get("anyOf") or [schema]
+    kept = [o for o in options if o.get("type") != "null"] or [{"type": "string"}]
+    one = dict(kept[0])
+    if one.get("type") == "string":
+        one.setdefault("minLength", 1)
+        one.setdefault("pattern", "\\S")  # blank counts as missing
+    return one
+
+
+def _operation(
+    op: dict[str, Any],
+    method: str,
+    path: str,
+    route: Route,
+    service: str,
+    derived: _Derived,
+    components: dict[str, Any],
+) -> dict:
     op = {k: v for k, v in op.items() if k not in ("tags", "operationId")}
     op["tags"] = [area(route.path)]
     op["x-policy"] = route.policy(method)
@@ -357,21 +587,26 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
     known = {p["name"] for p in op.get("parameters", [])}
     params += [p for p in op.get("parameters", []) if p.get("in") == "query"]
     params += [p for p in derived.query if p["name"] not in known]
+    required = REQUIRED.get((method, path), ())
     for param in params:
         if param.get("in") == "path" and "example" not in param:
             param["example"] = EXAMPLE_VALUES.get(param["name"], "1")
+        if param.get("in") == "query" and param["name"] in required:
+            param["required"] = True
+            param["schema"] = _non_empty(param["schema"])
     if params:
         op["parameters"] = params
     if derived.body and method in ("post", "put", "patch"):
+        json_schema, form_schema = _body_schemas(derived.body["schema"], components, method, path, params)
         op["requestBody"] = {
-            "required": False,
-            "content": {
-                "application/json": {"schema": derived.body["schema"], "example": derived.body["example"]},
-                "application/x-www-form-urlencoded": {"schema": derived.body["schema"]},
-            },
+            "required": bool(json_schema.get("required")),
+            "content": {"application/json": {"schema": json_schema, "example": derived.body["example"]}},
         }
+        if form_schema:  # the original read form bodies too (its text fields)
+            op["requestBody"]["content"]["application/x-www-form-urlencoded"] = {"schema": form_schema}
     if derived.form and method in ("post", "put"):
-        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": derived.form}}}
+        form = {**derived.form, "required": [name for name in required if name in derived.form["properties"]]}
+        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
     fail = {"status": "FAIL", "message": "Invalid parameter: …"}
     examples: dict[str, Any] = {"fail": {"summary": "bad input", "value": fail}}
     refused: dict[str, Any] = {}  # status code -> answer without a credential, where it is not HTTP 200
@@ -387,14 +622,31 @@ def _operation(op: dict[str, Any], method: str, path: str, route: Route, service
         content: dict[str, Any] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
         description = "the file (a missing one: 404 with the FAIL envelope)"
     elif derived.stream:
-        content = {"text/event-stream": {"schema": {"type": "string"}}}
+        content = {"text/event-stream": {"schema": {"type": "object", "properties": {
+            "event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}}}}}  # fmt: skip
         description = "Server-Sent Events, kept open"
     else:
-        content = {"application/json": {"schema": ENVELOPE_SCHEMA, "examples": examples}}
+        schema = ENVELOPE_SCHEMA
+        if (method, path) in OTHER_ANSWERS:
+            schema = {"anyOf": [OTHER_ANSWERS[(method, path)], *ENVELOPE_SCHEMA["anyOf"]]}
+        content = {"application/json": {"schema": schema, "examples": examples}}
+        if derived.text:
+            content["text/html"] = {"schema": {"type": "string"}}
     # Litestar's own 4xx shapes are never answered: servicekit turns them into the FAIL envelope.
     responses: dict[str, Any] = {ok_code: {"description": description, "content": content}}
-    responses["400"] = {"description": "bad input", "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Fail"}, "example": fail}}}  # fmt: skip
+    if (method, path) in LINKS:
+        responses[ok_code]["links"] = LINKS[(method, path)]
+    refusal: dict[str, Any] = {"application/json": {"schema": REFUSAL_SCHEMA, "example": fail}}
+    if derived.text:
+        refusal["text/html"] = {"schema": {"type": "string"}, "example": "Invalid parameter"}
+    responses["400"] = {"description": "bad input", "content": refusal}
+    codes = set(derived.codes) | set(EXTRA_CODES.get((method, path), ())) | {"414"}
+    if "requestBody" in op:
+        codes.add("413")
+    if route.path in FILE_ROUTES:
+        codes.add("404")
+    for code in sorted(codes - {"400", "401"}):
+        responses[code] = {"description": ERROR_CODES.get(code, "the original's failure"), "content": refusal}
     if (derived.agent or derived.room) and security == [{"bearer": []}]:
         refused["403"] = FORBIDDEN
     if "no_token" in examples and ok_code != "200":  # e.g. 201 when created; the auth failure stays HTTP 200
@@ -439,18 +691,25 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
                 edge_path = path if route.path.endswith("/*") else route_path(route)
                 handler = handlers.get((method, path))
                 derived = _derive(handler, service, components) if handler else _Derived()
-                op = _operation(item[method], method, edge_path, route, service, derived)
+                op = _operation(item[method], method, edge_path, route, service, derived, components)
                 if (problem := policy_disagreement(op, route, method, derived)) is not None:
                     policy_problems.append(f"{method.upper()} {edge_path} ({service}): {problem}")
                 _rename_path_params(op, path, edge_path)
+                for param in op.get("parameters", []):
+                    if param.get("in") == "path" and param["name"] in PATH_PATTERNS:
+                        param["schema"] = {"type": "string", "pattern": PATH_PATTERNS[param["name"]]}
                 operations.setdefault(edge_path, {})[method] = op
-    for path, op in HAND_WRITTEN.items():
-        route = owning_route(table, path, "get")
-        assert route is not None, path
-        operations[path] = {"get": {**op, "tags": [area(path)], "operationId": f"get{path.replace('/', '_')}",
-                                    "security": [], "x-policy": route.policy("get")}}  # fmt: skip
-        if route.policy("get") not in ("open", "link"):
-            policy_problems.append(f"GET {path}: a hand-written open operation, declared {route.policy('get')}")
+    for path, hand_written in HAND_WRITTEN.items():
+        for method, op in hand_written.items():
+            route = owning_route(table, path, method)
+            assert route is not None, (method, path)
+            operations.setdefault(path, {})[method] = {**op, "tags": [area(path)], "security": [],
+                                                       "operationId": f"{method}{path.replace('/', '_')}",
+                                                       "x-policy": route.policy(method)}  # fmt: skip
+            if route.policy(method) not in ("open", "link"):
+                policy_problems.append(
+                    f"{method.upper()} {path}: a hand-written open operation, declared {route.policy(method)}"
+                )
     problems = disagreements(table, operations) + policy_problems
     if problems:
         raise ValueError("the route table and the services' documents disagree:\n  " + "\n  ".join(problems))

@@ -54,12 +54,17 @@ class Route:
     max_body: str = ""
     policies: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # method -> policy
     destructive: bool = False  # a GET that changes state
+    # Engine.IO's long-polling: its POST carries Socket.IO packets, and each namespace checks its own credential at
+    # connect (realtime), so the transport itself is open without being a state-changing operation.
+    transport: bool = False
     rate_limit: str = ""  # a zone of RouteTable.rate_limits
 
     def policy(self, method: str) -> str:
         return self.policies[method.upper()]
 
     def is_destructive(self, method: str) -> bool:
+        if self.transport and method.upper() == "POST":
+            return False
         return method.upper() not in SAFE_METHODS or self.destructive
 
     @property
@@ -138,6 +143,7 @@ def load(path: Path = TABLE) -> RouteTable:
             max_body=str(item.get("max_body", "")),
             policies=_policies(item),
             destructive=bool(item.get("destructive", False)),
+            transport=bool(item.get("transport", False)),
             rate_limit=str(item.get("rate_limit", "")),
         )
         for item in data["route"]

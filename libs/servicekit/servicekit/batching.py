@@ -16,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from prometheus_client import Histogram
 
-from servicekit.db import Connection, Database, DatabaseError
+from servicekit.db import Connection, Database, retry_rolled_back
 
 log = logging.getLogger("servicekit.batching")
 
@@ -36,8 +35,7 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 
-RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock: InnoDB rolled the transaction back; run it again
-RETRY_ATTEMPTS = 5
+RETRY_ATTEMPTS = 5  # a batch InnoDB rolled back (deadlock victim, lock wait) runs again, up to this many times
 
 ApplyBatch = Callable[[Connection, Sequence[Item]], Awaitable[Sequence[Result]]]
 
@@ -52,7 +50,8 @@ class GroupCommit(Generic[Item, Result]):
     ``apply_batch(conn, items)`` runs inside the batch's transaction and returns one result per item, in order.
     ``max_items`` bounds a batch (statement size, lock time). ``writers`` > 1 commits several batches at once (for
     batches whose statements are many round trips; each writer holds a pool connection while it commits).
-    A transaction InnoDB rolled back as a deadlock victim or after a lock wait timeout is run again.
+    A transaction InnoDB rolled back as a deadlock victim or after a lock wait timeout is run again
+    (``servicekit.db.retry_rolled_back``).
     """
 
     def __init__(
@@ -133,19 +132,14 @@ class GroupCommit(Generic[Item, Result]):
                 waiter.set_result(result)
 
     async def _apply(self, items: list[Item]) -> Sequence[Result]:
-        for attempt in range(1, RETRY_ATTEMPTS + 1):
-            try:
-                async with self.db.transaction() as conn:
-                    results = await self.apply_batch(conn, items)
-                    if len(results) != len(items):  # rolled back: a result must reach every caller
-                        raise RuntimeError(f"{self.name}: {len(results)} results for {len(items)} items")
-                return results
-            except DatabaseError as exc:
-                if not exc.args or exc.args[0] not in RETRYABLE or attempt == RETRY_ATTEMPTS:
-                    raise
-                log.info("group commit retried", extra={"writer": self.name, "items": len(items), "code": exc.args[0]})
-                await asyncio.sleep(0.01 * attempt + random.random() * 0.02)  # noqa: S311 - jitter
-        raise AssertionError("unreachable")
+        async def transaction() -> Sequence[Result]:
+            async with self.db.transaction() as conn:
+                results = await self.apply_batch(conn, items)
+                if len(results) != len(items):  # rolled back: a result must reach every caller
+                    raise RuntimeError(f"{self.name}: {len(results)} results for {len(items)} items")
+            return results
+
+        return await retry_rolled_back(transaction, attempts=RETRY_ATTEMPTS)
 
 
 def _settle_error(waiter: asyncio.Future[Result], exc: BaseException) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncmy
 import asyncmy.errors
@@ -142,6 +144,26 @@ class Connection:
 
 # The driver's base exception (a failed query or lost connection): services catch it without importing the driver.
 DatabaseError = asyncmy.errors.Error
+
+
+T = TypeVar("T")
+# Lock wait timeout, deadlock: InnoDB rolled the transaction back; running it again is the documented remedy.
+RETRYABLE = {1205, 1213}
+
+
+async def retry_rolled_back(work: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    """``work()`` (one whole transaction), run again when InnoDB picked it as a deadlock victim or its lock wait
+    timed out: concurrent inserts of the same kind take gap locks that can deadlock each other. A short random
+    pause first, so the transactions that collided do not collide again."""
+    for attempt in range(attempts):
+        try:
+            return await work()
+        except asyncmy.errors.OperationalError as exc:
+            if exc.args[0] not in RETRYABLE or attempt == attempts - 1:
+                raise
+            log.info("transaction rolled back by InnoDB; running it again", extra={"code": exc.args[0]})
+            await asyncio.sleep(0.01 * (attempt + 1) + random.random() * 0.02)  # noqa: S311 - jitter
+    raise AssertionError("unreachable")
 
 
 class LockTimeout(Exception):

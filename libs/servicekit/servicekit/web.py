@@ -54,7 +54,8 @@ def fail(message: str, status_code: int = 400, **extra: Any) -> ApiError:
 
 def _on_api_error(_: Request, exc: ApiError) -> Response:
     if isinstance(exc.body, str):
-        return Response(exc.body, status_code=exc.status_code, media_type="text/html; charset=utf-8")
+        # Express's res.send(text): text/html; charset=utf-8 (Litestar adds the charset itself)
+        return Response(exc.body, status_code=exc.status_code, media_type="text/html")
     return Response(exc.body, status_code=exc.status_code)
 
 
@@ -67,7 +68,8 @@ def _on_http_error(_: Request, exc: HTTPException) -> Response:
     message = exc.detail or "Error"
     if isinstance(exc, ValidationException) and exc.extra:
         message = f"{message}: {exc.extra}"
-    return Response({"status": "FAIL", "message": message}, status_code=exc.status_code)
+    # exc.headers: e.g. a 405's Allow (the methods the path serves)
+    return Response({"status": "FAIL", "message": message}, status_code=exc.status_code, headers=exc.headers)
 
 
 def _on_unexpected(request: Request, exc: Exception) -> Response:
@@ -92,8 +94,9 @@ async def parse_body(request: Request, schema: type[T]) -> T:
     else:
         body = await request.body()
         try:
+            body.decode("utf-8")  # strict: msgspec lets a UTF-8-encoded lone surrogate through
             raw = msgspec.json.decode(body) if body.strip() else {}
-        except msgspec.DecodeError as exc:
+        except (UnicodeDecodeError, msgspec.DecodeError) as exc:
             raise fail("Invalid JSON body") from exc
     if not isinstance(raw, dict):
         raise fail("Invalid JSON body: an object is expected")
@@ -295,20 +298,31 @@ class RequestContextMiddleware:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 0
+        body_read = False
+
+        async def receive_wrapper() -> Any:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_read = True
+            return message
 
         async def send_wrapper(message: Any) -> None:
-            nonlocal status
+            nonlocal status, body_read
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
                 message = {**message, "headers": headers}
-                if status == 413:
+                if not body_read:
+                    # An answer before the body was read (a refusal, a wrong content type): read the rest first,
+                    # else the proxy still sending it sees a reset and answers 502 instead of this answer.
+                    body_read = True
                     await _drain_body(receive)
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive_wrapper, send_wrapper)
         finally:
             if self.access_log:
                 log.info(

@@ -72,6 +72,17 @@ socketio_cors = CorsMiddleware(socketio_app, CorsPolicy.parse(settings.cors_allo
 PROXIED_SOCKETIO = "/api/realtime/socket.io/"
 
 
+ENGINEIO_METHODS = ("GET", "POST", "OPTIONS")
+
+
+async def _method_not_allowed(send: Any) -> None:
+    body = b'{"status":"FAIL","message":"Method Not Allowed"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"allow", ", ".join(ENGINEIO_METHODS).encode())]  # fmt: skip
+    await send({"type": "http.response.start", "status": 405, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] in ("http", "websocket"):
         path: str = scope["path"]
@@ -79,6 +90,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             path = "/socket.io/" + path[len(PROXIED_SOCKETIO) :]
             scope = {**scope, "path": path, "raw_path": path.encode()}
         if path == "/socket.io" or path.startswith("/socket.io/"):  # what socketio.ASGIApp hands to Engine.IO
+            if scope["type"] == "http" and scope["method"] not in ENGINEIO_METHODS:
+                await _method_not_allowed(send)  # Engine.IO's own answer is a text 405 without Allow
+                return
             await socketio_cors(scope, receive, send)
             return
     await socketio_app(scope, receive, send)

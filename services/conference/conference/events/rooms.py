@@ -24,6 +24,7 @@ Read models of other services (link's ``/link/getdetail`` answers from them with
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -57,12 +58,13 @@ from contracts.conference import (
 )
 from servicekit.bus import add_event
 from servicekit.clock import now_local, parse_lifetime
-from servicekit.db import Connection, Database
-from servicekit.web import Runtime
+from servicekit.db import Connection, Database, LockTimeout, retry_rolled_back
+from servicekit.web import Runtime, fail
 
 log = logging.getLogger(__name__)
 
 COLOR_CACHE_SECONDS = 300.0
+JOIN_LOCK_TIMEOUT_SECONDS = 10
 
 
 class ColorCache:
@@ -168,20 +170,31 @@ class Conference:
         now = now_local()
         if req.isAddUser:
             _check_room_user_lengths(identity=identity, userName=user_name, userType=user_type, color=color)
-            async with self.db.transaction() as conn:
-                saved = await repository.participants.save_user(
-                    conn,
-                    room=req.room,
-                    identity=identity,
-                    user_name=user_name,
-                    user_type=user_type,
-                    color=color,
-                    conference=conference,
-                    user_agent=req.userAgent,
-                    now=now,
-                )
-                if saved:
-                    await publish_room_user(conn, req.room, identity)
+
+            # Joins of one room one at a time (across replicas): the update-then-insert of concurrent joins took
+            # gap locks that deadlocked each other. A deadlock with another writer still rolls back: run again.
+            lock = "conference.room_user." + hashlib.sha1(req.room.encode(), usedforsecurity=False).hexdigest()
+
+            async def save() -> None:
+                async with self.db.locked_transaction(lock, JOIN_LOCK_TIMEOUT_SECONDS) as conn:
+                    saved = await repository.participants.save_user(
+                        conn,
+                        room=req.room,
+                        identity=identity,
+                        user_name=user_name,
+                        user_type=user_type,
+                        color=color,
+                        conference=conference,
+                        user_agent=req.userAgent,
+                        now=now,
+                    )
+                    if saved:
+                        await publish_room_user(conn, req.room, identity)
+
+            try:
+                await retry_rolled_back(save)
+            except LockTimeout as exc:
+                raise fail("the room is busy: try again", 503) from exc
         else:
             async with self.db.transaction() as conn:
                 if await repository.participants.update_user_agent(conn, req.room, identity, req.userAgent):

@@ -71,7 +71,7 @@ def unavailable(exc: LiveKitUnavailable) -> ApiError:
 
 
 def text(body: str, status_code: int = 200) -> Response[str]:
-    return Response(body, status_code=status_code, media_type="text/html; charset=utf-8")
+    return Response(body, status_code=status_code, media_type="text/html")
 
 
 class PictureQuery(msgspec.Struct, kw_only=True):

@@ -111,7 +111,7 @@ class LinkKindsController(Controller):
             index, chosen = domain.links.next_domain(pool, await repository.links.previous_domain_index(conn, link_id))
             if link_id and await repository.links.set_domain_index(conn, link_id, index):
                 await events.link_fields_changed(conn, link_id, {"domainIndex": index})
-        return Response(chosen, media_type="text/html; charset=utf-8")
+        return Response(chosen, media_type="text/html")
 
     # ---- POST /link/create/hls -------------------------------------------------------------------------
     @post("/create/hls", status_code=200, opt=compat.opens("writes"))

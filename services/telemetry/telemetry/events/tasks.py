@@ -10,7 +10,7 @@ from typing import Any
 from contracts.telemetry import TASK_SMS_REQUESTED, TASK_STATUS_CHANGED, TaskSmsRequested, TaskStatusChanged
 from servicekit.bus import add_event
 from servicekit.clock import now_local
-from servicekit.db import Database
+from servicekit.db import Database, retry_rolled_back
 from servicekit.web import Runtime, fail
 from telemetry.domain import tasks as domain
 from telemetry.repository import tasks as repository
@@ -20,7 +20,12 @@ TASK_LOCK_TIMEOUT_SECONDS = 10
 
 
 async def create_task(runtime: Runtime, lock: str, room: str, mobile: str, service: int | None, charset: str) -> str:
-    """Cancel the room's running tasks, insert the new one and the SMS command, in one transaction; its uid."""
+    """Cancel the room's running tasks, insert the new one and the SMS command, in one transaction; its uid. Run
+    again when InnoDB rolls it back (its insert's gap locks against another room's creation or a consumer's)."""
+    return await retry_rolled_back(lambda: _create_task(runtime, lock, room, mobile, service, charset))
+
+
+async def _create_task(runtime: Runtime, lock: str, room: str, mobile: str, service: int | None, charset: str) -> str:
     assert runtime.db is not None
     now = now_local()
     async with runtime.db.locked_transaction(lock, TASK_LOCK_TIMEOUT_SECONDS) as conn:

@@ -1,0 +1,106 @@
+"""schemathesis against every operation of the edge's merged OpenAPI document, through the edge, with a valid agent
+token and without (tests/fuzzing.py: the run, its checks and the checks left out). Bounded: FUZZ_EXAMPLES examples
+per operation (default 3; without a token 1) and schemathesis's stateful phase over the document's links
+(POST /link/create, then the operations that use its link and room); ``just fuzz`` runs it with more examples and
+a time budget.
+
+Every failure found is a failing test: an undocumented status, content type or shape, a schema-valid request
+refused, a 405 without Allow, a 5xx that is not a documented third-party 502/503, an error outside the original's
+envelope, a route needing a token that answers without refusing."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from tests.fuzzing import (
+    DOCUMENT,
+    credential_refused_in_envelope,
+    error_in_envelope,
+    no_undocumented_server_error,
+    run,
+    summary,
+)
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
+MAX_TIME = int(os.environ.get("FUZZ_MAX_TIME", "0")) or None
+FIGURES = os.environ.get("FUZZ_FIGURES")
+# A 1x1 PNG: what a linked upload sends.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)  # a file the figures of each run are appended to (just fuzz)
+
+
+@pytest.mark.parametrize("credential", ["agent-token", "no-token"])
+def test_schemathesis_finds_nothing(suite, tmp_path: Path, credential: str) -> None:
+    token = suite.agent_token(ttl=7200) if credential == "agent-token" else None
+    # With a token every phase; without one the documented examples and fuzzing (every secured operation refuses),
+    # one example per operation in the test suite.
+    phases = "examples,coverage,fuzzing,stateful" if token else "examples,fuzzing"
+    examples = EXAMPLES if token or MAX_TIME else 1
+    data = run(suite.edge, tmp_path / "report.json", token=token, examples=examples, phases=phases, max_time=MAX_TIME)
+    line = f"{credential}: {summary(data)}"
+    print(line)
+    if FIGURES:
+        with open(FIGURES, "a", encoding="utf-8") as figures:
+            figures.write(
+                json.dumps(
+                    {
+                        "credential": credential,
+                        **{k: data.get(k) for k in ("operations", "test_cases", "failures", "errors", "running_time")},
+                    }
+                )
+                + "\n"
+            )
+    assert data.get("complete"), data["output"][-3000:]
+    assert data["operations"]["tested"] >= 90, line
+    assert data["test_cases"]["generated"] >= data["operations"]["tested"], line
+    assert (data["failures"], data["errors"]) == ([], []), line + "\n" + data["output"][-12000:]
+
+
+def test_links_of_a_created_link_hold_when_followed(suite) -> None:
+    """The document's links, followed explicitly (schemathesis's stateful phase seldom gets a generated POST
+    /link/create accepted): the documented example creates a link, then every operation its answer links to is
+    called with the linked value, and each answer is held to schemathesis's checks and the suite's."""
+    doc = json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    schema = schemathesis.openapi.from_dict(doc)
+    by_id = {op["operationId"]: (m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items()}
+    create = doc["paths"]["/link/create"]["post"]
+    links = create["responses"]["200"]["links"]
+    token = suite.agent_token()
+    auth = {"Authorization": f"Bearer {token}"}
+    body = create["requestBody"]["content"]["application/json"]["example"]
+    created = httpx.post(f"{suite.edge}/link/create", json=body, headers=auth, timeout=20)
+    assert created.status_code == 200 and "linkID" in created.json(), created.text[:300]
+    answer = created.json()
+    checks = [openapi_checks.status_code_conformance, openapi_checks.content_type_conformance,
+              openapi_checks.response_schema_conformance, no_undocumented_server_error, error_in_envelope,
+              credential_refused_in_envelope]  # fmt: skip
+    followed = 0
+    for name, link in links.items():
+        method, path, op = by_id[link["operationId"]]
+        values = {param: answer[expr.rsplit("/", 1)[-1]] for param, expr in link["parameters"].items()}
+        params = {p["name"]: p for p in op.get("parameters", [])}
+        query = {n: p["example"] for n, p in params.items() if p["in"] == "query" and p.get("required")}
+        query |= {n: v for n, v in values.items() if params[n]["in"] == "query"}
+        path_parameters = {n: v for n, v in values.items() if params[n]["in"] == "path"}
+        operation = schema[path][method.upper()]
+        kwargs: dict = {"query": query, "path_parameters": path_parameters}
+        if "multipart/form-data" in op.get("requestBody", {}).get("content", {}):
+            kwargs |= {"body": {"myFiles": PNG}, "media_type": "multipart/form-data"}
+        case = operation.Case(**kwargs)
+        response = case.call(base_url=suite.edge, headers=auth)
+        case.validate_response(response, checks=checks)
+        json_answer = (response.headers.get("content-type") or [""])[0].startswith("application/json")
+        reply = response.json() if json_answer else response.text  # GET /link/get/domain: the domain, as text
+        failed = isinstance(reply, dict) and reply.get("status") == "FAIL"
+        assert response.status_code == 200 and not failed, (name, path, values, response.text[:300])
+        followed += 1
+    assert followed == len(links) >= 8
