@@ -35,6 +35,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,6 +44,7 @@ from typing import Any
 
 import asyncmy
 import httpx
+import jwt
 from asyncmy.cursors import DictCursor
 
 from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED
@@ -79,6 +81,7 @@ class Row:
     hung: int = 0
     recovery_s: float = 0.0
     not_ready_seen: str = "n/a"
+    checked: str = ""
     detail: list[str] = field(default_factory=list)
 
 
@@ -171,8 +174,9 @@ class Chaos:
 
             return dict(await asyncio.gather(*(one(s) for s in SERVICES)))
 
-    async def inject(self, fault: str, row: Row) -> None:
-        """Run ``fault``; returns once the fault is lifted. Records whether /ready said 503 while a broker was down."""
+    async def inject(self, fault: str, row: Row) -> float:
+        """Run ``fault``; returns when its lifting began (the restart of what was killed). Records whether /ready
+        said 503 while a broker was down."""
         if fault in ("nats-kill", "redis-kill", "nats-outage"):
             index = 1 if fault == "redis-kill" else 0
             await asyncio.to_thread(self._kill_broker, index)
@@ -183,12 +187,15 @@ class Chaos:
                 seen |= {s for s, status in (await self.ready()).items() if status == 503}
                 await asyncio.sleep(0.5)
             row.not_ready_seen = ",".join(sorted(seen)) or "NONE"
+            lifted = time.monotonic()
             await asyncio.to_thread(self._restart_broker, index)
-        else:
-            service = fault.removesuffix("-kill")
-            await asyncio.to_thread(kill_service, self.local, service)
-            await asyncio.sleep(2)
-            await asyncio.to_thread(restart_service, self.local, service)
+            return lifted
+        service = fault.removesuffix("-kill")
+        await asyncio.to_thread(kill_service, self.local, service)
+        await asyncio.sleep(2)
+        lifted = time.monotonic()
+        await asyncio.to_thread(restart_service, self.local, service)
+        return lifted
 
     # --- checks -----------------------------------------------------------------------------------------------
     async def check(self, fault: str, row: Row, timeout: float) -> None:
@@ -263,6 +270,7 @@ class Chaos:
             await asyncio.sleep(1)
         row.lost, row.duplicates = sum(lost.values()), sum(dups.values())
         row.detail = [f"{k}: {v}" for k, v in {**lost, **dups}.items() if v]
+        row.checked = f"{len(positions)} positions, {len(links)} links, {len(webhooks)} webhooks"
 
 
 @contextlib.contextmanager
@@ -289,7 +297,7 @@ def chaos_suite(run_dir: Path) -> Iterator[tuple[LocalSuite, list[subprocess.Pop
 
 
 async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], faults: list[str], rate: float,
-                     load_s: float, recovery: float) -> list[Row]:  # fmt: skip
+                     load_s: float, recovery: float) -> tuple[list[Row], Chaos]:  # fmt: skip
     """Load through the edge for the whole run; each fault in turn after ``load_s`` of load, then its checks."""
     chaos = Chaos(local, brokers, rate)
     rows: list[Row] = []
@@ -306,8 +314,7 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
                 row = Row(fault)
                 chaos.fault = fault
                 await asyncio.sleep(load_s)
-                await chaos.inject(fault, row)
-                lifted = time.monotonic()
+                lifted = await chaos.inject(fault, row)
                 while set((await chaos.ready()).values()) != {200}:
                     if time.monotonic() - lifted > recovery:
                         row.detail.append("services not ready after recovery wait")
@@ -322,7 +329,7 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
             await load
         for row in rows:
             await chaos.check(row.fault, row, recovery)
-    return rows
+    return rows, chaos
 
 
 def table(rows: list[Row]) -> str:
@@ -351,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=float, default=8.0, help="seconds of load before and after each fault")
     parser.add_argument("--recovery", type=float, default=90.0, help="seconds to wait for ready and for the checks")
     args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)  # the dev LiveKit secret
     faults = [f for f in args.faults.split(",") if f]
     unknown = set(faults) - set(FAULTS)
     if unknown:
@@ -359,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         with chaos_suite(run_dir) as (local, brokers):
-            rows = asyncio.run(run_faults(local, brokers, faults, args.rate, args.load, args.recovery))
+            rows, _ = asyncio.run(run_faults(local, brokers, faults, args.rate, args.load, args.recovery))
     finally:
         if os.environ.get("KEEP_CHAOS_LOGS"):
             print(f"logs kept in {run_dir}")
@@ -368,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(faults)} faults, {args.rate:.0f} req/s through the edge, {time.monotonic() - started:.0f} s\n")
     print(table(rows))
     bad = failures(rows)
+    for row in rows:
+        print(f"{row.fault}: checked {row.checked} acknowledged")
     for line in bad:
         print(f"FAIL {line}")
     return 1 if bad else 0
