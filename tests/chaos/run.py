@@ -9,7 +9,9 @@ Load, ``--rate`` requests/s in all: patients' positions (POST /link/update/latln
 it can be traced), link creation (POST /link/create with an agent token) and signed LiveKit webhooks (POST /webhook,
 unique event ids, ``track_published`` so telemetry consumes each).
 
-Faults (each: load before, the fault, recovery until every service's /ready says 200, then checks):
+Faults (each: load before, the fault, recovery, load after, then checks; "recovery s" runs from the restart of
+what was killed until every service's /ready says 200 and every outbox row left unpublished at that moment, the
+"outbox backlog at lift", is published):
 ``nats-kill`` (kill -9 the private NATS, down a few seconds, restarted on its port and store dir), ``redis-kill``
 (the same for Redis), ``link-kill``/``telemetry-kill``/``recording-kill`` (kill -9 one service, restarted),
 ``nats-outage`` (NATS down longer while writes pile up in the outboxes, then back: the outboxes drain). The shared
@@ -82,6 +84,7 @@ class Row:
     recovery_s: float = 0.0
     not_ready_seen: str = "n/a"
     checked: str = ""
+    backlog: int = 0  # outbox rows not yet published when the fault was lifted
     detail: list[str] = field(default_factory=list)
 
 
@@ -196,6 +199,19 @@ class Chaos:
         lifted = time.monotonic()
         await asyncio.to_thread(restart_service, self.local, service)
         return lifted
+
+    async def pending(self, upto: dict[str, int] | None = None) -> tuple[int, dict[str, int]]:
+        """Outbox rows not yet published (with ids up to ``upto`` per database, when given), and each database's
+        highest outbox id."""
+        total, tops = 0, {}
+        for service in SERVICES:
+            db = self.local.db_name(service)
+            limit = (upto or {}).get(db, 2**63)
+            rows = await query(db, "SELECT COALESCE(MAX(id), 0) AS top, COALESCE(SUM(published_at IS NULL AND id <= "
+                               "%s), 0) AS waiting FROM outbox", (limit,))  # fmt: skip
+            total += int(rows[0]["waiting"])
+            tops[db] = int(rows[0]["top"])
+        return total, tops
 
     # --- checks -----------------------------------------------------------------------------------------------
     async def check(self, fault: str, row: Row, timeout: float) -> None:
@@ -315,9 +331,10 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
                 chaos.fault = fault
                 await asyncio.sleep(load_s)
                 lifted = await chaos.inject(fault, row)
-                while set((await chaos.ready()).values()) != {200}:
+                row.backlog, tops = await chaos.pending()
+                while set((await chaos.ready()).values()) != {200} or (await chaos.pending(tops))[0]:
                     if time.monotonic() - lifted > recovery:
-                        row.detail.append("services not ready after recovery wait")
+                        row.detail.append("services not ready (or outboxes not drained) after the recovery wait")
                         break
                     await asyncio.sleep(0.2)
                 row.recovery_s = time.monotonic() - lifted
@@ -335,13 +352,13 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
 def table(rows: list[Row]) -> str:
     lines = [
         "| fault | requests | 2xx | lost writes | duplicate effects | missed emits | hung | /ready 503 seen on "
-        "| recovery s |",
-        "|---|---:|---:|---:|---:|---|---:|---|---:|",
+        "| outbox backlog at lift | recovery s |",
+        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|",
     ]
     for r in rows:
         lines.append(f"| {r.fault} | {r.requests} | {r.ok} | {r.lost} | {r.duplicates} | n/a | {r.hung} "
-                     f"| {r.not_ready_seen} | {r.recovery_s:.1f} |")  # fmt: skip
-    lines.append("| mariadb-stop | - | - | - | - | - | - | not run: the machine's MariaDB is shared | - |")
+                     f"| {r.not_ready_seen} | {r.backlog} | {r.recovery_s:.1f} |")  # fmt: skip
+    lines.append("| mariadb-stop | - | - | - | - | - | - | not run: the machine's MariaDB is shared | - | - |")
     return "\n".join(lines)
 
 
