@@ -57,6 +57,7 @@ from tests.fakes import livekit_webhooks as lkw
 from tests.instances import kill_service, restart_service
 
 SERVICES = ["conference", "link", "telemetry", "recording"]
+KILLED = ["link", "telemetry", "recording"]
 FAULTS = ["nats-kill", "redis-kill", "link-kill", "telemetry-kill", "recording-kill", "nats-outage"]
 LINK_CONSUMER, TRACK_CONSUMER = "telemetry-stats-link", "telemetry-stats-tracks"
 BASE_LATITUDE = Decimal("13.000000000")
@@ -71,6 +72,7 @@ class Sent:
     key: str  # latitude seq | linkID | eventId
     ok: bool = False
     hung: bool = False
+    status: int = 0  # 0: no answer (refused, reset, timed out)
 
 
 @dataclass
@@ -85,6 +87,8 @@ class Row:
     not_ready_seen: str = "n/a"
     checked: str = ""
     backlog: int = 0  # outbox rows not yet published when the fault was lifted
+    refused: str = ""  # the answers that were not 2xx, by kind and status
+    died: list[str] = field(default_factory=list)  # processes that exited besides the one killed (and restarted)
     detail: list[str] = field(default_factory=list)
 
 
@@ -117,6 +121,7 @@ class Chaos:
         self.sent.append(record)
         try:
             reply = await client.post(path, timeout=TIMEOUT, **kwargs)
+            record.status = reply.status_code
             record.ok = 200 <= reply.status_code < 300
             if record.kind == "link" and record.ok:
                 record.key = reply.json()["linkID"]
@@ -169,13 +174,15 @@ class Chaos:
     async def ready(self) -> dict[str, int]:
         async with httpx.AsyncClient(timeout=3) as client:
 
-            async def one(service: str) -> tuple[str, int]:
+            async def one(name: str, url: str) -> tuple[str, int]:
                 try:
-                    return service, (await client.get(f"{self.local.url(service)}/ready")).status_code
+                    return name, (await client.get(f"{url}/ready")).status_code
                 except httpx.HTTPError:
-                    return service, 0
+                    return name, 0
 
-            return dict(await asyncio.gather(*(one(s) for s in SERVICES)))
+            urls = {s: self.local.url(s) for s in SERVICES}
+            urls |= {f"{s}-2": f"http://127.0.0.1:{p}" for s, p in self.local.second_ports.items()}
+            return dict(await asyncio.gather(*(one(name, url) for name, url in urls.items())))
 
     async def inject(self, fault: str, row: Row) -> float:
         """Run ``fault``; returns when its lifting began (the restart of what was killed). Records whether /ready
@@ -217,6 +224,8 @@ class Chaos:
     async def check(self, fault: str, row: Row, timeout: float) -> None:
         mine = [s for s in self.sent if s.fault == fault]
         row.requests, row.ok, row.hung = len(mine), sum(s.ok for s in mine), sum(s.hung for s in mine)
+        refused = collections.Counter(f"{s.kind} {s.status or 'no answer'}" for s in mine if not s.ok)
+        row.refused = ", ".join(f"{k}: {n}" for k, n in sorted(refused.items())) or "none"
         positions = {int(s.key) for s in mine if s.kind == "position" and s.ok}
         links = {s.key for s in mine if s.kind == "link" and s.ok}
         webhooks = {s.key for s in mine if s.kind == "webhook" and s.ok}
@@ -290,7 +299,9 @@ class Chaos:
 
 
 @contextlib.contextmanager
-def chaos_suite(run_dir: Path) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
+def chaos_suite(run_dir: Path, pairs: bool = False) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
+    """The private suite; with ``pairs`` a second instance of each killed service serves behind the same edge
+    upstream while the first is killed."""
     brokers, nats_url, redis_url = start_private_brokers(run_dir)
     local = LocalSuite(
         edge_port=free_port(),
@@ -299,6 +310,7 @@ def chaos_suite(run_dir: Path) -> Iterator[tuple[LocalSuite, list[subprocess.Pop
         nats_url=nats_url,
         redis_url=redis_url,
         run_dir=run_dir,
+        second_ports={s: free_port() for s in KILLED} if pairs else {},
     )
     try:
         local.start(SERVICES)
@@ -338,6 +350,8 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
                         break
                     await asyncio.sleep(0.2)
                 row.recovery_s = time.monotonic() - lifted
+                row.died = [name for name, p in local.processes.items() if p.poll() is not None]
+                row.died += [f"broker {p.args[0]}" for p in chaos.brokers if p.poll() is not None]
                 await asyncio.sleep(load_s)  # load after recovery, still counted under this fault
                 chaos.fault = f"after {fault}"
                 rows.append(row)
@@ -365,6 +379,7 @@ def table(rows: list[Row]) -> str:
 def failures(rows: list[Row]) -> list[str]:
     bad = [f"{r.fault}: {'; '.join(r.detail)}" for r in rows if r.lost or r.duplicates or r.hung]
     bad += [f"{r.fault}: /ready never said 503 while the broker was down" for r in rows if r.not_ready_seen == "NONE"]
+    bad += [f"{r.fault}: exited and not restarted: {r.died}" for r in rows if r.died]
     return bad
 
 
@@ -373,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, in order; any of {FAULTS}")
     parser.add_argument("--rate", type=float, default=50.0, help="requests per second, all kinds together")
     parser.add_argument("--load", type=float, default=8.0, help="seconds of load before and after each fault")
+    parser.add_argument(
+        "--single",
+        action="store_true",
+        help="one instance per service (default: link, "
+        "telemetry and recording run twice behind the edge, one killed while the other serves)",
+    )
     parser.add_argument("--recovery", type=float, default=90.0, help="seconds to wait for ready and for the checks")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)  # the dev LiveKit secret
@@ -383,18 +404,20 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="ems-chaos-"))
     started = time.monotonic()
     try:
-        with chaos_suite(run_dir) as (local, brokers):
+        with chaos_suite(run_dir, pairs=not args.single) as (local, brokers):
             rows, _ = asyncio.run(run_faults(local, brokers, faults, args.rate, args.load, args.recovery))
     finally:
         if os.environ.get("KEEP_CHAOS_LOGS"):
             print(f"logs kept in {run_dir}")
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
-    print(f"\n{len(faults)} faults, {args.rate:.0f} req/s through the edge, {time.monotonic() - started:.0f} s\n")
+    shape = "one instance per service" if args.single else f"two instances of {', '.join(KILLED)}"
+    took = time.monotonic() - started
+    print(f"\n{len(faults)} faults, {shape}, {args.rate:.0f} req/s through the edge, {took:.0f} s\n")
     print(table(rows))
     bad = failures(rows)
     for row in rows:
-        print(f"{row.fault}: checked {row.checked} acknowledged")
+        print(f"{row.fault}: checked {row.checked} acknowledged; not 2xx: {row.refused}")
     for line in bad:
         print(f"FAIL {line}")
     return 1 if bad else 0
