@@ -3,7 +3,8 @@ then, after each, checked: nothing acknowledged lost, nothing applied twice.
 
     uv run python -m tests.chaos [--faults nats-kill,redis-kill,...] [--rate 50] [--recovery 60]
 
-It starts its own suite (conference, link, telemetry, recording behind an nginx edge, free ports on 127.0.0.1,
+It starts its own suite (conference, link, telemetry, recording behind an nginx edge, free ports on 127.0.0.1, a
+second instance of link, telemetry and recording behind the same upstream unless ``--single``,
 ``chaos_`` databases on this machine's MariaDB, dropped afterwards, a private NATS and Redis) and sends only to it.
 Load, ``--rate`` requests/s in all: patients' positions (POST /link/update/latlng, each with a unique latitude so
 it can be traced), link creation (POST /link/create with an agent token) and signed LiveKit webhooks (POST /webhook,
@@ -88,6 +89,7 @@ class Row:
     checked: str = ""
     backlog: int = 0  # outbox rows not yet published when the fault was lifted
     refused: str = ""  # the answers that were not 2xx, by kind and status
+    recovered: bool = True  # every /ready 200 and the outbox backlog published within the recovery wait
     died: list[str] = field(default_factory=list)  # processes that exited besides the one killed (and restarted)
     detail: list[str] = field(default_factory=list)
 
@@ -346,7 +348,7 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
                 row.backlog, tops = await chaos.pending()
                 while set((await chaos.ready()).values()) != {200} or (await chaos.pending(tops))[0]:
                     if time.monotonic() - lifted > recovery:
-                        row.detail.append("services not ready (or outboxes not drained) after the recovery wait")
+                        row.recovered = False
                         break
                     await asyncio.sleep(0.2)
                 row.recovery_s = time.monotonic() - lifted
@@ -380,6 +382,7 @@ def failures(rows: list[Row]) -> list[str]:
     bad = [f"{r.fault}: {'; '.join(r.detail)}" for r in rows if r.lost or r.duplicates or r.hung]
     bad += [f"{r.fault}: /ready never said 503 while the broker was down" for r in rows if r.not_ready_seen == "NONE"]
     bad += [f"{r.fault}: exited and not restarted: {r.died}" for r in rows if r.died]
+    bad += [f"{r.fault}: not ready (or outboxes not drained) after the recovery wait" for r in rows if not r.recovered]
     return bad
 
 
