@@ -2,7 +2,7 @@
 (positions, link creation, signed webhooks through the edge) while NATS is killed with -9 and restarted, then link.
 Every acknowledged write is stored, every event it caused was published and consumed by telemetry, nothing twice,
 no request hung, and /ready said 503 while NATS was down. Then the checker is shown to catch a loss: one
-acknowledged position's row deleted, the same check counts it lost."""
+acknowledged position's row deleted, the same check counts it lost; one stored twice, it counts a duplicate."""
 
 from __future__ import annotations
 
@@ -48,3 +48,17 @@ async def test_nats_and_link_killed_under_load_lose_nothing_and_apply_nothing_tw
     again = Row("nats-kill")
     await chaos.check("nats-kill", again, timeout=2)
     assert again.lost >= 1, again
+
+    # ... and a position stored twice is a duplicate effect.
+    db = local.db_name("link")
+    columns = [r["COLUMN_NAME"] for r in await query(
+        db, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = "
+        "'usage_status_log' AND COLUMN_NAME <> 'id' ORDER BY ORDINAL_POSITION", (db,))]  # fmt: skip
+    names = ", ".join(f"`{c}`" for c in columns)
+    twice = next(s for s in chaos.sent if s.fault == "link-kill" and s.kind == "position" and s.ok)
+    await query(db, f"INSERT INTO usage_status_log ({names}) SELECT {names} FROM usage_status_log "  # noqa: S608
+                "WHERE linkID = %s AND ROUND(latitude, 6) = %s LIMIT 1",
+                (chaos.link_id, f"{13 + int(twice.key) / 1_000_000:.6f}"))  # fmt: skip
+    doubled = Row("link-kill")
+    await chaos.check("link-kill", doubled, timeout=2)
+    assert doubled.duplicates >= 1, doubled
