@@ -56,6 +56,11 @@ generate:
 bench *args: setup
     uv run python -m tests.bench {{args}}
 
+# Faults under load against a private suite: kill -9 NATS, Redis, link, telemetry, recording; a NATS outage; then
+# checks that nothing acknowledged was lost or applied twice, and a markdown table (tests/chaos/run.py; `--help`).
+chaos *args:
+    uv run python -m tests.chaos {{args}}
+
 lint:
     uv run ruff check services libs tests deploy
     uv run ruff format --check services libs tests deploy

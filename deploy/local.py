@@ -128,6 +128,8 @@ class LocalSuite:
     run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ems-suite-")))
     log_dir: Path | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # A second instance of these services (service -> its port, process "<service>-2"), behind the same upstream.
+    second_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def edge(self) -> str:
@@ -157,18 +159,21 @@ class LocalSuite:
         self.processes[name] = process
         return process
 
-    def start_service(self, service: str) -> subprocess.Popen[bytes]:
+    def start_service(self, service: str, second: bool = False) -> subprocess.Popen[bytes]:
+        port = self.second_ports[service] if second else self.service_ports[service]
         argv = [
             sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-            "--port", str(self.service_ports[service]), "--workers", "1", "--loop", "uvloop", "--log-level", "warning",
+            "--port", str(port), "--workers", "1", "--loop", "uvloop", "--log-level", "warning",
             "--no-ws" if service != "realtime" else "--ws", f"{service}.app:app",
         ]  # fmt: skip
-        return self._spawn(service, argv, self.service_env(service))
+        return self._spawn(f"{service}-2" if second else service, argv, self.service_env(service))
 
     def start_edge(self) -> subprocess.Popen[bytes]:
         nginx_dir = self.run_dir / "nginx"
         nginx_dir.mkdir(parents=True, exist_ok=True)
         upstreams = {s: f"127.0.0.1:{p}" for s, p in self.service_ports.items()}
+        for service, port in self.second_ports.items():
+            upstreams[service] += f"; server 127.0.0.1:{port}"
         table = load()
         # Settings may override the table's per-client limits; local runs exempt loopback unless told otherwise
         # (benchmarks and tests hammer the edge from 127.0.0.1; README "Rate limits").
@@ -192,9 +197,13 @@ class LocalSuite:
         names = services or discover_services()
         for service in names:
             self.start_service(service)
+        for service in self.second_ports:
+            self.start_service(service, second=True)
         self.start_edge()
         for service in names:
             wait_http(f"{self.url(service)}/ready", timeout, self.processes[service])
+        for service, port in self.second_ports.items():
+            wait_http(f"http://127.0.0.1:{port}/ready", timeout, self.processes[f"{service}-2"])
         wait_http(f"{self.edge}/health", timeout, self.processes["edge"])
 
     def stop(self) -> None:

@@ -1,0 +1,1 @@
+"""Faults under load (``just chaos``): see tests/chaos/run.py."""

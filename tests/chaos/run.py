@@ -1,0 +1,426 @@
+"""Faults under load: a steady mixed load through the edge of a private suite while faults are injected in turn,
+then, after each, checked: nothing acknowledged lost, nothing applied twice.
+
+    uv run python -m tests.chaos [--faults nats-kill,redis-kill,...] [--rate 50] [--recovery 60]
+
+It starts its own suite (conference, link, telemetry, recording behind an nginx edge, free ports on 127.0.0.1, a
+second instance of link, telemetry and recording behind the same upstream unless ``--single``,
+``chaos_`` databases on this machine's MariaDB, dropped afterwards, a private NATS and Redis) and sends only to it.
+Load, ``--rate`` requests/s in all: patients' positions (POST /link/update/latlng, each with a unique latitude so
+it can be traced), link creation (POST /link/create with an agent token) and signed LiveKit webhooks (POST /webhook,
+unique event ids, ``track_published`` so telemetry consumes each).
+
+Faults (each: load before, the fault, recovery, load after, then checks; "recovery s" runs from the restart of
+what was killed until every service's /ready says 200 and every outbox row left unpublished at that moment, the
+"outbox backlog at lift", is published):
+``nats-kill`` (kill -9 the private NATS, down a few seconds, restarted on its port and store dir), ``redis-kill``
+(the same for Redis), ``link-kill``/``telemetry-kill``/``recording-kill`` (kill -9 one service, restarted),
+``nats-outage`` (NATS down longer while writes pile up in the outboxes, then back: the outboxes drain). The shared
+MariaDB is never touched: its fault is not run here.
+
+Checks per fault, over the writes sent during it: every 2xx position has its usage row and exactly one published
+LINK_LOCATION_UPDATED, handled once by telemetry (handled_event); every 2xx link has its link_connect row and its
+LINK_CREATED handled by telemetry; every 2xx webhook has its receipt and exactly one published
+RECORDING_WEBHOOK_RECEIVED, handled by telemetry; no request ran past its timeout; /ready answered 503 on some
+service while a broker was down. Prints a markdown table; exit 1 when a write was lost or an effect duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncmy
+import httpx
+import jwt
+from asyncmy.cursors import DictCursor
+
+from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED
+from contracts.recording import RECORDING_WEBHOOK_RECEIVED
+from deploy.local import DEFAULT_ENV, LocalSuite, free_port, start_private_brokers
+from tests.bench.run import agent_token
+from tests.fakes import livekit_webhooks as lkw
+from tests.instances import kill_service, restart_service
+
+SERVICES = ["conference", "link", "telemetry", "recording"]
+KILLED = ["link", "telemetry", "recording"]
+FAULTS = ["nats-kill", "redis-kill", "link-kill", "telemetry-kill", "recording-kill", "nats-outage"]
+LINK_CONSUMER, TRACK_CONSUMER = "telemetry-stats-link", "telemetry-stats-tracks"
+BASE_LATITUDE = Decimal("13.000000000")
+STEP = Decimal("0.000001")  # position n: latitude BASE + n * STEP
+TIMEOUT = 10.0  # per request: a request past it counts as hung
+
+
+@dataclass
+class Sent:
+    fault: str
+    kind: str  # position | link | webhook
+    key: str  # latitude seq | linkID | eventId
+    ok: bool = False
+    hung: bool = False
+    status: int = 0  # 0: no answer (refused, reset, timed out)
+
+
+@dataclass
+class Row:
+    fault: str
+    requests: int = 0
+    ok: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    hung: int = 0
+    recovery_s: float = 0.0
+    not_ready_seen: str = "n/a"
+    checked: str = ""
+    backlog: int = 0  # outbox rows not yet published when the fault was lifted
+    refused: str = ""  # the answers that were not 2xx, by kind and status
+    recovered: bool = True  # every /ready 200 and the outbox backlog published within the recovery wait
+    died: list[str] = field(default_factory=list)  # processes that exited besides the one killed (and restarted)
+    detail: list[str] = field(default_factory=list)
+
+
+async def query(database: str, sql: str, args: Any = ()) -> list[dict[str, Any]]:
+    conn = await asyncmy.connect(host="127.0.0.1", port=3306, user="root", password="", db=database, autocommit=True)
+    try:
+        async with conn.cursor(DictCursor) as cur:
+            await cur.execute(sql, args)
+            return list(await cur.fetchall())
+    finally:
+        conn.close()
+
+
+def _seq(latitude: Any) -> int:
+    return round((Decimal(str(latitude)) - BASE_LATITUDE) / STEP)
+
+
+class Chaos:
+    def __init__(self, local: LocalSuite, brokers: list[subprocess.Popen[bytes]], rate: float) -> None:
+        self.local, self.brokers, self.rate = local, brokers, rate
+        self.sent: list[Sent] = []
+        self.fault = "warm-up"
+        self.stopping = False
+        self.seq = 0
+        self.run = uuid.uuid4().hex[:8]
+        self.link_id = self.room = ""
+
+    # --- load -------------------------------------------------------------------------------------------------
+    async def _post(self, client: httpx.AsyncClient, record: Sent, path: str, **kwargs: Any) -> None:
+        self.sent.append(record)
+        try:
+            reply = await client.post(path, timeout=TIMEOUT, **kwargs)
+            record.status = reply.status_code
+            record.ok = 200 <= reply.status_code < 300
+            if record.kind == "link" and record.ok:
+                record.key = reply.json()["linkID"]
+        except httpx.TimeoutException:
+            record.hung = True
+        except httpx.HTTPError:
+            pass  # refused or reset while a service was down: not acknowledged
+
+    async def load(self, client: httpx.AsyncClient) -> None:
+        headers = {"Authorization": f"Bearer {agent_token()}"}
+        key, secret = DEFAULT_ENV["LIVEKIT_API_KEY"], DEFAULT_ENV["LIVEKIT_API_SECRET"]
+        pending: set[asyncio.Task[None]] = set()
+        n = 0
+        while not self.stopping:
+            n += 1
+            kind = "position" if n % 10 < 6 else ("webhook" if n % 10 < 9 else "link")
+            if kind == "position":
+                self.seq += 1
+                body = {"linkID": self.link_id, "room": self.room, "userType": "user",
+                        "latitude": float(BASE_LATITUDE + self.seq * STEP), "longitude": 100.5}  # fmt: skip
+                coro = self._post(client, Sent(self.fault, kind, str(self.seq)), "/link/update/latlng", json=body)
+            elif kind == "webhook":
+                event_id = f"EV_{self.run}_{n}"
+                event = lkw.event("track_published", room=f"chaos-{self.run}", event_id=event_id,
+                                  participant=lkw.participant(f"user{n % 50}"))  # fmt: skip
+                raw = lkw.encode(event)
+                auth = {"Authorization": lkw.sign(raw, key, secret, ttl=900),
+                        "Content-Type": "application/webhook+json"}  # fmt: skip
+                coro = self._post(client, Sent(self.fault, kind, event_id), "/webhook", content=raw, headers=auth)
+            else:
+                body = {"room": f"chaos{self.run}{n % 7}", "mobile": f"08{n % 10**8:08d}", "sms": 0}
+                coro = self._post(client, Sent(self.fault, kind, ""), "/link/create", json=body, headers=headers)
+            task = asyncio.create_task(coro)
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            await asyncio.sleep(1 / self.rate)
+        if pending:
+            await asyncio.gather(*pending)
+
+    # --- faults -----------------------------------------------------------------------------------------------
+    def _kill_broker(self, index: int) -> None:
+        broker = self.brokers[index]
+        broker.kill()
+        broker.wait(10)
+
+    def _restart_broker(self, index: int) -> None:
+        old = self.brokers[index]
+        self.brokers[index] = subprocess.Popen(old.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+
+    async def ready(self) -> dict[str, int]:
+        async with httpx.AsyncClient(timeout=3) as client:
+
+            async def one(name: str, url: str) -> tuple[str, int]:
+                try:
+                    return name, (await client.get(f"{url}/ready")).status_code
+                except httpx.HTTPError:
+                    return name, 0
+
+            urls = {s: self.local.url(s) for s in SERVICES}
+            urls |= {f"{s}-2": f"http://127.0.0.1:{p}" for s, p in self.local.second_ports.items()}
+            return dict(await asyncio.gather(*(one(name, url) for name, url in urls.items())))
+
+    async def inject(self, fault: str, row: Row) -> float:
+        """Run ``fault``; returns when its lifting began (the restart of what was killed). Records whether /ready
+        said 503 while a broker was down."""
+        if fault in ("nats-kill", "redis-kill", "nats-outage"):
+            index = 1 if fault == "redis-kill" else 0
+            await asyncio.to_thread(self._kill_broker, index)
+            down_for = 12.0 if fault == "nats-outage" else 4.0
+            seen: set[str] = set()
+            deadline = time.monotonic() + down_for
+            while time.monotonic() < deadline:
+                seen |= {s for s, status in (await self.ready()).items() if status == 503}
+                await asyncio.sleep(0.5)
+            row.not_ready_seen = ",".join(sorted(seen)) or "NONE"
+            lifted = time.monotonic()
+            await asyncio.to_thread(self._restart_broker, index)
+            return lifted
+        service = fault.removesuffix("-kill")
+        await asyncio.to_thread(kill_service, self.local, service)
+        await asyncio.sleep(2)
+        lifted = time.monotonic()
+        await asyncio.to_thread(restart_service, self.local, service)
+        return lifted
+
+    async def pending(self, upto: dict[str, int] | None = None) -> tuple[int, dict[str, int]]:
+        """Outbox rows not yet published (with ids up to ``upto`` per database, when given), and each database's
+        highest outbox id."""
+        total, tops = 0, {}
+        for service in SERVICES:
+            db = self.local.db_name(service)
+            limit = (upto or {}).get(db, 2**63)
+            rows = await query(db, "SELECT COALESCE(MAX(id), 0) AS top, COALESCE(SUM(published_at IS NULL AND id <= "
+                               "%s), 0) AS waiting FROM outbox", (limit,))  # fmt: skip
+            total += int(rows[0]["waiting"])
+            tops[db] = int(rows[0]["top"])
+        return total, tops
+
+    # --- checks -----------------------------------------------------------------------------------------------
+    async def check(self, fault: str, row: Row, timeout: float) -> None:
+        mine = [s for s in self.sent if s.fault == fault]
+        row.requests, row.ok, row.hung = len(mine), sum(s.ok for s in mine), sum(s.hung for s in mine)
+        refused = collections.Counter(f"{s.kind} {s.status or 'no answer'}" for s in mine if not s.ok)
+        row.refused = ", ".join(f"{k}: {n}" for k, n in sorted(refused.items())) or "none"
+        positions = {int(s.key) for s in mine if s.kind == "position" and s.ok}
+        links = {s.key for s in mine if s.kind == "link" and s.ok}
+        webhooks = {s.key for s in mine if s.kind == "webhook" and s.ok}
+        link_db, rec_db, tel_db = (self.local.db_name(s) for s in ("link", "recording", "telemetry"))
+        lost: dict[str, int] = {}
+        dups: dict[str, int] = {}
+
+        async def probe() -> bool:
+            usage = await query(link_db, "SELECT latitude FROM usage_status_log WHERE linkID = %s AND status = "
+                                "'UpdateLatLngLinkDetail'", (self.link_id,))  # fmt: skip
+            stored = collections.Counter(_seq(r["latitude"]) for r in usage)
+            outbox = await query(link_db, "SELECT event_id, subject, payload, published_at FROM outbox "
+                                 "WHERE subject IN (%s, %s)", (LINK_LOCATION_UPDATED, LINK_CREATED))  # fmt: skip
+            published: collections.Counter[int] = collections.Counter()
+            position_events: dict[int, str] = {}
+            created_events: dict[str, str] = {}
+            unpublished = 0
+            for r in outbox:
+                data = json.loads(r["payload"])["data"]
+                unpublished += r["published_at"] is None
+                if r["subject"] == LINK_LOCATION_UPDATED:
+                    s = _seq(data["position"]["latitude"])
+                    published[s] += 1
+                    position_events[s] = r["event_id"]
+                else:
+                    created_events[data["linkID"]] = r["event_id"]
+            connected = {r["linkID"] for r in await query(
+                link_db, "SELECT linkID FROM link_connect WHERE linkID IN %s", (tuple(links) or ("",),))}  # fmt: skip
+            receipts = {r["eventId"] for r in await query(
+                rec_db, "SELECT eventId FROM webhook_receipt WHERE eventId IN %s",
+                (tuple(webhooks) or ("",),))}  # fmt: skip
+            rec_outbox = await query(rec_db, "SELECT event_id, payload, published_at FROM outbox WHERE subject = %s",
+                                     (RECORDING_WEBHOOK_RECEIVED,))  # fmt: skip
+            rec_published: collections.Counter[str] = collections.Counter()
+            webhook_events: dict[str, str] = {}
+            for r in rec_outbox:
+                event_id = json.loads(r["payload"])["data"]["eventId"]
+                rec_published[event_id] += 1
+                webhook_events[event_id] = r["event_id"]
+                unpublished += r["published_at"] is None
+            handled = {(r["consumer"], r["event_id"]) for r in await query(
+                tel_db, "SELECT consumer, event_id FROM handled_event WHERE consumer IN (%s, %s)",
+                (LINK_CONSUMER, TRACK_CONSUMER))}  # fmt: skip
+            lost.clear()
+            dups.clear()
+            lost["position not stored"] = len(positions - set(stored))
+            lost["position not published"] = len([p for p in positions if published[p] == 0])
+            lost["position not consumed"] = len(
+                [p for p in positions if (LINK_CONSUMER, position_events.get(p, "")) not in handled]
+            )
+            lost["link not stored"] = len(links - connected)
+            lost["link not consumed"] = len(
+                [k for k in links if (LINK_CONSUMER, created_events.get(k, "")) not in handled]
+            )
+            lost["webhook not stored"] = len(webhooks - receipts)
+            lost["webhook not consumed"] = len(
+                [w for w in webhooks if (TRACK_CONSUMER, webhook_events.get(w, "")) not in handled]
+            )
+            mine_seqs = {int(s.key) for s in mine if s.kind == "position"}
+            dups["position stored twice"] = len([p for p in mine_seqs if stored[p] > 1])
+            dups["position published twice"] = len([p for p in mine_seqs if published[p] > 1])
+            dups["webhook published twice"] = len([w for w in webhooks if rec_published[w] > 1])
+            return not any(lost.values()) and unpublished == 0
+
+        deadline = time.monotonic() + timeout
+        while not await probe() and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the databases
+            await asyncio.sleep(1)
+        row.lost, row.duplicates = sum(lost.values()), sum(dups.values())
+        row.detail = [f"{k}: {v}" for k, v in {**lost, **dups}.items() if v]
+        row.checked = f"{len(positions)} positions, {len(links)} links, {len(webhooks)} webhooks"
+
+
+@contextlib.contextmanager
+def chaos_suite(run_dir: Path, pairs: bool = False) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
+    """The private suite; with ``pairs`` a second instance of each killed service serves behind the same edge
+    upstream while the first is killed."""
+    brokers, nats_url, redis_url = start_private_brokers(run_dir)
+    local = LocalSuite(
+        edge_port=free_port(),
+        service_ports={s: free_port() for s in SERVICES},
+        db_prefix=f"chaos_{uuid.uuid4().hex[:8]}_",
+        nats_url=nats_url,
+        redis_url=redis_url,
+        run_dir=run_dir,
+        second_ports={s: free_port() for s in KILLED} if pairs else {},
+    )
+    try:
+        local.start(SERVICES)
+        yield local, brokers
+    finally:
+        local.stop()
+        for broker in brokers:
+            broker.kill()
+            broker.wait(10)
+        drop = "".join(f"DROP DATABASE IF EXISTS `{local.db_name(s)}`;" for s in SERVICES)
+        subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False, capture_output=True)  # noqa: S607
+
+
+async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], faults: list[str], rate: float,
+                     load_s: float, recovery: float) -> tuple[list[Row], Chaos]:  # fmt: skip
+    """Load through the edge for the whole run; each fault in turn after ``load_s`` of load, then its checks."""
+    chaos = Chaos(local, brokers, rate)
+    rows: list[Row] = []
+    async with httpx.AsyncClient(base_url=local.edge, limits=httpx.Limits(max_connections=64)) as client:
+        headers = {"Authorization": f"Bearer {agent_token()}"}
+        chaos.room = f"chaosroom{chaos.run}"
+        created = await client.post("/link/create", json={"room": chaos.room, "mobile": "0812345678", "sms": 0},
+                                    headers=headers, timeout=30)  # fmt: skip
+        created.raise_for_status()
+        chaos.link_id = created.json()["linkID"]
+        load = asyncio.create_task(chaos.load(client))
+        try:
+            for fault in faults:
+                row = Row(fault)
+                chaos.fault = fault
+                await asyncio.sleep(load_s)
+                lifted = await chaos.inject(fault, row)
+                row.backlog, tops = await chaos.pending()
+                while set((await chaos.ready()).values()) != {200} or (await chaos.pending(tops))[0]:
+                    if time.monotonic() - lifted > recovery:
+                        row.recovered = False
+                        break
+                    await asyncio.sleep(0.2)
+                row.recovery_s = time.monotonic() - lifted
+                row.died = [name for name, p in local.processes.items() if p.poll() is not None]
+                row.died += [f"broker {p.args[0]}" for p in chaos.brokers if p.poll() is not None]
+                await asyncio.sleep(load_s)  # load after recovery, still counted under this fault
+                chaos.fault = f"after {fault}"
+                rows.append(row)
+        finally:
+            chaos.stopping = True
+            await load
+        for row in rows:
+            await chaos.check(row.fault, row, recovery)
+    return rows, chaos
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| fault | requests | 2xx | lost writes | duplicate effects | missed emits | hung | /ready 503 seen on "
+        "| outbox backlog at lift | recovery s |",
+        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.fault} | {r.requests} | {r.ok} | {r.lost} | {r.duplicates} | n/a | {r.hung} "
+                     f"| {r.not_ready_seen} | {r.backlog} | {r.recovery_s:.1f} |")  # fmt: skip
+    lines.append("| mariadb-stop | - | - | - | - | - | - | not run: the machine's MariaDB is shared | - | - |")
+    return "\n".join(lines)
+
+
+def failures(rows: list[Row]) -> list[str]:
+    bad = [f"{r.fault}: {'; '.join(r.detail)}" for r in rows if r.lost or r.duplicates or r.hung]
+    bad += [f"{r.fault}: /ready never said 503 while the broker was down" for r in rows if r.not_ready_seen == "NONE"]
+    bad += [f"{r.fault}: exited and not restarted: {r.died}" for r in rows if r.died]
+    bad += [f"{r.fault}: not ready (or outboxes not drained) after the recovery wait" for r in rows if not r.recovered]
+    return bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, in order; any of {FAULTS}")
+    parser.add_argument("--rate", type=float, default=50.0, help="requests per second, all kinds together")
+    parser.add_argument("--load", type=float, default=8.0, help="seconds of load before and after each fault")
+    parser.add_argument(
+        "--single",
+        action="store_true",
+        help="one instance per service (default: link, "
+        "telemetry and recording run twice behind the edge, one killed while the other serves)",
+    )
+    parser.add_argument("--recovery", type=float, default=90.0, help="seconds to wait for ready and for the checks")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)  # the dev LiveKit secret
+    faults = [f for f in args.faults.split(",") if f]
+    unknown = set(faults) - set(FAULTS)
+    if unknown:
+        parser.error(f"unknown faults: {sorted(unknown)}")
+    run_dir = Path(tempfile.mkdtemp(prefix="ems-chaos-"))
+    started = time.monotonic()
+    try:
+        with chaos_suite(run_dir, pairs=not args.single) as (local, brokers):
+            rows, _ = asyncio.run(run_faults(local, brokers, faults, args.rate, args.load, args.recovery))
+    finally:
+        if os.environ.get("KEEP_CHAOS_LOGS"):
+            print(f"logs kept in {run_dir}")
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    shape = "one instance per service" if args.single else f"two instances of {', '.join(KILLED)}"
+    took = time.monotonic() - started
+    print(f"\n{len(faults)} faults, {shape}, {args.rate:.0f} req/s through the edge, {took:.0f} s\n")
+    print(table(rows))
+    bad = failures(rows)
+    for row in rows:
+        print(f"{row.fault}: checked {row.checked} acknowledged; not 2xx: {row.refused}")
+    for line in bad:
+        print(f"FAIL {line}")
+    return 1 if bad else 0

@@ -1,0 +1,64 @@
+"""The short form of ``just chaos`` (tests/chaos/run.py): a private suite under a few seconds of mixed load
+(positions, link creation, signed webhooks through the edge) while NATS is killed with -9 and restarted, then link.
+Every acknowledged write is stored, every event it caused was published and consumed by telemetry, nothing twice,
+no request hung, and /ready said 503 while NATS was down. Then the checker is shown to catch a loss: one
+acknowledged position's row deleted, the same check counts it lost; one stored twice, it counts a duplicate."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local import LocalSuite
+from tests.chaos.run import Row, chaos_suite, failures, run_faults, table
+from tests.support import query
+
+
+@pytest.fixture(scope="module")
+def private() -> Iterator[tuple[LocalSuite, list]]:
+    run_dir = Path(tempfile.mkdtemp(prefix="ems-chaos-short-"))
+    try:
+        with chaos_suite(run_dir) as started:
+            yield started
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def test_nats_and_link_killed_under_load_lose_nothing_and_apply_nothing_twice(private: tuple) -> None:
+    local, brokers = private
+    rows, chaos = await run_faults(local, brokers, ["nats-kill", "link-kill"], rate=40, load_s=2.5, recovery=45)
+    print(table(rows))
+    assert [r.fault for r in rows] == ["nats-kill", "link-kill"]
+    for row in rows:
+        assert row.ok > 50, row  # enough acknowledged writes to mean anything
+    assert failures(rows) == []
+
+    # The checker can fail: an acknowledged position's usage row removed is a lost write.
+    victim = next(s for s in chaos.sent if s.fault == "nats-kill" and s.kind == "position" and s.ok)
+    latitude = f"{13 + int(victim.key) / 1_000_000:.6f}"
+    await query(
+        local.db_name("link"),
+        "DELETE FROM usage_status_log WHERE linkID = %s AND ROUND(latitude, 6) = %s",
+        (chaos.link_id, latitude),
+    )
+    again = Row("nats-kill")
+    await chaos.check("nats-kill", again, timeout=2)
+    assert again.lost >= 1, again
+
+    # ... and a position stored twice is a duplicate effect.
+    db = local.db_name("link")
+    columns = [r["COLUMN_NAME"] for r in await query(
+        db, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = "
+        "'usage_status_log' AND COLUMN_NAME <> 'id' ORDER BY ORDINAL_POSITION", (db,))]  # fmt: skip
+    names = ", ".join(f"`{c}`" for c in columns)
+    twice = next(s for s in chaos.sent if s.fault == "link-kill" and s.kind == "position" and s.ok)
+    await query(db, f"INSERT INTO usage_status_log ({names}) SELECT {names} FROM usage_status_log "  # noqa: S608
+                "WHERE linkID = %s AND ROUND(latitude, 6) = %s LIMIT 1",
+                (chaos.link_id, f"{13 + int(twice.key) / 1_000_000:.6f}"))  # fmt: skip
+    doubled = Row("link-kill")
+    await chaos.check("link-kill", doubled, timeout=2)
+    assert doubled.duplicates >= 1, doubled
