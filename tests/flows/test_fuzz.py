@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 import schemathesis
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from deploy.local import LocalSuite, discover_services
 from tests.fuzzing import (
     DOCUMENT,
     credential_refused_in_envelope,
@@ -27,6 +29,7 @@ from tests.fuzzing import (
     run,
     summary,
 )
+from tests.instances import private_suite
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 MAX_TIME = int(os.environ.get("FUZZ_MAX_TIME", "0")) or None
@@ -38,14 +41,22 @@ PNG = bytes.fromhex(
 )  # a file the figures of each run are appended to (just fuzz)
 
 
+@pytest.fixture(scope="module")
+def target(suite) -> Iterator[LocalSuite]:
+    """A suite of its own: fuzzing with an agent token writes whatever the documents allow (tenants, rooms, links),
+    which must not leak into the shared suite the other tests read."""
+    with private_suite(discover_services(), suite.env, label="fuzz") as local:
+        yield local
+
+
 @pytest.mark.parametrize("credential", ["agent-token", "no-token"])
-def test_schemathesis_finds_nothing(suite, tmp_path: Path, credential: str) -> None:
+def test_schemathesis_finds_nothing(suite, target: LocalSuite, tmp_path: Path, credential: str) -> None:
     token = suite.agent_token(ttl=7200) if credential == "agent-token" else None
     # With a token every phase; without one the documented examples and fuzzing (every secured operation refuses),
     # one example per operation in the test suite.
     phases = "examples,coverage,fuzzing,stateful" if token else "examples,fuzzing"
     examples = EXAMPLES if token or MAX_TIME else 1
-    data = run(suite.edge, tmp_path / "report.json", token=token, examples=examples, phases=phases, max_time=MAX_TIME)
+    data = run(target.edge, tmp_path / "report.json", token=token, examples=examples, phases=phases, max_time=MAX_TIME)
     line = f"{credential}: {summary(data)}"
     print(line)
     if FIGURES:
@@ -65,7 +76,7 @@ def test_schemathesis_finds_nothing(suite, tmp_path: Path, credential: str) -> N
     assert (data["failures"], data["errors"]) == ([], []), line + "\n" + data["output"][-12000:]
 
 
-def test_links_of_a_created_link_hold_when_followed(suite) -> None:
+def test_links_of_a_created_link_hold_when_followed(suite, target: LocalSuite) -> None:
     """The document's links, followed explicitly (schemathesis's stateful phase seldom gets a generated POST
     /link/create accepted): the documented example creates a link, then every operation its answer links to is
     called with the linked value, and each answer is held to schemathesis's checks and the suite's."""
@@ -77,7 +88,7 @@ def test_links_of_a_created_link_hold_when_followed(suite) -> None:
     token = suite.agent_token()
     auth = {"Authorization": f"Bearer {token}"}
     body = create["requestBody"]["content"]["application/json"]["example"]
-    created = httpx.post(f"{suite.edge}/link/create", json=body, headers=auth, timeout=20)
+    created = httpx.post(f"{target.edge}/link/create", json=body, headers=auth, timeout=20)
     assert created.status_code == 200 and "linkID" in created.json(), created.text[:300]
     answer = created.json()
     checks = [openapi_checks.status_code_conformance, openapi_checks.content_type_conformance,
@@ -96,7 +107,7 @@ def test_links_of_a_created_link_hold_when_followed(suite) -> None:
         if "multipart/form-data" in op.get("requestBody", {}).get("content", {}):
             kwargs |= {"body": {"myFiles": PNG}, "media_type": "multipart/form-data"}
         case = operation.Case(**kwargs)
-        response = case.call(base_url=suite.edge, headers=auth)
+        response = case.call(base_url=target.edge, headers=auth)
         case.validate_response(response, checks=checks)
         json_answer = (response.headers.get("content-type") or [""])[0].startswith("application/json")
         reply = response.json() if json_answer else response.text  # GET /link/get/domain: the domain, as text

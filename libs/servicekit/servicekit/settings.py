@@ -37,6 +37,9 @@ class CommonSettings(msgspec.Struct, kw_only=True):
     cors_allowed_origins: str = "*"
     # OpenTelemetry: standard OTEL_* variables are honoured by the SDK; this switches tracing on.
     otel_enabled: bool = False
+    # Periodic jobs (expiry sweeps, auto close, ...; ServiceSpec.schedule). Off while a migration's copy is being
+    # caught up and verified against the original (README "Moving an installation"): a sweep would change the copy.
+    scheduled_jobs: bool = True
     # Cutover profile (servicekit.compat): each re-opens, for a migration window, an area the original left open
     # and the suite closed. Off by default; every request let through only by one of them is logged.
     compat_open_auth_create: bool = False

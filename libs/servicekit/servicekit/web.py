@@ -364,7 +364,7 @@ def create_app(spec: ServiceSpec) -> Litestar:
             runtime.extras[name] = writer
         if spec.on_startup:
             await spec.on_startup(runtime)
-        if spec.schedule:
+        if spec.schedule and settings.scheduled_jobs:
             assert runtime.redis is not None, "scheduled jobs need the service's Redis"
             runtime.scheduler = Scheduler(runtime.redis, settings.service_name)
             spec.schedule(runtime.scheduler, runtime)

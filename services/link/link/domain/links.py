@@ -198,4 +198,10 @@ def sms_flag(raw: Any) -> int:
     if isinstance(raw, bool):
         return int(raw)
     match = re.match(r"\s*(-?\d+)", str(raw))
-    return int(match.group(1)) if match else 0
+    value = int(match.group(1)) if match else 0
+    if not SMS_FLAG_MIN <= value <= SMS_FLAG_MAX:  # the original's INSERT failed on it: refused here instead
+        raise ValueError(f"sms must be a number from {SMS_FLAG_MIN} to {SMS_FLAG_MAX}")
+    return value
+
+
+SMS_FLAG_MIN, SMS_FLAG_MAX = -(2**31), 2**31 - 1  # link_connect.sms is an INT

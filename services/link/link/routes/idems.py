@@ -21,6 +21,7 @@ from link.events import sms
 from servicekit import compat
 from servicekit.bus import RpcError
 from servicekit.clock import now_local
+from servicekit.db import retry_rolled_back
 from servicekit.web import Runtime, fail, parse_body
 
 IDEMS_LIFETIME = timedelta(days=1)  # the original: dayjs().add(1, "day")
@@ -61,6 +62,10 @@ class IdemsController(Controller):
         mobile = body.mobile.strip()
         if mobile and not domain.sms.valid_mobile(mobile):
             raise fail("Invalid mobile")
+        try:
+            sms_flag = domain.links.sms_flag(body.sms)
+        except ValueError as exc:
+            raise fail(f"Invalid parameter: {exc}") from exc
         service = domain.links.IDEMS_SERVICE
         async with runtime.db.connection() as conn:
             tenant = await repository.tenants.get_tenant(conn, service)
@@ -116,92 +121,100 @@ class IdemsController(Controller):
             "crmSender": body.agentName,
             "linkType": link_type,
             "service": service,
-            "sms": domain.links.sms_flag(body.sms),
+            "sms": sms_flag,
             "dtmCreated": now,
             "dtmExpired": expires,
             "userAgent": user_agent,
         }
-        sms_key = None
-        async with runtime.db.transaction() as conn:
-            if ensured.get("created") or await repository.links.share_link_id(conn, room, "Guest") is None:
-                for share_name, share_type in (("Guest", "user"), ("Viewer", "viewer")):
-                    share_fields = {**common, "share": 1, "userType": share_type, "linkType": "video",
-                                    "userName": share_name, "crmSender": "", "sms": 1}  # fmt: skip
-                    share_id, share_row = await repository.links.insert_link(conn, charset, share_fields)
-                    await events.share_link_created(
-                        conn, share_id, share_row, share_fields, room_created=bool(ensured.get("created"))
+        made: dict[str, str] = {}
+
+        async def write() -> str | None:
+            """The links, their events and SMS rows in one transaction; the SMS row's key when one is to be sent."""
+            made.clear()
+            sms_key = None
+            async with runtime.db.transaction() as conn:
+                if ensured.get("created") or await repository.links.share_link_id(conn, room, "Guest") is None:
+                    for share_name, share_type in (("Guest", "user"), ("Viewer", "viewer")):
+                        share_fields = {**common, "share": 1, "userType": share_type, "linkType": "video",
+                                        "userName": share_name, "crmSender": "", "sms": 1}  # fmt: skip
+                        share_id, share_row = await repository.links.insert_link(conn, charset, share_fields)
+                        await events.share_link_created(
+                            conn, share_id, share_row, share_fields, room_created=bool(ensured.get("created"))
+                        )
+                for user_type, link_mobile, user_name, is_admin in (
+                    ("user", mobile, mobile, "0"),
+                    ("admin", "", body.agentName, "1"),
+                ):
+                    link_id, row_id = await repository.links.insert_link(
+                        conn,
+                        charset,
+                        {
+                            **common,
+                            "mobile": link_mobile,
+                            "userType": user_type,
+                            "userName": user_name,
+                            "isAdmin": is_admin,
+                        },
                     )
-            made: dict[str, str] = {}
-            for user_type, link_mobile, user_name, is_admin in (
-                ("user", mobile, mobile, "0"),
-                ("admin", "", body.agentName, "1"),
-            ):
-                link_id, row_id = await repository.links.insert_link(
-                    conn,
-                    charset,
-                    {
-                        **common,
-                        "mobile": link_mobile,
-                        "userType": user_type,
+                    made[user_type] = link_id
+                    url = domain.links.link_url(target.domain, link_type, link_id)
+                    link = {
+                        "linkID": link_id,
+                        "isAdmin": int(is_admin),
+                        "requireJoinPermission": 0,
                         "userName": user_name,
-                        "isAdmin": is_admin,
-                    },
-                )
-                made[user_type] = link_id
-                url = domain.links.link_url(target.domain, link_type, link_id)
-                link = {
-                    "linkID": link_id,
-                    "isAdmin": int(is_admin),
-                    "requireJoinPermission": 0,
-                    "userName": user_name,
-                    "dtmExpired": expires.strftime("%Y-%m-%d %H:%M:%S"),
-                    "url": url,
-                    "linkType": link_type,
-                }
-                await repository.usage.add_usage(
-                    conn,
-                    status=domain.links.STATUS_CREATE_LINK,
-                    link_id=link_id,
-                    room=room,
-                    user_type=user_type,
-                    mobile=link_mobile,
-                    link_type=link_type,
-                    data=link,
-                )
-                # realtime registers /data/<linkID> (and /<room>) from this event: the dataWebsocketURL below
-                await events.link_created(
-                    conn,
-                    LinkCreated(
-                        linkID=link_id,
-                        linkRowId=row_id,
+                        "dtmExpired": expires.strftime("%Y-%m-%d %H:%M:%S"),
+                        "url": url,
+                        "linkType": link_type,
+                    }
+                    await repository.usage.add_usage(
+                        conn,
+                        status=domain.links.STATUS_CREATE_LINK,
+                        link_id=link_id,
                         room=room,
-                        linkType=link_type,
-                        userType=user_type,
-                        userName=user_name,
+                        user_type=user_type,
                         mobile=link_mobile,
-                        service=service,
-                        roomCreated=bool(ensured.get("created")),
-                        crmSender=body.agentName,
-                        recordId=0,
-                        share=0,
-                        oneTimeLink=0,
-                        dtmCreated=now.strftime("%Y-%m-%d %H:%M:%S"),
-                        dtmExpired=expires.strftime("%Y-%m-%d %H:%M:%S"),
-                        userAgent=user_agent,
-                    ),
-                )
-                message = domain.sms.sms_for_link(
-                    mobile=link_mobile,
-                    sms=common["sms"],
-                    link_type=link_type,
-                    prefix=target.sms_prefix,
-                    url=url,
-                    sender=tenant.get("smsSenderName"),
-                )
-                if message is not None:
-                    sms_key = await sms.record(
-                        conn, message, enabled=settings.sms_enable, link_id=link_id, room=room, kind="link"
+                        link_type=link_type,
+                        data=link,
                     )
+                    # realtime registers /data/<linkID> (and /<room>) from this event: the dataWebsocketURL below
+                    await events.link_created(
+                        conn,
+                        LinkCreated(
+                            linkID=link_id,
+                            linkRowId=row_id,
+                            room=room,
+                            linkType=link_type,
+                            userType=user_type,
+                            userName=user_name,
+                            mobile=link_mobile,
+                            service=service,
+                            roomCreated=bool(ensured.get("created")),
+                            crmSender=body.agentName,
+                            recordId=0,
+                            share=0,
+                            oneTimeLink=0,
+                            dtmCreated=now.strftime("%Y-%m-%d %H:%M:%S"),
+                            dtmExpired=expires.strftime("%Y-%m-%d %H:%M:%S"),
+                            userAgent=user_agent,
+                        ),
+                    )
+                    message = domain.sms.sms_for_link(
+                        mobile=link_mobile,
+                        sms=common["sms"],
+                        link_type=link_type,
+                        prefix=target.sms_prefix,
+                        url=url,
+                        sender=tenant.get("smsSenderName"),
+                    )
+                    if message is not None:
+                        sms_key = await sms.record(
+                            conn, message, enabled=settings.sms_enable, link_id=link_id, room=room, kind="link"
+                        )
+            return sms_key
+
+        # Concurrent creations take gap locks on link_connect that can deadlock: InnoDB rolls one back; run it again.
+        sms_key = await retry_rolled_back(write)
         if sms_key is not None:
             await sms.enqueue(runtime, sms_key)
 
