@@ -1,4 +1,5 @@
-"""Run the whole suite on this machine as processes: every service under granian, nginx as the edge.
+"""Run the whole suite on this machine as processes: every service in one process (granian embedded), nginx as the
+edge.
 
 Used by ``just up`` (foreground, Ctrl-C stops everything) and by the test harness (free ports, a database per
 service per run, private NATS and Redis when asked).
@@ -71,6 +72,12 @@ def dev_operator_key(path: Path = DEV_KEY_FILE) -> str:
 
 def discover_services() -> list[str]:
     return sorted(p.name for p in SERVICES_DIR.iterdir() if (p / p.name / "app.py").exists())
+
+
+def service_argv(service: str, port: int) -> list[str]:
+    """One service, one process (servicekit.serve: granian embedded, no supervisor), as the image's CMD runs it."""
+    argv = [sys.executable, "-m", "servicekit.serve", f"{service}.app:app", "--host", "127.0.0.1", "--port", str(port)]
+    return argv if service == "realtime" else [*argv, "--no-ws"]
 
 
 def free_port() -> int:
@@ -161,12 +168,9 @@ class LocalSuite:
 
     def start_service(self, service: str, second: bool = False) -> subprocess.Popen[bytes]:
         port = self.second_ports[service] if second else self.service_ports[service]
-        argv = [
-            sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", "1", "--loop", "uvloop", "--log-level", "warning",
-            "--no-ws" if service != "realtime" else "--ws", f"{service}.app:app",
-        ]  # fmt: skip
-        return self._spawn(f"{service}-2" if second else service, argv, self.service_env(service))
+        return self._spawn(
+            f"{service}-2" if second else service, service_argv(service, port), self.service_env(service)
+        )
 
     def start_edge(self) -> subprocess.Popen[bytes]:
         nginx_dir = self.run_dir / "nginx"

@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -62,15 +61,12 @@ def private_suite(
 
 def start_instance(suite: Any, name: str) -> tuple[subprocess.Popen[bytes], str]:
     """Another realtime process with the suite's env (same Redis, NATS, secrets) on its own port."""
-    from deploy.local import free_port, wait_http
+    from deploy.local import free_port, service_argv, wait_http
 
     port = free_port()
-    argv = [
-        sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "--ws", "realtime.app:app",
-    ]  # fmt: skip
+    argv = service_argv("realtime", port)
     log = open(suite.local.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-    process = subprocess.Popen(  # noqa: S603 - its own process group: granian's workers die with it (kill test)
+    process = subprocess.Popen(  # noqa: S603 - its own process group (kill test)
         argv, env=suite.local.service_env("realtime"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     log.close()
@@ -131,7 +127,7 @@ def running_nginx(conf: str, run_dir: Path, ready_url: str) -> Iterator[None]:
 
 
 def kill_service(local: LocalSuite, service: str) -> None:
-    """``kill -9`` a service of a LocalSuite: its granian process and workers, with no chance to clean up."""
+    """``kill -9`` a service of a LocalSuite (its process and any children), with no chance to clean up."""
     root = local.processes[service].pid
     for pid in [*descendants(root), root]:
         with contextlib.suppress(ProcessLookupError):
@@ -148,7 +144,7 @@ def restart_service(local: LocalSuite, service: str, timeout: float = 60.0) -> N
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (granian's workers below its supervisor), deepest first."""
+    """Every process below ``pid``, deepest first."""
     found: list[int] = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

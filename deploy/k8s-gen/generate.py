@@ -189,7 +189,7 @@ MYSQL_CONFIG: dict[str, tuple[str, str]] = {
     # creates the databases and a user (k8s/README.md).
     "MYSQL_USER": ("ems", "root"),
 }
-PRE_STOP_SECONDS = 5  # endpoints are removed from load balancers before granian gets SIGTERM
+PRE_STOP_SECONDS = 5  # endpoints are removed from load balancers before the service gets SIGTERM
 
 
 def load_ports(path: Path = ROUTES) -> tuple[int, dict[str, int]]:

@@ -1,5 +1,6 @@
-"""Process figures of the benchmarks, from /proc: CPU seconds and RSS of process trees (granian runs its worker in
-a child process), a sampler of peak RSS per named process during a load, and the machine line of a report."""
+"""Process figures of the benchmarks, from /proc: CPU seconds and RSS of process trees (a service is one process; nginx
+and the original's node may have children), a sampler of peak RSS per named process during a load, and the machine
+line of a report."""
 
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ def rss_mb(pids: list[int]) -> float:
 
 
 def pss_mb(pids: list[int]) -> float:
-    """Proportional set size of the processes: each shared page counted once across them (granian's supervisor and
-    its forked worker share most pages, which RSS counts twice); about what a container holding them is charged."""
+    """Proportional set size of the processes: each shared page counted once across them (a parent and its forked
+    children share most pages, which RSS counts twice); about what a container holding them is charged."""
     total = 0
     for pid in set(pids):
         try:

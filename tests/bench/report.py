@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     text, notes = ours_only(http, hooks, ambulances)
     print(text)
     print("\n" + "\n".join(f"- {note}" for note in notes) if notes else "")
-    print(f"\nTable 3. Memory (RSS of each process tree, granian's worker included){quick}\n")
+    print(f"\nTable 3. Memory (RSS of each process tree; a service is one process){quick}\n")
     scenario_memory = [r.memory for r in (http, sockets_run, hooks, ambulances) if r is not None]
     print(memory(scenario_memory))
     if args.per_process:

@@ -42,7 +42,7 @@ JS_DIR = ROOT / "tests" / "js"
 SERVICES = ["conference", "realtime"]
 
 
-# ---- process figures from /proc (the process and its children: granian's workers) -------------------------
+# ---- process figures from /proc (the process and its children, if any) -------------------------
 _tree, _cpu_seconds, _rss_mb = tree, cpu_seconds, rss_mb  # the names positions.py imports
 
 
@@ -266,7 +266,7 @@ def main() -> int:
             f"{f['p90']:>7} {f['p99']:>7} {f['max']:>7} {r.realtime_cpu_percent:>6.0f} {r.realtime_peak_mb:>7.0f} "
             f"{f['connectSeconds']:>9.1f} {r.cpu_ms:>10.3f}"
         )
-    print("cpu % / rss: the realtime process tree (granian + worker) or the baseline node process; 100% = 1 core")
+    print("cpu % / rss: the realtime process or the baseline node process; 100% = 1 core")
     print("cpu ms/msg: CPU of every process of the target (suite: conference, realtime, edge, NATS, Redis) per")
     print("delivered message, connecting included")
     return 0

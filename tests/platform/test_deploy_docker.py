@@ -82,7 +82,7 @@ def test_runtime_stage_is_non_root_with_service_selection_and_health_check() -> 
     healthcheck = next(rest for keyword, rest in runtime if keyword == "HEALTHCHECK")
     assert "/health" in healthcheck
     cmd = json.loads(next(rest for keyword, rest in runtime if keyword == "CMD"))
-    for part in ("granian --interface asgi", "--loop uvloop", "--host 0.0.0.0", "$SERVICE.app:app"):
+    for part in ("exec python -m servicekit.serve", "--host 0.0.0.0", "$SERVICE.app:app"):
         assert part in cmd[-1]
 
 

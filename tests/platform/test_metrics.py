@@ -81,14 +81,15 @@ def test_no_route_of_the_edge_or_the_gateway_covers_metrics() -> None:
 
 
 def test_each_service_runs_one_worker_process() -> None:
-    """The metrics live in the process's default registry (no multiprocess mode): granian must start one worker,
-    locally and in the image; replicas are scraped one by one."""
-    local = (ROOT / "deploy" / "local.py").read_text(encoding="utf-8")
-    assert '"--workers", "1"' in local
+    """The metrics live in the process's default registry (no multiprocess mode): each service is one process
+    (servicekit.serve), locally and in the image; replicas are scraped one by one."""
+    from deploy.local import service_argv
+
+    assert service_argv("link", 1)[1:3] == ["-m", "servicekit.serve"]
     [cmd] = [
         line for line in (ROOT / "deploy" / "docker" / "Dockerfile").read_text().splitlines() if line.startswith("CMD")
     ]
-    assert "granian" in cmd and "--workers" not in cmd and "GRANIAN_WORKERS" not in cmd
+    assert "servicekit.serve" in cmd and "granian" not in cmd and "--workers" not in cmd
 
 
 async def test_http_requests_are_counted_by_route_template(suite: Any) -> None:

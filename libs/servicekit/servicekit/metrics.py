@@ -5,10 +5,10 @@ routes only the route table's paths, so ``/metrics`` is never reachable from out
 Services define their own metrics next to what they count (realtime's sockets, link's SMS job, recording's
 encode job, webhooks and egresses) on the same default registry.
 
-One process per service: granian runs one worker (deploy/local.py, the image's CMD) and replicas are separate
-pods scraped one by one, so the default in-process registry is the whole process's and prometheus-client's
-multiprocess mode is not needed. Values read from shared state (outbox rows, JetStream consumer info, egress
-claims) are refreshed when scraped and are the same on every replica: aggregate them with ``max``.
+One process per service (servicekit.serve embeds granian: no worker processes; deploy/local.py, the image's CMD) and
+replicas are separate pods scraped one by one, so the default in-process registry is the whole process's and
+prometheus-client's multiprocess mode is not needed. Values read from shared state (outbox rows, JetStream consumer
+info, egress claims) are refreshed when scraped and are the same on every replica: aggregate them with ``max``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Wiring of the realtime service: the Socket.IO server in front, Litestar (health, schema, HTTP) behind it.
 
-Run with ``granian --interface asgi realtime.app:app``.
+Run with ``python -m servicekit.serve realtime.app:app``.
 """
 
 from __future__ import annotations
