@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -226,10 +227,14 @@ def start_baseline(db_prefix: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def restart_with_workers(suite: LocalSuite, service: str, workers: int) -> None:
-    """Run ``service`` with ``workers`` granian workers instead of the suite's one (same port, env and options)."""
+    """Run ``service`` under granian's own supervisor with ``workers`` worker processes instead of the suite's one
+    process (same port and env): what more cores would buy."""
     process = suite.processes[service]
-    argv = [str(a) for a in process.args]  # type: ignore[union-attr]
-    argv[argv.index("--workers") + 1] = str(workers)
+    argv = [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+        "--port", str(suite.service_ports[service]), "--workers", str(workers), "--loop", "uvloop",
+        "--log-level", "warning", "--no-ws", f"{service}.app:app",
+    ]  # fmt: skip
     process.terminate()
     process.wait(20)
     suite._spawn(service, argv, suite.service_env(service))  # noqa: SLF001 - the suite's own way to start one
@@ -369,7 +374,8 @@ def scenario(
         names = " ".join(f"`{db_prefix}{s}`" for s in services)
         drop = ";".join(f"DROP DATABASE IF EXISTS {n}" for n in names.split())
         subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False)
-    setting = f"wrk -t{threads} -c{connections} -d{duration}s, {len(links_)} links, link: {workers} granian worker(s)"
+    shape = "one process" if workers == 1 else f"{workers} granian workers"
+    setting = f"wrk -t{threads} -c{connections} -d{duration}s, {len(links_)} links, link: {shape}"
     return HttpRun(results, memory_rows(watch, "HTTP routes", ("original (node)",)), setting)
 
 
