@@ -221,6 +221,8 @@ PROPERTY_PATTERNS = {
 # Path parameters the handlers read as numbers (or the radio API's identifiers).
 PATH_PATTERNS = {"notificationId": "^[1-9][0-9]{0,8}$", "recordId": "^[0-9]{1,9}$", "radioNo": "^[A-Za-z0-9_-]{1,64}$",
                  "id": "^[A-Za-z0-9_-]{1,64}$"}  # fmt: skip
+# Query parameters read raw from the request (not through a msgspec Struct) that the handler checks as numbers.
+QUERY_PATTERNS = {"limit": "^([1-9][0-9]{0,5})?$"}  # GET /car/list: blank is the default, 0 is refused
 # Status codes a handler's source (or a helper of its module) answers: fail(..., 404), ApiError(..., 503, ...).
 _STATUS_IN_SOURCE = re.compile(r"(?:,\s*|status_code=)(40[1-9]|41[0-9]|42[0-9]|50[0-9])\b")
 _CALLED = re.compile(r"\b([a-z_]\w*)\(")
@@ -449,7 +451,8 @@ def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
     for key in _QUERY_GET.findall(source):
         if key not in names:
             names.add(key)
-            derived.query.append(_query(key, {"type": "string"}, False, components))
+            schema = {"type": "string"} | ({"pattern": QUERY_PATTERNS[key]} if key in QUERY_PATTERNS else {})
+            derived.query.append(_query(key, schema, False, components))
     return derived
 
 

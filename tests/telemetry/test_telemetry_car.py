@@ -57,7 +57,7 @@ async def test_missing_or_unknown_room_is_404(client: httpx.AsyncClient, params:
     assert answer.json() == {"status": "NOT FOUND", "message": "invalid room"}
 
 
-@pytest.mark.parametrize("limit", ["abc", "-1", "0", "1; DROP TABLE car_track", "1.5", "9" * 20])
+@pytest.mark.parametrize("limit", ["abc", "-1", "0", "1; DROP TABLE car_track", "1.5", "9" * 20, "\u0665", "\x8d"])
 async def test_bad_limit_is_400_and_the_table_survives(suite: Any, client: httpx.AsyncClient, limit: str) -> None:
     room = "car" + uuid.uuid4().hex[:10]
     await _seed(suite, room, "DDDDDD")

@@ -26,7 +26,7 @@ def car_list_limit(raw: str | None) -> int | None:
     """``limit`` of GET /car/list: default 100, a positive integer up to 1000; None when invalid."""
     if raw is None or raw.strip() == "":
         return CAR_LIST_DEFAULT_LIMIT
-    if not re.fullmatch(r"\d{1,6}", raw.strip()):
+    if not re.fullmatch(r"[0-9]{1,6}", raw.strip()):  # ASCII digits: int() would also take other scripts' digits
         return None
     value = int(raw)
     return min(value, CAR_LIST_MAX_LIMIT) if value > 0 else None
