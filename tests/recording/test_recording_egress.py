@@ -102,7 +102,7 @@ async def test_call_recorded_end_to_end(
     # the toggle stops it; LiveKit's egress_ended completes the row and queues one encode job
     stopped = await client.get("/record/request", params={"room": room, "identity": "agent-1"}, headers=_auth(suite))
     body = stopped.json()
-    assert body["status"] == "OK" and body["message"] == "stop record"
+    assert body["status"] == "OK" and body["message"] == "stop record", body
     assert body["data"]["egressId"] == egress_id and body["data"]["dtmStopRecord"]
 
     async def encoded() -> list[Any]:
