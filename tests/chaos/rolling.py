@@ -132,12 +132,15 @@ async def open_sockets(edge: str, count: int) -> Sockets:
 
 
 @contextlib.contextmanager
-def rolling_suite(run_dir: Path, services: list[str]) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
-    """Every service of ``SERVICES``, two instances of each of ``services`` behind the edge."""
+def rolling_suite(
+    run_dir: Path, services: list[str], running: list[str] = SERVICES
+) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
+    """``running`` (default: every service; the load needs conference, link, telemetry and recording) behind the
+    edge, two instances of each of ``services``."""
     brokers, nats_url, redis_url = start_private_brokers(run_dir)
     local = LocalSuite(
         edge_port=free_port(),
-        service_ports={s: free_port() for s in SERVICES},
+        service_ports={s: free_port() for s in running},
         db_prefix=f"roll_{uuid.uuid4().hex[:8]}_",
         nats_url=nats_url,
         redis_url=redis_url,
@@ -145,7 +148,7 @@ def rolling_suite(run_dir: Path, services: list[str]) -> Iterator[tuple[LocalSui
         second_ports={s: free_port() for s in services},
     )
     try:
-        local.start(SERVICES)
+        local.start(running)
         yield local, brokers
     finally:
         local.stop()
@@ -181,6 +184,7 @@ class Reads:
 
     def __init__(self, chaos: Chaos, rate: float) -> None:
         self.chaos, self.rate = chaos, rate
+        self.services = sorted(s for s in READS if s in chaos.local.service_ports)  # a short run starts fewer
 
     async def _get(self, client: httpx.AsyncClient, record: Sent, path: str, headers: dict[str, str]) -> None:
         self.chaos.sent.append(record)
@@ -195,11 +199,10 @@ class Reads:
 
     async def load(self, client: httpx.AsyncClient) -> None:
         headers = {"Authorization": f"Bearer {agent_token()}"}
-        names = sorted(READS)
         pending: set[asyncio.Task[None]] = set()
         n = 0
-        while not self.chaos.stopping:
-            service = names[n % len(names)]
+        while not self.chaos.stopping and self.services:
+            service = self.services[n % len(self.services)]
             n += 1
             record = Sent(self.chaos.fault, f"read-{service}", "")
             task = asyncio.create_task(self._get(client, record, READS[service], headers))
@@ -211,8 +214,11 @@ class Reads:
 
 
 async def roll_all(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], services: list[str], rate: float,
-                   sockets_n: int, settle: float, check_timeout: float) -> tuple[list[Roll], Chaos]:  # fmt: skip
-    """The load for the whole run; each service rolled in turn, then the checks of every roll."""
+                   sockets_n: int, settle: float, check_timeout: float,
+                   recreate: frozenset[str] = frozenset()) -> tuple[list[Roll], Chaos]:  # fmt: skip
+    """The load for the whole run; each service rolled in turn, then the checks of every roll. The services in
+    ``recreate`` are not rolled but restarted whole (both instances stopped, then both started: a Deployment's
+    ``Recreate`` strategy), which fails the requests sent meanwhile: it shows what the checks count."""
     chaos = Chaos(local, brokers, rate)
     rolls: list[Roll] = []
     async with httpx.AsyncClient(base_url=local.edge, limits=httpx.Limits(max_connections=64)) as client:
@@ -231,10 +237,18 @@ async def roll_all(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], se
         try:
             await asyncio.sleep(settle)
             for service in services:
-                roll = Roll(service)
-                chaos.fault = service
+                roll = Roll(f"{service} (recreated)" if service in recreate else service)
+                chaos.fault = roll.service
                 began = time.time() * 1000
-                for second in (False, True):
+                if service in recreate:
+                    stopped = await asyncio.gather(
+                        *(asyncio.to_thread(stop_instance, local, name) for name in (service, f"{service}-2"))
+                    )
+                    roll.drains += [took for took, _ in stopped]
+                    roll.killed += sum(not clean for _, clean in stopped)
+                    await asyncio.gather(*(asyncio.to_thread(start_instance, local, service, s) for s in (False, True)))
+                    roll.instances = 2
+                for second in () if service in recreate else (False, True):
                     name = f"{service}-2" if second else service
                     took, clean = await asyncio.to_thread(stop_instance, local, name)
                     roll.drains.append(took)
