@@ -278,6 +278,23 @@ async def roll_all(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], se
     return rolls, chaos
 
 
+# What the edge logged about its upstreams: refused connects it sent on to the other server, and the errors that
+# cost a request (a connection closed or reset under a request nginx had sent, no server left).
+EDGE_ERRORS = {
+    "connect() failed": "refused connects (sent on to the other server)",
+    "prematurely closed": "closed under a sent request",
+    "reset by peer": "reset under a sent request",
+    "no live upstreams": "no live upstreams",
+}
+
+
+def edge_errors(run_dir: Path) -> str:
+    log = run_dir / "nginx" / "error.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    counts = {label: text.count(needle) for needle, label in EDGE_ERRORS.items()}
+    return ", ".join(f"{label}: {n}" for label, n in counts.items())
+
+
 def table(rolls: list[Roll]) -> str:
     lines = [
         "| service | instances rolled | requests during its roll | failed | lost writes | duplicate effects "
@@ -325,9 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         with rolling_suite(run_dir, services) as (local, brokers):
-            rolls, chaos = asyncio.run(
+            rolls, _ = asyncio.run(
                 roll_all(local, brokers, services, args.rate, args.sockets, args.settle, args.check_timeout)
             )
+        edge = edge_errors(run_dir)
     finally:
         if os.environ.get("KEEP_CHAOS_LOGS"):
             print(f"logs kept in {run_dir}")
@@ -342,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         row = r.row or Row(r.service)
         drains = ", ".join(f"{d:.1f}" for d in r.drains)
         print(f"{r.service}: checked {row.checked} acknowledged; drains {drains} s; not 2xx: {row.refused}")
+    print(f"edge error log: {edge}")
     bad = failures(rolls, args.sockets)
     for line in bad:
         print(f"FAIL {line}")

@@ -3,19 +3,24 @@ telemetry and recording behind the edge, under light mixed load (positions, link
 of telemetry); link and telemetry rolled one instance at a time (SIGTERM, drain, start, /ready). Not one request
 failed, every acknowledged write is stored, its events published and consumed once. Then the same checks are
 shown to fail: recording restarted whole (both instances stopped, then started) fails the requests sent meanwhile,
-and the table counts them."""
+and the table counts them. And a stopping instance drains: after SIGTERM it still answers for a moment, /ready
+503 and every answer closing its connection, then exits on its own."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from deploy.local import LocalSuite
-from tests.chaos.rolling import failures, roll_all, rolling_suite, table
+from tests.chaos.rolling import failures, roll_all, rolling_suite, start_instance, table
 
 RUNNING = ["conference", "link", "telemetry", "recording"]
 
@@ -49,3 +54,26 @@ async def test_rolled_services_fail_no_request_and_lose_nothing(private: tuple) 
     assert "webhook 503" in recreated.row.refused, recreated.row.refused
     assert (recreated.row.lost, recreated.row.duplicates) == (0, 0), recreated
     assert any(line.startswith("recording (recreated): ") for line in failures(rolls, 0))
+
+
+async def test_a_stopping_instance_answers_not_ready_and_closes_connections_then_exits(private: tuple) -> None:
+    local, _ = private
+    process = local.processes["link-2"]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{local.second_ports['link']}", timeout=5) as client:
+        assert (await client.get("/ready")).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        draining: httpx.Response | None = None
+        deadline = time.monotonic() + 5
+        while draining is None and time.monotonic() < deadline:
+            try:
+                answer = await client.get("/ready")
+            except httpx.TransportError:
+                break  # stopped listening: the drain was missed
+            if answer.status_code == 503:
+                draining = answer
+            await asyncio.sleep(0.05)
+        assert draining is not None, "no 503 from /ready between SIGTERM and the end of the drain"
+        assert draining.json()["draining"] is True
+        assert draining.headers["connection"] == "close"
+    await asyncio.to_thread(process.wait, 20)  # exits on its own once drained
+    await asyncio.to_thread(start_instance, local, "link", True)
