@@ -52,6 +52,7 @@ from tests.sockets import JS_DIR, NODE
 
 SERVICES = ["auth", "conference", "link", "telemetry", "recording", "realtime"]
 WITH_DATABASE = ["conference", "link", "telemetry", "recording"]
+START_TIMEOUT = 180.0  # s for an instance to answer /ready 200
 DRAIN_LIMIT = 30.0  # s a SIGTERMed instance may take to exit before it is killed (and the run fails)
 # What each read asks, per service the writes do not reach through the edge.
 READS = {"auth": "/auth/create", "conference": "/room/detail?room=rollingroom", "telemetry": "/stats/summary"}
@@ -148,7 +149,7 @@ def rolling_suite(
         second_ports={s: free_port() for s in services},
     )
     try:
-        local.start(running)
+        local.start(running, timeout=START_TIMEOUT)  # a dozen processes at once: slow on a busy machine
         yield local, brokers
     finally:
         local.stop()
@@ -176,7 +177,7 @@ def stop_instance(local: LocalSuite, name: str) -> tuple[float, bool]:
 def start_instance(local: LocalSuite, service: str, second: bool) -> None:
     port = local.second_ports[service] if second else local.service_ports[service]
     process = local.start_service(service, second=second)
-    wait_http(f"http://127.0.0.1:{port}/ready", 60.0, process)
+    wait_http(f"http://127.0.0.1:{port}/ready", START_TIMEOUT, process)
 
 
 class Reads:
