@@ -268,18 +268,19 @@ def drain_on_signal(seconds: float) -> None:
 class DrainMiddleware:
     """While draining, every HTTP answer carries ``Connection: close``: the proxy closes that connection after it
     rather than pooling it (nginx honours it), and the next request opens one to another instance or, until the
-    drain ends, to this one."""
+    drain ends, to this one. Decided when the answer starts, so requests in flight when the drain began close
+    their connections too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if DRAIN.since is None or scope["type"] != "http":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
         async def closing(message: Any) -> None:
-            if message["type"] == "http.response.start":
+            if DRAIN.since is not None and message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
