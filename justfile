@@ -61,6 +61,12 @@ bench *args: setup
 chaos *args:
     uv run python -m tests.chaos {{args}}
 
+# Rolling restarts under load against a private suite with two instances of every service behind the edge: each
+# instance in turn SIGTERMed, drained, started again; then checks that no request failed, nothing acknowledged was
+# lost or applied twice and every Socket.IO client reconnected, and a markdown table (tests/chaos/rolling.py; `--help`).
+rolling-restart *args:
+    uv run python -m tests.chaos.rolling {{args}}
+
 lint:
     uv run ruff check services libs tests deploy
     uv run ruff format --check services libs tests deploy

@@ -177,7 +177,13 @@ class LocalSuite:
         nginx_dir.mkdir(parents=True, exist_ok=True)
         upstreams = {s: f"127.0.0.1:{p}" for s, p in self.service_ports.items()}
         for service, port in self.second_ports.items():
-            upstreams[service] += f"; server 127.0.0.1:{port}"
+            # max_fails=0: a server that refused a connection is not set aside for 10 s (nginx's default): while
+            # one instance restarts the edge would otherwise count the other out after a single reset too and
+            # answer 503 with "no live upstreams". A refused connect costs nothing on loopback, and nginx then
+            # sends the request to the other server (proxy_next_upstream error).
+            upstreams[service] = (
+                f"127.0.0.1:{self.service_ports[service]} max_fails=0; server 127.0.0.1:{port} max_fails=0"
+            )
         table = load()
         # Settings may override the table's per-client limits; local runs exempt loopback unless told otherwise
         # (benchmarks and tests hammer the edge from 127.0.0.1; README "Rate limits").

@@ -133,6 +133,11 @@ def render_nginx(
         "proxy_set_header Upgrade $http_upgrade;",
         "proxy_set_header Connection $connection_upgrade;",
         "proxy_connect_timeout 3s;",
+        # A connection refused or reset before the request went out (an instance stopping or restarting) goes to
+        # the next server of the upstream. Not "non_idempotent": a POST nginx has sent may have been handled, so it
+        # is never sent twice; servicekit's drain (Connection: close before the shutdown) keeps that case away.
+        "proxy_next_upstream error timeout;",
+        "proxy_next_upstream_tries 3;",
         "proxy_read_timeout 60s;",
         f"client_max_body_size {DEFAULT_MAX_BODY};",
         "map $http_upgrade $connection_upgrade { default upgrade; '' ''; }",

@@ -4,8 +4,9 @@
 
 Why not the ``granian`` command: it always runs a supervisor process that spawns the worker, about 35 MB of RSS
 that does nothing a Kubernetes Deployment (or the local runner) does not already do: restart a process that died.
-One process per replica is the house rule anyway (metrics live in the process's registry). SIGTERM stops
-accepting, lets in-flight requests finish, runs the ASGI lifespan shutdown (outbox drain, batch writers, bus)
+One process per replica is the house rule anyway (metrics live in the process's registry). SIGTERM first drains
+(servicekit.web.Drain: SHUTDOWN_DRAIN_SECONDS of /ready 503 and ``Connection: close``; a second signal skips it),
+then stops accepting, lets in-flight requests finish, runs the ASGI lifespan shutdown (outbox drain, batch writers, bus)
 and exits 0; SIGINT does the same. When the app fails to start (lifespan startup raised) or its server stops
 on its own, the process exits 1, so the orchestrator restarts it.
 """
@@ -23,6 +24,8 @@ import uvloop
 from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
+
+from servicekit.web import DRAIN
 
 
 def load_target(spec: str) -> Any:
@@ -42,8 +45,17 @@ async def serve(target: Any, host: str, port: int, websockets: bool, backlog: in
         log_level=LogLevels.warning,
     )
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        # Keep serving while draining (servicekit.web.Drain: /ready 503, connections closed), then stop.
+        delay = DRAIN.begin()
+        if delay > 0:
+            loop.call_later(delay, server.stop)
+        else:
+            server.stop()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, server.stop)
+        loop.add_signal_handler(signum, on_signal)
     await server.serve()
     return bool(server.interrupt_signal) and not server.interrupt_children
 

@@ -40,6 +40,11 @@ class CommonSettings(msgspec.Struct, kw_only=True):
     # Periodic jobs (expiry sweeps, auto close, ...; ServiceSpec.schedule). Off while a migration's copy is being
     # caught up and verified against the original (README "Moving an installation"): a sweep would change the copy.
     scheduled_jobs: bool = True
+    # Graceful shutdown (servicekit.web.Drain, started by servicekit.serve): after SIGTERM the instance keeps
+    # serving this long, /ready answering 503 and every answer closing its connection, before it stops taking
+    # requests; a proxy that does not watch /ready (the local nginx edge) thus holds no idle connection to it when
+    # it closes them.
+    shutdown_drain_seconds: float = 1.5
     # Cutover profile (servicekit.compat): each re-opens, for a migration window, an area the original left open
     # and the suite closed. Off by default; every request let through only by one of them is logged.
     compat_open_auth_create: bool = False

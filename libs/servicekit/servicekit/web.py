@@ -214,6 +214,57 @@ async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, b
         return name, False
 
 
+# ---- graceful shutdown ------------------------------------------------------------------------------------
+class Drain:
+    """Whether this process is draining: SIGTERM came, it still serves, it will stop taking requests soon.
+
+    Why: the server stops listening and closes idle keep-alive connections at once on SIGTERM; a proxy that sent a
+    request on such a connection at that moment gets a reset, and nginx does not resend a POST it has sent
+    (rightly: it cannot know it was not handled), so it answers 502. Draining first, /ready says 503 (Kubernetes,
+    and any balancer probing it, stops routing here) and every answer closes its connection (DrainMiddleware), so
+    the proxy's pooled connections to this instance are used up without a race; then the server's own shutdown
+    runs (in-flight requests finish, the lifespan's shutdown drains the writers and the outbox). servicekit.serve
+    starts it on the first SIGTERM/SIGINT and stops the server ``seconds`` later (SHUTDOWN_DRAIN_SECONDS, set by
+    create_app); a second signal stops at once."""
+
+    since: float | None = None
+    seconds: float = 0.0
+
+    def begin(self) -> float:
+        """Start draining; returns how long to keep serving (0: stop now, as on a second signal)."""
+        if self.since is not None:
+            return 0.0
+        self.since = time.monotonic()
+        if self.seconds > 0:
+            log.info("draining before shutdown", extra={"seconds": self.seconds})
+        return self.seconds
+
+
+DRAIN = Drain()
+
+
+class DrainMiddleware:
+    """While draining, every HTTP answer carries ``Connection: close``: the proxy closes that connection after it
+    rather than pooling it (nginx honours it), and the next request opens one to another instance or, until the
+    drain ends, to this one. Decided when the answer starts, so requests in flight when the drain began close
+    their connections too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: Any) -> None:
+            if DRAIN.since is not None and message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
 def health_handlers(service: str) -> list[Any]:
     @get("/health", include_in_schema=True, tags=["ops"], sync_to_thread=False)
     def health() -> dict[str, str]:
@@ -222,10 +273,12 @@ def health_handlers(service: str) -> list[Any]:
 
     @get("/ready", tags=["ops"])
     async def ready(runtime: Runtime) -> Response:
-        """Readiness: every backing service this one uses answers."""
+        """Readiness: every backing service this one uses answers, and the instance is not shutting down."""
         results = await readiness(runtime)
-        ok = all(results.values())
-        body = {"status": "OK" if ok else "FAIL", "service": service, "checks": results}
+        ok = all(results.values()) and DRAIN.since is None
+        body: dict[str, Any] = {"status": "OK" if ok else "FAIL", "service": service, "checks": results}
+        if DRAIN.since is not None:
+            body["draining"] = True
         return Response(body, status_code=200 if ok else 503)
 
     return [health, ready]
@@ -340,6 +393,7 @@ class RequestContextMiddleware:
 def create_app(spec: ServiceSpec) -> Litestar:
     settings = spec.settings
     setup_logging(settings.service_name, settings.log_level)
+    DRAIN.seconds = settings.shutdown_drain_seconds
     runtime = Runtime(settings=settings)
 
     @contextlib.asynccontextmanager
@@ -450,7 +504,7 @@ def create_app(spec: ServiceSpec) -> Litestar:
     # answered before routing, and 404/405/413 answers get the allow-origin too. Litestar's own CORSConfig is not
     # used: it leaves preflights to per-route OPTIONS handlers.
     # Metrics inside it, around the router, which leaves the route template in the scope (unknown paths too).
-    app.asgi_handler = CorsMiddleware(
-        metrics.HttpMetricsMiddleware(app.asgi_handler), CorsPolicy.parse(settings.cors_allowed_origins)
+    app.asgi_handler = DrainMiddleware(
+        CorsMiddleware(metrics.HttpMetricsMiddleware(app.asgi_handler), CorsPolicy.parse(settings.cors_allowed_origins))
     )
     return app

@@ -16,7 +16,7 @@ from realtime.sockets.rooms import RoomEvents
 from realtime.sockets.server import COMPAT_NAMESPACES, RealtimeSockets
 from servicekit.cors import CorsMiddleware, CorsPolicy
 from servicekit.settings import CommonSettings, load_settings
-from servicekit.web import Runtime, ServiceSpec, create_app
+from servicekit.web import DrainMiddleware, Runtime, ServiceSpec, create_app
 
 
 class RealtimeSettings(CommonSettings, kw_only=True):
@@ -66,8 +66,9 @@ http_app = create_app(
 )  # fmt: skip
 socketio_app = socketio.ASGIApp(sockets.sio, other_asgi_app=http_app, socketio_path="socket.io")
 # Litestar's routes get CORS inside create_app; the Socket.IO endpoint never reaches Litestar, so the same
-# middleware (same setting) goes in front of it here, with python-socketio's own CORS off: one set of headers.
-socketio_cors = CorsMiddleware(socketio_app, CorsPolicy.parse(settings.cors_allowed_origins))
+# middleware (same setting) goes in front of it here, with python-socketio's own CORS off: one set of headers; and
+# the drain's Connection: close before a shutdown (servicekit.web.DrainMiddleware), as on the other routes.
+socketio_cors = DrainMiddleware(CorsMiddleware(socketio_app, CorsPolicy.parse(settings.cors_allowed_origins)))
 # The original's router also forwarded /api/realtime/socket.io (a client configured with that path): same server.
 PROXIED_SOCKETIO = "/api/realtime/socket.io/"
 
