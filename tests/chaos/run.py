@@ -34,6 +34,8 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -52,18 +54,27 @@ from asyncmy.cursors import DictCursor
 
 from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED
 from contracts.recording import RECORDING_WEBHOOK_RECEIVED
-from deploy.local import DEFAULT_ENV, LocalSuite, free_port, start_private_brokers
+from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, free_port, start_private_brokers, wait_http
 from tests.bench.run import agent_token
 from tests.fakes import livekit_webhooks as lkw
 from tests.instances import kill_service, restart_service
 
-SERVICES = ["conference", "link", "telemetry", "recording"]
-KILLED = ["link", "telemetry", "recording"]
-FAULTS = ["nats-kill", "redis-kill", "link-kill", "telemetry-kill", "recording-kill", "nats-outage"]
+SERVICES = ["conference", "link", "telemetry", "recording", "realtime"]
+DB_SERVICES = [s for s in SERVICES if s not in NO_DATABASE]
+KILLED = ["conference", "link", "telemetry", "recording", "realtime"]
+FAULTS = ["nats-kill", "redis-kill", "mariadb-stop", "mariadb-kill", *(f"{s}-kill" for s in KILLED), "nats-outage"]
+CLIENTS_JS = Path(__file__).resolve().parents[1] / "js" / "chaos-clients.mjs"
+MARGIN = 3.0  # s around a client's reconnect within which an emit it missed is put down to the reconnect
+# s after Redis is back during which an emit may still be lost: the events realtime could not handle while Redis
+# was away are redelivered (1 s apart, in order) and emitted once it is back, and an instance's pub/sub
+# subscription comes back within a second (RESUBSCRIBE_S): an emit published before that misses its sockets.
+REDIS_TAIL = 6.0
+BROKER_FAULTS = {"nats-kill": 0, "nats-outage": 0, "redis-kill": 1, "mariadb-kill": 2}  # index in the brokers list
 LINK_CONSUMER, TRACK_CONSUMER = "telemetry-stats-link", "telemetry-stats-tracks"
 BASE_LATITUDE = Decimal("13.000000000")
 STEP = Decimal("0.000001")  # position n: latitude BASE + n * STEP
 TIMEOUT = 10.0  # per request: a request past it counts as hung
+DB_STALL = 10.0  # mariadb-stop: seconds the server is frozen
 
 
 @dataclass
@@ -74,6 +85,7 @@ class Sent:
     ok: bool = False
     hung: bool = False
     status: int = 0  # 0: no answer (refused, reset, timed out)
+    at: float = 0.0  # wall clock when sent
 
 
 @dataclass
@@ -92,10 +104,23 @@ class Row:
     recovered: bool = True  # every /ready 200 and the outbox backlog published within the recovery wait
     died: list[str] = field(default_factory=list)  # processes that exited besides the one killed (and restarted)
     detail: list[str] = field(default_factory=list)
+    started_at: float = 0.0  # wall clock: the fault's load began
+    ended_at: float = 0.0  # ... and its load after recovery ended
+    missed: int | None = None  # position emits the Socket.IO clients did not get (None: no clients)
+    missed_connected: int = 0  # ... of them, emits a client missed away from any reconnect of its own
+    missed_redis: int = 0  # ... of them, emits missed while Redis was down (realtime's pub/sub: lost, README)
+    fault_from: float = 0.0  # wall clock: the fault was injected
+    fault_to: float = 0.0  # ... and lifted (what was killed started again)
+    reconnected: int = 0  # clients that lost their connection during the fault (and came back)
 
 
-async def query(database: str, sql: str, args: Any = ()) -> list[dict[str, Any]]:
-    conn = await asyncmy.connect(host="127.0.0.1", port=3306, user="root", password="", db=database, autocommit=True)
+# The MariaDB the suite's databases are on: chaos_suite's private server while it runs (query() follows it).
+mysql_port = 3306
+
+
+async def query(database: str, sql: str, args: Any = (), port: int | None = None) -> list[dict[str, Any]]:
+    conn = await asyncmy.connect(host="127.0.0.1", port=port or mysql_port, user="root", password="", db=database,
+                                 autocommit=True, connect_timeout=5)  # fmt: skip
     try:
         async with conn.cursor(DictCursor) as cur:
             await cur.execute(sql, args)
@@ -120,6 +145,7 @@ class Chaos:
 
     # --- load -------------------------------------------------------------------------------------------------
     async def _post(self, client: httpx.AsyncClient, record: Sent, path: str, **kwargs: Any) -> None:
+        record.at = time.time()
         self.sent.append(record)
         try:
             reply = await client.post(path, timeout=TIMEOUT, **kwargs)
@@ -173,6 +199,15 @@ class Chaos:
         old = self.brokers[index]
         self.brokers[index] = subprocess.Popen(old.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
 
+    async def _watch_ready(self, seconds: float) -> str:
+        """Poll every /ready for ``seconds``; the services seen answering 503 (NONE: not one)."""
+        seen: set[str] = set()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            seen |= {s for s, status in (await self.ready()).items() if status == 503}
+            await asyncio.sleep(0.5)
+        return ",".join(sorted(seen)) or "NONE"
+
     async def ready(self) -> dict[str, int]:
         async with httpx.AsyncClient(timeout=3) as client:
 
@@ -189,31 +224,55 @@ class Chaos:
     async def inject(self, fault: str, row: Row) -> float:
         """Run ``fault``; returns when its lifting began (the restart of what was killed). Records whether /ready
         said 503 while a broker was down."""
-        if fault in ("nats-kill", "redis-kill", "nats-outage"):
-            index = 1 if fault == "redis-kill" else 0
+        if fault == "mariadb-stop":  # the server frozen (SIGSTOP): connections open, nothing answered
+            self.brokers[2].send_signal(signal.SIGSTOP)
+            row.fault_from = time.time()
+            try:
+                row.not_ready_seen = await self._watch_ready(DB_STALL)
+            finally:
+                lifted, row.fault_to = time.monotonic(), time.time()
+                self.brokers[2].send_signal(signal.SIGCONT)
+            return lifted
+        if fault in BROKER_FAULTS:
+            index = BROKER_FAULTS[fault]
             await asyncio.to_thread(self._kill_broker, index)
-            down_for = 12.0 if fault == "nats-outage" else 4.0
-            seen: set[str] = set()
-            deadline = time.monotonic() + down_for
-            while time.monotonic() < deadline:
-                seen |= {s for s, status in (await self.ready()).items() if status == 503}
-                await asyncio.sleep(0.5)
-            row.not_ready_seen = ",".join(sorted(seen)) or "NONE"
-            lifted = time.monotonic()
+            row.fault_from = time.time()
+            row.not_ready_seen = await self._watch_ready(12.0 if fault == "nats-outage" else 4.0)
+            lifted, row.fault_to = time.monotonic(), time.time()
             await asyncio.to_thread(self._restart_broker, index)
             return lifted
         service = fault.removesuffix("-kill")
-        await asyncio.to_thread(kill_service, self.local, service)
+        second = service in self.local.second_ports and self._holds_more_sockets(service)
+        name = f"{service}-2" if second else service
+        await asyncio.to_thread(kill_service, self.local, name)
+        row.fault_from = time.time()
         await asyncio.sleep(2)
         lifted = time.monotonic()
-        await asyncio.to_thread(restart_service, self.local, service)
+        row.fault_to = time.time()
+        if second:
+            self.local.start_service(service, second=True)
+            url = f"http://127.0.0.1:{self.local.second_ports[service]}/ready"
+            await asyncio.to_thread(wait_http, url, 60.0, self.local.processes[name])
+        else:
+            await asyncio.to_thread(restart_service, self.local, service)
         return lifted
+
+    def _holds_more_sockets(self, service: str) -> bool:
+        """Whether the second instance holds more established connections than the first: the edge hashes
+        realtime's clients by address, so all of this machine's sit on one instance; the one killed is that one."""
+
+        def established(port: int) -> int:
+            out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],  # noqa: S607
+                                 capture_output=True, text=True, check=False).stdout  # fmt: skip
+            return len(out.splitlines())
+
+        return established(self.local.second_ports[service]) > established(self.local.service_ports[service])
 
     async def pending(self, upto: dict[str, int] | None = None) -> tuple[int, dict[str, int]]:
         """Outbox rows not yet published (with ids up to ``upto`` per database, when given), and each database's
         highest outbox id."""
         total, tops = 0, {}
-        for service in SERVICES:
+        for service in DB_SERVICES:
             db = self.local.db_name(service)
             limit = (upto or {}).get(db, 2**63)
             rows = await query(db, "SELECT COALESCE(MAX(id), 0) AS top, COALESCE(SUM(published_at IS NULL AND id <= "
@@ -300,11 +359,108 @@ class Chaos:
         row.checked = f"{len(positions)} positions, {len(links)} links, {len(webhooks)} webhooks"
 
 
+def wait_port(port: int, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or (process is not None and process.poll() is not None):
+                raise
+            time.sleep(0.05)
+
+
+def start_private_mariadb(run_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A MariaDB server of this run only (a fresh datadir under ``run_dir``, root without password on 127.0.0.1 and
+    a free port): the machine's server is shared with other runs, so it is never stopped; this one can be."""
+    datadir, port = run_dir / "mariadb", free_port()
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--skip-test-db",  # noqa: S607
+                    "--auth-root-authentication-method=normal", *user],
+                   check=True, capture_output=True)  # fmt: skip
+    argv = ["mariadbd", "--no-defaults", f"--datadir={datadir}", f"--port={port}", f"--socket={run_dir}/mysql.sock",
+            "--bind-address=127.0.0.1", "--skip-log-bin", "--max-connections=500", f"--pid-file={run_dir}/mysql.pid",
+            f"--log-error={run_dir}/mariadb.log", *user]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    wait_port(port, 60, process)
+    return process, port
+
+
+class Clients:
+    """``count`` official socket.io-clients (tests/js/chaos-clients.mjs, one Node process) on the load's link
+    namespace ``/data/<linkID>`` through the edge, reconnecting on their own, each recording the ``position`` emits
+    it gets and when it lost and regained its connection."""
+
+    def __init__(self, edge: str, link_id: str, count: int) -> None:
+        self.edge, self.link_id, self.count = edge, link_id, count
+        self.proc: asyncio.subprocess.Process | None = None
+        self.records: list[dict[str, Any]] = []
+
+    async def start(self, timeout: float = 60.0) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            shutil.which("node") or "node", str(CLIENTS_JS), "--url", self.edge, "--namespace",
+            f"/data/{self.link_id}", "--token", agent_token(), "--clients", str(self.count),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            limit=2**26,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if json.loads(line or b"{}").get("type") != "ready":
+            raise RuntimeError(f"chaos clients did not connect: {line!r}")
+
+    async def stop(self) -> None:
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(b'{"stop": true}\n')
+        await self.proc.stdin.drain()
+        async for line in self.proc.stdout:
+            record = json.loads(line)
+            if record.get("type") == "client":
+                self.records.append(record)
+        await self.proc.wait()
+
+    def count_missed(self, row: Row, sent: list[Sent]) -> None:
+        """Per client, the acknowledged positions of ``row.fault`` whose ``position`` emit it did not get. Realtime
+        promises no replay of ``position`` emits on reconnect (a reconnected client catches up from the next
+        ``history`` push), so a miss is allowed only near a reconnect of that client: within MARGIN of the time
+        between its disconnect and its connect again; any other is ``missed_connected``, which must be 0."""
+        acked = {int(x.key): x.at for x in sent if x.fault == row.fault and x.kind == "position" and x.ok}
+        row.missed, row.missed_connected, row.missed_redis, row.reconnected = 0, 0, 0, 0
+        redis_down = (row.fault_from - MARGIN, row.fault_to + REDIS_TAIL) if row.fault == "redis-kill" else (0.0, 0.0)
+        for record in self.records:
+            got = {_seq(lat) for lat in record["positions"] if lat is not None}
+            gaps = [(d / 1000, (next((c for c in record["connects"] if c >= d), d + 1e12)) / 1000)
+                    for d in record["disconnects"]]  # fmt: skip
+            gaps = [(d, c) for d, c in gaps if d <= row.ended_at + MARGIN and c >= row.started_at - MARGIN]
+            row.reconnected += bool(gaps)
+            for seq, at in acked.items():
+                if seq in got:
+                    continue
+                row.missed += 1
+                if any(d - MARGIN <= at <= c + MARGIN for d, c in gaps):
+                    continue
+                if redis_down[0] <= at <= redis_down[1]:
+                    row.missed_redis += 1
+                else:
+                    row.missed_connected += 1
+
+
 @contextlib.contextmanager
-def chaos_suite(run_dir: Path, pairs: bool = False) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
+def chaos_suite(
+    run_dir: Path, pairs: bool = False, private_db: bool = True
+) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
     """The private suite; with ``pairs`` a second instance of each killed service serves behind the same edge
-    upstream while the first is killed."""
+    upstream while the first is killed. The brokers are [NATS, Redis] and, with ``private_db`` (the default), the
+    suite's own mariadbd third, so the MariaDB faults can be run; without it the databases are ``chaos_`` ones on
+    the machine's server, dropped afterwards."""
+    global mysql_port
     brokers, nats_url, redis_url = start_private_brokers(run_dir)
+    extra_env: dict[str, str] = {}
+    if private_db:
+        mariadb, port = start_private_mariadb(run_dir)
+        brokers.append(mariadb)
+        extra_env["MYSQL_PORT"] = str(port)
+        mysql_port = port
     local = LocalSuite(
         edge_port=free_port(),
         service_ports={s: free_port() for s in SERVICES},
@@ -313,6 +469,7 @@ def chaos_suite(run_dir: Path, pairs: bool = False) -> Iterator[tuple[LocalSuite
         redis_url=redis_url,
         run_dir=run_dir,
         second_ports={s: free_port() for s in KILLED} if pairs else {},
+        extra_env=extra_env,
     )
     try:
         local.start(SERVICES)
@@ -322,13 +479,18 @@ def chaos_suite(run_dir: Path, pairs: bool = False) -> Iterator[tuple[LocalSuite
         for broker in brokers:
             broker.kill()
             broker.wait(10)
-        drop = "".join(f"DROP DATABASE IF EXISTS `{local.db_name(s)}`;" for s in SERVICES)
-        subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False, capture_output=True)  # noqa: S607
+        mysql_port = 3306
+        if not private_db:
+            drop = "".join(f"DROP DATABASE IF EXISTS `{local.db_name(s)}`;" for s in DB_SERVICES)
+            subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False, capture_output=True)  # noqa: S607
 
 
 async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], faults: list[str], rate: float,
-                     load_s: float, recovery: float) -> tuple[list[Row], Chaos]:  # fmt: skip
-    """Load through the edge for the whole run; each fault in turn after ``load_s`` of load, then its checks."""
+                     load_s: float, recovery: float, clients: int = 0) -> tuple[list[Row], Chaos]:  # fmt: skip
+    """Load through the edge for the whole run; each fault in turn after ``load_s`` of load, then its checks. With
+    ``clients``, that many Socket.IO clients on the load's link namespace count the emits they missed."""
+    if any(f.startswith("mariadb-") for f in faults) and len(brokers) < 3:
+        raise ValueError("the MariaDB faults need the suite's private server (chaos_suite(private_db=True))")
     chaos = Chaos(local, brokers, rate)
     rows: list[Row] = []
     async with httpx.AsyncClient(base_url=local.edge, limits=httpx.Limits(max_connections=64)) as client:
@@ -338,10 +500,13 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
                                     headers=headers, timeout=30)  # fmt: skip
         created.raise_for_status()
         chaos.link_id = created.json()["linkID"]
+        sockets = Clients(local.edge, chaos.link_id, clients) if clients else None
+        if sockets:
+            await sockets.start()
         load = asyncio.create_task(chaos.load(client))
         try:
             for fault in faults:
-                row = Row(fault)
+                row = Row(fault, started_at=time.time())
                 chaos.fault = fault
                 await asyncio.sleep(load_s)
                 lifted = await chaos.inject(fault, row)
@@ -356,32 +521,42 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
                 row.died += [f"broker {p.args[0]}" for p in chaos.brokers if p.poll() is not None]
                 await asyncio.sleep(load_s)  # load after recovery, still counted under this fault
                 chaos.fault = f"after {fault}"
+                row.ended_at = time.time()
                 rows.append(row)
         finally:
             chaos.stopping = True
             await load
         for row in rows:
             await chaos.check(row.fault, row, recovery)
+        if sockets:
+            await asyncio.sleep(3)  # the last emits on their way (every event is consumed by now: checked)
+            await sockets.stop()
+            for row in rows:
+                sockets.count_missed(row, chaos.sent)
     return rows, chaos
 
 
 def table(rows: list[Row]) -> str:
     lines = [
         "| fault | requests | 2xx | lost writes | duplicate effects | missed emits | hung | /ready 503 seen on "
-        "| outbox backlog at lift | recovery s |",
-        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|",
+        "| clients reconnected | outbox backlog at lift | recovery s |",
+        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r.fault} | {r.requests} | {r.ok} | {r.lost} | {r.duplicates} | n/a | {r.hung} "
-                     f"| {r.not_ready_seen} | {r.backlog} | {r.recovery_s:.1f} |")  # fmt: skip
-    lines.append("| mariadb-stop | - | - | - | - | - | - | not run: the machine's MariaDB is shared | - | - |")
+        missed = "n/a" if r.missed is None else f"{r.missed} (Redis down {r.missed_redis}, other {r.missed_connected})"
+        clients = "-" if r.missed is None else str(r.reconnected)
+        lines.append(f"| {r.fault} | {r.requests} | {r.ok} | {r.lost} | {r.duplicates} | {missed} | {r.hung} "
+                     f"| {r.not_ready_seen} | {clients} | {r.backlog} | {r.recovery_s:.1f} |")  # fmt: skip
     return "\n".join(lines)
 
 
 def failures(rows: list[Row]) -> list[str]:
-    bad = [f"{r.fault}: {'; '.join(r.detail)}" for r in rows if r.lost or r.duplicates or r.hung]
+    bad = [f"{r.fault}: {'; '.join([*r.detail, *([f'{r.hung} hung past {TIMEOUT:.0f} s'] if r.hung else [])])}"
+           for r in rows if r.lost or r.duplicates or r.hung]  # fmt: skip
     bad += [f"{r.fault}: /ready never said 503 while the broker was down" for r in rows if r.not_ready_seen == "NONE"]
     bad += [f"{r.fault}: exited and not restarted: {r.died}" for r in rows if r.died]
+    bad += [f"{r.fault}: {r.missed_connected} emits missed by clients away from any reconnect of theirs"
+            for r in rows if r.missed_connected]  # fmt: skip
     bad += [f"{r.fault}: not ready (or outboxes not drained) after the recovery wait" for r in rows if not r.recovered]
     return bad
 
@@ -398,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         "telemetry and recording run twice behind the edge, one killed while the other serves)",
     )
     parser.add_argument("--recovery", type=float, default=90.0, help="seconds to wait for ready and for the checks")
+    parser.add_argument("--clients", type=int, default=200, help="Socket.IO clients on the load's link namespace")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)  # the dev LiveKit secret
     faults = [f for f in args.faults.split(",") if f]
@@ -408,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         with chaos_suite(run_dir, pairs=not args.single) as (local, brokers):
-            rows, _ = asyncio.run(run_faults(local, brokers, faults, args.rate, args.load, args.recovery))
+            rows, _ = asyncio.run(run_faults(local, brokers, faults, args.rate, args.load, args.recovery,
+                                             args.clients))  # fmt: skip
     finally:
         if os.environ.get("KEEP_CHAOS_LOGS"):
             print(f"logs kept in {run_dir}")

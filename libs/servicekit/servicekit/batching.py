@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 
 from prometheus_client import Histogram
 
-from servicekit.db import Connection, Database, retry_rolled_back
+from servicekit.db import Connection, Database, retry_rolled_back, server_unreachable
 
 log = logging.getLogger("servicekit.batching")
 
@@ -119,8 +119,9 @@ class GroupCommit(Generic[Item, Result]):
         try:  # a caller that gave up waiting (cancelled) still has its write applied: it may have been seen
             results = await self._apply([item for item, _ in batch])
         except Exception as exc:  # noqa: BLE001 - handed to the caller(s), never lost
-            if len(batch) == 1:
-                _settle_error(batch[0][1], exc)
+            if len(batch) == 1 or server_unreachable(exc):  # one by one would only wait on the server once per item
+                for _item, waiter in batch:
+                    _settle_error(waiter, exc)
                 return
             log.warning("group commit of %d items failed; applying them one by one", len(batch), exc_info=True)
             for item in batch:
