@@ -145,8 +145,10 @@ def _seq(latitude: Any) -> int:
 
 
 class Chaos:
-    def __init__(self, local: LocalSuite, brokers: list[subprocess.Popen[bytes]], rate: float) -> None:
-        self.local, self.brokers, self.rate = local, brokers, rate
+    def __init__(
+        self, local: LocalSuite, brokers: list[subprocess.Popen[bytes]], rate: float, db_stall: float = DB_STALL
+    ) -> None:
+        self.local, self.brokers, self.rate, self.db_stall = local, brokers, rate, db_stall
         self.sent: list[Sent] = []
         self.fault = "warm-up"
         self.stopping = False
@@ -239,7 +241,7 @@ class Chaos:
             self.brokers[2].send_signal(signal.SIGSTOP)
             row.fault_from = time.time()
             try:
-                row.not_ready_seen = await self._watch_ready(DB_STALL)
+                row.not_ready_seen = await self._watch_ready(self.db_stall)
             finally:
                 lifted, row.fault_to = time.monotonic(), time.time()
                 self.brokers[2].send_signal(signal.SIGCONT)
@@ -499,12 +501,13 @@ def chaos_suite(
 
 
 async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], faults: list[str], rate: float,
-                     load_s: float, recovery: float, clients: int = 0) -> tuple[list[Row], Chaos]:  # fmt: skip
+                     load_s: float, recovery: float, clients: int = 0,
+                     db_stall: float = DB_STALL) -> tuple[list[Row], Chaos]:  # fmt: skip
     """Load through the edge for the whole run; each fault in turn after ``load_s`` of load, then its checks. With
     ``clients``, that many Socket.IO clients on the load's link namespace count the emits they missed."""
     if any(f.startswith("mariadb-") for f in faults) and len(brokers) < 3:
         raise ValueError("the MariaDB faults need the suite's private server (chaos_suite(private_db=True))")
-    chaos = Chaos(local, brokers, rate)
+    chaos = Chaos(local, brokers, rate, db_stall)
     rows: list[Row] = []
     async with httpx.AsyncClient(base_url=local.edge, limits=httpx.Limits(max_connections=64)) as client:
         headers = {"Authorization": f"Bearer {agent_token()}"}

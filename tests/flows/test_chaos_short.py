@@ -1,11 +1,11 @@
 """The short form of ``just chaos`` (tests/chaos/run.py): a private suite (its own mariadbd, NATS and Redis) under
 a few seconds of mixed load (positions, link creation, signed webhooks through the edge, 20 Socket.IO clients on
 the positions' link namespace) while NATS is killed with -9 and restarted, then link, then MariaDB is frozen
-(SIGSTOP) for 10 s. Every acknowledged write is stored, every event it caused was published and consumed by
-telemetry, nothing twice, no request hung past its timeout (the services answer an error when MariaDB does not
-answer: MYSQL_TIMEOUT), /ready said 503 while NATS or MariaDB was down, and every client got every position emit.
-Then the checker is shown to catch a loss: one acknowledged position's row deleted, the same check counts it lost;
-one stored twice, it counts a duplicate."""
+(SIGSTOP) for 6 s, longer than MYSQL_TIMEOUT. Every acknowledged write is stored, every event it caused was
+published and consumed by telemetry, nothing twice, no request hung past its timeout (the services answer an error
+when MariaDB does not answer), /ready said 503 while NATS or MariaDB was down, and every client got every position
+emit. Then the checker is shown to catch a loss: one acknowledged position's row deleted, the same check counts it
+lost; one stored twice, it counts a duplicate."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def private() -> Iterator[tuple[LocalSuite, list]]:
 async def test_nats_link_and_mariadb_faults_under_load_lose_nothing_and_apply_nothing_twice(private: tuple) -> None:
     local, brokers = private
     faults = ["nats-kill", "link-kill", "mariadb-stop"]
-    rows, chaos = await run_faults(local, brokers, faults, rate=40, load_s=2.5, recovery=45, clients=20)
+    rows, chaos = await run_faults(local, brokers, faults, rate=40, load_s=2, recovery=45, clients=20, db_stall=6)
     print(table(rows))
     assert [r.fault for r in rows] == faults
     for row in rows:
