@@ -61,8 +61,10 @@ from typing import Any
 import asyncmy
 import httpx
 import jwt
+import nats
 from asyncmy.cursors import DictCursor
 
+from contracts.conference import RPC_ROOM_ENSURE
 from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED
 from contracts.recording import RECORDING_WEBHOOK_RECEIVED
 from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, free_port, start_private_brokers, wait_http
@@ -140,6 +142,15 @@ async def query(database: str, sql: str, args: Any = (), port: int | None = None
         conn.close()
 
 
+def participant_token(room: str, identity: str) -> str:
+    """A patient's token for room namespace ``/<room>``, as conference mints them (metadata JSON, bound to the room)."""
+    now = int(time.time())
+    metadata = json.dumps({"userName": f"Guest-{identity}", "userType": "user", "color": "#123456"})
+    claims = {"iss": DEFAULT_ENV["LIVEKIT_API_KEY"], "sub": identity, "name": identity, "metadata": metadata,
+              "video": {"room": room, "roomJoin": True}, "nbf": now - 5, "exp": now + 3600}  # fmt: skip
+    return jwt.encode(claims, DEFAULT_ENV["LIVEKIT_API_SECRET"], "HS256")
+
+
 def _seq(latitude: Any) -> int:
     return round((Decimal(str(latitude)) - BASE_LATITUDE) / STEP)
 
@@ -155,6 +166,7 @@ class Chaos:
         self.seq = 0
         self.run = uuid.uuid4().hex[:8]
         self.link_id = self.room = ""
+        self.clients: Clients | None = None  # with room clients, chat lines are part of the load
 
     # --- load -------------------------------------------------------------------------------------------------
     async def _post(self, client: httpx.AsyncClient, record: Sent, path: str, **kwargs: Any) -> None:
@@ -179,6 +191,12 @@ class Chaos:
         while not self.stopping:
             n += 1
             kind = "position" if n % 10 < 6 else ("webhook" if n % 10 < 9 else "link")
+            if n % 20 == 19 and self.clients and self.clients.in_room:
+                text = f"chat {self.run} {n}"
+                self.sent.append(Sent(self.fault, "chat", text, at=time.time()))
+                self.clients.chat(text)
+                await asyncio.sleep(1 / self.rate)
+                continue
             if kind == "position":
                 self.seq += 1
                 body = {"linkID": self.link_id, "room": self.room, "userType": "user",
@@ -297,11 +315,31 @@ class Chaos:
         return total, tops
 
     # --- checks -----------------------------------------------------------------------------------------------
-    async def check(self, fault: str, row: Row, timeout: float) -> None:
-        mine = [s for s in self.sent if s.fault == fault]
+    @staticmethod
+    def _tally(row: Row, mine: list[Sent]) -> None:
         row.requests, row.ok, row.hung = len(mine), sum(s.ok for s in mine), sum(s.hung for s in mine)
         refused = collections.Counter(f"{s.kind} {s.status or 'no answer'}" for s in mine if not s.ok)
         row.refused = ", ".join(f"{k}: {n}" for k, n in sorted(refused.items())) or "none"
+
+    async def check_chats(self, row: Row) -> None:
+        """Once the chat lines' acknowledgements are known (Clients.acknowledge_chats): every acknowledged line of
+        the fault is in conference's chat_message, and no line sent is there twice; its 2xx recounted with them."""
+        mine = [s for s in self.sent if s.fault == row.fault]
+        self._tally(row, mine)
+        sent = {s.key for s in mine if s.kind == "chat"}
+        acked = {s.key for s in mine if s.kind == "chat" and s.ok}
+        stored = {r["text"]: int(r["n"]) for r in await query(
+            self.local.db_name("conference"), "SELECT text, COUNT(*) AS n FROM chat_message WHERE room = %s "
+            "GROUP BY text", (self.room,))}  # fmt: skip
+        lost = len([t for t in acked if t not in stored])
+        twice = len([t for t in sent if stored.get(t, 0) > 1])
+        row.lost, row.duplicates = row.lost + lost, row.duplicates + twice
+        row.detail += [f"{k}: {v}" for k, v in {"chat not stored": lost, "chat stored twice": twice}.items() if v]
+        row.checked += f", {len(acked)} chat lines"
+
+    async def check(self, fault: str, row: Row, timeout: float) -> None:
+        mine = [s for s in self.sent if s.fault == fault]
+        self._tally(row, mine)
         positions = {int(s.key) for s in mine if s.kind == "position" and s.ok}
         links = {s.key for s in mine if s.kind == "link" and s.ok}
         webhooks = {s.key for s in mine if s.kind == "webhook" and s.ok}
@@ -407,15 +445,17 @@ class Clients:
     namespace ``/data/<linkID>`` through the edge, reconnecting on their own, each recording the ``position`` emits
     it gets and when it lost and regained its connection."""
 
-    def __init__(self, edge: str, link_id: str, count: int) -> None:
-        self.edge, self.link_id, self.count = edge, link_id, count
+    def __init__(self, edge: str, link_id: str, count: int, room: str = "", in_room: int = 0) -> None:
+        self.edge, self.link_id, self.count, self.room, self.in_room = edge, link_id, count, room, in_room
         self.proc: asyncio.subprocess.Process | None = None
         self.records: list[dict[str, Any]] = []
 
     async def start(self, timeout: float = 60.0) -> None:
+        tokens = ",".join(participant_token(self.room, f"chaos{n}") for n in range(self.in_room))
+        room = ["--room", f"/{self.room}", "--room-tokens", tokens] if self.in_room else []
         self.proc = await asyncio.create_subprocess_exec(
             shutil.which("node") or "node", str(CLIENTS_JS), "--url", self.edge, "--namespace",
-            f"/data/{self.link_id}", "--token", agent_token(), "--clients", str(self.count),
+            f"/data/{self.link_id}", "--token", agent_token(), "--clients", str(self.count), *room,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             limit=2**26,
         )  # fmt: skip
@@ -423,6 +463,23 @@ class Clients:
         line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         if json.loads(line or b"{}").get("type") != "ready":
             raise RuntimeError(f"chaos clients did not connect: {line!r}")
+
+    def chat(self, text: str) -> None:
+        """The first room client sends chat line ``text`` (``chat-message``, as the patient's page does)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        payload = {"identity": "chaos0", "chat_identity": "c-chaos0", "userName": "Guest-0", "userType": "user",
+                   "text": text, "color": "#FF5733", "replyToMessageId": 0}  # fmt: skip
+        self.proc.stdin.write(json.dumps({"chat": payload}).encode() + b"\n")
+
+    def acknowledge_chats(self, sent: list[Sent]) -> None:
+        """A chat line counts as acknowledged when its sender got it back: realtime broadcasts it to the room only
+        once conference stored it."""
+        senders = [r for r in self.records if r.get("room")]
+        echoed = set(senders[0]["chats"]) if senders else set()
+        for record in sent:
+            if record.kind == "chat":
+                record.ok = record.key in echoed
+                record.status = 200 if record.ok else 0
 
     async def stop(self) -> None:
         assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
@@ -439,11 +496,13 @@ class Clients:
         promises no replay of ``position`` emits on reconnect (a reconnected client catches up from the next
         ``history`` push), so a miss is allowed only near a reconnect of that client: within MARGIN of the time
         between its disconnect and its connect again; any other is ``missed_connected``, which must be 0."""
-        acked = {int(x.key): x.at for x in sent if x.fault == row.fault and x.kind == "position" and x.ok}
+        positions = {int(x.key): x.at for x in sent if x.fault == row.fault and x.kind == "position" and x.ok}
+        chats = {x.key: x.at for x in sent if x.fault == row.fault and x.kind == "chat" and x.ok}
         row.missed, row.missed_connected, row.missed_redis, row.reconnected = 0, 0, 0, 0
         redis_down = (row.fault_from - MARGIN, row.fault_to + REDIS_TAIL) if row.fault == "redis-kill" else (0.0, 0.0)
         for record in self.records:
-            got = {_seq(lat) for lat in record["positions"] if lat is not None}
+            acked: dict[Any, float] = chats if record.get("room") else positions
+            got = set(record["chats"]) if record.get("room") else {_seq(v) for v in record["positions"] if v}
             gaps = [(d / 1000, (next((c for c in record["connects"] if c >= d), d + 1e12)) / 1000)
                     for d in record["disconnects"]]  # fmt: skip
             gaps = [(d, c) for d, c in gaps if d <= row.ended_at + MARGIN and c >= row.started_at - MARGIN]
@@ -458,6 +517,18 @@ class Clients:
                     row.missed_redis += 1
                 else:
                     row.missed_connected += 1
+
+
+async def open_room(nats_url: str, room: str) -> None:
+    """Open ``room`` in conference as the agent console's start of a call does (RPC_ROOM_ENSURE), so its namespace
+    ``/<room>`` takes the room clients."""
+    nc = await nats.connect(nats_url)
+    try:
+        reply = await nc.request(RPC_ROOM_ENSURE, json.dumps({"room": room, "service": 999}).encode(), timeout=10)
+    finally:
+        await nc.close()
+    if not json.loads(reply.data).get("ok"):
+        raise RuntimeError(f"room {room} not opened: {reply.data!r}")
 
 
 @contextlib.contextmanager
@@ -501,13 +572,14 @@ def chaos_suite(
 
 
 async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], faults: list[str], rate: float,
-                     load_s: float, recovery: float, clients: int = 0,
-                     db_stall: float = DB_STALL) -> tuple[list[Row], Chaos]:  # fmt: skip
+                     load_s: float, recovery: float, clients: int = 0, db_stall: float = DB_STALL,
+                     in_room: int | None = None) -> tuple[list[Row], Chaos]:  # fmt: skip
     """Load through the edge for the whole run; each fault in turn after ``load_s`` of load, then its checks. With
     ``clients``, that many Socket.IO clients on the load's link namespace count the emits they missed."""
     if any(f.startswith("mariadb-") for f in faults) and len(brokers) < 3:
         raise ValueError("the MariaDB faults need the suite's private server (chaos_suite(private_db=True))")
     chaos = Chaos(local, brokers, rate, db_stall)
+    in_room = max(2, clients // 10) if in_room is None else in_room  # room clients beside the link's, for chat
     rows: list[Row] = []
     async with httpx.AsyncClient(base_url=local.edge, limits=httpx.Limits(max_connections=64)) as client:
         headers = {"Authorization": f"Bearer {agent_token()}"}
@@ -516,9 +588,12 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
                                     headers=headers, timeout=30)  # fmt: skip
         created.raise_for_status()
         chaos.link_id = created.json()["linkID"]
-        sockets = Clients(local.edge, chaos.link_id, clients) if clients else None
+        sockets = Clients(local.edge, chaos.link_id, clients, chaos.room, in_room) if clients else None
+        if sockets and in_room:
+            await open_room(local.nats_url, chaos.room)
         if sockets:
             await sockets.start()
+            chaos.clients = sockets
         load = asyncio.create_task(chaos.load(client))
         try:
             for fault in faults:
@@ -547,7 +622,9 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
         if sockets:
             await asyncio.sleep(3)  # the last emits on their way (every event is consumed by now: checked)
             await sockets.stop()
+            sockets.acknowledge_chats(chaos.sent)
             for row in rows:
+                await chaos.check_chats(row)
                 sockets.count_missed(row, chaos.sent)
     return rows, chaos
 

@@ -2,8 +2,12 @@
 // the client's own reconnection, as the agent console runs), each recording the `position` emits it receives (the
 // latitude carries the chaos load's sequence) and when it was connected. Prints {"type": "ready"} once every client
 // connected; on {"stop": true} (or stdin closing) one {"type": "client", ...} line per client, then exits.
+// With --room, --room-clients more clients join the room namespace (each with its own --room-token, comma list,
+// waiting for `connection-success`) recording the texts of the `chat-message` emits they get; the first of them
+// sends {"chat": {...}} read on stdin as `chat-message`.
 //
 // Usage: node chaos-clients.mjs --url http://127.0.0.1:5500 --namespace /data/LINK --token JWT [--clients 200]
+//        [--room /ROOM --room-tokens JWT,JWT,...]
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
@@ -15,6 +19,8 @@ for (let i = 0; i < argv.length; i += 2) {
   else if (key === "--namespace") opts.namespace = value;
   else if (key === "--token") opts.token = value;
   else if (key === "--clients") opts.clients = Number(value);
+  else if (key === "--room") opts.room = value;
+  else if (key === "--room-tokens") opts.roomTokens = value.split(",");
   else throw new Error(`unknown argument ${key}`);
 }
 
@@ -23,12 +29,15 @@ function out(obj) {
 }
 
 const clients = [];
+const roomTokens = opts.room ? opts.roomTokens : [];
+const total = opts.clients + roomTokens.length;
 let ready = 0;
-for (let n = 0; n < opts.clients; n++) {
-  const record = { type: "client", n, positions: [], connects: [], disconnects: [], errors: 0 };
-  const socket = io(`${opts.url}${opts.namespace}`, {
+for (let n = 0; n < total; n++) {
+  const inRoom = n >= opts.clients;
+  const record = { type: "client", n, room: inRoom, positions: [], chats: [], connects: [], disconnects: [], errors: 0 };
+  const socket = io(`${opts.url}${inRoom ? opts.room : opts.namespace}`, {
     transports: ["websocket"],
-    query: { token: opts.token },
+    query: { token: inRoom ? roomTokens[n - opts.clients] : opts.token },
     forceNew: true,
     reconnection: true,
     reconnectionDelay: 200,
@@ -36,16 +45,17 @@ for (let n = 0; n < opts.clients; n++) {
     timeout: 10000,
   });
   let first = true;
-  socket.on("connect", () => {
+  socket.on(inRoom ? "connection-success" : "connect", () => {
     record.connects.push(Date.now());
     if (first) {
       first = false;
-      if (++ready === opts.clients) out({ type: "ready" });
+      if (++ready === total) out({ type: "ready" });
     }
   });
   socket.on("disconnect", () => stopped || record.disconnects.push(Date.now()));
   socket.on("connect_error", () => record.errors++);
   socket.on("position", (data) => record.positions.push(data?.latitude ?? null));
+  socket.on("chat-message", (data) => record.chats.push(data?.text ?? null));
   clients.push({ socket, record });
 }
 
@@ -61,6 +71,9 @@ function stop() {
 }
 const lines = createInterface({ input: process.stdin });
 lines.on("line", (line) => {
-  if (line.trim() && JSON.parse(line).stop) stop();
+  if (!line.trim()) return;
+  const command = JSON.parse(line);
+  if (command.stop) stop();
+  else if (command.chat) clients[opts.clients].socket.emit("chat-message", command.chat);
 });
 lines.on("close", stop);
