@@ -12,7 +12,9 @@ the machine's server is never touched). Load, ``--rate`` requests/s in all: pati
 agent token) and signed LiveKit webhooks (POST /webhook, unique event ids, ``track_published`` so telemetry
 consumes each); and ``--clients`` official socket.io-clients (one Node process, tests/js/chaos-clients.mjs) on
 the positions' link namespace ``/data/<linkID>`` through the edge, reconnecting on their own, each recording the
-``position`` emits it gets.
+``position`` emits it gets, plus a tenth as many patients' clients in the link's room namespace ``/<room>``
+(opened in conference first), the first of them sending chat lines (``chat-message``, every 20th load step; chat
+has no HTTP route: realtime stores it through conference over NATS), each recording the ``chat-message`` emits.
 
 Faults (each: load before, the fault, recovery, load after, then checks; "recovery s" runs from the restart of
 what was stopped until every service's /ready says 200 and every outbox row left unpublished at that moment, the
@@ -27,13 +29,14 @@ while the other serves; for realtime the one holding the clients, which reconnec
 Checks per fault, over the writes sent during it: every 2xx position has its usage row and exactly one published
 LINK_LOCATION_UPDATED, handled once by telemetry (handled_event); every 2xx link has its link_connect row and its
 LINK_CREATED handled by telemetry; every 2xx webhook has its receipt and exactly one published
-RECORDING_WEBHOOK_RECEIVED, handled by telemetry; no request ran past its 10 s timeout; /ready answered 503 on some
-service while a broker or MariaDB was down; no process died but the one killed. Missed emits: per client, the
-acknowledged positions whose ``position`` emit it never got. Realtime replays no emit after a reconnect, and while
-Redis is away its pub/sub loses the emits of the other instance (README "High availability"), so a miss is allowed
-within MARGIN of a client's own reconnect or from a Redis kill until REDIS_TAIL after Redis is back; any other
-miss ("other") fails the run. Prints a markdown table; exit 1 on a lost write, a duplicate, a hung request or an
-"other" missed emit.
+RECORDING_WEBHOOK_RECEIVED, handled by telemetry; every chat line acknowledged (its sender got realtime's broadcast,
+sent only once conference stored it) is in chat_message, none twice; no request ran past its 10 s timeout; /ready
+answered 503 on some service while a broker or MariaDB was down; no process died but the one killed. Missed emits:
+per client, the acknowledged positions (room clients: chat lines) whose emit it never got. Realtime replays no emit
+after a reconnect, and while Redis is away its pub/sub loses the emits of the other instance (README "High
+availability"), so a miss is allowed within MARGIN of a client's own reconnect or from a Redis kill until REDIS_TAIL
+after Redis is back; any other miss ("other") fails the run. Prints a markdown table; exit 1 on a lost write, a
+duplicate, a hung request or an "other" missed emit.
 """
 
 from __future__ import annotations
@@ -443,7 +446,8 @@ def start_private_mariadb(run_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
 class Clients:
     """``count`` official socket.io-clients (tests/js/chaos-clients.mjs, one Node process) on the load's link
     namespace ``/data/<linkID>`` through the edge, reconnecting on their own, each recording the ``position`` emits
-    it gets and when it lost and regained its connection."""
+    it gets and when it lost and regained its connection; and ``in_room`` patients' clients in ``/<room>`` recording
+    the ``chat-message`` emits, the first of them sending the load's chat lines."""
 
     def __init__(self, edge: str, link_id: str, count: int, room: str = "", in_room: int = 0) -> None:
         self.edge, self.link_id, self.count, self.room, self.in_room = edge, link_id, count, room, in_room
