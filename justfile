@@ -56,8 +56,9 @@ generate:
 bench *args: setup
     uv run python -m tests.bench {{args}}
 
-# Faults under load against a private suite: kill -9 NATS, Redis, link, telemetry, recording; a NATS outage; then
-# checks that nothing acknowledged was lost or applied twice, and a markdown table (tests/chaos/run.py; `--help`).
+# Faults under load against a private suite (its own NATS, Redis, MariaDB): kill -9 NATS, Redis, MariaDB, one
+# instance of each service; MariaDB frozen 10 s; a NATS outage; then checks that nothing acknowledged was lost or
+# applied twice and no Socket.IO emit missed, and a markdown table (tests/chaos/run.py; `--help`).
 chaos *args:
     uv run python -m tests.chaos {{args}}
 

@@ -1,28 +1,42 @@
 """Faults under load: a steady mixed load through the edge of a private suite while faults are injected in turn,
-then, after each, checked: nothing acknowledged lost, nothing applied twice.
+then, after each, checked: nothing acknowledged lost, nothing applied twice, no emit missed but what the contract
+allows.
 
-    uv run python -m tests.chaos [--faults nats-kill,redis-kill,...] [--rate 50] [--recovery 60]
+    uv run python -m tests.chaos [--faults nats-kill,mariadb-stop,...] [--rate 50] [--clients 200] [--recovery 90]
 
-It starts its own suite (conference, link, telemetry, recording behind an nginx edge, free ports on 127.0.0.1, a
-second instance of link, telemetry and recording behind the same upstream unless ``--single``,
-``chaos_`` databases on this machine's MariaDB, dropped afterwards, a private NATS and Redis) and sends only to it.
-Load, ``--rate`` requests/s in all: patients' positions (POST /link/update/latlng, each with a unique latitude so
-it can be traced), link creation (POST /link/create with an agent token) and signed LiveKit webhooks (POST /webhook,
-unique event ids, ``track_published`` so telemetry consumes each).
+It starts its own suite and sends only to it: conference, link, telemetry, recording and realtime behind an nginx
+edge on free ports of 127.0.0.1, a second instance of each behind the same upstream unless ``--single``, and a
+private NATS, Redis and MariaDB (``mariadbd`` on a fresh datadir in the run folder, so it can be frozen and killed;
+the machine's server is never touched). Load, ``--rate`` requests/s in all: patients' positions (POST
+/link/update/latlng, each with a unique latitude so it can be traced), link creation (POST /link/create with an
+agent token) and signed LiveKit webhooks (POST /webhook, unique event ids, ``track_published`` so telemetry
+consumes each); and ``--clients`` official socket.io-clients (one Node process, tests/js/chaos-clients.mjs) on
+the positions' link namespace ``/data/<linkID>`` through the edge, reconnecting on their own, each recording the
+``position`` emits it gets, plus a tenth as many patients' clients in the link's room namespace ``/<room>``
+(opened in conference first), the first of them sending chat lines (``chat-message``, every 20th load step; chat
+has no HTTP route: realtime stores it through conference over NATS), each recording the ``chat-message`` emits.
 
 Faults (each: load before, the fault, recovery, load after, then checks; "recovery s" runs from the restart of
-what was killed until every service's /ready says 200 and every outbox row left unpublished at that moment, the
+what was stopped until every service's /ready says 200 and every outbox row left unpublished at that moment, the
 "outbox backlog at lift", is published):
-``nats-kill`` (kill -9 the private NATS, down a few seconds, restarted on its port and store dir), ``redis-kill``
-(the same for Redis), ``link-kill``/``telemetry-kill``/``recording-kill`` (kill -9 one service, restarted),
-``nats-outage`` (NATS down longer while writes pile up in the outboxes, then back: the outboxes drain). The shared
-MariaDB is never touched: its fault is not run here.
+``nats-kill`` (kill -9 the private NATS, down 4 s, restarted on its port and store dir), ``redis-kill`` (the same
+for Redis), ``mariadb-stop`` (mariadbd frozen with SIGSTOP for 10 s, then SIGCONT: connections stay open and
+nothing answers), ``mariadb-kill`` (kill -9 mariadbd, restarted on its datadir: InnoDB crash recovery),
+``conference-kill``/``link-kill``/``telemetry-kill``/``recording-kill``/``realtime-kill`` (kill -9 one instance
+while the other serves; for realtime the one holding the clients, which reconnect to the other), ``nats-outage``
+(NATS down 12 s while writes pile up in the outboxes, then back: the outboxes drain).
 
 Checks per fault, over the writes sent during it: every 2xx position has its usage row and exactly one published
 LINK_LOCATION_UPDATED, handled once by telemetry (handled_event); every 2xx link has its link_connect row and its
 LINK_CREATED handled by telemetry; every 2xx webhook has its receipt and exactly one published
-RECORDING_WEBHOOK_RECEIVED, handled by telemetry; no request ran past its timeout; /ready answered 503 on some
-service while a broker was down. Prints a markdown table; exit 1 when a write was lost or an effect duplicated.
+RECORDING_WEBHOOK_RECEIVED, handled by telemetry; every chat line acknowledged (its sender got realtime's broadcast,
+sent only once conference stored it) is in chat_message, none twice; no request ran past its 10 s timeout; /ready
+answered 503 on some service while a broker or MariaDB was down; no process died but the one killed. Missed emits:
+per client, the acknowledged positions (room clients: chat lines) whose emit it never got. Realtime replays no emit
+after a reconnect, and while Redis is away its pub/sub loses the emits of the other instance (README "High
+availability"), so a miss is allowed within MARGIN of a client's own reconnect or from a Redis kill until REDIS_TAIL
+after Redis is back; any other miss ("other") fails the run. Prints a markdown table; exit 1 on a lost write, a
+duplicate, a hung request or an "other" missed emit.
 """
 
 from __future__ import annotations
@@ -34,6 +48,8 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -48,22 +64,33 @@ from typing import Any
 import asyncmy
 import httpx
 import jwt
+import nats
 from asyncmy.cursors import DictCursor
 
+from contracts.conference import RPC_ROOM_ENSURE
 from contracts.link import LINK_CREATED, LINK_LOCATION_UPDATED
 from contracts.recording import RECORDING_WEBHOOK_RECEIVED
-from deploy.local import DEFAULT_ENV, LocalSuite, free_port, start_private_brokers
+from deploy.local import DEFAULT_ENV, NO_DATABASE, LocalSuite, free_port, start_private_brokers, wait_http
 from tests.bench.run import agent_token
 from tests.fakes import livekit_webhooks as lkw
 from tests.instances import kill_service, restart_service
 
-SERVICES = ["conference", "link", "telemetry", "recording"]
-KILLED = ["link", "telemetry", "recording"]
-FAULTS = ["nats-kill", "redis-kill", "link-kill", "telemetry-kill", "recording-kill", "nats-outage"]
+SERVICES = ["conference", "link", "telemetry", "recording", "realtime"]
+DB_SERVICES = [s for s in SERVICES if s not in NO_DATABASE]
+KILLED = ["conference", "link", "telemetry", "recording", "realtime"]
+FAULTS = ["nats-kill", "redis-kill", "mariadb-stop", "mariadb-kill", *(f"{s}-kill" for s in KILLED), "nats-outage"]
+CLIENTS_JS = Path(__file__).resolve().parents[1] / "js" / "chaos-clients.mjs"
+MARGIN = 3.0  # s around a client's reconnect within which an emit it missed is put down to the reconnect
+# s after Redis is back during which an emit may still be lost: the events realtime could not handle while Redis
+# was away are redelivered (1 s apart, in order) and emitted once it is back, and an instance's pub/sub
+# subscription comes back within a second (RESUBSCRIBE_S): an emit published before that misses its sockets.
+REDIS_TAIL = 6.0
+BROKER_FAULTS = {"nats-kill": 0, "nats-outage": 0, "redis-kill": 1, "mariadb-kill": 2}  # index in the brokers list
 LINK_CONSUMER, TRACK_CONSUMER = "telemetry-stats-link", "telemetry-stats-tracks"
 BASE_LATITUDE = Decimal("13.000000000")
 STEP = Decimal("0.000001")  # position n: latitude BASE + n * STEP
 TIMEOUT = 10.0  # per request: a request past it counts as hung
+DB_STALL = 10.0  # mariadb-stop: seconds the server is frozen
 
 
 @dataclass
@@ -74,6 +101,7 @@ class Sent:
     ok: bool = False
     hung: bool = False
     status: int = 0  # 0: no answer (refused, reset, timed out)
+    at: float = 0.0  # wall clock when sent
 
 
 @dataclass
@@ -92,10 +120,23 @@ class Row:
     recovered: bool = True  # every /ready 200 and the outbox backlog published within the recovery wait
     died: list[str] = field(default_factory=list)  # processes that exited besides the one killed (and restarted)
     detail: list[str] = field(default_factory=list)
+    started_at: float = 0.0  # wall clock: the fault's load began
+    ended_at: float = 0.0  # ... and its load after recovery ended
+    missed: int | None = None  # position emits the Socket.IO clients did not get (None: no clients)
+    missed_connected: int = 0  # ... of them, emits a client missed away from any reconnect of its own
+    missed_redis: int = 0  # ... of them, emits missed while Redis was down (realtime's pub/sub: lost, README)
+    fault_from: float = 0.0  # wall clock: the fault was injected
+    fault_to: float = 0.0  # ... and lifted (what was killed started again)
+    reconnected: int = 0  # clients that lost their connection during the fault (and came back)
 
 
-async def query(database: str, sql: str, args: Any = ()) -> list[dict[str, Any]]:
-    conn = await asyncmy.connect(host="127.0.0.1", port=3306, user="root", password="", db=database, autocommit=True)
+# The MariaDB the suite's databases are on: chaos_suite's private server while it runs (query() follows it).
+mysql_port = 3306
+
+
+async def query(database: str, sql: str, args: Any = (), port: int | None = None) -> list[dict[str, Any]]:
+    conn = await asyncmy.connect(host="127.0.0.1", port=port or mysql_port, user="root", password="", db=database,
+                                 autocommit=True, connect_timeout=5)  # fmt: skip
     try:
         async with conn.cursor(DictCursor) as cur:
             await cur.execute(sql, args)
@@ -104,22 +145,35 @@ async def query(database: str, sql: str, args: Any = ()) -> list[dict[str, Any]]
         conn.close()
 
 
+def participant_token(room: str, identity: str) -> str:
+    """A patient's token for room namespace ``/<room>``, as conference mints them (metadata JSON, bound to the room)."""
+    now = int(time.time())
+    metadata = json.dumps({"userName": f"Guest-{identity}", "userType": "user", "color": "#123456"})
+    claims = {"iss": DEFAULT_ENV["LIVEKIT_API_KEY"], "sub": identity, "name": identity, "metadata": metadata,
+              "video": {"room": room, "roomJoin": True}, "nbf": now - 5, "exp": now + 3600}  # fmt: skip
+    return jwt.encode(claims, DEFAULT_ENV["LIVEKIT_API_SECRET"], "HS256")
+
+
 def _seq(latitude: Any) -> int:
     return round((Decimal(str(latitude)) - BASE_LATITUDE) / STEP)
 
 
 class Chaos:
-    def __init__(self, local: LocalSuite, brokers: list[subprocess.Popen[bytes]], rate: float) -> None:
-        self.local, self.brokers, self.rate = local, brokers, rate
+    def __init__(
+        self, local: LocalSuite, brokers: list[subprocess.Popen[bytes]], rate: float, db_stall: float = DB_STALL
+    ) -> None:
+        self.local, self.brokers, self.rate, self.db_stall = local, brokers, rate, db_stall
         self.sent: list[Sent] = []
         self.fault = "warm-up"
         self.stopping = False
         self.seq = 0
         self.run = uuid.uuid4().hex[:8]
         self.link_id = self.room = ""
+        self.clients: Clients | None = None  # with room clients, chat lines are part of the load
 
     # --- load -------------------------------------------------------------------------------------------------
     async def _post(self, client: httpx.AsyncClient, record: Sent, path: str, **kwargs: Any) -> None:
+        record.at = time.time()
         self.sent.append(record)
         try:
             reply = await client.post(path, timeout=TIMEOUT, **kwargs)
@@ -140,6 +194,12 @@ class Chaos:
         while not self.stopping:
             n += 1
             kind = "position" if n % 10 < 6 else ("webhook" if n % 10 < 9 else "link")
+            if n % 20 == 19 and self.clients and self.clients.in_room:
+                text = f"chat {self.run} {n}"
+                self.sent.append(Sent(self.fault, "chat", text, at=time.time()))
+                self.clients.chat(text)
+                await asyncio.sleep(1 / self.rate)
+                continue
             if kind == "position":
                 self.seq += 1
                 body = {"linkID": self.link_id, "room": self.room, "userType": "user",
@@ -173,6 +233,15 @@ class Chaos:
         old = self.brokers[index]
         self.brokers[index] = subprocess.Popen(old.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
 
+    async def _watch_ready(self, seconds: float) -> str:
+        """Poll every /ready for ``seconds``; the services seen answering 503 (NONE: not one)."""
+        seen: set[str] = set()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            seen |= {s for s, status in (await self.ready()).items() if status == 503}
+            await asyncio.sleep(0.5)
+        return ",".join(sorted(seen)) or "NONE"
+
     async def ready(self) -> dict[str, int]:
         async with httpx.AsyncClient(timeout=3) as client:
 
@@ -189,31 +258,57 @@ class Chaos:
     async def inject(self, fault: str, row: Row) -> float:
         """Run ``fault``; returns when its lifting began (the restart of what was killed). Records whether /ready
         said 503 while a broker was down."""
-        if fault in ("nats-kill", "redis-kill", "nats-outage"):
-            index = 1 if fault == "redis-kill" else 0
+        if fault == "mariadb-stop":  # the server frozen (SIGSTOP): connections open, nothing answered
+            self.brokers[2].send_signal(signal.SIGSTOP)
+            row.fault_from = time.time()
+            try:
+                row.not_ready_seen = await self._watch_ready(self.db_stall)
+            finally:
+                lifted, row.fault_to = time.monotonic(), time.time()
+                self.brokers[2].send_signal(signal.SIGCONT)
+            return lifted
+        if fault in BROKER_FAULTS:
+            index = BROKER_FAULTS[fault]
             await asyncio.to_thread(self._kill_broker, index)
-            down_for = 12.0 if fault == "nats-outage" else 4.0
-            seen: set[str] = set()
-            deadline = time.monotonic() + down_for
-            while time.monotonic() < deadline:
-                seen |= {s for s, status in (await self.ready()).items() if status == 503}
-                await asyncio.sleep(0.5)
-            row.not_ready_seen = ",".join(sorted(seen)) or "NONE"
-            lifted = time.monotonic()
+            row.fault_from = time.time()
+            row.not_ready_seen = await self._watch_ready(12.0 if fault == "nats-outage" else 4.0)
+            lifted, row.fault_to = time.monotonic(), time.time()
             await asyncio.to_thread(self._restart_broker, index)
+            if fault == "mariadb-kill":  # crash recovery first: the checks below need the server (recovery counts it)
+                await asyncio.to_thread(wait_port, mysql_port, 120.0, self.brokers[index])
             return lifted
         service = fault.removesuffix("-kill")
-        await asyncio.to_thread(kill_service, self.local, service)
+        second = service in self.local.second_ports and self._holds_more_sockets(service)
+        name = f"{service}-2" if second else service
+        await asyncio.to_thread(kill_service, self.local, name)
+        row.fault_from = time.time()
         await asyncio.sleep(2)
         lifted = time.monotonic()
-        await asyncio.to_thread(restart_service, self.local, service)
+        row.fault_to = time.time()
+        if second:
+            self.local.start_service(service, second=True)
+            url = f"http://127.0.0.1:{self.local.second_ports[service]}/ready"
+            await asyncio.to_thread(wait_http, url, 60.0, self.local.processes[name])
+        else:
+            await asyncio.to_thread(restart_service, self.local, service)
         return lifted
+
+    def _holds_more_sockets(self, service: str) -> bool:
+        """Whether the second instance holds more established connections than the first: the edge hashes
+        realtime's clients by address, so all of this machine's sit on one instance; the one killed is that one."""
+
+        def established(port: int) -> int:
+            out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],  # noqa: S607
+                                 capture_output=True, text=True, check=False).stdout  # fmt: skip
+            return len(out.splitlines())
+
+        return established(self.local.second_ports[service]) > established(self.local.service_ports[service])
 
     async def pending(self, upto: dict[str, int] | None = None) -> tuple[int, dict[str, int]]:
         """Outbox rows not yet published (with ids up to ``upto`` per database, when given), and each database's
         highest outbox id."""
         total, tops = 0, {}
-        for service in SERVICES:
+        for service in DB_SERVICES:
             db = self.local.db_name(service)
             limit = (upto or {}).get(db, 2**63)
             rows = await query(db, "SELECT COALESCE(MAX(id), 0) AS top, COALESCE(SUM(published_at IS NULL AND id <= "
@@ -223,11 +318,31 @@ class Chaos:
         return total, tops
 
     # --- checks -----------------------------------------------------------------------------------------------
-    async def check(self, fault: str, row: Row, timeout: float) -> None:
-        mine = [s for s in self.sent if s.fault == fault]
+    @staticmethod
+    def _tally(row: Row, mine: list[Sent]) -> None:
         row.requests, row.ok, row.hung = len(mine), sum(s.ok for s in mine), sum(s.hung for s in mine)
         refused = collections.Counter(f"{s.kind} {s.status or 'no answer'}" for s in mine if not s.ok)
         row.refused = ", ".join(f"{k}: {n}" for k, n in sorted(refused.items())) or "none"
+
+    async def check_chats(self, row: Row) -> None:
+        """Once the chat lines' acknowledgements are known (Clients.acknowledge_chats): every acknowledged line of
+        the fault is in conference's chat_message, and no line sent is there twice; its 2xx recounted with them."""
+        mine = [s for s in self.sent if s.fault == row.fault]
+        self._tally(row, mine)
+        sent = {s.key for s in mine if s.kind == "chat"}
+        acked = {s.key for s in mine if s.kind == "chat" and s.ok}
+        stored = {r["text"]: int(r["n"]) for r in await query(
+            self.local.db_name("conference"), "SELECT text, COUNT(*) AS n FROM chat_message WHERE room = %s "
+            "GROUP BY text", (self.room,))}  # fmt: skip
+        lost = len([t for t in acked if t not in stored])
+        twice = len([t for t in sent if stored.get(t, 0) > 1])
+        row.lost, row.duplicates = row.lost + lost, row.duplicates + twice
+        row.detail += [f"{k}: {v}" for k, v in {"chat not stored": lost, "chat stored twice": twice}.items() if v]
+        row.checked += f", {len(acked)} chat lines"
+
+    async def check(self, fault: str, row: Row, timeout: float) -> None:
+        mine = [s for s in self.sent if s.fault == fault]
+        self._tally(row, mine)
         positions = {int(s.key) for s in mine if s.kind == "position" and s.ok}
         links = {s.key for s in mine if s.kind == "link" and s.ok}
         webhooks = {s.key for s in mine if s.kind == "webhook" and s.ok}
@@ -300,11 +415,142 @@ class Chaos:
         row.checked = f"{len(positions)} positions, {len(links)} links, {len(webhooks)} webhooks"
 
 
+def wait_port(port: int, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or (process is not None and process.poll() is not None):
+                raise
+            time.sleep(0.05)
+
+
+def start_private_mariadb(run_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A MariaDB server of this run only (a fresh datadir under ``run_dir``, root without password on 127.0.0.1 and
+    a free port): the machine's server is shared with other runs, so it is never stopped; this one can be."""
+    datadir, port = run_dir / "mariadb", free_port()
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--skip-test-db",  # noqa: S607
+                    "--auth-root-authentication-method=normal", *user],
+                   check=True, capture_output=True)  # fmt: skip
+    argv = ["mariadbd", "--no-defaults", f"--datadir={datadir}", f"--port={port}", f"--socket={run_dir}/mysql.sock",
+            "--bind-address=127.0.0.1", "--skip-log-bin", "--max-connections=500", f"--pid-file={run_dir}/mysql.pid",
+            f"--log-error={run_dir}/mariadb.log", *user]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    wait_port(port, 60, process)
+    return process, port
+
+
+class Clients:
+    """``count`` official socket.io-clients (tests/js/chaos-clients.mjs, one Node process) on the load's link
+    namespace ``/data/<linkID>`` through the edge, reconnecting on their own, each recording the ``position`` emits
+    it gets and when it lost and regained its connection; and ``in_room`` patients' clients in ``/<room>`` recording
+    the ``chat-message`` emits, the first of them sending the load's chat lines."""
+
+    def __init__(self, edge: str, link_id: str, count: int, room: str = "", in_room: int = 0) -> None:
+        self.edge, self.link_id, self.count, self.room, self.in_room = edge, link_id, count, room, in_room
+        self.proc: asyncio.subprocess.Process | None = None
+        self.records: list[dict[str, Any]] = []
+
+    async def start(self, timeout: float = 60.0) -> None:
+        tokens = ",".join(participant_token(self.room, f"chaos{n}") for n in range(self.in_room))
+        room = ["--room", f"/{self.room}", "--room-tokens", tokens] if self.in_room else []
+        self.proc = await asyncio.create_subprocess_exec(
+            shutil.which("node") or "node", str(CLIENTS_JS), "--url", self.edge, "--namespace",
+            f"/data/{self.link_id}", "--token", agent_token(), "--clients", str(self.count), *room,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            limit=2**26,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if json.loads(line or b"{}").get("type") != "ready":
+            raise RuntimeError(f"chaos clients did not connect: {line!r}")
+
+    def chat(self, text: str) -> None:
+        """The first room client sends chat line ``text`` (``chat-message``, as the patient's page does)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        payload = {"identity": "chaos0", "chat_identity": "c-chaos0", "userName": "Guest-0", "userType": "user",
+                   "text": text, "color": "#FF5733", "replyToMessageId": 0}  # fmt: skip
+        self.proc.stdin.write(json.dumps({"chat": payload}).encode() + b"\n")
+
+    def acknowledge_chats(self, sent: list[Sent]) -> None:
+        """A chat line counts as acknowledged when its sender got it back: realtime broadcasts it to the room only
+        once conference stored it."""
+        senders = [r for r in self.records if r.get("room")]
+        echoed = set(senders[0]["chats"]) if senders else set()
+        for record in sent:
+            if record.kind == "chat":
+                record.ok = record.key in echoed
+                record.status = 200 if record.ok else 0
+
+    async def stop(self) -> None:
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(b'{"stop": true}\n')
+        await self.proc.stdin.drain()
+        async for line in self.proc.stdout:
+            record = json.loads(line)
+            if record.get("type") == "client":
+                self.records.append(record)
+        await self.proc.wait()
+
+    def count_missed(self, row: Row, sent: list[Sent]) -> None:
+        """Per client, the acknowledged positions of ``row.fault`` whose ``position`` emit it did not get. Realtime
+        promises no replay of ``position`` emits on reconnect (a reconnected client catches up from the next
+        ``history`` push), so a miss is allowed only near a reconnect of that client: within MARGIN of the time
+        between its disconnect and its connect again; any other is ``missed_connected``, which must be 0."""
+        positions = {int(x.key): x.at for x in sent if x.fault == row.fault and x.kind == "position" and x.ok}
+        chats = {x.key: x.at for x in sent if x.fault == row.fault and x.kind == "chat" and x.ok}
+        row.missed, row.missed_connected, row.missed_redis, row.reconnected = 0, 0, 0, 0
+        redis_down = (row.fault_from - MARGIN, row.fault_to + REDIS_TAIL) if row.fault == "redis-kill" else (0.0, 0.0)
+        for record in self.records:
+            acked: dict[Any, float] = chats if record.get("room") else positions
+            got = set(record["chats"]) if record.get("room") else {_seq(v) for v in record["positions"] if v}
+            gaps = [(d / 1000, (next((c for c in record["connects"] if c >= d), d + 1e12)) / 1000)
+                    for d in record["disconnects"]]  # fmt: skip
+            gaps = [(d, c) for d, c in gaps if d <= row.ended_at + MARGIN and c >= row.started_at - MARGIN]
+            row.reconnected += bool(gaps)
+            for seq, at in acked.items():
+                if seq in got:
+                    continue
+                row.missed += 1
+                if any(d - MARGIN <= at <= c + MARGIN for d, c in gaps):
+                    continue
+                if redis_down[0] <= at <= redis_down[1]:
+                    row.missed_redis += 1
+                else:
+                    row.missed_connected += 1
+
+
+async def open_room(nats_url: str, room: str) -> None:
+    """Open ``room`` in conference as the agent console's start of a call does (RPC_ROOM_ENSURE), so its namespace
+    ``/<room>`` takes the room clients."""
+    nc = await nats.connect(nats_url)
+    try:
+        reply = await nc.request(RPC_ROOM_ENSURE, json.dumps({"room": room, "service": 999}).encode(), timeout=10)
+    finally:
+        await nc.close()
+    if not json.loads(reply.data).get("ok"):
+        raise RuntimeError(f"room {room} not opened: {reply.data!r}")
+
+
 @contextlib.contextmanager
-def chaos_suite(run_dir: Path, pairs: bool = False) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
+def chaos_suite(
+    run_dir: Path, pairs: bool = False, private_db: bool = True
+) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
     """The private suite; with ``pairs`` a second instance of each killed service serves behind the same edge
-    upstream while the first is killed."""
+    upstream while the first is killed. The brokers are [NATS, Redis] and, with ``private_db`` (the default), the
+    suite's own mariadbd third, so the MariaDB faults can be run; without it the databases are ``chaos_`` ones on
+    the machine's server, dropped afterwards."""
+    global mysql_port
     brokers, nats_url, redis_url = start_private_brokers(run_dir)
+    extra_env: dict[str, str] = {}
+    if private_db:
+        mariadb, port = start_private_mariadb(run_dir)
+        brokers.append(mariadb)
+        extra_env["MYSQL_PORT"] = str(port)
+        mysql_port = port
     local = LocalSuite(
         edge_port=free_port(),
         service_ports={s: free_port() for s in SERVICES},
@@ -313,23 +559,31 @@ def chaos_suite(run_dir: Path, pairs: bool = False) -> Iterator[tuple[LocalSuite
         redis_url=redis_url,
         run_dir=run_dir,
         second_ports={s: free_port() for s in KILLED} if pairs else {},
+        extra_env=extra_env,
     )
     try:
-        local.start(SERVICES)
+        local.start(SERVICES, timeout=180)  # ten processes starting (and migrating) at once on a busy machine
         yield local, brokers
     finally:
         local.stop()
         for broker in brokers:
             broker.kill()
             broker.wait(10)
-        drop = "".join(f"DROP DATABASE IF EXISTS `{local.db_name(s)}`;" for s in SERVICES)
-        subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False, capture_output=True)  # noqa: S607
+        mysql_port = 3306
+        if not private_db:
+            drop = "".join(f"DROP DATABASE IF EXISTS `{local.db_name(s)}`;" for s in DB_SERVICES)
+            subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False, capture_output=True)  # noqa: S607
 
 
 async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], faults: list[str], rate: float,
-                     load_s: float, recovery: float) -> tuple[list[Row], Chaos]:  # fmt: skip
-    """Load through the edge for the whole run; each fault in turn after ``load_s`` of load, then its checks."""
-    chaos = Chaos(local, brokers, rate)
+                     load_s: float, recovery: float, clients: int = 0, db_stall: float = DB_STALL,
+                     in_room: int | None = None) -> tuple[list[Row], Chaos]:  # fmt: skip
+    """Load through the edge for the whole run; each fault in turn after ``load_s`` of load, then its checks. With
+    ``clients``, that many Socket.IO clients on the load's link namespace count the emits they missed."""
+    if any(f.startswith("mariadb-") for f in faults) and len(brokers) < 3:
+        raise ValueError("the MariaDB faults need the suite's private server (chaos_suite(private_db=True))")
+    chaos = Chaos(local, brokers, rate, db_stall)
+    in_room = max(2, clients // 10) if in_room is None else in_room  # room clients beside the link's, for chat
     rows: list[Row] = []
     async with httpx.AsyncClient(base_url=local.edge, limits=httpx.Limits(max_connections=64)) as client:
         headers = {"Authorization": f"Bearer {agent_token()}"}
@@ -338,10 +592,16 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
                                     headers=headers, timeout=30)  # fmt: skip
         created.raise_for_status()
         chaos.link_id = created.json()["linkID"]
+        sockets = Clients(local.edge, chaos.link_id, clients, chaos.room, in_room) if clients else None
+        if sockets and in_room:
+            await open_room(local.nats_url, chaos.room)
+        if sockets:
+            await sockets.start()
+            chaos.clients = sockets
         load = asyncio.create_task(chaos.load(client))
         try:
             for fault in faults:
-                row = Row(fault)
+                row = Row(fault, started_at=time.time())
                 chaos.fault = fault
                 await asyncio.sleep(load_s)
                 lifted = await chaos.inject(fault, row)
@@ -356,32 +616,44 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
                 row.died += [f"broker {p.args[0]}" for p in chaos.brokers if p.poll() is not None]
                 await asyncio.sleep(load_s)  # load after recovery, still counted under this fault
                 chaos.fault = f"after {fault}"
+                row.ended_at = time.time()
                 rows.append(row)
         finally:
             chaos.stopping = True
             await load
         for row in rows:
             await chaos.check(row.fault, row, recovery)
+        if sockets:
+            await asyncio.sleep(3)  # the last emits on their way (every event is consumed by now: checked)
+            await sockets.stop()
+            sockets.acknowledge_chats(chaos.sent)
+            for row in rows:
+                await chaos.check_chats(row)
+                sockets.count_missed(row, chaos.sent)
     return rows, chaos
 
 
 def table(rows: list[Row]) -> str:
     lines = [
         "| fault | requests | 2xx | lost writes | duplicate effects | missed emits | hung | /ready 503 seen on "
-        "| outbox backlog at lift | recovery s |",
-        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|",
+        "| clients reconnected | outbox backlog at lift | recovery s |",
+        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r.fault} | {r.requests} | {r.ok} | {r.lost} | {r.duplicates} | n/a | {r.hung} "
-                     f"| {r.not_ready_seen} | {r.backlog} | {r.recovery_s:.1f} |")  # fmt: skip
-    lines.append("| mariadb-stop | - | - | - | - | - | - | not run: the machine's MariaDB is shared | - | - |")
+        missed = "n/a" if r.missed is None else f"{r.missed} (Redis down {r.missed_redis}, other {r.missed_connected})"
+        clients = "-" if r.missed is None else str(r.reconnected)
+        lines.append(f"| {r.fault} | {r.requests} | {r.ok} | {r.lost} | {r.duplicates} | {missed} | {r.hung} "
+                     f"| {r.not_ready_seen} | {clients} | {r.backlog} | {r.recovery_s:.1f} |")  # fmt: skip
     return "\n".join(lines)
 
 
 def failures(rows: list[Row]) -> list[str]:
-    bad = [f"{r.fault}: {'; '.join(r.detail)}" for r in rows if r.lost or r.duplicates or r.hung]
+    bad = [f"{r.fault}: {'; '.join([*r.detail, *([f'{r.hung} hung past {TIMEOUT:.0f} s'] if r.hung else [])])}"
+           for r in rows if r.lost or r.duplicates or r.hung]  # fmt: skip
     bad += [f"{r.fault}: /ready never said 503 while the broker was down" for r in rows if r.not_ready_seen == "NONE"]
     bad += [f"{r.fault}: exited and not restarted: {r.died}" for r in rows if r.died]
+    bad += [f"{r.fault}: {r.missed_connected} emits missed by clients away from any reconnect of theirs"
+            for r in rows if r.missed_connected]  # fmt: skip
     bad += [f"{r.fault}: not ready (or outboxes not drained) after the recovery wait" for r in rows if not r.recovered]
     return bad
 
@@ -394,10 +666,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--single",
         action="store_true",
-        help="one instance per service (default: link, "
-        "telemetry and recording run twice behind the edge, one killed while the other serves)",
+        help="one instance per service (default: every service runs twice behind the edge, one killed while the "
+        "other serves)",
     )
     parser.add_argument("--recovery", type=float, default=90.0, help="seconds to wait for ready and for the checks")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=200,
+        help="Socket.IO clients on the load's link namespace (0: none, missed emits n/a)",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)  # the dev LiveKit secret
     faults = [f for f in args.faults.split(",") if f]
@@ -408,7 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         with chaos_suite(run_dir, pairs=not args.single) as (local, brokers):
-            rows, _ = asyncio.run(run_faults(local, brokers, faults, args.rate, args.load, args.recovery))
+            rows, _ = asyncio.run(run_faults(local, brokers, faults, args.rate, args.load, args.recovery,
+                                             args.clients))  # fmt: skip
     finally:
         if os.environ.get("KEEP_CHAOS_LOGS"):
             print(f"logs kept in {run_dir}")

@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 
 from prometheus_client import Histogram
 
-from servicekit.db import Connection, Database, retry_rolled_back
+from servicekit.db import Connection, Database, retry_rolled_back, server_unreachable
 
 log = logging.getLogger("servicekit.batching")
 
@@ -119,6 +119,10 @@ class GroupCommit(Generic[Item, Result]):
         try:  # a caller that gave up waiting (cancelled) still has its write applied: it may have been seen
             results = await self._apply([item for item, _ in batch])
         except Exception as exc:  # noqa: BLE001 - handed to the caller(s), never lost
+            if server_unreachable(exc):  # one by one would only wait on the server again per item; so would the
+                for _item, waiter in batch + self._take_queued():  # writes queued meanwhile: they fail with it
+                    _settle_error(waiter, exc)
+                return
             if len(batch) == 1:
                 _settle_error(batch[0][1], exc)
                 return
@@ -130,6 +134,13 @@ class GroupCommit(Generic[Item, Result]):
         for (_item, waiter), result in zip(batch, results, strict=True):
             if not waiter.done():
                 waiter.set_result(result)
+
+    def _take_queued(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        taken = []
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+            self._queue.task_done()
+        return taken
 
     async def _apply(self, items: list[Item]) -> Sequence[Result]:
         async def transaction() -> Sequence[Result]:

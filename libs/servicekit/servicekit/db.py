@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import re
@@ -81,11 +82,58 @@ def decode_json_row(raw: str | bytes, dates: Iterable[str] = ()) -> dict[str, An
     return row
 
 
-class Connection:
-    """A pooled connection; inside :meth:`Database.transaction` everything runs in one transaction."""
+class StatementTimeout(asyncmy.errors.OperationalError):
+    """MariaDB did not answer a statement within the connection's ``timeout`` (a stalled or unreachable server).
+    The connection is closed (its protocol state is unknown) and dropped by the pool; the statement's outcome is
+    unknown too, so callers treat it as any lost connection: the request answers an error, nothing is acknowledged."""
 
-    def __init__(self, raw: Any, in_transaction: bool = False) -> None:
+
+def server_unreachable(exc: BaseException) -> bool:
+    """The error says the server could not be reached or did not answer (the client's own error codes, 2000-2999:
+    cannot connect, gone away, lost connection, a StatementTimeout), nothing about the statement or its data."""
+    return isinstance(exc, asyncmy.errors.OperationalError) and bool(exc.args) and 2000 <= exc.args[0] < 3000
+
+
+@asynccontextmanager
+async def _bounded(raw: Any, seconds: float | None) -> AsyncIterator[None]:
+    """Fail with StatementTimeout when the block waits on the server longer than ``seconds`` (None: no limit)."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        raw.close()  # a cancelled exchange leaves the protocol desynced: never reuse this connection
+        raise StatementTimeout(2013, f"no answer from MySQL within {seconds} s") from exc
+
+
+class _BoundedAcquire:
+    """A checkout that waits at most ``timeout`` when no connection is free: the pool opens new connections under
+    its lock, and the driver's handshake has no timeout of its own, so a stalled server would hold every caller."""
+
+    def __init__(self, pool: Any, timeout: float) -> None:
+        self.pool, self.timeout, self.raw = pool, timeout, None
+
+    async def __aenter__(self) -> Any:
+        try:
+            async with asyncio.timeout(self.timeout):
+                self.raw = await self.pool.acquire()
+        except TimeoutError as exc:
+            raise StatementTimeout(2013, f"no MySQL connection within {self.timeout} s") from exc
+        return self.raw
+
+    async def __aexit__(self, *_: object) -> None:
+        released = self.pool.release(self.raw)
+        if inspect.isawaitable(released):
+            await released
+
+
+class Connection:
+    """A pooled connection; inside :meth:`Database.transaction` everything runs in one transaction. Each statement
+    fails with :class:`StatementTimeout` after ``timeout`` seconds without an answer (None: waits as long as the
+    server takes, e.g. for migrations)."""
+
+    def __init__(self, raw: Any, in_transaction: bool = False, timeout: float | None = None) -> None:
         self.raw = raw
+        self.timeout = timeout
         self.in_transaction = in_transaction
         self.events_added = 0  # outbox rows written in this transaction
         self.outbox_rows: list[tuple[Any, ...]] = []  # servicekit.bus: events waiting for the commit
@@ -99,25 +147,25 @@ class Connection:
             await hook()
 
     async def fetch_one(self, sql: str, args: Args = ()) -> dict[str, Any] | None:
-        async with self.raw.cursor(DictCursor) as cur:
+        async with _bounded(self.raw, self.timeout), self.raw.cursor(DictCursor) as cur:
             await cur.execute(sql, args)
             return await cur.fetchone()
 
     async def fetch_json_row(self, sql: str, args: Args = (), dates: Iterable[str] = ()) -> dict[str, Any] | None:
         """The first row of a query whose first column is a :func:`json_row_sql` document, decoded."""
-        async with self.raw.cursor() as cur:
+        async with _bounded(self.raw, self.timeout), self.raw.cursor() as cur:
             await cur.execute(sql, args)
             found = await cur.fetchone()
         return None if found is None else decode_json_row(found[0], dates)
 
     async def fetch_all(self, sql: str, args: Args = ()) -> list[dict[str, Any]]:
-        async with self.raw.cursor(DictCursor) as cur:
+        async with _bounded(self.raw, self.timeout), self.raw.cursor(DictCursor) as cur:
             await cur.execute(sql, args)
             return list(await cur.fetchall())
 
     async def execute(self, sql: str, args: Args = ()) -> int:
         """Run a statement; returns the number of rows it changed."""
-        async with self.raw.cursor() as cur:
+        async with _bounded(self.raw, self.timeout), self.raw.cursor() as cur:
             return await cur.execute(sql, args)
 
     async def execute_rows(
@@ -131,13 +179,13 @@ class Connection:
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
             sql = f"{head} {', '.join([row] * len(chunk))} {tail}"
-            async with self.raw.cursor() as cur:
+            async with _bounded(self.raw, self.timeout), self.raw.cursor() as cur:
                 changed += await cur.execute(sql, [value for values in chunk for value in values])
         return changed
 
     async def insert(self, sql: str, args: Args = ()) -> int:
         """Run an INSERT; returns the new AUTO_INCREMENT id."""
-        async with self.raw.cursor() as cur:
+        async with _bounded(self.raw, self.timeout), self.raw.cursor() as cur:
             await cur.execute(sql, args)
             return cur.lastrowid
 
@@ -171,8 +219,9 @@ class LockTimeout(Exception):
 
 
 class Database:
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, timeout: float | None = None) -> None:
         self.pool = pool
+        self.timeout = timeout  # per statement, commit and connect (CommonSettings.mysql_timeout); None: no limit
         # Run after a transaction that wrote outbox events commits: the relay publishes without polling delay.
         self.on_events_committed: list[Callable[[], None]] = []
 
@@ -189,6 +238,9 @@ class Database:
             autocommit=True,
             conv=CONVERSIONS,
         )
+        timeout = settings.mysql_timeout or None
+        if timeout:
+            common["connect_timeout"] = max(1, round(timeout))  # the driver takes whole seconds
         if create:
             conn = await asyncmy.connect(**common)
             try:
@@ -203,7 +255,7 @@ class Database:
         pool = await asyncmy.create_pool(
             db=settings.mysql_database, minsize=1, maxsize=settings.mysql_pool_size, pool_recycle=3600, **common
         )
-        return cls(pool)
+        return cls(pool, timeout)
 
     async def close(self) -> None:
         self.pool.close()
@@ -213,12 +265,14 @@ class Database:
         pool = self.pool
         if not pool.freesize and pool.size >= pool.maxsize:  # every connection is lent out: this acquire waits
             metrics.DB_POOL_WAITS.inc()
-        return pool.acquire()
+        if pool.freesize or self.timeout is None:
+            return pool.acquire()
+        return _BoundedAcquire(pool, self.timeout)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         async with self._acquire() as raw:
-            yield Connection(raw)
+            yield Connection(raw, timeout=self.timeout)
 
     @asynccontextmanager
     async def transaction(self, read_committed: bool = False) -> AsyncIterator[Connection]:
@@ -227,39 +281,51 @@ class Database:
         ``read_committed`` runs it at READ COMMITTED, where locking reads take no gap locks (the outbox relay
         scans pending rows with FOR UPDATE while other transactions insert new ones)."""
         async with self._acquire() as raw:
-            conn = Connection(raw, in_transaction=True)
+            conn = Connection(raw, in_transaction=True, timeout=self.timeout)
             if read_committed:  # applies to the next transaction of this connection only
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            await raw.begin()
+            async with _bounded(raw, self.timeout):
+                await raw.begin()
             try:
                 yield conn
                 await conn.run_before_commit()
             except BaseException:
-                await raw.rollback()
+                await self._rollback(raw)
                 raise
-            await raw.commit()
+            async with _bounded(raw, self.timeout):
+                await raw.commit()
         self._committed(conn)
+
+    async def _rollback(self, raw: Any) -> None:
+        if raw.connected:  # a statement that timed out closed it: the server rolls back on its own
+            async with _bounded(raw, self.timeout):
+                await raw.rollback()
 
     @asynccontextmanager
     async def locked_transaction(self, lock: str, timeout: float) -> AsyncIterator[Connection]:
         """A transaction holding the MySQL named lock ``lock`` until after it commits, so concurrent work on the
         same key (e.g. creating a room of one name) is serialised across replicas without a unique key."""
         async with self.connection() as conn:
+            conn.timeout = None if self.timeout is None else self.timeout + timeout  # GET_LOCK waits up to timeout
             got = await conn.fetch_one("SELECT GET_LOCK(%s, %s) AS got", (lock, timeout))
+            conn.timeout = self.timeout
             if not got or got["got"] != 1:
                 raise LockTimeout(lock)
             try:
-                await conn.raw.begin()
+                async with _bounded(conn.raw, self.timeout):
+                    await conn.raw.begin()
                 conn.in_transaction = True
                 try:
                     yield conn
                     await conn.run_before_commit()
                 except BaseException:
-                    await conn.raw.rollback()
+                    await self._rollback(conn.raw)
                     raise
-                await conn.raw.commit()
+                async with _bounded(conn.raw, self.timeout):
+                    await conn.raw.commit()
             finally:
-                await conn.fetch_one("SELECT RELEASE_LOCK(%s) AS released", (lock,))
+                if conn.raw.connected:  # else the lock went with the connection
+                    await conn.fetch_one("SELECT RELEASE_LOCK(%s) AS released", (lock,))
         self._committed(conn)
 
     def _committed(self, conn: Connection) -> None:
@@ -308,6 +374,7 @@ async def migrate(db: Database, service_migrations: Path | None) -> list[str]:
     sources = [("servicekit", kit_dir), *own]
     applied_now: list[str] = []
     async with db.connection() as conn:
+        conn.timeout = None  # DDL on a large table takes as long as it takes
         await conn.fetch_one("SELECT GET_LOCK('schema_migrations', 60) AS got")
         try:
             await conn.execute(

@@ -21,6 +21,9 @@ class CommonSettings(msgspec.Struct, kw_only=True):
     mysql_password: str = ""
     mysql_database: str = ""
     mysql_pool_size: int = 10
+    # Seconds a statement, a commit or a new connection may wait on MariaDB before it fails (0: no limit): a
+    # stalled server then costs the request an error answer instead of a request hung until the server is back.
+    mysql_timeout: float = 4.0
     redis_url: str = ""
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379

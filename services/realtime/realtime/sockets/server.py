@@ -46,6 +46,7 @@ ANONYMOUS_DASHBOARD = SocketUser("", None, None, None, False, False)
 COMPAT_NAMESPACES = ("socket.io /newqueue (queue page included)", "socket.io /queue", "socket.io /notification")
 # One pub/sub channel shared by every realtime instance (python-socketio's manager protocol).
 MANAGER_CHANNEL = "realtime-socketio"
+RESUBSCRIBE_S = 1.0  # while Redis is away, the pub/sub subscription is tried again this often
 # How long a connect waits for the namespace's owner on a registry miss (socket.io-client's own connect
 # timeout is 20 s; an owner that is down must not hold the handshake long).
 OWNER_TIMEOUT_SECONDS = 1.5
@@ -132,6 +133,24 @@ class RealtimeManager(socketio.AsyncRedisManager):
                             done.set_result(None)
         finally:
             self._publisher = None
+
+    async def _redis_listen_with_retries(self) -> Any:
+        """The subscription, subscribed again every ``RESUBSCRIBE_S`` while Redis is away (the library's back-off
+        doubles up to 60 s): every message published between Redis coming back and the subscription is lost to
+        this instance's sockets, so the gap is kept to about a second."""
+        subscribed = False
+        while True:
+            try:
+                if not subscribed:
+                    self._redis_connect()
+                    await self.pubsub.subscribe(self.channel)
+                    subscribed = True
+                async for message in self.pubsub.listen():
+                    yield message
+            except Exception as exc:  # noqa: BLE001 - any Redis failure: subscribe again
+                log.warning("Redis subscription lost; subscribing again", extra={"redis_exception": str(exc)})
+                subscribed = False
+                await asyncio.sleep(RESUBSCRIBE_S)
 
     async def _listen(self) -> Any:
         own = f'"host_id": "{self.host_id}"'.encode()
