@@ -30,13 +30,14 @@ Checks per fault, over the writes sent during it: every 2xx position has its usa
 LINK_LOCATION_UPDATED, handled once by telemetry (handled_event); every 2xx link has its link_connect row and its
 LINK_CREATED handled by telemetry; every 2xx webhook has its receipt and exactly one published
 RECORDING_WEBHOOK_RECEIVED, handled by telemetry; every chat line acknowledged (its sender got realtime's broadcast,
-sent only once conference stored it) is in chat_message, none twice; no request ran past its 10 s timeout; /ready
+sent only once conference stored it) is in chat_message, none twice; no request ran past its 10 s timeout; no
+answer was a 500 (a dependency's outage answers 503); /ready
 answered 503 on some service while a broker or MariaDB was down; no process died but the one killed. Missed emits:
 per client, the acknowledged positions (room clients: chat lines) whose emit it never got. Realtime replays no emit
 after a reconnect, and while Redis is away its pub/sub loses the emits of the other instance (README "High
 availability"), so a miss is allowed within MARGIN of a client's own reconnect or from a Redis kill until REDIS_TAIL
 after Redis is back; any other miss ("other") fails the run. Prints a markdown table; exit 1 on a lost write, a
-duplicate, a hung request or an "other" missed emit.
+duplicate, a hung request, a 500 or an "other" missed emit.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class Row:
     checked: str = ""
     backlog: int = 0  # outbox rows not yet published when the fault was lifted
     refused: str = ""  # the answers that were not 2xx, by kind and status
+    server_errors: int = 0  # answers 500: a dependency's outage must say 503 (retry), never "the request broke"
     recovered: bool = True  # every /ready 200 and the outbox backlog published within the recovery wait
     died: list[str] = field(default_factory=list)  # processes that exited besides the one killed (and restarted)
     detail: list[str] = field(default_factory=list)
@@ -323,6 +325,7 @@ class Chaos:
         row.requests, row.ok, row.hung = len(mine), sum(s.ok for s in mine), sum(s.hung for s in mine)
         refused = collections.Counter(f"{s.kind} {s.status or 'no answer'}" for s in mine if not s.ok)
         row.refused = ", ".join(f"{k}: {n}" for k, n in sorted(refused.items())) or "none"
+        row.server_errors = sum(s.status == 500 for s in mine)
 
     async def check_chats(self, row: Row) -> None:
         """Once the chat lines' acknowledgements are known (Clients.acknowledge_chats): every acknowledged line of
@@ -651,6 +654,7 @@ def failures(rows: list[Row]) -> list[str]:
     bad = [f"{r.fault}: {'; '.join([*r.detail, *([f'{r.hung} hung past {TIMEOUT:.0f} s'] if r.hung else [])])}"
            for r in rows if r.lost or r.duplicates or r.hung]  # fmt: skip
     bad += [f"{r.fault}: /ready never said 503 while the broker was down" for r in rows if r.not_ready_seen == "NONE"]
+    bad += [f"{r.fault}: {r.server_errors} answers 500 (an outage answers 503)" for r in rows if r.server_errors]
     bad += [f"{r.fault}: exited and not restarted: {r.died}" for r in rows if r.died]
     bad += [f"{r.fault}: {r.missed_connected} emits missed by clients away from any reconnect of theirs"
             for r in rows if r.missed_connected]  # fmt: skip

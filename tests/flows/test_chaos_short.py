@@ -1,11 +1,11 @@
-"""The short form of ``just chaos`` (tests/chaos/run.py): a private suite (its own mariadbd, NATS and Redis) under a few
-seconds of mixed load (positions, link creation, signed webhooks through the edge, 20 Socket.IO clients on the
+"""The short form of ``just chaos`` (tests/chaos/run.py): a private suite (its own mariadbd, NATS and Redis) under a
+few seconds of mixed load (positions, link creation, signed webhooks through the edge, 20 Socket.IO clients on the
 positions' link namespace, 2 in the room namespace, one of them sending chat lines) while NATS is killed with -9 and
 restarted, then link, then MariaDB is frozen (SIGSTOP) for 6 s, longer than MYSQL_TIMEOUT. Every acknowledged write
 is stored, every event it caused was published and consumed by telemetry, nothing twice, no request hung past its
-timeout (the services answer an error when MariaDB does not answer), /ready said 503 while NATS or MariaDB was down,
-and every client got every position emit and chat line. Then the checker is shown to catch a loss: one acknowledged
-position's row deleted, the same check counts it lost; one stored twice, it counts a duplicate."""
+timeout (the services answer 503 when MariaDB does not answer, never 500), /ready said 503 while NATS or MariaDB was
+down, and every client got every position emit and chat line. Then the checker is shown to catch a loss: one
+acknowledged position's row deleted, the same check counts it lost; one stored twice, it counts a duplicate."""
 
 from __future__ import annotations
 

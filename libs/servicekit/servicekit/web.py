@@ -28,7 +28,7 @@ from servicekit import compat, metrics
 from servicekit.batching import GroupCommit
 from servicekit.bus import Bus, OutboxRelay
 from servicekit.cors import CorsMiddleware, CorsPolicy
-from servicekit.db import Database, migrate
+from servicekit.db import Database, migrate, server_unreachable
 from servicekit.logs import request_id, setup_logging
 from servicekit.schedule import Scheduler
 from servicekit.settings import CommonSettings
@@ -73,6 +73,12 @@ def _on_http_error(_: Request, exc: HTTPException) -> Response:
 
 
 def _on_unexpected(request: Request, exc: Exception) -> Response:
+    if server_unreachable(exc):
+        # MariaDB down, stalled or restarting: nothing was acknowledged, and the same request may succeed in a
+        # moment (or on another instance); 503 says so, where a 500 would say the request itself broke something.
+        log.warning("database unreachable", extra={"path": request.url.path, "error": str(exc)})
+        return Response({"status": "FAIL", "message": "Service Unavailable"}, status_code=503,
+                        headers={"Retry-After": "1"})  # fmt: skip
     log.exception("unhandled error", extra={"path": request.url.path})
     return Response({"status": "FAIL", "message": "Internal Server Error"}, status_code=500)
 
