@@ -28,6 +28,7 @@ from tests.sockets import (
     location_event,
     participant,
     publish,
+    room_name,
     room_user,
     wait_registered,
 )
@@ -267,3 +268,27 @@ async def test_killing_an_instance_loses_no_event_and_frees_its_users(
 async def _status_is(suite: Any, room: str, identity: str, status: str) -> bool:
     row = await room_user(suite, room, identity)
     return bool(row and row["status"] == status)
+
+
+async def test_a_stopping_instance_with_websocket_clients_exits_at_once(
+    suite: Any, failover: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    """SIGTERM (a rolling restart) with a websocket client connected: after its drain and shutdown the instance
+    exits, which closes the client's connection ("transport close": it reconnects, through the edge, to another
+    instance); it used to linger until the websocket's handler, cancelled at exit, gave up (30 s and more)."""
+    edge, stopping = failover
+    link = link_id()
+    await publish(suite.nats_url, "link", LINK_CREATED, link_created(link, room_name(), room_created=False))
+    await wait_registered(suite, f"/data/{link}")
+    crm = await listen(NODE, f"{edge}/data/{link}", "--token", suite.agent_token(), "--count", "99",
+                       "--timeout", "60000", "--transport", "websocket")  # fmt: skip
+    try:
+        await crm.connected()
+        await crm.until("event", "connection-success")
+        signalled = time.monotonic()
+        stopping.send_signal(signal.SIGTERM)
+        assert (await crm.until("disconnect", timeout=15))["reason"] == "transport close"
+        assert await asyncio.to_thread(stopping.wait, 15) == 0
+        assert time.monotonic() - signalled < 10  # the drain (1.5 s) and the close, not a websocket's ping timeout
+    finally:
+        await crm.close()

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import importlib
 import logging
+import os
 import signal
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import uvloop
 from granian.constants import Interfaces
@@ -26,6 +29,8 @@ from granian.log import LogLevels
 from granian.server.embed import Server
 
 from servicekit.web import DRAIN
+
+LEFTOVER_TASKS_SECONDS = 1.0  # at exit, cancelled connection handlers get this long to finish
 
 
 def load_target(spec: str) -> Any:
@@ -60,7 +65,7 @@ async def serve(target: Any, host: str, port: int, websockets: bool, backlog: in
     return bool(server.interrupt_signal) and not server.interrupt_children
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> NoReturn:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", help="module:attribute of the ASGI app, e.g. link.app:app")
     parser.add_argument("--host", default="127.0.0.1")
@@ -71,9 +76,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("_granian").setLevel(logging.WARNING)
     # Imported before the loop starts, so a broken app fails here, not after the socket is bound.
     target = load_target(args.target)
-    stopped_on_signal = uvloop.run(serve(target, args.host, args.port, args.ws, args.backlog))
-    return 0 if stopped_on_signal else 1
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    stopped_on_signal = loop.run_until_complete(serve(target, args.host, args.port, args.ws, args.backlog))
+    # The server and the app's shutdown are done. What is left are handlers of connections the server still held
+    # (open websockets): cancelled, they wait on the server's side of the socket, which never answers again, so
+    # waiting for them (asyncio.run does) kept the process alive until each client's ping timed out. Give them a
+    # moment, then leave without waiting: the exit closes their sockets and the clients reconnect elsewhere.
+    leftovers = asyncio.all_tasks(loop)
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        loop.run_until_complete(asyncio.wait(leftovers, timeout=LEFTOVER_TASKS_SECONDS))
+    atexit._run_exitfuncs()  # noqa: SLF001 - what a normal exit runs first: litestar's log listener flushes
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if stopped_on_signal else 1)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
