@@ -35,9 +35,7 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,13 +43,12 @@ from typing import Any
 import httpx
 import jwt
 
-from deploy.local import LocalSuite, free_port, start_private_brokers, wait_http
+from deploy.local import LocalSuite, wait_http
 from tests.bench.run import agent_token
-from tests.chaos.run import TIMEOUT, Chaos, Row, Sent
+from tests.chaos.run import TIMEOUT, Chaos, Row, Sent, chaos_suite
 from tests.sockets import JS_DIR, NODE
 
 SERVICES = ["auth", "conference", "link", "telemetry", "recording", "realtime"]
-WITH_DATABASE = ["conference", "link", "telemetry", "recording"]
 START_TIMEOUT = 180.0  # s for an instance to answer /ready 200
 DRAIN_LIMIT = 30.0  # s a SIGTERMed instance may take to exit before it is killed (and the run fails)
 # What each read asks, per service the writes do not reach through the edge.
@@ -132,32 +129,12 @@ async def open_sockets(edge: str, count: int) -> Sockets:
     return Sockets(proc, count)
 
 
-@contextlib.contextmanager
 def rolling_suite(
     run_dir: Path, services: list[str], running: list[str] = SERVICES
-) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
+) -> contextlib.AbstractContextManager[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
     """``running`` (default: every service; the load needs conference, link, telemetry and recording) behind the
-    edge, two instances of each of ``services``."""
-    brokers, nats_url, redis_url = start_private_brokers(run_dir)
-    local = LocalSuite(
-        edge_port=free_port(),
-        service_ports={s: free_port() for s in running},
-        db_prefix=f"roll_{uuid.uuid4().hex[:8]}_",
-        nats_url=nats_url,
-        redis_url=redis_url,
-        run_dir=run_dir,
-        second_ports={s: free_port() for s in services},
-    )
-    try:
-        local.start(running, timeout=START_TIMEOUT)  # a dozen processes at once: slow on a busy machine
-        yield local, brokers
-    finally:
-        local.stop()
-        for broker in brokers:
-            broker.kill()
-            broker.wait(10)
-        drop = "".join(f"DROP DATABASE IF EXISTS `{local.db_name(s)}`;" for s in WITH_DATABASE)
-        subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False, capture_output=True)  # noqa: S607
+    edge, two instances of each of ``services``; ``roll_`` databases on the machine's MariaDB, dropped afterwards."""
+    return chaos_suite(run_dir, private_db=False, services=running, second=services, db_prefix="roll")
 
 
 def stop_instance(local: LocalSuite, name: str) -> tuple[float, bool]:

@@ -540,12 +540,17 @@ async def open_room(nats_url: str, room: str) -> None:
 
 @contextlib.contextmanager
 def chaos_suite(
-    run_dir: Path, pairs: bool = False, private_db: bool = True
+    run_dir: Path,
+    pairs: bool = False,
+    private_db: bool = True,
+    services: list[str] = SERVICES,
+    second: list[str] | None = None,
+    db_prefix: str = "chaos",
 ) -> Iterator[tuple[LocalSuite, list[subprocess.Popen[bytes]]]]:
-    """The private suite; with ``pairs`` a second instance of each killed service serves behind the same edge
-    upstream while the first is killed. The brokers are [NATS, Redis] and, with ``private_db`` (the default), the
-    suite's own mariadbd third, so the MariaDB faults can be run; without it the databases are ``chaos_`` ones on
-    the machine's server, dropped afterwards."""
+    """A private suite of ``services`` behind the edge; a second instance of each of ``second`` (``pairs``: of each
+    killed service) serves behind the same edge upstream. The brokers are [NATS, Redis] and, with ``private_db``
+    (the default), the suite's own mariadbd third, so the MariaDB faults can be run; without it the databases are
+    ``<db_prefix>_`` ones on the machine's server, dropped afterwards."""
     global mysql_port
     brokers, nats_url, redis_url = start_private_brokers(run_dir)
     extra_env: dict[str, str] = {}
@@ -554,18 +559,19 @@ def chaos_suite(
         brokers.append(mariadb)
         extra_env["MYSQL_PORT"] = str(port)
         mysql_port = port
+    doubled = second if second is not None else (KILLED if pairs else [])
     local = LocalSuite(
         edge_port=free_port(),
-        service_ports={s: free_port() for s in SERVICES},
-        db_prefix=f"chaos_{uuid.uuid4().hex[:8]}_",
+        service_ports={s: free_port() for s in services},
+        db_prefix=f"{db_prefix}_{uuid.uuid4().hex[:8]}_",
         nats_url=nats_url,
         redis_url=redis_url,
         run_dir=run_dir,
-        second_ports={s: free_port() for s in KILLED} if pairs else {},
+        second_ports={s: free_port() for s in doubled},
         extra_env=extra_env,
     )
     try:
-        local.start(SERVICES, timeout=180)  # ten processes starting (and migrating) at once on a busy machine
+        local.start(services, timeout=180)  # a dozen processes starting (and migrating) at once on a busy machine
         yield local, brokers
     finally:
         local.stop()
@@ -574,7 +580,7 @@ def chaos_suite(
             broker.wait(10)
         mysql_port = 3306
         if not private_db:
-            drop = "".join(f"DROP DATABASE IF EXISTS `{local.db_name(s)}`;" for s in DB_SERVICES)
+            drop = "".join(f"DROP DATABASE IF EXISTS `{local.db_name(s)}`;" for s in services if s not in NO_DATABASE)
             subprocess.run(["mysql", "-uroot", "-h127.0.0.1", "-e", drop], check=False, capture_output=True)  # noqa: S607
 
 

@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
     parser.add_argument("--no-ws", dest="ws", action="store_false", help="refuse WebSocket upgrades (all but realtime)")
     parser.add_argument("--backlog", type=int, default=1024, help="listen backlog")
     args = parser.parse_args(argv)
-    logging.getLogger("_granian").setLevel(logging.WARNING)
     # Imported before the loop starts, so a broken app fails here, not after the socket is bound.
     target = load_target(args.target)
     loop = uvloop.new_event_loop()
