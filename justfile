@@ -73,10 +73,10 @@ lint:
     uv run ruff format --check services libs tests deploy
 
 # Fuzz every operation of the edge's OpenAPI document with schemathesis (EXAMPLES per operation, every phase, a
-# time budget of MAX_TIME seconds per credential) and send the attack corpus, against a private suite on 127.0.0.1
-# only; the figures of the run go to .run/fuzz-figures.jsonl (README: "Fuzzing and attack corpus").
+# time budget of MAX_TIME seconds per credential, a new seed) and send the whole attack corpus, against a private
+# suite on 127.0.0.1 only; the figures of the run go to .run/fuzz-figures.jsonl (README: "Fuzzing and attack corpus").
 fuzz EXAMPLES="25" MAX_TIME="300":
     mkdir -p .run && rm -f .run/fuzz-figures.jsonl .run/attack-figures.json
-    FUZZ_EXAMPLES={{EXAMPLES}} FUZZ_MAX_TIME={{MAX_TIME}} FUZZ_FIGURES=.run/fuzz-figures.jsonl \
-        ATTACK_FIGURES=.run/attack-figures.json timeout $((2 * {{MAX_TIME}} + 900)) \
+    FUZZ_SEED=random FUZZ_EXAMPLES={{EXAMPLES}} FUZZ_MAX_TIME={{MAX_TIME}} FUZZ_FIGURES=.run/fuzz-figures.jsonl \
+        ATTACK_FULL=1 ATTACK_FIGURES=.run/attack-figures.json timeout $((2 * {{MAX_TIME}} + 900)) \
         uv run pytest tests/flows/test_fuzz.py tests/flows/test_attack_corpus.py -p no:cacheprovider -s -q

@@ -149,7 +149,11 @@ def run(
 ) -> dict[str, Any]:
     """One schemathesis run against ``edge`` (127.0.0.1 only); its JSON report, with the console output."""
     assert edge.startswith("http://127.0.0.1:"), edge
-    argv = [sys.executable, "-m", "schemathesis.cli", "run", str(DOCUMENT), "--url", edge,
+    # GET /notification/events streams for as long as it is read: its first event is the answer to check, not
+    # the request timeout's worth of keep-alives (which held a worker 20 s per case).
+    config = report.parent / "schemathesis.toml"
+    config.write_text("max-stream-events = 1\n", encoding="utf-8")
+    argv = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", str(DOCUMENT), "--url", edge,
             "--checks", ",".join(CHECKS), "--phases", phases, "--max-examples", str(examples),
             "--workers", "2", "--request-timeout", "20", "--report", "json", "--report-json-path", str(report),
             "--output-truncate", "true", "--suppress-health-check", "all", "--warnings", "off"]  # fmt: skip

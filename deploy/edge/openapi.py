@@ -222,7 +222,14 @@ PROPERTY_PATTERNS = {
 PATH_PATTERNS = {"notificationId": "^[1-9][0-9]{0,8}$", "recordId": "^[0-9]{1,9}$", "radioNo": "^[A-Za-z0-9_-]{1,64}$",
                  "id": "^[A-Za-z0-9_-]{1,64}$"}  # fmt: skip
 # Query parameters read raw from the request (not through a msgspec Struct) that the handler checks as numbers.
-QUERY_PATTERNS = {"limit": "^([1-9][0-9]{0,5})?$"}  # GET /car/list: blank is the default, 0 is refused
+# The form and range of query values a handler reads as text and bounds itself (blank: the handler's default).
+QUERY_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("/car/list", "limit"): {"pattern": "^([1-9][0-9]{0,5})?$"},  # 0 is refused
+    ("/notification/unread", "limit"): {"pattern": "^([1-9][0-9]{0,2}|1000)?$"},  # 1..1000
+    ("/upload/list", "page"): {"pattern": "^([1-9][0-9]{0,5}|1000000)?$"},  # 1..1,000,000
+    ("/upload/list", "limit"): {"pattern": "^([0-9]{1,6})?$"},  # clamped to 1..100
+    ("/upload/list", "recordType"): {"maxLength": 50},
+}
 # Status codes a handler's source (or a helper of its module) answers: fail(..., 404), ApiError(..., 503, ...).
 _STATUS_IN_SOURCE = re.compile(r"(?:,\s*|status_code=)(40[1-9]|41[0-9]|42[0-9]|50[0-9])\b")
 _CALLED = re.compile(r"\b([a-z_]\w*)\(")
@@ -391,7 +398,7 @@ class _Derived(msgspec.Struct):
     text: bool = False  # answers text/html (the original's res.send(text))
 
 
-def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
+def _derive(handler: Any, service: str, path: str, components: dict[str, Any]) -> _Derived:
     """What the handler's code says about its input and credential."""
     fn: Callable[..., Any] = handler.fn
     source = _source(fn)
@@ -451,7 +458,7 @@ def _derive(handler: Any, service: str, components: dict[str, Any]) -> _Derived:
     for key in _QUERY_GET.findall(source):
         if key not in names:
             names.add(key)
-            schema = {"type": "string"} | ({"pattern": QUERY_PATTERNS[key]} if key in QUERY_PATTERNS else {})
+            schema = {"type": "string"} | QUERY_SCHEMAS.get((path, key), {})
             derived.query.append(_query(key, schema, False, components))
     return derived
 
@@ -693,7 +700,7 @@ def build(table: RouteTable | None = None) -> dict[str, Any]:
                     raise ValueError(f"{service} documents {method.upper()} {path}, which no route reaches")
                 edge_path = path if route.path.endswith("/*") else route_path(route)
                 handler = handlers.get((method, path))
-                derived = _derive(handler, service, components) if handler else _Derived()
+                derived = _derive(handler, service, path, components) if handler else _Derived()
                 op = _operation(item[method], method, edge_path, route, service, derived, components)
                 if (problem := policy_disagreement(op, route, method, derived)) is not None:
                     policy_problems.append(f"{method.upper()} {edge_path} ({service}): {problem}")

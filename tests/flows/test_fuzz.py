@@ -1,8 +1,8 @@
 """schemathesis against every operation of the edge's merged OpenAPI document, through the edge, with a valid agent
 token and without (tests/fuzzing.py: the run, its checks and the checks left out). Bounded: FUZZ_EXAMPLES examples
-per operation (default 3; without a token 1) and schemathesis's stateful phase over the document's links
-(POST /link/create, then the operations that use its link and room); ``just fuzz`` runs it with more examples and
-a time budget.
+per operation (default 3; without a token the documented example only) and schemathesis's stateful phase over the
+document's links (POST /link/create, then the operations that use its link and room), with one seed; ``just fuzz``
+runs it with more examples, a time budget and a new seed.
 
 Every failure found is a failing test: an undocumented status, content type or shape, a schema-valid request
 refused, a 405 without Allow, a 5xx that is not a documented third-party 502/503, an error outside the original's
@@ -33,6 +33,10 @@ from tests.instances import private_suite
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 MAX_TIME = int(os.environ.get("FUZZ_MAX_TIME", "0")) or None
+# The suite's run is reproducible (one seed, so CI does not pass or fail by the draw); ``just fuzz`` draws a new one
+# each run (FUZZ_SEED=random) and prints it, to explore further.
+_SEED = os.environ.get("FUZZ_SEED", "20261207")
+SEED = None if _SEED == "random" else int(_SEED)
 FIGURES = os.environ.get("FUZZ_FIGURES")
 # A 1x1 PNG: what a linked upload sends.
 PNG = bytes.fromhex(
@@ -52,11 +56,19 @@ def target(suite) -> Iterator[LocalSuite]:
 @pytest.mark.parametrize("credential", ["agent-token", "no-token"])
 def test_schemathesis_finds_nothing(suite, target: LocalSuite, tmp_path: Path, credential: str) -> None:
     token = suite.agent_token(ttl=7200) if credential == "agent-token" else None
-    # With a token every phase; without one the documented examples and fuzzing (every secured operation refuses),
-    # one example per operation in the test suite.
-    phases = "examples,coverage,fuzzing,stateful" if token else "examples,fuzzing"
+    # With a token every phase. Without one (every secured operation refuses) the documented examples, one per
+    # operation, in the test suite; with ``just fuzz`` (a time budget) fuzzing too.
+    phases = "examples,coverage,fuzzing,stateful" if token else "examples,fuzzing" if MAX_TIME else "examples"
     examples = EXAMPLES if token or MAX_TIME else 1
-    data = run(target.edge, tmp_path / "report.json", token=token, examples=examples, phases=phases, max_time=MAX_TIME)
+    data = run(
+        target.edge,
+        tmp_path / "report.json",
+        token=token,
+        examples=examples,
+        phases=phases,
+        max_time=MAX_TIME,
+        seed=SEED,
+    )
     line = f"{credential}: {summary(data)}"
     print(line)
     if FIGURES:
@@ -71,7 +83,8 @@ def test_schemathesis_finds_nothing(suite, target: LocalSuite, tmp_path: Path, c
                 + "\n"
             )
     assert data.get("complete"), data["output"][-3000:]
-    assert data["operations"]["tested"] >= 90, line
+    # Every operation, or with the examples phase alone those with a documented example (schemathesis skips the rest).
+    assert data["operations"]["tested"] >= (90 if "," in phases else 60), line
     assert data["test_cases"]["generated"] >= data["operations"]["tested"], line
     assert (data["failures"], data["errors"]) == ([], []), line + "\n" + data["output"][-12000:]
 

@@ -1,7 +1,7 @@
 """JetStream replicas follow NATS_STREAM_REPLICAS: the streams and durable consumers a service creates get that
 count (1 on one server, 3 on a cluster), existing ones are changed to it, and a count the servers cannot hold
-stops the service instead of leaving it without its stream. Runs private nats-servers (one, and a three-node
-JetStream cluster on 127.0.0.1), not the suite's."""
+stops the service instead of leaving it without its stream. Consumers' ack wait follows NATS_ACK_WAIT_SECONDS the
+same way. Runs private nats-servers (one, and a three-node JetStream cluster on 127.0.0.1), not the suite's."""
 
 from __future__ import annotations
 
@@ -155,6 +155,32 @@ async def test_three_replicas_on_a_cluster_and_existing_ones_are_rescaled(server
         assert await _consumer_replicas(bus, "replscale", "replscale-new", 3) == 3
     finally:
         await bus.close()
+
+
+async def test_consumers_take_the_ack_wait_and_existing_ones_change_to_it(servers, admin) -> None:
+    assert load_settings(CommonSettings, {}).nats_ack_wait_seconds == 30.0
+    assert load_settings(CommonSettings, {"NATS_ACK_WAIT_SECONDS": "5"}).nats_ack_wait_seconds == 5.0
+    js = admin["single"].jetstream()
+
+    async def ack_wait_of(durable: str, expected: float) -> float:
+        deadline = time.monotonic() + 10
+        seen = -1.0
+        while seen != expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            try:
+                seen = (await js.consumer_info(stream_name("ackwait"), durable)).config.ack_wait or -1.0
+            except nats.js.errors.NotFoundError:
+                continue
+        return seen
+
+    for ack_wait in (7.0, 30.0):  # made with 7 s, then started again with the default
+        bus = await Bus.connect(servers["single"], "ackwait", 1, ack_wait)
+        try:
+            await bus.ensure_stream()
+            bus.consume("ackwait", "ackwait-reader", _noop)
+            assert await ack_wait_of("ackwait-reader", ack_wait) == ack_wait
+        finally:
+            await bus.close()
 
 
 async def test_a_consumer_that_cannot_start_keeps_trying(servers, caplog) -> None:

@@ -93,11 +93,12 @@ class RpcError(Exception):
 
 
 class Bus:
-    def __init__(self, nc: NATS, service: str, replicas: int = 1) -> None:
+    def __init__(self, nc: NATS, service: str, replicas: int = 1, ack_wait: float = 30.0) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.service = service
         self.replicas = replicas  # of the streams and consumers this bus creates (NATS_STREAM_REPLICAS)
+        self.ack_wait = ack_wait  # of its durable consumers (NATS_ACK_WAIT_SECONDS)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._requests: set[asyncio.Task[None]] = set()  # requests being answered (see serve)
@@ -105,11 +106,11 @@ class Bus:
         self.consumers: list[tuple[str, str]] = []  # (stream, durable) of the consumers pulling, for metrics
 
     @classmethod
-    async def connect(cls, url: str, service: str, replicas: int = 1) -> Bus:
+    async def connect(cls, url: str, service: str, replicas: int = 1, ack_wait: float = 30.0) -> Bus:
         nc = await nats.connect(
             url, name=service, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=3
         )
-        return cls(nc, service, replicas)
+        return cls(nc, service, replicas, ack_wait)
 
     @property
     def connected(self) -> bool:
@@ -258,7 +259,11 @@ class Bus:
         policy = DeliverPolicy.ALL if replay else DeliverPolicy.NEW
         while True:  # JetStream may be electing leaders (a server lost, a stream just rescaled): keep trying
             config = ConsumerConfig(
-                durable_name=durable, ack_wait=30.0, max_deliver=20, deliver_policy=policy, num_replicas=self.replicas
+                durable_name=durable,
+                ack_wait=self.ack_wait,
+                max_deliver=20,
+                deliver_policy=policy,
+                num_replicas=self.replicas,
             )
             try:
                 await self.ensure_stream(owner)
@@ -303,14 +308,15 @@ class Bus:
                 await sub.unsubscribe()
 
     async def _rescale_consumer(self, stream: str, durable: str, attempts: int = 4) -> None:
-        """An existing consumer keeps its config but takes the current replica count. Right after its stream was
-        rescaled the consumer's group is moving and may not answer for a few seconds: tried again, and if it still
-        fails the consumer goes on with its old count until the next start."""
+        """An existing consumer keeps its config but takes the current replica count and ack wait. Right after its
+        stream was rescaled the consumer's group is moving and may not answer for a few seconds: tried again, and if
+        it still fails the consumer goes on with its old count until the next start."""
         for attempt in range(1, attempts + 1):
             try:
                 existing = await self.js.consumer_info(stream, durable)
-                if existing.config.num_replicas != self.replicas:
+                if (existing.config.num_replicas, existing.config.ack_wait) != (self.replicas, self.ack_wait):
                     existing.config.num_replicas = self.replicas
+                    existing.config.ack_wait = self.ack_wait
                     await self.js.add_consumer(stream, existing.config)
                 return
             except NotFoundError:

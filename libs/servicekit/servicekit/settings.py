@@ -32,6 +32,9 @@ class CommonSettings(msgspec.Struct, kw_only=True):
     # Replicas of the JetStream streams and durable consumers this service creates: 1 on a single NATS server,
     # 3 on a three-node cluster (a stream or consumer made with another count is changed to it at start-up).
     nats_stream_replicas: int = 1
+    # Seconds JetStream waits for a consumer's acknowledgement before it delivers the event again (to a surviving
+    # instance when the one holding it died): the longest a batch may take to apply, and the delay after a crash.
+    nats_ack_wait_seconds: float = 30.0
     livekit_api_key: str = "devkey"
     livekit_api_secret: str = "secret"
     log_level: str = "INFO"

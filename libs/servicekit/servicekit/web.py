@@ -412,7 +412,9 @@ def create_app(spec: ServiceSpec) -> Litestar:
         if spec.uses_redis:
             runtime.redis = Redis.from_url(settings.redis_dsn, decode_responses=True)
         if spec.uses_bus:
-            runtime.bus = await Bus.connect(settings.nats_url, settings.service_name, settings.nats_stream_replicas)
+            runtime.bus = await Bus.connect(
+                settings.nats_url, settings.service_name, settings.nats_stream_replicas, settings.nats_ack_wait_seconds
+            )
             if spec.publishes_events:
                 await runtime.bus.ensure_stream()
                 if runtime.db:
