@@ -17,19 +17,25 @@ import asyncio
 import json
 import os
 import re
+import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import nats
+import pytest
 
 from deploy.edge.openapi import DOCUMENT
 from deploy.edge.routes import load
-from deploy.local import NO_DATABASE
+from deploy.local import NO_DATABASE, LocalSuite, discover_services
 from tests.fuzzing import THIRD_PARTY, is_envelope
+from tests.instances import private_suite
+from tests.support import query
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC: dict[str, Any] = json.loads(DOCUMENT.read_text(encoding="utf-8"))
@@ -191,37 +197,44 @@ def _documented_under(path: str, method: str) -> dict[str, Any]:
     return {"responses": {}}
 
 
-async def _checksums(suite: Any) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def target(suite: Any) -> Iterator[LocalSuite]:
+    """A suite of its own (its own media root): the corpus writes whatever the handlers accept (links, tenants and
+    cases named by injection strings), which must not leak into the shared suite the other tests read, and its
+    tables stay small, so the checksums around each operation are quick."""
+    run_dir = Path(tempfile.mkdtemp(prefix="ems-attack-"))
+    env = {**suite.env, "RECORD_PATH": str(run_dir / "media")}
+    with private_suite(discover_services(), env, run_dir=run_dir, label="attack") as local:
+        yield local
+
+
+def _databases(local: LocalSuite) -> list[tuple[str, str]]:
+    return [(service, local.db_name(service)) for service in local.service_ports if service not in NO_DATABASE]
+
+
+async def _checksums(local: LocalSuite) -> dict[str, Any]:
     """CHECKSUM TABLE of every table of every service that has a database."""
     sums: dict[str, Any] = {}
-    for service in suite.services:
-        if service in NO_DATABASE:
-            continue
-        conn = await suite.connect(service)
-        try:
-            async with conn.cursor() as cur:
-                await cur.execute("SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'")
-                tables = [row[0] for row in await cur.fetchall()]
-                if tables:
-                    await cur.execute("CHECKSUM TABLE " + ", ".join(f"`{t}`" for t in tables))  # noqa: S608
-                    for name, checksum in await cur.fetchall():
-                        sums[f"{service}.{name}"] = checksum
-        finally:
-            conn.close()
+    for service, database in _databases(local):
+        rows = await query(database, "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'")
+        tables = [next(iter(row.values())) for row in rows]
+        if tables:
+            listed = ", ".join(f"`{database}`.`{t}`" for t in tables)
+            for row in await query(database, "CHECKSUM TABLE " + listed):  # noqa: S608 - names read from the server
+                sums[f"{service}.{row['Table'].rsplit('.', 1)[-1]}"] = row["Checksum"]
     return sums
 
 
-async def _quiet(suite: Any, nc: Any, timeout: float = 20.0) -> None:
+async def _quiet(local: LocalSuite, nc: Any, timeout: float = 20.0) -> None:
     """Wait until the events of earlier requests are applied: no outbox row unpublished, no JetStream consumer
     with messages pending or unacknowledged (a consumer's writes and its own outbox rows commit before its ack)."""
     jsm = nc.jsm()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = 0
-        for service in suite.services:
-            if service not in NO_DATABASE:
-                rows = await suite.query(service, "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")
-                busy += rows[0]["n"]
+        for _, database in _databases(local):
+            rows = await query(database, "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")
+            busy += rows[0]["n"]
         for stream in await jsm.streams_info():
             for consumer in await jsm.consumers_info(stream.config.name):
                 busy += consumer.num_pending + consumer.num_ack_pending
@@ -342,30 +355,41 @@ async def test_raw_requests_get_the_envelope(suite) -> None:
             assert is_envelope(envelope), (data[:120], answer[:300])
 
 
-async def test_attack_corpus(suite, nc) -> None:
+async def test_attack_corpus(suite: Any, target: LocalSuite) -> None:
     token = suite.agent_token(ttl=7200)
     table = load()
-    media = Path(suite.env["RECORD_PATH"])
+    nc = await nats.connect(target.nats_url)
+    try:
+        await _attack(target, token, table, nc)
+    finally:
+        await nc.close()
+
+
+async def _attack(target: LocalSuite, token: str, table: Any, nc: Any) -> None:
+    media = Path(target.extra_env["RECORD_PATH"])
     run_dir = media.parent
     tally = Tally()
     unchanged_checked = 0
     durations: dict[str, float] = {}
+    settle_s = 0.0  # waiting for the events to settle and checksumming, around the operations
     gate = asyncio.Semaphore(CONCURRENCY)
     # The route table's own paths too (prefix routes: a sample under the prefix), each with the corpus as its tail.
     route_cases = [(m.lower(), r.path.removesuffix("*").rstrip("/") + "/" + quote(v, safe=""))
                    for r in table.routes for m in r.methods for v in TRAVERSAL + SQL[:3]]  # fmt: skip
     limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=suite.edge, timeout=20, limits=limits,
+    async with httpx.AsyncClient(base_url=target.edge, timeout=20, limits=limits,
                                  headers={"Authorization": f"Bearer {token}"}) as client:  # fmt: skip
-        for method, path in route_cases:
-            response = await _send(client, gate, method, {"url": path})
+        answers = await asyncio.gather(*(_send(client, gate, method, {"url": path}) for method, path in route_cases))
+        for (method, path), response in zip(route_cases, answers, strict=True):
             assert not isinstance(response, Exception), (method, path, response)
             tally.requests += 1
             _check(tally, method, path, _documented_under(path, method), {}, response)
         for method, path, op in OPERATIONS:
-            await _quiet(suite, nc)
-            before = await _checksums(suite)
+            checking = time.monotonic()
+            await _quiet(target, nc)
+            before = await _checksums(target)
             started = time.monotonic()
+            settle_s += started - checking
             cases = _cases(method, path, op)
             answers = await asyncio.gather(*(_send(client, gate, method, case) for case in cases))
             durations[f"{method.upper()} {path}"] = round(time.monotonic() - started, 1)
@@ -378,8 +402,10 @@ async def test_attack_corpus(suite, nc) -> None:
                 _check(tally, method, path, op, case, response)
                 all_errors = all_errors and _is_error(response)
             if all_errors:
-                await _quiet(suite, nc)
-                after = await _checksums(suite)
+                checking = time.monotonic()
+                await _quiet(target, nc)
+                after = await _checksums(target)
+                settle_s += time.monotonic() - checking
                 changed = sorted(k for k in before if before[k] != after.get(k))
                 if changed:
                     tally.problems.append(f"{method.upper()} {path}: only errors, yet tables changed: {changed}")
@@ -392,6 +418,7 @@ async def test_attack_corpus(suite, nc) -> None:
         "operations with only errors (checksums compared)": unchanged_checked,
         "statuses": dict(sorted(tally.statuses.items())),
         "problems": len(tally.problems),
+        "seconds settling and checksumming": round(settle_s, 1),
         "slowest": sorted(durations.items(), key=lambda item: -item[1])[:5],
     }
     print(json.dumps(figures))

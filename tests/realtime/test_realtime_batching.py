@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from realtime.repository import HandledEvents
+from realtime.repository import HandledEvents, pending_ttl
 from realtime.sockets.server import RealtimeManager
 
 
@@ -125,3 +125,15 @@ async def test_messages_for_other_instances_go_out_as_one_batch(suite: Any, redi
         for manager in (sender, receiver):
             if manager.redis is not None:
                 await manager.redis.aclose()
+
+
+async def test_a_claim_lapses_before_the_ack_wait_sends_the_event_again(redis: Redis) -> None:
+    # The claim of an instance that died must be gone when JetStream delivers the event to another one.
+    for ack_wait in (1.0, 5.0, 30.0, 120.0):
+        assert 1 <= pending_ttl(ack_wait) < ack_wait or ack_wait <= 1
+    handled = HandledEvents(redis, pending_ttl(5.0))
+    event_id = uuid.uuid4().hex
+    assert await handled.claim("ttltest", event_id) == "claimed"
+    ttl = await redis.ttl(f"realtime:handled:ttltest:{event_id}")
+    assert 0 < ttl <= pending_ttl(5.0) < 5
+    await redis.delete(f"realtime:handled:ttltest:{event_id}")

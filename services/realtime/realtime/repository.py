@@ -11,7 +11,13 @@ from redis.asyncio import Redis
 NAMESPACES_KEY = "realtime:namespaces"
 HANDLED_PREFIX = "realtime:handled:"
 HANDLED_TTL_SECONDS = 86400
-PENDING_TTL_SECONDS = 20  # below the consumers' ack wait (30 s, servicekit.bus)
+PENDING_TTL_SECONDS = 20  # with the default ack wait (NATS_ACK_WAIT_SECONDS, 30 s); see pending_ttl
+
+
+def pending_ttl(ack_wait: float) -> int:
+    """How long a claim stays "pending": two thirds of the consumers' ack wait, so it has lapsed by the time
+    JetStream delivers the event of an instance that died holding it."""
+    return max(1, int(ack_wait * 2 / 3))
 
 
 class Registry:
@@ -88,14 +94,15 @@ class HandledEvents:
     (PipelinedCommands): they are on the path of every event.
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, pending_seconds: int = PENDING_TTL_SECONDS) -> None:
         self.redis = redis
         self.commands = PipelinedCommands(redis)
+        self.pending_seconds = pending_seconds
 
     async def claim(self, consumer: str, event_id: str) -> str:
         """ "claimed" (apply it now), "done" (applied already: skip) or "pending" (another instance is on it)."""
         key = f"{HANDLED_PREFIX}{consumer}:{event_id}"
-        if await self.commands.run("SET", key, "pending", "NX", "EX", PENDING_TTL_SECONDS):
+        if await self.commands.run("SET", key, "pending", "NX", "EX", self.pending_seconds):
             return "claimed"
         value = await self.commands.run("GET", key)  # a redelivery: rare, so not in the first pipeline
         return "done" if value in (b"done", "done") else "pending"

@@ -45,7 +45,7 @@ from realtime.domain import (
     room_namespace,
     room_update_case_data,
 )
-from realtime.repository import HandledEvents, Registry
+from realtime.repository import HandledEvents, Registry, pending_ttl
 from realtime.sockets.emitter import Emitter
 from realtime.sockets.mobile import MobileEvents
 from servicekit.bus import Event, RpcError
@@ -77,7 +77,7 @@ class EventHandlers:
         self.sockets = sockets
         self.mobile = mobile
         self.registry = Registry(runtime.redis)
-        self.handled = HandledEvents(runtime.redis)
+        self.handled = HandledEvents(runtime.redis, pending_ttl(runtime.settings.nats_ack_wait_seconds))
         self._tasks: set[asyncio.Task[Any]] = set()
         self._history_due: set[tuple[str, str]] = set()  # (linkID, linkType) whose history push is scheduled
         self._routes: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
