@@ -354,6 +354,42 @@ async def test_status_history_rpc(suite: Any) -> None:
     assert none == {"ok": True, "data": False}
 
 
+async def test_a_full_status_history_is_the_oldest_rows_and_stays_so(suite: Any) -> None:
+    """Past 100 activity rows the timeline is the oldest 100 (link keeps it in memory then: it cannot change), and
+    positions reported later do not change it."""
+    import nats
+
+    link_id = "Full" + uuid.uuid4().hex[:6]
+    await _insert_link(suite, link_id, "Full History Room")
+    for minute in range(105):  # one row a minute, from 2026-01-01 00:00
+        await suite.execute(
+            "link",
+            "INSERT INTO usage_status_log (linkID, room, status, userType, latitude, longitude, dtmCreated) "
+            "VALUES (%s, 'Full History Room', 'UpdateLatLngLinkDetail', 'user', %s, 100.5, "
+            "'2026-01-01 00:00:00' + INTERVAL %s MINUTE)",
+            (link_id, 13 + minute / 1000, minute),
+        )
+    nc = await nats.connect(suite.nats_url)
+    try:
+
+        async def timeline() -> list[str]:
+            msg = await nc.request("rpc.link.link.status_history", msgspec.json.encode({"linkID": link_id}), timeout=5)
+            return [row["latitude"] for row in msgspec.json.decode(msg.data)["data"]]
+
+        first = await timeline()
+        async with httpx.AsyncClient(timeout=15) as client:
+            moved = await client.post(
+                f"{suite.edge}/link/update/latlng",
+                json={"linkID": link_id, "latitude": 7.25, "longitude": 98.25, "userType": "user"},
+            )
+            assert moved.json() == {"status": "OK"}
+        again = await timeline()
+    finally:
+        await nc.close()
+    assert first == [f"{13 + minute / 1000:.9f}" for minute in range(100)]
+    assert again == first
+
+
 # ---- conference down ----------------------------------------------------------------------------------------
 async def test_conference_unavailable_is_503(suite: Any) -> None:
     """Conference frozen (SIGSTOP): link's requests to it time out; link answers 503 and writes nothing."""

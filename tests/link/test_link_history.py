@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from link.domain.history import TIMELINE_ROWS, FullTimelines
 from tests.support import rpc, until
 
 ROOM_HISTORY = "rpc.link.link.room_history"
@@ -195,3 +196,21 @@ async def test_case_events_applied_once(suite: Any, nc: Any) -> None:
 
 async def test_history_of_a_room_conference_does_not_know(client: httpx.AsyncClient) -> None:
     assert await _history(client, "Never Made Room") == {"data": [], "count": 0}
+
+
+# ---- FullTimelines (the history emit's final timelines, kept in memory) ------------------------------------------
+def test_only_full_timelines_are_kept_each_for_a_while_and_the_least_used_go_first() -> None:
+    now = [0.0]
+    timelines = FullTimelines(size=2, seconds=60, clock=lambda: now[0])
+    full = [{"n": n} for n in range(TIMELINE_ROWS)]
+    timelines.put("short", full[:-1])  # one row short: it still grows
+    assert timelines.get("short") is None
+    timelines.put("a", full)
+    timelines.put("b", full)
+    assert timelines.get("a") == full  # "a" used last: "b" is the least recently used
+    timelines.put("c", full)
+    assert (timelines.get("b"), timelines.get("a"), timelines.get("c")) == (None, full, full)
+    now[0] = 59.9
+    assert timelines.get("a") == full
+    now[0] = 60.0
+    assert timelines.get("a") is None and timelines.get("c") is None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from servicekit.clock import parse_local
 
@@ -18,6 +22,41 @@ def history_offset(page: str | None) -> int:
         number = 1
     number = min(max(number, 1), 1_000_000)
     return HISTORY_PAGE_SIZE * number - HISTORY_PAGE_SIZE if number > 1 else 0
+
+
+# ---- a link's timeline (the ``history`` emit, RPC_LINK_STATUS_HISTORY) ----------------------------------------
+TIMELINE_ROWS = 100  # repository.usage.active_log: a link's oldest activity rows
+
+
+class FullTimelines:
+    """Timelines that can no longer change: a link's timeline is its oldest TIMELINE_ROWS activity rows, and rows are
+    only ever added, later than the ones before, so a full one is final. Realtime asks for the timeline of every link
+    that reported a position in the last second; a busy link's answer then comes from here instead of a query of
+    100 rows. The least recently used are dropped past ``size``; each is kept ``seconds`` at most (rows copied in by
+    a migration's catch-up are seen after that)."""
+
+    def __init__(self, size: int = 10_000, seconds: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        self.size, self.seconds, self.clock = size, seconds, clock
+        self._kept: OrderedDict[Hashable, tuple[float, list[dict[str, Any]]]] = OrderedDict()
+
+    def get(self, key: Hashable) -> list[dict[str, Any]] | None:
+        kept = self._kept.get(key)
+        if kept is None:
+            return None
+        if self.clock() >= kept[0]:
+            del self._kept[key]
+            return None
+        self._kept.move_to_end(key)
+        return kept[1]
+
+    def put(self, key: Hashable, rows: list[dict[str, Any]]) -> None:
+        """Keep ``rows`` when they are a full timeline (a shorter one still grows)."""
+        if len(rows) < TIMELINE_ROWS:
+            return
+        self._kept[key] = (self.clock() + self.seconds, rows)
+        self._kept.move_to_end(key)
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
 
 
 # ---- the socket `queue` page (RPC_LINK_QUEUE_PAGE, realtime.md §9) -----------------------------------------

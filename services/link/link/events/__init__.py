@@ -184,8 +184,14 @@ async def verify_password(runtime: Runtime, request: LinkCredentials) -> dict[st
 async def status_history(runtime: Runtime, request: LinkHistoryQuery) -> list[dict[str, Any]] | bool:
     """A link's usage rows as the original's ``history`` emit carried them (false when there are none)."""
     assert runtime.db is not None
-    async with runtime.db.connection() as conn:
-        rows = await repository.usage.active_log(conn, request.linkID, every_user_type=request.linkType == "location")
+    full: domain.history.FullTimelines = runtime.extras.setdefault("full_timelines", domain.history.FullTimelines())
+    every_user_type = request.linkType == "location"
+    key = (request.linkID, every_user_type)
+    rows = full.get(key)
+    if rows is None:
+        async with runtime.db.connection() as conn:
+            rows = await repository.usage.active_log(conn, request.linkID, every_user_type=every_user_type)
+        full.put(key, rows)
     return rows or False
 
 
