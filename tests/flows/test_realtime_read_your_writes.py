@@ -21,7 +21,7 @@ from realtime.repository import NAMESPACES_KEY
 from tests.instances import nginx_conf, running_nginx, start_instance, stop_instance
 from tests.sockets import JS_DIR, listen, wait_for_consumers, wait_registered
 
-CREATE_CONNECT_ROUNDS = int(os.environ.get("READ_YOUR_WRITES_ROUNDS", "80"))  # more for a longer proof
+CREATE_CONNECT_ROUNDS = int(os.environ.get("READ_YOUR_WRITES_ROUNDS", "50"))  # more for a longer proof
 LOAD_CONCURRENCY = 16
 LOAD_LIMIT_SECONDS = 240  # the load stops by itself even if the clients hang
 

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 import socketio
+import socketio.async_pubsub_manager
 import socketio.packet
 from prometheus_client import Counter, Gauge
 
@@ -83,20 +84,29 @@ class _MsgspecJson:
 
 
 class JsonPacket(socketio.packet.Packet):
-    """Socket.IO packets encoded with msgspec; the binary-attachment check short-circuits (python-socketio's builds a
-    list per level of every payload it emits)."""
+    """Socket.IO packets encoded with msgspec, and a quicker binary-attachment check with the same answer:
+    python-socketio's recurses and builds a list per level of every payload it emits (a tenth of realtime's CPU
+    with 100-row ``history`` emits); this one walks the payload once and stops at the first bytes."""
 
     json = _MsgspecJson
 
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:
-        if isinstance(data, bytes | bytearray):
-            return True
-        if isinstance(data, list):
-            return any(cls.data_is_binary(item) for item in data)
-        if isinstance(data, dict):
-            return any(cls.data_is_binary(value) for value in data.values())
+        pending = [data]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, list):
+                pending.extend(item)
+            elif isinstance(item, dict):
+                pending.extend(item.values())
+            elif isinstance(item, bytes | bytearray):
+                return True
         return False
+
+
+# The pub/sub manager checks every emit for binary data with the module's Packet before publishing it: the same
+# class with the quicker check (its (de)construction of binary data is the library's own).
+socketio.async_pubsub_manager.Packet = JsonPacket  # type: ignore[attr-defined]
 
 
 class RealtimeManager(socketio.AsyncRedisManager):
