@@ -181,10 +181,12 @@ async def verify_password(runtime: Runtime, request: LinkCredentials) -> dict[st
     return {"linkID": row["linkID"], **{key: row[key] for key in PUBLIC_LINK_FIELDS}}
 
 
-async def status_history(runtime: Runtime, request: LinkHistoryQuery) -> list[dict[str, Any]] | bool:
-    """A link's usage rows as the original's ``history`` emit carried them (false when there are none)."""
+async def status_history(
+    runtime: Runtime, request: LinkHistoryQuery, full: domain.history.FullTimelines
+) -> list[dict[str, Any]] | bool:
+    """A link's usage rows as the original's ``history`` emit carried them (false when there are none); a full
+    timeline from ``full`` once read."""
     assert runtime.db is not None
-    full: domain.history.FullTimelines = runtime.extras.setdefault("full_timelines", domain.history.FullTimelines())
     every_user_type = request.linkType == "location"
     key = (request.linkID, every_user_type)
     rows = full.get(key)
@@ -304,8 +306,10 @@ async def serve(runtime: Runtime) -> None:
     async def on_verify(request: LinkCredentials) -> dict[str, Any]:
         return await verify_password(runtime, request)
 
+    full_timelines = domain.history.FullTimelines()  # this instance's; a full timeline is the same everywhere
+
     async def on_history(request: LinkHistoryQuery) -> list[dict[str, Any]] | bool:
-        return await status_history(runtime, request)
+        return await status_history(runtime, request, full_timelines)
 
     await runtime.bus.serve(RPC_LINK_VERIFY_PASSWORD, LinkCredentials, on_verify)
     await runtime.bus.serve(RPC_LINK_STATUS_HISTORY, LinkHistoryQuery, on_history)
