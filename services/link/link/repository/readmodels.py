@@ -5,7 +5,6 @@ newer row), the palette, and the room's state and recordings for /link/history."
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,7 +114,6 @@ async def lookup(conn: Connection, link_id: str, identity: str) -> Lookup | None
     )
 
 
-@functools.lru_cache(maxsize=8192)  # a link's two timestamps, read on every page load
 async def participants(conn: Connection | Database, room: str) -> list[dict[str, Any]]:
     rows = await conn.fetch_all(
         "SELECT participant FROM room_participant_view WHERE room = %s AND participant IS NOT NULL"
