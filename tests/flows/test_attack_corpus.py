@@ -7,7 +7,8 @@ valid agent token so the inputs get past the credential check.
 Checked: no 5xx besides a documented third-party 502/503; every error in the original's envelope (or the text the
 document states for that route); no response header an input injected; no file content served from outside the
 media roots; no file named by the corpus anywhere outside the media roots; and the databases unchanged (CHECKSUM
-TABLE of every table of every service, before and after) across each operation whose answers were all errors.
+TABLE of every table of every service, before and after) across each operation whose answers were all errors,
+and, for an operation that accepted some inputs, across its refused inputs sent again on their own.
 Bounded: a few thousand requests (a third of the corpus per parameter; all of it with ATTACK_FULL=1), 8 at a time
 (ATTACK_CONCURRENCY)."""
 
@@ -369,7 +370,7 @@ async def _attack(target: LocalSuite, token: str, table: Any, nc: Any) -> None:
     media = Path(target.extra_env["RECORD_PATH"])
     run_dir = media.parent
     tally = Tally()
-    unchanged_checked = 0
+    unchanged_checked = refused_checked = 0
     durations: dict[str, float] = {}
     settle_s = 0.0  # waiting for the events to settle and checksumming, around the operations
     gate = asyncio.Semaphore(CONCURRENCY)
@@ -401,21 +402,39 @@ async def _attack(target: LocalSuite, token: str, table: Any, nc: Any) -> None:
                     continue
                 _check(tally, method, path, op, case, response)
                 all_errors = all_errors and _is_error(response)
+            checking = time.monotonic()
+            await _quiet(target, nc)
+            after = await _checksums(target)
+            settle_s += time.monotonic() - checking
             if all_errors:
-                checking = time.monotonic()
-                await _quiet(target, nc)
-                after = await _checksums(target)
-                settle_s += time.monotonic() - checking
                 changed = sorted(k for k in before if before[k] != after.get(k))
                 if changed:
                     tally.problems.append(f"{method.upper()} {path}: only errors, yet tables changed: {changed}")
                 unchanged_checked += 1
+                continue
+            # Some inputs were accepted (and wrote): the refused ones are sent again on their own, between
+            # checksums, so a refusal that wrote anyway shows on every operation, not only those refusing all.
+            refused = [c for c, r in zip(cases, answers, strict=True) if isinstance(r, Answer) and _is_error(r)]
+            if not refused:
+                continue
+            again = await asyncio.gather(*(_send(client, gate, method, case) for case in refused))
+            if not all(isinstance(r, Answer) and _is_error(r) for r in again):
+                continue  # an input refused only because of an accepted one beside it (e.g. a duplicate): no proof
+            checking = time.monotonic()
+            await _quiet(target, nc)
+            resent = await _checksums(target)
+            settle_s += time.monotonic() - checking
+            changed = sorted(k for k in after if after[k] != resent.get(k))
+            if changed:
+                tally.problems.append(f"{method.upper()} {path}: refused inputs sent again changed tables: {changed}")
+            refused_checked += 1
     escaped = _marked_files([run_dir, ROOT, Path("/tmp")], media)
     figures = {
         "operations": len(OPERATIONS),
         "routes": len(table.routes),
         "requests": tally.requests,
         "operations with only errors (checksums compared)": unchanged_checked,
+        "operations with some accepted, refused ones sent again (checksums compared)": refused_checked,
         "statuses": dict(sorted(tally.statuses.items())),
         "problems": len(tally.problems),
         "seconds settling and checksumming": round(settle_s, 1),
