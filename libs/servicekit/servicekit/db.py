@@ -140,6 +140,8 @@ class Connection:
         # Run, in order, just before the transaction commits (inside it: a failure rolls everything back). The
         # outbox uses it to write all of a transaction's events in one statement.
         self.before_commit: list[Callable[[], Awaitable[None]]] = []
+        # execute_later's rows not yet written: runs of one statement shape, in the order they were queued.
+        self._later: list[tuple[tuple[str, str, str], list[Sequence[Any]]]] = []
 
     async def run_before_commit(self) -> None:
         hooks, self.before_commit = self.before_commit, []
@@ -163,8 +165,33 @@ class Connection:
             await cur.execute(sql, args)
             return list(await cur.fetchall())
 
+    async def execute_later(self, head: str, row: str, tail: str, values: Sequence[Any]) -> None:
+        """One row of a multi-row statement (as :meth:`execute_rows`), written with the transaction's later rows of
+        the same statement: a batched consumer's per-event upserts become one statement per run of events instead
+        of one round trip each. The rows are written, in order, at the transaction's next write or just before it
+        commits, so the order of writes is kept; the transaction must not READ them back before then. Outside a
+        transaction the row is written at once."""
+        if not self.in_transaction:
+            await self.execute(f"{head} {row} {tail}", values)
+            return
+        shape = (head, row, tail)
+        if not self._later:
+            self.before_commit.append(self.write_later)
+        if self._later and self._later[-1][0] == shape:
+            self._later[-1][1].append(values)
+        else:
+            self._later.append((shape, [values]))
+
+    async def write_later(self) -> None:
+        """Write the rows :meth:`execute_later` queued (called before any other write and before the commit)."""
+        runs, self._later = self._later, []
+        for (head, row, tail), rows in runs:
+            await self.execute_rows(head, row, tail, rows)
+
     async def execute(self, sql: str, args: Args = ()) -> int:
         """Run a statement; returns the number of rows it changed."""
+        if self._later:
+            await self.write_later()
         async with _bounded(self.raw, self.timeout), self.raw.cursor() as cur:
             return await cur.execute(sql, args)
 
@@ -175,6 +202,8 @@ class Connection:
         ``ON DUPLICATE KEY UPDATE ...``) as multi-row statements of up to ``batch`` rows: MySQL applies the rows in
         order, each as the single-row statement would (``VALUES(col)`` is the row's own), in far fewer round trips.
         SQL text only from code; the rows' values are parameters. Returns the rows changed."""
+        if self._later:
+            await self.write_later()
         changed = 0
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
@@ -185,6 +214,8 @@ class Connection:
 
     async def insert(self, sql: str, args: Args = ()) -> int:
         """Run an INSERT; returns the new AUTO_INCREMENT id."""
+        if self._later:
+            await self.write_later()
         async with _bounded(self.raw, self.timeout), self.raw.cursor() as cur:
             await cur.execute(sql, args)
             return cur.lastrowid

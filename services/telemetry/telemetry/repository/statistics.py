@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ _SUMMARY_COLUMNS = (
 
 
 # ---- writes (event consumers) -------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)  # a handful of column sets; the same strings let execute_later join the rows
 def _link_statement(columns: tuple[str, ...]) -> tuple[str, str, str]:
     names = ", ".join(["linkID", *(f"`{c}`" for c in columns), "version"])
     head = f"INSERT INTO stats_link ({names}) VALUES"  # noqa: S608 (column names from domain.LINK_COLUMNS)
@@ -31,8 +33,8 @@ async def upsert_link(conn: Connection, link_id: str, values: dict[str, Any], ve
     """Insert the link or update the given columns (events of one link may carry different columns); a write older
     than the row (``version``, epoch ms) only fills the columns it lacks."""
     columns = tuple(c for c in values if c in domain.LINK_COLUMNS)
-    head, row, update = _link_statement(columns)
-    await conn.execute(f"{head} {row} {update}", (link_id, *(values[c] for c in columns), version))
+    # With the batch's other upserts of the same columns (its positions, mostly) as one statement.
+    await conn.execute_later(*_link_statement(columns), (link_id, *(values[c] for c in columns), version))
 
 
 async def upsert_links(conn: Connection, links: list[tuple[str | None, dict[str, Any]]], version: int) -> None:
@@ -83,7 +85,7 @@ async def upsert_participant(
 async def add_track(
     conn: Connection, event_id: str, identity: str | None, room_name: str | None, source: str | None, data: str
 ) -> None:
-    await conn.execute(f"{_TRACK_HEAD} {_TRACK_ROW}", (event_id, identity, room_name, source, data))
+    await conn.execute_later(_TRACK_HEAD, _TRACK_ROW, "", (event_id, identity, room_name, source, data))
 
 
 _TRACK_HEAD = "INSERT IGNORE INTO stats_track (eventId, identity, roomName, source, data) VALUES"

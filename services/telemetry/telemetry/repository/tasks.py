@@ -230,10 +230,10 @@ async def set_link_position(
     conn: Connection, link_id: str, room: str, user_type: str, latitude: Any, longitude: Any, now: datetime,
     version: int = 0,
 ) -> None:  # fmt: skip
-    """A link's own position (link.location.updated); a link telemetry has not seen yet is added."""
-    await conn.execute(
-        f"{_POSITION_HEAD} {_POINT_ROW} {_POSITION_UPDATE}",
-        (link_id, room, user_type, latitude, longitude, now, version),
+    """A link's own position (link.location.updated); a link telemetry has not seen yet is added. Written with the
+    batch's other positions as one statement (nothing reads car_room_link back before the commit)."""
+    await conn.execute_later(
+        _POSITION_HEAD, _POINT_ROW, _POSITION_UPDATE, (link_id, room, user_type, latitude, longitude, now, version)
     )
 
 
