@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from servicekit.batching import GroupCommit, WriterStopped
-from servicekit.bus import Event, OutboxRelay, add_event, apply_once
+from servicekit.bus import Event, OutboxRelay, add_event, apply_once, batch_lookups
 from servicekit.db import Connection, Database
 from tests.support import kit_service
 
@@ -141,3 +141,50 @@ async def test_a_batched_consumer_applies_each_event_once_in_one_transaction_per
     assert handled["c"] == 40
     assert failed_once == {35}
     assert len(joined) >= 29, f"only {len(joined)} of 39 events shared a transaction with another"
+
+
+async def test_a_batch_reads_once_what_each_of_its_events_needs(kit) -> None:
+    """batch_lookups: the handler of a batch's first event reads for every event of the batch; the others find their
+    answer in the batch's dict, and it is the answer their own read would have given. Outside a batch: None."""
+    db, bus = kit
+    async with db.transaction() as conn:
+        await _insert_items(conn, [(n, f"note{n}") for n in range(40)])
+        assert batch_lookups(conn, "notes") is None  # not a batch: each event reads for itself
+        for n in range(40):
+            await add_event(conn, "batchtest.ping.sent", Ping(n=n))
+    relay = OutboxRelay(db, bus)
+    relay.start()
+    durable = f"b{uuid.uuid4().hex[:8]}"
+    reads: list[int] = []  # how many items each read asked for
+    seen: dict[int, str] = {}
+
+    async def handler(event: Event) -> None:
+        n = int(event.data["n"])
+
+        async def apply(conn: Connection) -> None:
+            lookups = batch_lookups(conn, "notes")
+            if lookups is None:
+                row = await conn.fetch_one("SELECT note FROM item WHERE n = %s", (n,))
+                reads.append(1)
+                seen[n] = row["note"]
+                return
+            events, notes = lookups
+            if n not in notes:
+                wanted = sorted({int(e.data["n"]) for e in events})
+                marks = ", ".join(["%s"] * len(wanted))
+                rows = await conn.fetch_all(f"SELECT n, note FROM item WHERE n IN ({marks})", wanted)  # noqa: S608
+                reads.append(len(wanted))
+                notes.update({row["n"]: row["note"] for row in rows})
+            seen[n] = notes[n]
+
+        await apply_once(db, durable, event, apply)
+
+    bus.consume("batchtest", durable, handler, replay=True, batch_db=db)
+    for _ in range(100):
+        if len(seen) == 40:
+            break
+        await asyncio.sleep(0.1)
+    await relay.stop()
+    assert seen == {n: f"note{n}" for n in range(40)}
+    assert sum(reads) == 40  # every event's item read once
+    assert len(reads) <= 4, reads  # in a few reads (one per fetched batch), not one per event

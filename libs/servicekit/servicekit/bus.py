@@ -386,10 +386,12 @@ class _Batch:
     just before the commit). A plain INSERT: if another replica recorded one of them meanwhile, the duplicate key
     fails the batch, which is then applied one event at a time with the usual INSERT IGNORE check."""
 
-    def __init__(self, db: Database, conn: Connection, event_ids: list[str]) -> None:
-        self.db, self.conn, self.event_ids = db, conn, event_ids
+    def __init__(self, db: Database, conn: Connection, events: list[Event]) -> None:
+        self.db, self.conn, self.events = db, conn, events
+        self.event_ids = [event.id for event in events]
         self.handled: dict[str, set[str]] = {}
         self.recorded: list[tuple[str, str]] = []
+        self.memo: dict[str, Any] = {}  # batch_memo()
 
     async def first_time(self, consumer: str, event_id: str) -> bool:
         seen = self.handled.get(consumer)
@@ -417,6 +419,19 @@ class _Batch:
 _BATCH: ContextVar[_Batch | None] = ContextVar("servicekit_bus_batch", default=None)
 
 
+def batch_lookups(conn: Connection, name: str) -> tuple[list[Event], dict[Any, Any]] | None:
+    """For a handler of a batched consumer (Bus.consume with batch_db) applying on ``conn``: the batch's events and a
+    dict ``name`` that lives as long as the batch's transaction, so a read every event needs can be made once for
+    the whole batch (keyed by what the events name) instead of once per event. None outside a batch (the events
+    applied one by one after a failed batch, a plain consumer): read per event then. Within one transaction the
+    reads see one snapshot (REPEATABLE READ), so a read made for the batch answers what each event's own would,
+    provided the batch does not write what it reads."""
+    batch = _BATCH.get()
+    if batch is None or batch.conn is not conn:
+        return None
+    return batch.events, batch.memo.setdefault(name, {})
+
+
 async def _deliver_batch(
     events: list[tuple[Msg, Event]],
     handler: Callable[[Event], Awaitable[None]],
@@ -428,7 +443,7 @@ async def _deliver_batch(
     started = time.perf_counter()
     try:
         async with db.transaction() as conn:
-            token = _BATCH.set(_Batch(db, conn, [event.id for _msg, event in events]))
+            token = _BATCH.set(_Batch(db, conn, [event for _msg, event in events]))
             try:
                 for msg, event in events:
                     context = propagate.extract(msg.headers or {})

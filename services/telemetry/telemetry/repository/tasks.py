@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -105,6 +106,22 @@ async def running_tasks_of_room(conn: Connection, room: str) -> list[dict[str, A
         " AND (status IS NULL OR status NOT IN ('cancel', 'complete')) ORDER BY id",
         (room,),
     )
+
+
+async def running_tasks_of_rooms(conn: Connection, rooms: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+    """running_tasks_of_room of many rooms in one read: room -> its tasks (by id; a room without any: [])."""
+    found: dict[str, list[dict[str, Any]]] = {room: [] for room in rooms}
+    if not found:
+        return found
+    marks = ", ".join(["%s"] * len(found))
+    rows = await conn.fetch_all(
+        f"SELECT room, uid FROM car_track WHERE room IN ({marks}) AND uid IS NOT NULL"  # noqa: S608 - placeholders
+        " AND (status IS NULL OR status NOT IN ('cancel', 'complete')) ORDER BY id",
+        tuple(found),
+    )
+    for row in rows:
+        found.setdefault(row["room"], []).append({"uid": row["uid"]})
+    return found
 
 
 # ---- read model of link's links (car_room_link) ------------------------------------------------------------
