@@ -354,6 +354,54 @@ async def test_status_history_rpc(suite: Any) -> None:
     assert none == {"ok": True, "data": False}
 
 
+async def test_status_histories_rpc_answers_each_link_as_the_single_request_does(suite: Any) -> None:
+    """RPC_LINK_STATUS_HISTORIES (realtime's pushes due at one moment): per link, in the order asked, what
+    RPC_LINK_STATUS_HISTORY answers, rows of equal times in id order, a zero date first as MySQL sorts it, false for a
+    link without rows; past HISTORIES_MAX links, bad_request."""
+    import nats
+
+    links = ["Many" + uuid.uuid4().hex[:6] for _ in range(3)]
+    for link_id in links[:2]:
+        await _insert_link(suite, link_id, "Many History Room")
+    rows = [(links[0], "2026-01-01 00:00:00")] * 3 + [
+        (links[1], "0000-00-00 00:00:00"),
+        (links[1], "2026-01-02 00:00:00"),
+        (links[1], "2025-12-31 00:00:00"),
+    ]
+    for n, (link_id, created) in enumerate(rows):
+        await suite.execute(
+            "link",
+            "INSERT INTO usage_status_log (linkID, room, status, userType, latitude, longitude, dtmCreated) "
+            "VALUES (%s, 'Many History Room', 'UpdateLatLngLinkDetail', %s, %s, 100.5, %s)",
+            (link_id, "admin" if n == 1 else "user", 13 + n / 1000, created),
+        )
+    asked = [
+        {"linkID": links[0], "linkType": "location"},
+        {"linkID": links[1]},
+        {"linkID": links[2], "linkType": "location"},
+        {"linkID": links[0]},
+    ]
+    nc = await nats.connect(suite.nats_url)
+    try:
+
+        async def ask(subject: str, body: Any) -> Any:
+            msg = await nc.request(subject, msgspec.json.encode(body), timeout=5)
+            return msgspec.json.decode(msg.data)
+
+        many = await ask("rpc.link.link.status_histories", {"links": asked})
+        singles = [await ask("rpc.link.link.status_history", body) for body in asked]
+        too_many = await ask("rpc.link.link.status_histories", {"links": [asked[0]] * 17})
+    finally:
+        await nc.close()
+    assert many["ok"] is True
+    assert many["data"] == [single["data"] for single in singles]
+    assert [row["latitude"] for row in many["data"][0]] == ["13.000000000", "13.001000000", "13.002000000"]
+    assert [row["latitude"] for row in many["data"][1]] == ["13.003000000", "13.005000000", "13.004000000"]
+    assert many["data"][2] is False
+    assert [row["userType"] for row in many["data"][3]] == ["user", "user"]
+    assert too_many["ok"] is False and too_many["code"] == "bad_request"
+
+
 async def test_a_full_status_history_is_the_oldest_rows_and_stays_so(suite: Any) -> None:
     """Past 100 activity rows the timeline is the oldest 100 (link keeps it in memory then: it cannot change), and
     positions reported later do not change it."""

@@ -75,6 +75,17 @@ class LinkHistoryQuery(msgspec.Struct, kw_only=True):
     linkType: str = ""  # "location" keeps every userType's rows; otherwise only userType "user"
 
 
+# The same for many links in one request (realtime's pushes due at one moment): reply data is a list, in the order
+# of ``links``, of what RPC_LINK_STATUS_HISTORY answers for each. At most HISTORIES_MAX links a request, so a reply
+# of full timelines stays well under NATS's max_payload.
+RPC_LINK_STATUS_HISTORIES = "rpc.link.link.status_histories"
+HISTORIES_MAX = 16
+
+
+class LinkHistoriesQuery(msgspec.Struct, kw_only=True):
+    links: list[LinkHistoryQuery]
+
+
 # ---- link: SMS -------------------------------------------------------------------------------------------
 LINK_SMS_SENT = "link.sms.sent"  # SmsOutcome: the gateway accepted the message
 LINK_SMS_FAILED = "link.sms.failed"  # SmsOutcome: given up (4xx, or retries exhausted)

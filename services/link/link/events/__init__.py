@@ -9,7 +9,8 @@ are this package's modules).
   (:class:`LinkMultiLatLng`) with POST /link/multilatlng/send's position; ``LINK_EXPIRED`` from the expiry sweep
   (link.events.jobs); ``LINK_SMS_SENT`` / ``LINK_SMS_FAILED`` from link.events.sms.
 * Requests it answers: ``RPC_LINK_VERIFY_PASSWORD`` (:class:`LinkCredentials`) for auth's ``/auth/verifyuser``;
-  ``RPC_LINK_STATUS_HISTORY`` (:class:`LinkHistoryQuery`) for realtime's ``history`` emit.
+  ``RPC_LINK_STATUS_HISTORY`` (:class:`LinkHistoryQuery`) and ``RPC_LINK_STATUS_HISTORIES`` (many links at once) for
+  realtime's ``history`` emit.
   ``RPC_LINK_ROOM_HISTORY`` (:class:`LinkRoomHistoryQuery`) for realtime's /queue closeRoom row;
   ``RPC_LINK_SERVICE_EXISTS`` (:class:`ServiceQuery`) for conference's ``POST /case/create`` tenant check.
   Realtime's room-socket events: ``RPC_LINK_USER_POSITION`` (:class:`LinkUserPosition`, ``user-position``),
@@ -40,6 +41,7 @@ import msgspec
 
 from contracts.conference import RPC_CASE_OPEN, RPC_ROOM_DETAIL, RPC_ROOM_ENSURE, CaseOpen, EnsureRoom, RoomQuery
 from contracts.link import (
+    HISTORIES_MAX,
     LINK_CREATED,
     LINK_FIELDS_CHANGED,
     LINK_LOCATION_UPDATED,
@@ -51,12 +53,14 @@ from contracts.link import (
     RPC_LINK_ROOM,
     RPC_LINK_ROOM_HISTORY,
     RPC_LINK_SERVICE_EXISTS,
+    RPC_LINK_STATUS_HISTORIES,
     RPC_LINK_STATUS_HISTORY,
     RPC_LINK_USER_POSITION,
     RPC_LINK_VERIFY_PASSWORD,
     LinkCreated,
     LinkCredentials,
     LinkFieldsChanged,
+    LinkHistoriesQuery,
     LinkHistoryQuery,
     LinkLocationUpdated,
     LinkMultiLatLng,
@@ -197,6 +201,25 @@ async def status_history(
     return rows or False
 
 
+async def status_histories(
+    runtime: Runtime, request: LinkHistoriesQuery, full: domain.history.FullTimelines
+) -> list[list[dict[str, Any]] | bool]:
+    """status_history of many links: full timelines from ``full``, the others in one read."""
+    assert runtime.db is not None
+    if len(request.links) > HISTORIES_MAX:
+        raise msgspec.ValidationError(f"at most {HISTORIES_MAX} links a request")
+    keys = [(query.linkID, query.linkType == "location") for query in request.links]
+    answers: list[list[dict[str, Any]] | None] = [full.get(key) for key in keys]
+    missing = [index for index, rows in enumerate(answers) if rows is None]
+    if missing:
+        async with runtime.db.connection() as conn:
+            read = await repository.usage.active_logs(conn, [keys[index] for index in missing])
+        for index, rows in zip(missing, read, strict=True):
+            full.put(keys[index], rows)
+            answers[index] = rows
+    return [rows or False for rows in answers]
+
+
 # ---- realtime's room-socket events ----------------------------------------------------------------------------
 ROOM_MAX = 50  # link_connect.room
 MEASURE_MAX = 1e9  # as POST /link/update/latlng bounds accuracy
@@ -313,6 +336,11 @@ async def serve(runtime: Runtime) -> None:
 
     await runtime.bus.serve(RPC_LINK_VERIFY_PASSWORD, LinkCredentials, on_verify)
     await runtime.bus.serve(RPC_LINK_STATUS_HISTORY, LinkHistoryQuery, on_history)
+
+    async def on_histories(request: LinkHistoriesQuery) -> list[list[dict[str, Any]] | bool]:
+        return await status_histories(runtime, request, full_timelines)
+
+    await runtime.bus.serve(RPC_LINK_STATUS_HISTORIES, LinkHistoriesQuery, on_histories)
 
     # Conference's POST /case/create checks the tenant exists (the original's SELECT count(*) FROM services).
     async def on_service_exists(request: ServiceQuery) -> bool:

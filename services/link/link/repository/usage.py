@@ -118,20 +118,49 @@ async def active_log(conn: Connection, link_id: str, every_user_type: bool = Fal
     rows = await conn.fetch_all(
         _ACTIVE_LOG, (link_id, *domain.links.ACTIVE_LOG_STATUSES, every_user_type, domain.history.TIMELINE_ROWS)
     )
-    out = []
+    return [_timeline_item(row) for row in rows]
+
+
+async def active_logs(conn: Connection, links: Sequence[tuple[str, bool]]) -> list[list[dict[str, Any]]]:
+    """active_log of many (linkID, every_user_type) in one round trip: one indexed LIMIT query per link, joined by
+    UNION ALL; the answers in the order asked."""
+    if not links:
+        return []
+    part = (
+        "(SELECT %s AS q, id, linkID, mobile, status, linkType, dtmCreated, userType, latitude, longitude, data"
+        " FROM usage_status_log WHERE linkID = %s AND status IN (%s, %s, %s, %s, %s, %s)"
+        " AND (userType = 'user' OR %s) ORDER BY dtmCreated ASC, id ASC LIMIT %s)"
+    )
+    args: list[Any] = []
+    for index, (link_id, every_user_type) in enumerate(links):
+        args += [index, link_id, *domain.links.ACTIVE_LOG_STATUSES, every_user_type, domain.history.TIMELINE_ROWS]
+    rows = await conn.fetch_all(" UNION ALL ".join([part] * len(links)), args)
+    # UNION ALL promises no order: each link's rows back in its own (dtmCreated, id) order.
+    # (MySQL sorts NULL, and a zero date read as NULL, first.)
+    rows.sort(key=lambda row: (row["q"], row["dtmCreated"] is not None, row["dtmCreated"] or _EPOCH, row["id"]))
+    answers: list[list[dict[str, Any]]] = [[] for _ in links]
     for row in rows:
-        data = row.pop("data")
-        item = domain.rows.plain(row)
-        if row["status"] == "MultiLatLng" and data:
-            try:
-                parsed = msgspec.json.decode(data)
-            except msgspec.DecodeError:
-                parsed = {}
-            if isinstance(parsed, dict):
-                item["currentLocation"] = parsed.get("currentLocation")
-                item["pickLocation"] = parsed.get("pickLocation")
-        out.append(item)
-    return out
+        index = row.pop("q")
+        del row["id"]
+        answers[index].append(_timeline_item(row))
+    return answers
+
+
+_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - only a sort key beside naive local times
+
+
+def _timeline_item(row: dict[str, Any]) -> dict[str, Any]:
+    data = row.pop("data")
+    item = domain.rows.plain(row)
+    if row["status"] == "MultiLatLng" and data:
+        try:
+            parsed = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            parsed = {}
+        if isinstance(parsed, dict):
+            item["currentLocation"] = parsed.get("currentLocation")
+            item["pickLocation"] = parsed.get("pickLocation")
+    return item
 
 
 # ---- group commit ----------------------------------------------------------------------------------------

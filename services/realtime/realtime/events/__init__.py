@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,11 +27,14 @@ from contracts.conference import (
     RoomQuery,
 )
 from contracts.link import (
+    HISTORIES_MAX,
     LINK_CREATED,
     LINK_LOCATION_UPDATED,
     LINK_MULTI_LATLNG,
     RPC_LINK_ROOM_HISTORY,
+    RPC_LINK_STATUS_HISTORIES,
     RPC_LINK_STATUS_HISTORY,
+    LinkHistoriesQuery,
     LinkHistoryQuery,
     LinkRoomHistoryQuery,
 )
@@ -58,6 +62,7 @@ CONFERENCE_CONSUMER = "realtime-conference"
 RECORDING_CONSUMER = "realtime-recording"
 TELEMETRY_CONSUMER = "realtime-telemetry"
 HISTORY_DELAY_SECONDS = 1.0  # the original pushed `history` one second after the change
+HISTORY_TICK_SECONDS = 0.1  # how often due pushes are looked for: each goes out within this of its second
 
 
 def audience_key(event: Event) -> str:
@@ -79,7 +84,9 @@ class EventHandlers:
         self.registry = Registry(runtime.redis)
         self.handled = HandledEvents(runtime.redis, pending_ttl(runtime.settings.nats_ack_wait_seconds))
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._history_due: set[tuple[str, str]] = set()  # (linkID, linkType) whose history push is scheduled
+        # (linkID, linkType) whose history push is scheduled -> when it is due (time.monotonic())
+        self._history_due: dict[tuple[str, str], float] = {}
+        self._history_pusher: asyncio.Task[None] | None = None
         self._routes: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             LINK_CREATED: self.link_created,
             LINK_LOCATION_UPDATED: self.link_location_updated,
@@ -108,7 +115,7 @@ class EventHandlers:
             bus.consume(owner, consumer, self._dispatcher(consumer), order_key=audience_key)
 
     def stop(self) -> None:
-        for task in list(self._tasks):
+        for task in [*self._tasks, *([self._history_pusher] if self._history_pusher else [])]:
             task.cancel()
 
     def _dispatcher(self, consumer: str) -> Callable[[Event], Awaitable[None]]:
@@ -176,28 +183,60 @@ class EventHandlers:
     def schedule_history(self, link_id: str, link_type: str) -> None:
         """A ``history`` push one second from now, unless one is already due: that one reads the timeline after
         this change too (its row committed before the event was published), so a link that reports positions
-        faster than once a second gets one timeline of up to 100 rows a second, not one per position."""
+        faster than once a second gets one timeline of up to 100 rows a second, not one per position. The pushes
+        due at one moment go out together (:meth:`_push_due_histories`)."""
         key = (link_id, link_type)
         if key in self._history_due:
             return
-        self._history_due.add(key)
-        self._later(self.push_history(link_id, link_type))
+        self._history_due[key] = time.monotonic() + HISTORY_DELAY_SECONDS
+        if self._history_pusher is None or self._history_pusher.done():
+            self._history_pusher = asyncio.create_task(self._push_due_histories())
 
-    async def push_history(self, link_id: str, link_type: str) -> None:
-        """``history`` (the link's status timeline) to ``/data/{linkID}``, one second after the change."""
-        await asyncio.sleep(HISTORY_DELAY_SECONDS)
-        self._history_due.discard((link_id, link_type))  # later changes need a push of their own
-        namespace = data_namespace(link_id)
-        assert self.runtime.bus is not None and namespace is not None
+    async def _push_due_histories(self) -> None:
+        """While pushes are scheduled: every HISTORY_TICK_SECONDS, those due, asked of link HISTORIES_MAX links a
+        request and emitted together (one request and one Redis publish for many links, not one each)."""
+        while self._history_due:
+            await asyncio.sleep(HISTORY_TICK_SECONDS)
+            now = time.monotonic()
+            due = [key for key, at in self._history_due.items() if at <= now]
+            for key in due:
+                del self._history_due[key]  # later changes need a push of their own
+            chunks = [due[start : start + HISTORIES_MAX] for start in range(0, len(due), HISTORIES_MAX)]
+            for failed in await asyncio.gather(*(self._push_histories(c) for c in chunks), return_exceptions=True):
+                if isinstance(failed, Exception):
+                    log.error("history pushes failed", exc_info=failed)
+
+    async def _one_history(self, query: LinkHistoryQuery) -> Any:
+        assert self.runtime.bus is not None
         try:
-            rows = await self.runtime.bus.request(
-                RPC_LINK_STATUS_HISTORY, LinkHistoryQuery(linkID=link_id, linkType=link_type), timeout=2.0
-            )
-            await self.sockets.emit("history", rows if rows else False, namespace)
+            return await self.runtime.bus.request(RPC_LINK_STATUS_HISTORY, query, timeout=2.0)
         except RpcError as exc:
-            log.warning("link history unavailable", extra={"linkID": link_id, "code": exc.code})
-        except Exception:
-            log.exception("history push failed", extra={"linkID": link_id})
+            log.warning("link history unavailable", extra={"linkID": query.linkID, "code": exc.code})
+            return None  # not pushed
+
+    async def _push_histories(self, links: list[tuple[str, str]]) -> None:
+        """``history`` (each link's status timeline) to each ``/data/{linkID}``."""
+        assert self.runtime.bus is not None
+        query = LinkHistoriesQuery(links=[LinkHistoryQuery(linkID=link, linkType=kind) for link, kind in links])
+        try:
+            timelines = await self.runtime.bus.request(RPC_LINK_STATUS_HISTORIES, query, timeout=2.0)
+        except RpcError as exc:
+            if exc.code != "unavailable":
+                log.warning("link histories unavailable", extra={"links": len(links), "code": exc.code})
+                return
+            # No link instance answers the batched request (link not upgraded yet in a rolling update): one each.
+            timelines = await asyncio.gather(*(self._one_history(each) for each in query.links))
+        if not isinstance(timelines, list) or len(timelines) != len(links):
+            log.error("link histories: a reply that does not match the request", extra={"links": len(links)})
+            return
+        emits = []
+        for (link_id, _kind), rows in zip(links, timelines, strict=True):
+            namespace = data_namespace(link_id)
+            if namespace is not None and rows is not None:
+                emits.append(self.sockets.emit("history", rows if rows else False, namespace))
+        for failed in await asyncio.gather(*emits, return_exceptions=True):
+            if isinstance(failed, Exception):
+                log.error("history push failed", exc_info=failed)
 
     # ---- conference ---------------------------------------------------------------------------------------
     async def room_created(self, data: dict[str, Any]) -> None:
