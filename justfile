@@ -58,7 +58,7 @@ bench *args: setup
 
 # Faults under load against a private suite (its own NATS, Redis, MariaDB): kill -9 NATS, Redis, MariaDB, one
 # instance of each service; MariaDB frozen 10 s; a NATS outage; then checks that nothing acknowledged was lost or
-# applied twice and no Socket.IO emit missed, and a markdown table (tests/chaos/run.py; `--help`).
+# applied twice and no Socket.IO emit missed or received twice, and a markdown table (tests/chaos/run.py; `--help`).
 chaos *args:
     uv run python -m tests.chaos {{args}}
 

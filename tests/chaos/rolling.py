@@ -45,7 +45,7 @@ import jwt
 
 from deploy.local import LocalSuite, wait_http
 from tests.bench.run import agent_token
-from tests.chaos.run import TIMEOUT, Chaos, Row, Sent, chaos_suite
+from tests.chaos.run import Chaos, Row, Sent, chaos_suite
 from tests.sockets import JS_DIR, NODE
 
 SERVICES = ["auth", "conference", "link", "telemetry", "recording", "realtime"]
@@ -164,17 +164,6 @@ class Reads:
         self.chaos, self.rate = chaos, rate
         self.services = sorted(s for s in READS if s in chaos.local.service_ports)  # a short run starts fewer
 
-    async def _get(self, client: httpx.AsyncClient, record: Sent, path: str, headers: dict[str, str]) -> None:
-        self.chaos.sent.append(record)
-        try:
-            reply = await client.get(path, headers=headers, timeout=TIMEOUT)
-            record.status = reply.status_code
-            record.ok = 200 <= reply.status_code < 300
-        except httpx.TimeoutException:
-            record.hung = True
-        except httpx.HTTPError:
-            pass
-
     async def load(self, client: httpx.AsyncClient) -> None:
         headers = {"Authorization": f"Bearer {agent_token()}"}
         pending: set[asyncio.Task[None]] = set()
@@ -183,7 +172,7 @@ class Reads:
             service = self.services[n % len(self.services)]
             n += 1
             record = Sent(self.chaos.fault, f"read-{service}", "")
-            task = asyncio.create_task(self._get(client, record, READS[service], headers))
+            task = asyncio.create_task(self.chaos.request(client, record, "GET", READS[service], headers=headers))
             pending.add(task)
             task.add_done_callback(pending.discard)
             await asyncio.sleep(1 / self.rate)

@@ -4,17 +4,18 @@ allows.
 
     uv run python -m tests.chaos [--faults nats-kill,mariadb-stop,...] [--rate 50] [--clients 200] [--recovery 90]
 
-It starts its own suite and sends only to it: conference, link, telemetry, recording and realtime behind an nginx
-edge on free ports of 127.0.0.1, a second instance of each behind the same upstream unless ``--single``, and a
+It starts its own suite and sends only to it: auth, conference, link, telemetry, recording and realtime behind an
+nginx edge on free ports of 127.0.0.1, a second instance of each behind the same upstream unless ``--single``, and a
 private NATS, Redis and MariaDB (``mariadbd`` on a fresh datadir in the run folder, so it can be frozen and killed;
 the machine's server is never touched). Load, ``--rate`` requests/s in all: patients' positions (POST
 /link/update/latlng, each with a unique latitude so it can be traced), link creation (POST /link/create with an
-agent token) and signed LiveKit webhooks (POST /webhook, unique event ids, ``track_published`` so telemetry
-consumes each); and ``--clients`` official socket.io-clients (one Node process, tests/js/chaos-clients.mjs) on
-the positions' link namespace ``/data/<linkID>`` through the edge, reconnecting on their own, each recording the
-``position`` emits it gets, plus a tenth as many patients' clients in the link's room namespace ``/<room>``
-(opened in conference first), the first of them sending chat lines (``chat-message``, every 20th load step; chat
-has no HTTP route: realtime stores it through conference over NATS), each recording the ``chat-message`` emits.
+agent token), signed LiveKit webhooks (POST /webhook, unique event ids, ``track_published`` so telemetry consumes
+each) and, a twentieth of it when auth runs, agent token renewals (GET /auth/create); and ``--clients`` official
+socket.io-clients (one Node process, tests/js/chaos-clients.mjs) on the positions' link namespace
+``/data/<linkID>`` through the edge, reconnecting on their own, each recording the ``position`` emits it gets, plus
+a tenth as many patients' clients in the link's room namespace ``/<room>`` (opened in conference first), the first
+of them sending chat lines (``chat-message``, every 20th load step; chat has no HTTP route: realtime stores it
+through conference over NATS), each recording the ``chat-message`` emits.
 
 Faults (each: load before, the fault, recovery, load after, then checks; "recovery s" runs from the restart of
 what was stopped until every service's /ready says 200 and every outbox row left unpublished at that moment, the
@@ -22,13 +23,13 @@ what was stopped until every service's /ready says 200 and every outbox row left
 ``nats-kill`` (kill -9 the private NATS, down 4 s, restarted on its port and store dir), ``redis-kill`` (the same
 for Redis), ``mariadb-stop`` (mariadbd frozen with SIGSTOP for 10 s, then SIGCONT: connections stay open and
 nothing answers), ``mariadb-kill`` (kill -9 mariadbd, restarted on its datadir: InnoDB crash recovery),
-``conference-kill``/``link-kill``/``telemetry-kill``/``recording-kill``/``realtime-kill`` (kill -9 one instance
-while the other serves; for realtime the one holding the clients, which reconnect to the other), ``nats-outage``
-(NATS down 12 s while writes pile up in the outboxes, then back: the outboxes drain).
+``auth-kill``/``conference-kill``/``link-kill``/``telemetry-kill``/``recording-kill``/``realtime-kill`` (kill -9
+one instance while the other serves; for realtime the one holding the clients, which reconnect to the other),
+``nats-outage`` (NATS down 12 s while writes pile up in the outboxes, then back: the outboxes drain).
 
 Checks per fault, over the writes sent during it: every 2xx position has its usage row and exactly one published
 LINK_LOCATION_UPDATED, handled once by telemetry (handled_event); every 2xx link has its link_connect row and its
-LINK_CREATED handled by telemetry; every 2xx webhook has its receipt and exactly one published
+LINK_CREATED published once and handled by telemetry; every 2xx webhook has its receipt and exactly one published
 RECORDING_WEBHOOK_RECEIVED, handled by telemetry; every chat line acknowledged (its sender got realtime's broadcast,
 sent only once conference stored it) is in chat_message, none twice; no request ran past its 10 s timeout; no
 answer was a 500 (a dependency's outage answers 503); /ready
@@ -36,8 +37,10 @@ answered 503 on some service while a broker or MariaDB was down; no process died
 per client, the acknowledged positions (room clients: chat lines) whose emit it never got. Realtime replays no emit
 after a reconnect, and while Redis is away its pub/sub loses the emits of the other instance (README "High
 availability"), so a miss is allowed within MARGIN of a client's own reconnect or from a Redis kill until REDIS_TAIL
-after Redis is back; any other miss ("other") fails the run. Prints a markdown table; exit 1 on a lost write, a
-duplicate, a hung request, a 500 or an "other" missed emit.
+after Redis is back; any other miss ("other") fails the run. Duplicate emits: per client, the positions (room
+clients: chat lines) it got more than once; allowed only for those sent in the same Redis window (a handled-event
+mark lost with Redis). Prints a markdown table; exit 1 on a lost write, a duplicate, a hung request, a 500, an
+"other" missed emit or a duplicate emit outside the Redis window.
 """
 
 from __future__ import annotations
@@ -76,9 +79,8 @@ from tests.bench.run import agent_token
 from tests.fakes import livekit_webhooks as lkw
 from tests.instances import kill_service, restart_service
 
-SERVICES = ["conference", "link", "telemetry", "recording", "realtime"]
-DB_SERVICES = [s for s in SERVICES if s not in NO_DATABASE]
-KILLED = ["conference", "link", "telemetry", "recording", "realtime"]
+SERVICES = ["auth", "conference", "link", "telemetry", "recording", "realtime"]
+KILLED = ["auth", "conference", "link", "telemetry", "recording", "realtime"]
 FAULTS = ["nats-kill", "redis-kill", "mariadb-stop", "mariadb-kill", *(f"{s}-kill" for s in KILLED), "nats-outage"]
 CLIENTS_JS = Path(__file__).resolve().parents[1] / "js" / "chaos-clients.mjs"
 MARGIN = 3.0  # s around a client's reconnect within which an emit it missed is put down to the reconnect
@@ -97,8 +99,8 @@ DB_STALL = 10.0  # mariadb-stop: seconds the server is frozen
 @dataclass
 class Sent:
     fault: str
-    kind: str  # position | link | webhook
-    key: str  # latitude seq | linkID | eventId
+    kind: str  # position | link | webhook | chat | read-<service>
+    key: str  # latitude seq | linkID | eventId | chat text | "" for reads
     ok: bool = False
     hung: bool = False
     status: int = 0  # 0: no answer (refused, reset, timed out)
@@ -127,6 +129,10 @@ class Row:
     missed: int | None = None  # position emits the Socket.IO clients did not get (None: no clients)
     missed_connected: int = 0  # ... of them, emits a client missed away from any reconnect of its own
     missed_redis: int = 0  # ... of them, emits missed while Redis was down (realtime's pub/sub: lost, README)
+    # Emits (positions, chat lines) a client got more than once, and of them those sent while Redis was down (a
+    # handled-event mark lost with Redis lets a redelivered event be emitted again: README "High availability").
+    duplicate_emits: int | None = None
+    duplicate_emits_redis: int = 0
     fault_from: float = 0.0  # wall clock: the fault was injected
     fault_to: float = 0.0  # ... and lifted (what was killed started again)
     reconnected: int = 0  # clients that lost their connection during the fault (and came back)
@@ -156,7 +162,7 @@ def participant_token(room: str, identity: str) -> str:
     return jwt.encode(claims, DEFAULT_ENV["LIVEKIT_API_SECRET"], "HS256")
 
 
-def _seq(latitude: Any) -> int:
+def latitude_seq(latitude: Any) -> int:
     return round((Decimal(str(latitude)) - BASE_LATITUDE) / STEP)
 
 
@@ -172,13 +178,16 @@ class Chaos:
         self.run = uuid.uuid4().hex[:8]
         self.link_id = self.room = ""
         self.clients: Clients | None = None  # with room clients, chat lines are part of the load
+        # Whether the load asks auth too (GET /auth/create): only when auth runs (rolling.py's reads ask it there).
+        self.auth_reads = False
 
     # --- load -------------------------------------------------------------------------------------------------
-    async def _post(self, client: httpx.AsyncClient, record: Sent, path: str, **kwargs: Any) -> None:
+    async def request(self, client: httpx.AsyncClient, record: Sent, method: str, path: str, **kwargs: Any) -> None:
+        """Send one request of the load through the edge, recorded in ``sent`` with its outcome."""
         record.at = time.time()
         self.sent.append(record)
         try:
-            reply = await client.post(path, timeout=TIMEOUT, **kwargs)
+            reply = await client.request(method, path, timeout=TIMEOUT, **kwargs)
             record.status = reply.status_code
             record.ok = 200 <= reply.status_code < 300
             if record.kind == "link" and record.ok:
@@ -196,6 +205,8 @@ class Chaos:
         while not self.stopping:
             n += 1
             kind = "position" if n % 10 < 6 else ("webhook" if n % 10 < 9 else "link")
+            if n % 20 == 0 and self.auth_reads:  # a twentieth of the load (in place of a position): auth's token
+                kind = "read-auth"
             if n % 20 == 19 and self.clients and self.clients.in_room:
                 text = f"chat {self.run} {n}"
                 self.sent.append(Sent(self.fault, "chat", text, at=time.time()))
@@ -206,7 +217,8 @@ class Chaos:
                 self.seq += 1
                 body = {"linkID": self.link_id, "room": self.room, "userType": "user",
                         "latitude": float(BASE_LATITUDE + self.seq * STEP), "longitude": 100.5}  # fmt: skip
-                coro = self._post(client, Sent(self.fault, kind, str(self.seq)), "/link/update/latlng", json=body)
+                record = Sent(self.fault, kind, str(self.seq))
+                coro = self.request(client, record, "POST", "/link/update/latlng", json=body)
             elif kind == "webhook":
                 event_id = f"EV_{self.run}_{n}"
                 event = lkw.event("track_published", room=f"chaos-{self.run}", event_id=event_id,
@@ -214,10 +226,14 @@ class Chaos:
                 raw = lkw.encode(event)
                 auth = {"Authorization": lkw.sign(raw, key, secret, ttl=900),
                         "Content-Type": "application/webhook+json"}  # fmt: skip
-                coro = self._post(client, Sent(self.fault, kind, event_id), "/webhook", content=raw, headers=auth)
+                coro = self.request(client, Sent(self.fault, kind, event_id), "POST", "/webhook", content=raw,
+                                    headers=auth)  # fmt: skip
+            elif kind == "read-auth":
+                coro = self.request(client, Sent(self.fault, kind, ""), "GET", "/auth/create", headers=headers)
             else:
                 body = {"room": f"chaos{self.run}{n % 7}", "mobile": f"08{n % 10**8:08d}", "sms": 0}
-                coro = self._post(client, Sent(self.fault, kind, ""), "/link/create", json=body, headers=headers)
+                coro = self.request(client, Sent(self.fault, kind, ""), "POST", "/link/create", json=body,
+                                    headers=headers)  # fmt: skip
             task = asyncio.create_task(coro)
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -253,7 +269,7 @@ class Chaos:
                 except httpx.HTTPError:
                     return name, 0
 
-            urls = {s: self.local.url(s) for s in SERVICES}
+            urls = {s: self.local.url(s) for s in self.local.service_ports}
             urls |= {f"{s}-2": f"http://127.0.0.1:{p}" for s, p in self.local.second_ports.items()}
             return dict(await asyncio.gather(*(one(name, url) for name, url in urls.items())))
 
@@ -310,7 +326,7 @@ class Chaos:
         """Outbox rows not yet published (with ids up to ``upto`` per database, when given), and each database's
         highest outbox id."""
         total, tops = 0, {}
-        for service in DB_SERVICES:
+        for service in [s for s in self.local.service_ports if s not in NO_DATABASE]:
             db = self.local.db_name(service)
             limit = (upto or {}).get(db, 2**63)
             rows = await query(db, "SELECT COALESCE(MAX(id), 0) AS top, COALESCE(SUM(published_at IS NULL AND id <= "
@@ -356,10 +372,11 @@ class Chaos:
         async def probe() -> bool:
             usage = await query(link_db, "SELECT latitude FROM usage_status_log WHERE linkID = %s AND status = "
                                 "'UpdateLatLngLinkDetail'", (self.link_id,))  # fmt: skip
-            stored = collections.Counter(_seq(r["latitude"]) for r in usage)
+            stored = collections.Counter(latitude_seq(r["latitude"]) for r in usage)
             outbox = await query(link_db, "SELECT event_id, subject, payload, published_at FROM outbox "
                                  "WHERE subject IN (%s, %s)", (LINK_LOCATION_UPDATED, LINK_CREATED))  # fmt: skip
             published: collections.Counter[int] = collections.Counter()
+            created: collections.Counter[str] = collections.Counter()
             position_events: dict[int, str] = {}
             created_events: dict[str, str] = {}
             unpublished = 0
@@ -367,10 +384,11 @@ class Chaos:
                 data = json.loads(r["payload"])["data"]
                 unpublished += r["published_at"] is None
                 if r["subject"] == LINK_LOCATION_UPDATED:
-                    s = _seq(data["position"]["latitude"])
+                    s = latitude_seq(data["position"]["latitude"])
                     published[s] += 1
                     position_events[s] = r["event_id"]
                 else:
+                    created[data["linkID"]] += 1
                     created_events[data["linkID"]] = r["event_id"]
             connected = {r["linkID"] for r in await query(
                 link_db, "SELECT linkID FROM link_connect WHERE linkID IN %s", (tuple(links) or ("",),))}  # fmt: skip
@@ -407,6 +425,7 @@ class Chaos:
             mine_seqs = {int(s.key) for s in mine if s.kind == "position"}
             dups["position stored twice"] = len([p for p in mine_seqs if stored[p] > 1])
             dups["position published twice"] = len([p for p in mine_seqs if published[p] > 1])
+            dups["link published twice"] = len([k for k in links if created[k] > 1])
             dups["webhook published twice"] = len([w for w in webhooks if rec_published[w] > 1])
             return not any(lost.values()) and unpublished == 0
 
@@ -415,7 +434,8 @@ class Chaos:
             await asyncio.sleep(1)
         row.lost, row.duplicates = sum(lost.values()), sum(dups.values())
         row.detail = [f"{k}: {v}" for k, v in {**lost, **dups}.items() if v]
-        row.checked = f"{len(positions)} positions, {len(links)} links, {len(webhooks)} webhooks"
+        reads = sum(s.ok for s in mine if s.kind.startswith("read-"))  # nothing stored to check: answered 2xx
+        row.checked = f"{len(positions)} positions, {len(links)} links, {len(webhooks)} webhooks, {reads} reads"
 
 
 def wait_port(port: int, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -502,14 +522,32 @@ class Clients:
         """Per client, the acknowledged positions of ``row.fault`` whose ``position`` emit it did not get. Realtime
         promises no replay of ``position`` emits on reconnect (a reconnected client catches up from the next
         ``history`` push), so a miss is allowed only near a reconnect of that client: within MARGIN of the time
-        between its disconnect and its connect again; any other is ``missed_connected``, which must be 0."""
-        positions = {int(x.key): x.at for x in sent if x.fault == row.fault and x.kind == "position" and x.ok}
-        chats = {x.key: x.at for x in sent if x.fault == row.fault and x.kind == "chat" and x.ok}
+        between its disconnect and its connect again; any other is ``missed_connected``, which must be 0.
+
+        And per client, the positions and chat lines of ``row.fault`` (acknowledged or not) it got more than once,
+        ``duplicate_emits``: realtime marks each event handled (in Redis) so a redelivery is not emitted again; only
+        a Redis failover may lose the mark (README "High availability"), so a repeat of a position or line sent
+        while Redis was down counts in ``duplicate_emits_redis`` too, and any other fails the run."""
+        mine = [x for x in sent if x.fault == row.fault]
+        sent_positions = {int(x.key): x.at for x in mine if x.kind == "position"}
+        sent_chats = {x.key: x.at for x in mine if x.kind == "chat"}
+        positions = {int(x.key): x.at for x in mine if x.kind == "position" and x.ok}
+        chats = {x.key: x.at for x in mine if x.kind == "chat" and x.ok}
         row.missed, row.missed_connected, row.missed_redis, row.reconnected = 0, 0, 0, 0
+        row.duplicate_emits, row.duplicate_emits_redis = 0, 0
         redis_down = (row.fault_from - MARGIN, row.fault_to + REDIS_TAIL) if row.fault == "redis-kill" else (0.0, 0.0)
         for record in self.records:
-            acked: dict[Any, float] = chats if record.get("room") else positions
-            got = set(record["chats"]) if record.get("room") else {_seq(v) for v in record["positions"] if v}
+            room = bool(record.get("room"))
+            acked: dict[Any, float] = chats if room else positions
+            mine_sent: dict[Any, float] = sent_chats if room else sent_positions
+            received = collections.Counter(
+                [v for v in record["chats"] if v] if room else [latitude_seq(v) for v in record["positions"] if v]
+            )
+            for key, copies in received.items():
+                if copies > 1 and key in mine_sent:
+                    row.duplicate_emits += 1
+                    row.duplicate_emits_redis += redis_down[0] <= mine_sent[key] <= redis_down[1]
+            got = set(received)
             gaps = [(d / 1000, (next((c for c in record["connects"] if c >= d), d + 1e12)) / 1000)
                     for d in record["disconnects"]]  # fmt: skip
             gaps = [(d, c) for d, c in gaps if d <= row.ended_at + MARGIN and c >= row.started_at - MARGIN]
@@ -559,7 +597,7 @@ def chaos_suite(
         brokers.append(mariadb)
         extra_env["MYSQL_PORT"] = str(port)
         mysql_port = port
-    doubled = second if second is not None else (KILLED if pairs else [])
+    doubled = second if second is not None else ([s for s in KILLED if s in services] if pairs else [])
     local = LocalSuite(
         edge_port=free_port(),
         service_ports={s: free_port() for s in services},
@@ -591,7 +629,11 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
     ``clients``, that many Socket.IO clients on the load's link namespace count the emits they missed."""
     if any(f.startswith("mariadb-") for f in faults) and len(brokers) < 3:
         raise ValueError("the MariaDB faults need the suite's private server (chaos_suite(private_db=True))")
+    absent = [f for f in faults if f.removesuffix("-kill") in KILLED and f.removesuffix("-kill") not in local.processes]
+    if absent:
+        raise ValueError(f"faults of services the suite does not run: {absent}")
     chaos = Chaos(local, brokers, rate, db_stall)
+    chaos.auth_reads = "auth" in local.service_ports
     in_room = max(2, clients // 10) if in_room is None else in_room  # room clients beside the link's, for chat
     rows: list[Row] = []
     async with httpx.AsyncClient(base_url=local.edge, limits=httpx.Limits(max_connections=64)) as client:
@@ -644,15 +686,16 @@ async def run_faults(local: LocalSuite, brokers: list[subprocess.Popen[bytes]], 
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| fault | requests | 2xx | lost writes | duplicate effects | missed emits | hung | /ready 503 seen on "
-        "| clients reconnected | outbox backlog at lift | recovery s |",
-        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|",
+        "| fault | requests | 2xx | lost writes | duplicate effects | missed emits | duplicate emits | hung "
+        "| /ready 503 seen on | clients reconnected | outbox backlog at lift | recovery s |",
+        "|---|---:|---:|---:|---:|---|---|---:|---|---:|---:|---:|",
     ]
     for r in rows:
         missed = "n/a" if r.missed is None else f"{r.missed} (Redis down {r.missed_redis}, other {r.missed_connected})"
+        twice = "n/a" if r.duplicate_emits is None else f"{r.duplicate_emits} (Redis down {r.duplicate_emits_redis})"
         clients = "-" if r.missed is None else str(r.reconnected)
-        lines.append(f"| {r.fault} | {r.requests} | {r.ok} | {r.lost} | {r.duplicates} | {missed} | {r.hung} "
-                     f"| {r.not_ready_seen} | {clients} | {r.backlog} | {r.recovery_s:.1f} |")  # fmt: skip
+        lines.append(f"| {r.fault} | {r.requests} | {r.ok} | {r.lost} | {r.duplicates} | {missed} | {twice} "
+                     f"| {r.hung} | {r.not_ready_seen} | {clients} | {r.backlog} | {r.recovery_s:.1f} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -664,6 +707,8 @@ def failures(rows: list[Row]) -> list[str]:
     bad += [f"{r.fault}: exited and not restarted: {r.died}" for r in rows if r.died]
     bad += [f"{r.fault}: {r.missed_connected} emits missed by clients away from any reconnect of theirs"
             for r in rows if r.missed_connected]  # fmt: skip
+    bad += [f"{r.fault}: {r.duplicate_emits - r.duplicate_emits_redis} emits a client got twice (Redis was up)"
+            for r in rows if r.duplicate_emits and r.duplicate_emits > r.duplicate_emits_redis]  # fmt: skip
     bad += [f"{r.fault}: not ready (or outboxes not drained) after the recovery wait" for r in rows if not r.recovered]
     return bad
 

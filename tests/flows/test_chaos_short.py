@@ -4,11 +4,14 @@ positions' link namespace, 2 in the room namespace, one of them sending chat lin
 restarted, then MariaDB is frozen (SIGSTOP) for 6 s, longer than MYSQL_TIMEOUT. Every acknowledged write
 is stored, every event it caused was published and consumed by telemetry, nothing twice, no request hung past its
 timeout (the services answer 503 when MariaDB does not answer, never 500), /ready said 503 while NATS or MariaDB was
-down, and every client got every position emit and chat line. Then the checker is shown to catch a loss: one
-acknowledged position's row deleted, the same check counts it lost; one stored twice, it counts a duplicate."""
+down, and every client got every position emit and chat line, none twice. Auth is not started: nothing here asks
+it (its kill is the full run's). Then the checker is shown to catch a loss: one acknowledged position's row deleted,
+the same check counts it lost; one stored twice, it counts a duplicate; a client's record with a position and a chat
+line received twice counts two duplicate emits, which fail the run."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,14 +20,14 @@ from pathlib import Path
 import pytest
 
 from deploy.local import LocalSuite
-from tests.chaos.run import Row, chaos_suite, failures, query, run_faults, table
+from tests.chaos.run import SERVICES, Clients, Row, chaos_suite, failures, latitude_seq, query, run_faults, table
 
 
 @pytest.fixture(scope="module")
 def private() -> Iterator[tuple[LocalSuite, list]]:
     run_dir = Path(tempfile.mkdtemp(prefix="ems-chaos-short-"))
     try:
-        with chaos_suite(run_dir) as started:
+        with chaos_suite(run_dir, services=[s for s in SERVICES if s != "auth"]) as started:
             yield started
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -39,6 +42,7 @@ async def test_nats_link_and_mariadb_faults_under_load_lose_nothing_and_apply_no
     for row in rows:
         assert row.ok > 50, row  # enough acknowledged writes to mean anything
         assert row.missed == 0, row  # no client lost its connection: every emit arrived
+        assert row.duplicate_emits == 0, row
     assert failures(rows) == []
 
     # The checker can fail: an acknowledged position's usage row removed is a lost write.
@@ -66,3 +70,18 @@ async def test_nats_link_and_mariadb_faults_under_load_lose_nothing_and_apply_no
     doubled = Row("mariadb-stop")
     await chaos.check("mariadb-stop", doubled, timeout=2)
     assert doubled.duplicates >= 1, doubled
+
+    # ... and an emit a client got twice is a duplicate emit, which fails the run (Redis stayed up).
+    assert chaos.clients is not None
+    listener = next(r for r in chaos.clients.records if not r["room"])
+    talker = next(r for r in chaos.clients.records if r["room"])
+    seq = next(int(s.key) for s in chaos.sent if s.fault == "nats-kill" and s.kind == "position" and s.ok)
+    latitude = next(v for v in listener["positions"] if v and latitude_seq(v) == seq)
+    line = next(s.key for s in chaos.sent if s.fault == "nats-kill" and s.kind == "chat" and s.ok)
+    repeated = Clients(local.edge, chaos.link_id, 1)
+    repeated.records = [{**listener, "positions": [*listener["positions"], latitude]},
+                        {**talker, "chats": [*talker["chats"], line]}]  # fmt: skip
+    twice = dataclasses.replace(rows[0])
+    repeated.count_missed(twice, chaos.sent)
+    assert (twice.duplicate_emits, twice.duplicate_emits_redis, twice.missed) == (2, 0, 0), twice
+    assert failures([twice]) == ["nats-kill: 2 emits a client got twice (Redis was up)"]
