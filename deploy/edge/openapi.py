@@ -229,6 +229,8 @@ QUERY_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("/upload/list", "page"): {"pattern": "^([1-9][0-9]{0,5}|1000000)?$"},  # 1..1,000,000
     ("/upload/list", "limit"): {"pattern": "^([0-9]{1,6})?$"},  # clamped to 1..100
     ("/upload/list", "recordType"): {"maxLength": 50},
+    ("/record/file", "room"): {"maxLength": 50},  # room names are at most 50 characters (refused past that)
+    ("/room/picture", "room"): {"maxLength": 50},
 }
 # Status codes a handler's source (or a helper of its module) answers: fail(..., 404), ApiError(..., 503, ...).
 _STATUS_IN_SOURCE = re.compile(r"(?:,\s*|status_code=)(40[1-9]|41[0-9]|42[0-9]|50[0-9])\b")
@@ -458,8 +460,7 @@ def _derive(handler: Any, service: str, path: str, components: dict[str, Any]) -
     for key in _QUERY_GET.findall(source):
         if key not in names:
             names.add(key)
-            schema = {"type": "string"} | QUERY_SCHEMAS.get((path, key), {})
-            derived.query.append(_query(key, schema, False, components))
+            derived.query.append(_query(key, {"type": "string"}, False, components))
     return derived
 
 
@@ -549,6 +550,13 @@ def _form_value(schema: dict[str, Any], components: dict[str, Any]) -> dict[str,
     return None
 
 
+def _with_limits(schema: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema with the route's own limits (QUERY_SCHEMAS) on its text (each text option)."""
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_with_limits(option, limits) for option in schema["anyOf"]]}
+    return schema | limits if schema.get("type") == "string" else schema
+
+
 def _non_empty(schema: dict[str, Any]) -> dict[str, Any]:
     """A required parameter's schema: a non-empty value (the handlers treat an empty one as missing)."""
     options = schema.get("anyOf") or [schema]
@@ -604,6 +612,8 @@ def _operation(
         if param.get("in") == "query" and param["name"] in required:
             param["required"] = True
             param["schema"] = _non_empty(param["schema"])
+        if param.get("in") == "query" and (limits := QUERY_SCHEMAS.get((path, param["name"]))):
+            param["schema"] = _with_limits(param["schema"], limits)
     if params:
         op["parameters"] = params
     if derived.body and method in ("post", "put", "patch"):

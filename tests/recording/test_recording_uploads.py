@@ -126,6 +126,8 @@ async def test_client_paths_stay_inside_the_media_dir(suite: Any, client: httpx.
         "/record/7/missing.mp4",
         "/logo/",
         "/thumbnails/nope.png",
+        "/videos/" + "%C3%A9" * 150,  # one segment of 300 bytes: longer than a file name can be (was a 500)
+        "/files/" + "/".join(["a" * 200] * 25),  # a path longer than the system's limit
     ],
 )
 async def test_static_paths_refuse_escapes_and_missing_files(suite: Any, client: httpx.AsyncClient, path: str) -> None:

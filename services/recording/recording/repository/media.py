@@ -62,10 +62,12 @@ class MediaDir:
         if not parts or any(p.startswith(".") or "\x00" in p for p in parts):
             return None
         base = (self.root / folder).resolve()
-        target = base.joinpath(*parts).resolve()
-        if not target.is_relative_to(base) or not target.is_file():
+        try:
+            target = base.joinpath(*parts).resolve()
+            found = target.is_relative_to(base) and target.is_file()
+        except OSError:  # a name the file system cannot hold (a segment over 255 bytes, a path too long): no file
             return None
-        return target
+        return target if found else None
 
 
 def place(temp: Path, final: Path) -> Path:
