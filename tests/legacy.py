@@ -6,6 +6,8 @@ support.py; the original's answers computed from such a database are in legacy_a
 - ``create_source(dsn)``: (re)creates the database of ``dsn`` and its tables, after the ADAPTATIONS MariaDB needs.
 - ``fill(conn_or_dsn, scale, seed)``: deterministic rows (same scale and seed, same rows); returns a ``Filled`` with
   the row count per table and the names of the edge cases it planted (``Filled.cases``).
+- ``OldGateway(conn)``: the original still serving such a source, one request's writes at a time (the cutover's
+  catch-up window).
 
 Sizes: ``scale=1.0`` is the production installation the issue describes (about 112k links, 29k rooms, 27k
 data_log rows, 100k usage-log rows; the smaller tables as the original's AUTO_INCREMENT counters show them);
@@ -31,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+from zoneinfo import ZoneInfo
 
 import asyncmy
 
@@ -944,6 +947,125 @@ async def clone_without(source: Dsn, name: str, drop: dict[str, list[str]]) -> D
     finally:
         conn.close()
     return target
+
+
+class OldGateway:
+    """The original gateway still serving a legacy source: the rows its routes wrote (../shared/spec/link-auth.md,
+    http-conference.md), as the cutover's catch-up window sees them. Each call is one request's writes, in local
+    Bangkok time as the original wrote them; ``created`` names the links and rooms made, ``deleted`` the
+    notification ids removed. ``step`` makes one request of a realistic mix."""
+
+    def __init__(self, conn: Any, seed: int = 5) -> None:
+        self.conn = conn
+        self.rng = random.Random(seed)
+        self.created: list[tuple[str, str]] = []  # (linkID, room) of each link made
+        self.deleted: list[int] = []
+        self.requests = 0
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(ZoneInfo("Asia/Bangkok")).replace(tzinfo=None, microsecond=0)
+
+    def _word(self) -> str:
+        return "".join(self.rng.choice(CHARSET) for _ in range(6))
+
+    async def _run(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        async with self.conn.cursor() as cur:
+            await cur.execute(sql, args)
+            return cur.lastrowid
+
+    async def _usage(self, link_id: str, room: str, status: str, data: Any, **extra: Any) -> None:
+        row = {"linkID": link_id, "room": room, "mobile": "", "identity": "", "userName": "", "userType": "user",
+               "userAgent": "", **extra, "status": status, "data": json.dumps(data, ensure_ascii=False),
+               "dtmCreated": self.now()}  # fmt: skip
+        names, marks = ", ".join(f"`{k}`" for k in row), ", ".join(["%s"] * len(row))
+        await self._run(f"INSERT INTO usage_status_log ({names}) VALUES ({marks})", tuple(row.values()))  # noqa: S608
+
+    async def create_link(self, service: int = 1) -> tuple[str, str]:
+        """POST /link/create for a new room: the room, its Guest and Viewer share links, the patient's link and a
+        CreateLink usage row."""
+        now, room = self.now(), self._word()
+        expired = now + timedelta(days=1)
+        await self._run(
+            "INSERT INTO room_conference (status, roomType, room, service, recordId, autoRecord, recordType, "
+            "encodingOptionsPreset, chatEnabled, webSocketURL, userAgent, dtmCreated, dtmUpdated, dtmExpired) "
+            "VALUES ('open', 'conference', %s, %s, '', 0, 'RoomCompositeVideoAudio', 'H264_720P_30', 1, '', %s, %s, "
+            "%s, %s)",
+            (room, service, USER_AGENTS[3][1], now, now, expired),
+        )
+        empty = hashlib.md5(b"").hexdigest()
+        link_sql = (
+            "INSERT INTO link_connect (sms, recordId, mobile, linkID, share, enabled, userName, room, userType, "
+            "linkType, crmSender, service, requireJoinPermission, requireUserName, requirePassword, oneTimeLink, "
+            "password, isAdmin, dtmCreated, dtmExpired) "
+            "VALUES (1, 0, %s, %s, %s, 1, %s, %s, %s, 'video', %s, %s, 0, 0, 0, 0, %s, '0', %s, %s)"
+        )
+        for name, user_type in (("Guest", "user"), ("Viewer", "viewer")):
+            await self._run(link_sql, ("", self._word(), 1, name, room, user_type, "", service, empty, now, expired))
+        mobile = "08" + "".join(self.rng.choice("0123456789") for _ in range(8))
+        link_id = self._word()
+        await self._run(link_sql, (mobile, link_id, 0, mobile, room, "user", "agent01", service, empty, now, expired))
+        created = {"linkID": link_id, "isAdmin": "0", "requireJoinPermission": 0, "userName": mobile,
+                   "dtmExpired": expired.strftime("%Y-%m-%d %H:%M:%S"), "url": f"https://vdo.example/video/{link_id}",
+                   "linkType": "video", "password": ""}  # fmt: skip
+        await self._usage(link_id, room, "CreateLink", created, mobile=mobile, linkType="video")
+        self.created.append((link_id, room))
+        return link_id, room
+
+    async def get_detail(self, link_id: str, room: str) -> None:
+        """GET /link/getdetail's writes: the link's user agent and os, a GetLinkDetail usage row."""
+        os_name, agent = self.rng.choice(USER_AGENTS)
+        await self._run("UPDATE link_connect SET userAgent = %s, os = %s WHERE linkID = %s", (agent, os_name, link_id))
+        identity = "".join(self.rng.choice(CHARSET) for _ in range(10))
+        detail = {"linkID": link_id, "room": room}
+        await self._usage(link_id, room, "GetLinkDetail", detail, identity=identity, userAgent=agent)
+
+    async def update_latlng(self, link_id: str, room: str) -> None:
+        """POST /link/update/latlng: the link's position and an UpdateLatLngLinkDetail usage row."""
+        lat = Decimal(self.rng.uniform(13.55, 14.05)).quantize(Decimal("0.000000001"))
+        lng = Decimal(self.rng.uniform(100.30, 100.95)).quantize(Decimal("0.000000001"))
+        await self._run("UPDATE link_connect SET latitude = %s, longitude = %s, accuracy = '12' WHERE linkID = %s",
+                        (str(lat), str(lng), link_id))  # fmt: skip
+        await self._usage(link_id, room, "UpdateLatLngLinkDetail", "", latitude=str(lat), longitude=str(lng))
+
+    async def chat(self, room: str) -> None:
+        """A chat line of the room's agent (socket `chat`)."""
+        identity = "agent" + self._word()
+        await self._run(
+            "INSERT INTO chat_message (room, identity, chat_identity, userName, text, color, files, replyToMessageId, "
+            "replyToUserName, replyToText, dtmCreated, userType) VALUES (%s, %s, %s, %s, %s, %s, '', 0, 'null', "
+            "'null', %s, 'admin')",
+            (room, identity, identity, "เจ้าหน้าที่ศูนย์", self.rng.choice(CHAT_LINES), self.rng.choice(PALETTE), self.now()),
+        )  # fmt: skip
+
+    async def read_or_delete_notification(self) -> None:
+        """PUT /notification/read of the newest unread one, or DELETE of the oldest left."""
+        async with self.conn.cursor() as cur:
+            await cur.execute("SELECT notificationId, `read` FROM notification ORDER BY notificationId LIMIT 1")
+            row = await cur.fetchone()
+            if row is None:
+                return
+            if row[1]:
+                await cur.execute("DELETE FROM notification WHERE notificationId = %s", (row[0],))
+                self.deleted.append(int(row[0]))
+            else:
+                await cur.execute("UPDATE notification SET `read` = 1, dtmRead = %s WHERE notificationId = %s",
+                                  (self.now(), row[0]))  # fmt: skip
+
+    async def step(self) -> None:
+        """One request: mostly reads of links made since (getdetail, positions), new links, chat, notifications."""
+        self.requests += 1
+        choice = self.rng.random()
+        if not self.created or choice < 0.3:
+            await self.create_link(self.rng.choice([1, 2, 4]))
+        elif choice < 0.6:
+            await self.get_detail(*self.rng.choice(self.created))
+        elif choice < 0.75:
+            await self.update_latlng(*self.rng.choice(self.created))
+        elif choice < 0.9:
+            await self.chat(self.rng.choice(self.created)[1])
+        else:
+            await self.read_or_delete_notification()
 
 
 def main(argv: list[str] | None = None) -> int:

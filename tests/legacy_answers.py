@@ -1,7 +1,8 @@
 """The original gateway's answers, computed from a legacy source database (tests/legacy.py): what its JavaScript
 (old.src/ and src/*.js of the original, not its TypeScript rewrite) would have replied to a route, given that
 database, written here as parameterised SQL plus the same post-processing. One of the topic modules of test
-helpers listed in support.py; the migration flow compares these with what the suite answers through the edge.
+helpers listed in support.py; the migration flow compares these with what the suite answers through the edge
+(the comparisons are at the end: ``compare_detail``, ``compare_summary``, ``compare_counts``, ``same``).
 
 Values are rendered as the original's mysql2 driver and ``res.json`` did: DATETIME/TIMESTAMP as ISO UTC strings of
 local (Asia/Bangkok) times, a zero date as ``null`` (an invalid JS Date), DECIMAL as strings, JSON ``null`` for
@@ -15,10 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
+import jwt
 from asyncmy.cursors import DictCursor
 from asyncmy.errors import OperationalError, ProgrammingError
 
@@ -114,6 +118,27 @@ async def position_user(conn: Any, room: str, user_type: str = "user") -> list[d
     return out
 
 
+HEALTHY_WITHIN = timedelta(minutes=30)  # conference's: a node checked since is preferred for a room without one
+
+
+async def _signing_node(conn: Any, room: str, now: datetime) -> dict[str, Any] | None:
+    """The key and secret a room's token is signed with when they are not the suite's own (None: LIVEKIT_API_KEY).
+    The original signed with LIVEKIT_API_KEY always (its code never read node_livekit); the suite uses the nodes of
+    node_livekit when it has rows (DESIGN.md: several LiveKit nodes): the room's remembered node, else the first one
+    checked healthy within HEALTHY_WITHIN, else the first; a node without its own key signs with the suite's."""
+    nodes = await query_rows(conn, "SELECT id, livekitApiKey AS `key`, livekitApiSecret AS secret, lastHealthCheck"
+                                   " FROM node_livekit ORDER BY id")  # fmt: skip
+    if not nodes:
+        return None
+    rooms = await query_rows(conn, "SELECT nodeLivekitId FROM room_conference WHERE room = %s ORDER BY id LIMIT 1",
+                             (room,))  # fmt: skip
+    remembered = rooms[0]["nodeLivekitId"] if rooms else None
+    healthy = [n for n in nodes if isinstance(n["lastHealthCheck"], datetime) and now - n["lastHealthCheck"]
+               <= HEALTHY_WITHIN]  # fmt: skip
+    node = next((n for n in nodes if n["id"] == remembered), None) or (healthy or nodes)[0]
+    return {"key": node["key"], "secret": node["secret"]} if node["key"] and node["secret"] else None
+
+
 async def link_detail(conn: Any, link_id: str, now: datetime) -> dict[str, Any]:
     """GET /link/getdetail?linkId= (no identity), as the original answered at local time ``now``.
 
@@ -135,17 +160,8 @@ async def link_detail(conn: Any, link_id: str, now: datetime) -> dict[str, Any]:
     room["listParticipants"] = []  # the suite's LiveKit has nobody in an old room
     data: dict[str, Any] = {"id": link_id, **link, **room}
     if raw["requirePassword"] == 0:
-        # the original signed with LIVEKIT_API_KEY always (its code never read node_livekit); the suite signs with
-        # the key of the room's node when that node has its own (DESIGN.md: several LiveKit nodes)
-        node = await query_rows(
-            conn,
-            "SELECT n.livekitApiKey AS `key`, n.livekitApiSecret AS secret FROM room_conference r"
-            " JOIN node_livekit n ON n.id = r.nodeLivekitId WHERE r.room = %s AND n.livekitApiKey IS NOT NULL"
-            " AND n.livekitApiSecret IS NOT NULL LIMIT 1",
-            (raw["room"],),
-        )
         data["expected_token"] = {
-            "node": node[0] if node else None,
+            "node": await _signing_node(conn, raw["room"], now),
             "name": raw["userName"],
             "room": raw["room"],
             "roomJoin": raw["requireJoinPermission"] != 1,
@@ -500,3 +516,139 @@ async def stats_user(conn: Any, mobile: str = "") -> dict[str, Any]:
             logs.append({"EVENT": body.get("event"), "identity": identity,
                          "roomName": (body.get("room") or {}).get("name"), "data": log["raw"]})  # fmt: skip
     return {"track_logs": logs}
+
+
+# ---- the suite's answers through the edge, compared with the original's ------------------------------------------
+# Shared by the migration's edge test and the cutover test: each asks the suite's edge and compares with the
+# functions above over the source the migration carried.
+BANGKOK = ZoneInfo("Asia/Bangkok")
+TOKEN_PARTS = ("identity", "token", "conference", "color")  # random per request in the original too
+
+
+def bangkok_now() -> datetime:
+    """The original's clock: local Bangkok time, naive, as its queries compared dates."""
+    return datetime.now(BANGKOK).replace(tzinfo=None)
+
+
+def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where ``actual`` differs from ``expected`` (JSON values), one line per leaf; empty when equal."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = []
+        for key in sorted(set(expected) | set(actual), key=str):
+            if key not in actual:
+                out.append(f"{path}.{key}: missing (expected {expected[key]!r})")
+            elif key not in expected:
+                out.append(f"{path}.{key}: unexpected {actual[key]!r}")
+            else:
+                out += differences(expected[key], actual[key], f"{path}.{key}")
+        return out
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return [f"{path}: {len(actual)} items, expected {len(expected)}"]
+        return [line for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+                for line in differences(e, a, f"{path}[{i}]")]  # fmt: skip
+    if expected != actual and not (_number(expected) and _number(actual) and float(expected) == float(actual)):
+        return [f"{path}: {actual!r}, expected {expected!r}"]
+    return []
+
+
+def same(expected: Any, actual: Any, label: Any = "") -> None:
+    """Assert ``actual`` equals ``expected``, naming every differing field."""
+    lines = differences(expected, actual)
+    assert not lines, f"{label}: " + "; ".join(lines[:12]) + (f" (+{len(lines) - 12} more)" if len(lines) > 12 else "")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+async def edge_get(edge: httpx.AsyncClient, path: str, **params: Any) -> httpx.Response:
+    return await edge.get(path, params={k: v for k, v in params.items() if v is not None})
+
+
+def check_token(data: dict[str, Any], expected: dict[str, Any], key: str, secret: str) -> None:
+    """getdetail's token: signed with the room's LiveKit node's key (else the suite's ``key``/``secret``), for the
+    identity, room and name the original would have put in it."""
+    key, secret = (expected["node"]["key"], expected["node"]["secret"]) if expected["node"] else (key, secret)
+    claims = jwt.decode(data["token"], secret, algorithms=["HS256"], options={"verify_aud": False})
+    assert claims["iss"] == key
+    assert claims["sub"] == data["identity"] and data["identity"]
+    assert claims["video"]["room"] == expected["room"]
+    assert claims["video"]["roomJoin"] is expected["roomJoin"]
+    assert claims["exp"] > datetime.now().timestamp()
+    metadata = json.loads(claims["metadata"])
+    want = {k: v for k, v in expected["metadata"].items() if v is not None}
+    assert {k: metadata.get(k) for k in want} == want, metadata
+    if expected["name"] is not None:
+        assert claims["name"] == expected["name"] == data["userName"]
+    else:
+        assert data["userName"] and claims["name"] == data["userName"]  # a generated name, as the original made
+    assert data["color"], data
+
+
+async def compare_detail(edge: httpx.AsyncClient, conn: Any, link_id: str, key: str, secret: str) -> dict[str, Any]:
+    """GET /link/getdetail of ``link_id`` through the edge equals the original's answer from ``conn`` (the random
+    token fields checked for what they must hold); returns the suite's answer."""
+    want = await link_detail(conn, link_id, bangkok_now())
+    reply = await edge_get(edge, "/link/getdetail", linkId=link_id)
+    assert reply.status_code == 200, reply.text
+    got = reply.json()
+    if want["status"] != "OK":
+        same(want, got, (link_id, got))
+        return got
+    expected = dict(want["data"])
+    token = expected.pop("expected_token", None)
+    actual = dict(got.get("data") or {})
+    for part in TOKEN_PARTS:
+        actual.pop(part, None)
+    assert actual.pop("listParticipants", None) == expected.pop("listParticipants"), got
+    if token is None or token["name"] is None:
+        actual.pop("userName", None)
+        expected.pop("userName", None)
+    if expected.get("recordDuration") == TIME_DEPENDENT:
+        assert isinstance(actual.pop("recordDuration", None), int)
+        expected.pop("recordDuration")
+    assert got["status"] == "OK", got
+    same(expected, actual, link_id)
+    if token is not None:
+        check_token(got["data"], token, key, secret)
+    else:
+        assert "token" not in got["data"], got  # a password link: no token before the password is given
+    return got
+
+
+async def compare_summary(edge: httpx.AsyncClient, source: Any, query: dict[str, str]) -> None:
+    """GET /stats/summary with ``query`` equals the original's."""
+    want = await stats_summary(source, **query)
+    reply = await edge_get(edge, "/stats/summary", **query)
+    assert reply.status_code == 200, reply.text
+    got = reply.json()
+    # rows tie on the sort column (a link fans out per case; links made in one second): the order of the sort
+    # column must be the original's, the rows a set (of the whole result when one page holds it)
+    column = query.get("sortBy", "dtmCreated")
+    mine, theirs = [(r[column], r["id"]) for r in got["data"]], [(r[column], r["id"]) for r in want["data"]]
+    first = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a[0] != b[0]), 0)
+    assert [m[0] for m in mine] == [t[0] for t in theirs], (
+        f"sort order: count {got['count']} vs {want['count']}, rows {len(mine)} vs {len(theirs)}, from {first}:"
+        f" {mine[first : first + 3]} vs {theirs[first : first + 3]}; ids only in the suite's"
+        f" {sorted({m[1] for m in mine} - {t[1] for t in theirs})}, only in the original's"
+        f" {sorted({t[1] for t in theirs} - {m[1] for m in mine})}"
+    )
+    key = lambda row: (row["id"], row["caseId"])  # noqa: E731
+    if want["count"] <= want["limit"]:
+        same({**want, "data": sorted(want["data"], key=key)}, {**got, "data": sorted(got["data"], key=key)}, query)
+    else:
+        same({**want, "data": len(want["data"])}, {**got, "data": len(got["data"])}, query)
+
+
+async def compare_counts(route: str, span: tuple[str | None, str | None], edge: httpx.AsyncClient, source: Any) -> None:
+    """GET /stats/device or /stats/type over ``span`` equals the original's."""
+    compute = stats_device if route == "/stats/device" else stats_type
+    # a start without an end: the original's BETWEEN start AND 'undefined' matched nothing; the suite takes it as
+    # open-ended, as the spec asks (http-telemetry.md §8, defect 12)
+    start, end = span[0], span[1] if span[1] is not None or span[0] is None else "9999-12-31 23:59:59"
+    want = await compute(source, start, end)
+    reply = await edge_get(edge, route, dateTimeStart=span[0], dateTimeEnd=span[1])
+    assert reply.status_code == 200, reply.text
+    order = lambda row: json.dumps(row, sort_keys=True)  # noqa: E731 - the original's group order was unspecified
+    same(sorted(want, key=order), sorted(reply.json(), key=order), span)

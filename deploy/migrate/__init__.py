@@ -4,8 +4,10 @@ services' own databases, check the copy, then have every service rebuild its rea
 The source is only read (its session is READ ONLY). Each table goes to the service that owns it (plan.py), with
 its ids, so links, rooms, cases, recordings and notifications keep the URLs and numbers people already hold.
 The copy is resumable and repeatable (engine.py); ``catch_up`` re-compares everything for the changes made
-since, so the old gateway can keep serving until the last minutes. ``python -m deploy.migrate --help`` is the
-command; this module is its API (the tests and the benchmark call :func:`run`).
+since, so the old gateway can keep serving until the last minutes; ``final`` marks the last catch-up of the
+cutover, after which a copy or catch-up is refused (:class:`engine.Refused`) unless ``force``, as is one that would
+overwrite rows the suite wrote itself. ``python -m deploy.migrate --help`` is the command; this module is its API
+(the tests and the benchmark call :func:`run`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from deploy.migrate import engine
-from deploy.migrate.db import Dsn, connect, connect_source, connect_target, execute
+from deploy.migrate.db import Dsn, connect, connect_source, connect_target
 from deploy.migrate.plan import SERVICES, TABLES, TablePlan
 from deploy.migrate.progress import TableProgress
 
@@ -30,6 +32,8 @@ class Options:
     source: Dsn
     targets: dict[str, Dsn]
     catch_up: bool = False
+    final: bool = False  # the final catch-up of the cutover (implies catch_up): later runs are refused
+    force: bool = False  # run although a guard refuses (the cutover marker, rows the suite wrote)
     verify_only: bool = False
     report: Path | None = None
     batch: int = 2000
@@ -86,7 +90,7 @@ async def prepare_target(service: str, dsn: Dsn) -> None:
         await db.close()
     conn = await connect(dsn)
     try:
-        await execute(conn, engine.CREATE_CHECKPOINTS)
+        await engine.ensure_checkpoints(conn)
     finally:
         conn.close()
 
@@ -109,20 +113,31 @@ async def run(options: Options) -> Outcome:
     source = await connect_source(options.source, options.source_time_zone)
     targets = {service: await connect_target(options.targets[service]) for service in services}
     try:
-        for plan in plans:
-            target = targets[plan.service]
-            columns = await engine.resolve_columns(
-                source, options.source.database, target, options.targets[plan.service].database, plan
+        columns = {
+            plan.name: await engine.resolve_columns(
+                source, options.source.database, targets[plan.service], options.targets[plan.service].database, plan
             )
-            if options.verify_only:
-                outcome.checks.append(await engine.verify_table(plan, source, target, columns, options.batch))
-                continue
-            progress = TableProgress(f"{plan.service}.{plan.name}", 0, options.out, options.interactive)
-            copy = engine.TableCopy(plan, source, target, columns, options.batch, progress.advance)
-            copy.on_progress = _start_progress(copy, progress)
-            result = await copy.run(options.catch_up)
-            progress.finish(result.state)
-            outcome.results.append(result)
+            for plan in plans
+        }
+        if options.verify_only:
+            for plan in plans:
+                target = targets[plan.service]
+                outcome.checks.append(
+                    await engine.verify_table(plan, source, target, columns[plan.name], options.batch)
+                )
+        else:
+            states = await _guard(plans, targets, columns, options)
+            for plan in plans:
+                progress = TableProgress(f"{plan.service}.{plan.name}", 0, options.out, options.interactive)
+                copy = engine.TableCopy(
+                    plan, source, targets[plan.service], columns[plan.name], options.batch, progress.advance
+                )
+                copy.on_progress = _start_progress(copy, progress)
+                result = await copy.run(
+                    options.catch_up or options.final, final=options.final, target_state=states[plan.name]
+                )
+                progress.finish(result.state)
+                outcome.results.append(result)
     finally:
         source.close()
         for conn in targets.values():
@@ -131,6 +146,26 @@ async def run(options: Options) -> Outcome:
     if options.report is not None:
         write_report(options.report, outcome)
     return outcome
+
+
+async def _guard(
+    plans: list[TablePlan], targets: dict[str, Any], columns: dict[str, engine.Columns], options: Options
+) -> dict[str, tuple[int, int]]:
+    """Every table checked before the first is written: a refused run changes nothing. Returns each target table's
+    row count and checksum (the baseline of its pass); raises engine.Refused unless ``force``."""
+    states: dict[str, tuple[int, int]] = {}
+    refusals: list[engine.Refusal] = []
+    for plan in plans:
+        state, found = await engine.check_target(
+            plan, targets[plan.service], columns[plan.name], final_run=options.final
+        )
+        states[plan.name] = state
+        refusals += found
+    if refusals and not options.force:
+        raise engine.Refused(refusals)
+    for refusal in refusals:
+        print(f"--force: {refusal.service}.{refusal.table}: {refusal.reason}; going on", file=options.out)
+    return states
 
 
 def _start_progress(copy: engine.TableCopy, progress: TableProgress):  # type: ignore[no-untyped-def]

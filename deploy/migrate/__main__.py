@@ -13,6 +13,7 @@ import nats.errors
 
 from deploy.migrate import Options, default_targets, run, summary_table, verify_table_text
 from deploy.migrate.db import Dsn, redact
+from deploy.migrate.engine import Refused
 from deploy.migrate.plan import SERVICES, TABLES
 from deploy.rebuild import RebuildFailed, not_rebuilt, rebuild, report
 
@@ -34,6 +35,13 @@ after stopping it). --verify compares both sides (row counts and a checksum of t
 and exits 1 on any difference. After a copy, every service rebuilds its read models from the owners (the
 suite must be running for that; --no-rebuild skips it, `just rebuild-read-models all` does it later).
 
+A catch-up makes the suite's tables equal to the source: it would delete or overwrite what the suite stored
+itself once it serves (new links, chat, positions). So, before writing anything, a run is refused (exit 5, each
+table and why on stderr) when the final catch-up of the cutover (--final, run after stopping the old gateway) is
+done, or when a table is no longer as the migration left it (its row count and checksum, recorded per table in
+migration_checkpoint, changed: the suite wrote it). --force runs anyway, e.g. to start over after rolling back
+to the old gateway, giving up what the suite stored meanwhile.
+
 Targets: by default the local runner's databases (<DB_PREFIX><service> on MYSQL_HOST:MYSQL_PORT as
 MYSQL_USER), i.e. `./dev up`, then `just migrate --source ...`. Elsewhere give each service's database:
 --target link=mysql://user:pass@host:3306/link (or env MIGRATE_TARGET_LINK=...).
@@ -44,8 +52,10 @@ services: {", ".join(SERVICES)}
 tables:   {", ".join(plan.name for plan in TABLES)}
 exit status: 0 done (and verified, with --verify), 1 --verify found a difference, 2 bad arguments,
 3 copied but the read models not rebuilt (the suite's NATS did not answer; rerun or `just rebuild-read-models all`),
-4 copied and rebuilt, but rows a read model cannot hold were left out of it (each named on stderr).
+4 copied and rebuilt, but rows a read model cannot hold were left out of it (each named on stderr),
+5 refused, nothing written: the cutover's final catch-up is done, or the suite wrote a table since (--force).
 """
+EXIT_REFUSED = 5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,6 +72,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--target", action="append", default=[], metavar="SERVICE=DSN", help="one service's database")
     parser.add_argument("--db-prefix", default=None, help="prefix of the local runner's databases (env DB_PREFIX)")
     parser.add_argument("--catch-up", action="store_true", help="copy what changed since the last run (all tables)")
+    parser.add_argument(
+        "--final", action="store_true",
+        help="the final catch-up of the cutover, after the old gateway stopped (implies --catch-up): marks the "
+        "targets, and any later copy or catch-up is refused",
+    )  # fmt: skip
+    parser.add_argument(
+        "--force", action="store_true",
+        help="copy although the cutover is done or the suite wrote a table since (deletes or overwrites its rows)",
+    )  # fmt: skip
     parser.add_argument("--verify", action="store_true", help="only compare source and targets; exit 1 on a difference")
     parser.add_argument(
         "--report", type=Path, help="CSV file listing every row not carried (and rows carried with a note)"
@@ -80,6 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--source is required (or env MIGRATE_SOURCE)")
     if args.batch_size < 1:
         parser.error("--batch-size must be positive")
+    if args.verify and (args.final or args.catch_up):
+        parser.error("--verify only compares: not with --catch-up or --final")
     return args
 
 
@@ -91,8 +112,9 @@ def options_from(args: argparse.Namespace) -> Options:
             raise ValueError(f"--target wants SERVICE=DSN with SERVICE one of {', '.join(SERVICES)}: {redact(item)}")
         targets[service] = Dsn.parse(dsn)
     return Options(
-        source=Dsn.parse(args.source), targets=targets, catch_up=args.catch_up, verify_only=args.verify,
-        report=args.report, batch=args.batch_size, tables=tuple(args.table), source_time_zone=args.source_time_zone,
+        source=Dsn.parse(args.source), targets=targets, catch_up=args.catch_up or args.final, final=args.final,
+        force=args.force, verify_only=args.verify, report=args.report, batch=args.batch_size, tables=tuple(args.table),
+        source_time_zone=args.source_time_zone,
     )  # fmt: skip
 
 
@@ -106,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"source {options.source}", file=sys.stderr)
     for service, dsn in options.targets.items():
         print(f"target {service}: {dsn}", file=sys.stderr)
-    outcome = asyncio.run(run(options))
+    try:
+        outcome = asyncio.run(run(options))
+    except Refused as refused:
+        print(refused_text(refused), file=sys.stderr)
+        return EXIT_REFUSED
     if args.verify:
         print(verify_table_text(outcome))
         return 0 if outcome.verified else 1
@@ -118,6 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_rebuild:
         return 0
     return rebuild_read_models(args.nats_url)
+
+
+def refused_text(refused: Refused) -> str:
+    lines = ["REFUSED, nothing written: a copy or catch-up now would delete or overwrite rows of the suite's own."]
+    lines += [f"  {r.service}.{r.table}: {r.reason}" for r in refused.refusals]
+    lines.append(
+        "After cutover the suite's databases are the records: do not catch up (--verify only reads). Before cutover,\n"
+        "if the only writes were checks through the edge (getdetail records a usage row, as the original did), or\n"
+        "after rolling back to the old gateway, --force copies anyway, giving up what the suite stored in these tables."
+    )
+    return "\n".join(lines)
 
 
 def rebuild_read_models(nats_url: str) -> int:

@@ -76,7 +76,18 @@ async def connect_source(dsn: Dsn, time_zone: str | None = None) -> Any:
     await execute(conn, "SET SESSION TRANSACTION READ ONLY")
     # Whole-table aggregates (verify, catch-up) may run long on a big table: do not let the server cut them off.
     await execute(conn, "SET SESSION net_write_timeout = 600")
+    await uncached_statistics(conn)
     return conn
+
+
+async def uncached_statistics(conn: Any) -> bool:
+    """MySQL 8+ answers information_schema.TABLES (AUTO_INCREMENT among them) from a cache up to
+    information_schema_stats_expiry seconds old (default a day): the counter the copy carries over would be stale.
+    0 reads the storage engine's. MariaDB has no such cache and no such variable. True when it was set."""
+    if not await fetch_all(conn, "SHOW VARIABLES LIKE %s", ("information_schema_stats_expiry",)):
+        return False
+    await execute(conn, "SET SESSION information_schema_stats_expiry = 0")
+    return True
 
 
 async def connect_target(dsn: Dsn) -> Any:

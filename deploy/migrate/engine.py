@@ -13,6 +13,18 @@ The chunk's writes and the table's checkpoint (last key done) commit in one tran
 point loses at most the chunk in flight, which the rerun redoes. A finished table is skipped by a plain rerun;
 ``--catch-up`` starts a new pass over it (rows added, changed or deleted since, found by comparing chunks rather
 than by trusting the original's update columns, which it did not always set).
+
+A catch-up makes the target equal to the source, so it deletes or overwrites whatever the suite itself stored in
+those tables: after cutover, medical records. Two guards (:func:`check_target`) refuse a run before it writes
+anything, unless forced:
+
+* the cutover marker: the final catch-up (``--final``) stamps each table's checkpoint (``dtmFinal``); a later copy
+  or catch-up is refused (a repeated final one is not: it is how a crashed final run resumes);
+* the target's own rows: each checkpoint keeps the row count and checksum of the target table as the migration
+  left it (``targetRows``, ``targetSum``: set when a pass starts, moved by each chunk's before/after aggregate in
+  the chunk's transaction). A target that no longer matches them was written by someone else since: the suite
+  served. This needs no operator to remember a flag and no service to cooperate (a write that publishes no
+  event, or whose outbox row was purged, still changes the table).
 """
 
 from __future__ import annotations
@@ -45,6 +57,28 @@ CREATE TABLE IF NOT EXISTS `{CHECKPOINTS}` (
   PRIMARY KEY (`tableName`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT 'deploy.migrate progress per table'
 """
+# Added after the first version of the table: created by ensure_checkpoints on targets that lack them.
+GUARD_COLUMNS = {
+    "targetRows": "bigint DEFAULT NULL COMMENT 'rows of the target table as the migration left it'",
+    "targetSum": "decimal(40,0) DEFAULT NULL COMMENT 'their checksum: sum of per-row CRC32 of the kept columns'",
+    "targetColumns": "char(16) DEFAULT NULL COMMENT 'fingerprint of the kept columns the checksum covers'",
+    "dtmFinal": "datetime DEFAULT NULL COMMENT 'UTC end of the final catch-up (--final) of the cutover'",
+}
+
+
+async def ensure_checkpoints(conn: Any) -> None:
+    await execute(conn, CREATE_CHECKPOINTS)
+    have = {
+        row[0]
+        for row in await fetch_all(
+            conn,
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (CHECKPOINTS,),
+        )
+    }
+    for name, definition in GUARD_COLUMNS.items():
+        if name not in have:
+            await execute(conn, f"ALTER TABLE `{CHECKPOINTS}` ADD COLUMN {quote(name)} {definition}")
 
 
 @dataclass
@@ -89,6 +123,20 @@ class Columns:
     def normalise(self, row: Iterable[Any]) -> tuple[Any, ...]:
         return tuple(None if v is None else (f"{float(v):.6g}" if i in self.floats else v) for i, v in enumerate(row))
 
+    def fingerprint(self) -> str:
+        """Names the columns a stored checksum covers: a later run with other kept columns (a service migration added
+        one) cannot compare checksums, only row counts."""
+        return hashlib.sha256(",".join(self.kept).encode()).hexdigest()[:16]
+
+
+async def aggregate(
+    conn: Any, table: str, columns: Columns, where: str = "", args: tuple[Any, ...] = ()
+) -> tuple[int, int]:
+    """Row count and checksum (sum of per-row CRC32 of the kept columns) of ``table`` (or of a key range of it)."""
+    sql = f"SELECT COUNT(*), {columns.checksum_sql()} FROM {quote(table)}{where}"  # noqa: S608
+    row = await fetch_one(conn, sql, args)
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
 
 async def table_columns(conn: Any, database: str, table: str) -> list[tuple[str, str]]:
     rows = await fetch_all(
@@ -122,17 +170,24 @@ class Checkpoint:
     last_key: int | None
     complete: bool
     rows_written: int
+    target_rows: int | None = None  # the target table as the migration left it (None: not recorded)
+    target_sum: int | None = None
+    target_columns: str | None = None
+    final: str | None = None  # when the final catch-up finished the table (UTC), if one did
 
 
 async def read_checkpoint(target: Any, table: str) -> Checkpoint | None:
     row = await fetch_one(
         target,
-        f"SELECT `pass`, `lastKey`, `complete`, `rowsWritten` FROM `{CHECKPOINTS}` WHERE `tableName` = %s",  # noqa: S608
+        "SELECT `pass`, `lastKey`, `complete`, `rowsWritten`, `targetRows`, `targetSum`, `targetColumns`, `dtmFinal` "  # noqa: S608
+        f"FROM `{CHECKPOINTS}` WHERE `tableName` = %s",
         (table,),
     )
     if row is None:
         return None
-    return Checkpoint(int(row[0]), None if row[1] is None else int(row[1]), row[2] == "1", int(row[3]))
+    number = lambda v: None if v is None else int(v)  # noqa: E731
+    return Checkpoint(int(row[0]), number(row[1]), row[2] == "1", int(row[3]), number(row[4]), number(row[5]),
+                      row[6], row[7])  # fmt: skip
 
 
 async def start_pass(target: Any, table: str, pass_no: int) -> None:
@@ -144,6 +199,60 @@ async def start_pass(target: Any, table: str, pass_no: int) -> None:
         "`dtmUpdated` = UTC_TIMESTAMP()",
         (table, pass_no),
     )
+
+
+async def record_target(target: Any, table: str, state: tuple[int, int], columns: Columns) -> None:
+    """The target table as a pass starts (or resumes): the baseline its chunks move. A pass that writes clears the
+    cutover marker; only the final one sets it again, when it completes."""
+    await execute(
+        target,
+        f"UPDATE `{CHECKPOINTS}` SET `targetRows` = %s, `targetSum` = %s, `targetColumns` = %s, `dtmFinal` = NULL "  # noqa: S608
+        "WHERE `tableName` = %s",
+        (state[0], state[1], columns.fingerprint(), table),
+    )
+
+
+# ---- the guards: never delete or overwrite what the suite stored --------------------------------------------------
+@dataclass
+class Refusal:
+    table: str
+    service: str
+    reason: str
+
+
+class Refused(Exception):
+    """A copy or catch-up that would delete or overwrite rows the suite wrote after the migration's: nothing was
+    written (every table is checked before the first one is copied)."""
+
+    def __init__(self, refusals: list[Refusal]) -> None:
+        super().__init__("; ".join(f"{r.service}.{r.table}: {r.reason}" for r in refusals))
+        self.refusals = refusals
+
+
+async def check_target(
+    plan: TablePlan, target: Any, columns: Columns, *, final_run: bool
+) -> tuple[tuple[int, int], list[Refusal]]:
+    """The target table's row count and checksum now, and why a run must not write it: the final catch-up of the
+    cutover ran (unless this is a final run again: a crashed final catch-up is resumed by repeating it), or the
+    table is no longer as the migration left it."""
+    state = await aggregate(target, plan.name, columns)
+    checkpoint = await read_checkpoint(target, plan.name)
+    refusals: list[Refusal] = []
+    if checkpoint is None:
+        return state, refusals
+    if checkpoint.final is not None and not final_run:
+        refusals.append(Refusal(plan.name, plan.service, f"the final catch-up (--final) finished it at "
+                                                         f"{checkpoint.final} UTC"))  # fmt: skip
+    if checkpoint.target_rows is not None:
+        rows = state[0] - checkpoint.target_rows
+        same_columns = checkpoint.target_columns == columns.fingerprint()
+        if rows or (same_columns and state[1] != checkpoint.target_sum):
+            change = f"{abs(rows):,} row(s) {'more' if rows > 0 else 'fewer'}" if rows else "rows changed"
+            counts = f"{checkpoint.target_rows:,} rows then, {state[0]:,} now"
+            refusals.append(
+                Refusal(plan.name, plan.service, f"written since the migration left it ({change}; {counts})")
+            )
+    return state, refusals
 
 
 # ---- one pass over one table --------------------------------------------------------------------------------
@@ -163,10 +272,16 @@ class TableCopy:
         self.key_index = columns.kept.index(plan.key)
         self.result = TableResult(plan.name, plan.service, dropped_columns=list(columns.dropped))
         self.skip_keys: set[str] = set()
+        self.final = False
         self._checksum = columns.checksum_sql()  # the same expression for every chunk of both sides
 
-    async def run(self, catch_up: bool) -> TableResult:
+    async def run(
+        self, catch_up: bool, *, final: bool = False, target_state: tuple[int, int] | None = None
+    ) -> TableResult:
+        """One pass (or the rest of one); ``final`` marks the table cut over when the pass completes;
+        ``target_state`` is the target table's aggregate as :func:`check_target` found it (else read here)."""
         started = time.monotonic()
+        self.final = final
         self.result.source_rows = await self._count(self.source)
         checkpoint = await read_checkpoint(self.target, self.plan.name)
         if checkpoint is None:
@@ -181,6 +296,9 @@ class TableCopy:
             await start_pass(self.target, self.plan.name, checkpoint.pass_no)
         else:
             self.result.state = "resumed" if checkpoint.last_key is not None else "copied"
+        if target_state is None:
+            target_state = await aggregate(self.target, self.plan.name, self.columns)
+        await record_target(self.target, self.plan.name, target_state, self.columns)
         await self.find_duplicates()
         lower = checkpoint.last_key
         if lower is not None:  # resumed: what the checkpoint covers counts as scanned
@@ -237,9 +355,9 @@ class TableCopy:
         )
         return None if row is None else int(row[0])
 
-    async def _aggregate(self, conn: Any, where: str, args: tuple[Any, ...]) -> tuple[int, str]:
+    async def _aggregate(self, conn: Any, where: str, args: tuple[Any, ...]) -> tuple[int, int]:
         row = await fetch_one(conn, f"SELECT COUNT(*), {self._checksum} FROM {self.table}{where}", args)  # noqa: S608
-        return (int(row[0]), str(row[1])) if row else (0, "0")
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     async def _rows(self, conn: Any, where: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         sql = f"SELECT {self.columns.select_list()} FROM {self.table}{where} ORDER BY {self.key}"  # noqa: S608
@@ -247,10 +365,11 @@ class TableCopy:
 
     async def _sync_chunk(self, lower: int | None, upper: int | None) -> None:
         where, args = self._range(lower, upper)
-        target_count, target_sum = await self._aggregate(self.target, where, args)
+        before = await self._aggregate(self.target, where, args)
+        target_count = before[0]
         if target_count:
             source_agg = await self._aggregate(self.source, where, args)
-            if source_agg == (target_count, target_sum):
+            if source_agg == before:
                 self.result.skipped_chunks += 1
                 self.result.scanned += source_agg[0]
                 self.on_progress(source_agg[0])
@@ -267,24 +386,21 @@ class TableCopy:
             wanted_keys = {row[self.key_index] for row in wanted}
             deletes = [key for key in have if key not in wanted_keys]
             wanted = [row for row in wanted if have.get(row[self.key_index]) != self.columns.normalise(row)]
-        await self._write(wanted, deletes, upper)
+        await self._write(wanted, deletes, upper, (where, args), before)
         self.on_progress(len(source_rows))
 
-    async def _save_checkpoint(self, conn: Any, upper: int | None, written: int) -> None:
-        if upper is None:
-            await execute(
-                conn,
-                f"UPDATE `{CHECKPOINTS}` SET `complete` = 1, `rowsWritten` = `rowsWritten` + %s, "  # noqa: S608
-                "`dtmUpdated` = UTC_TIMESTAMP() WHERE `tableName` = %s",
-                (written, self.plan.name),
-            )
-        else:
-            await execute(
-                conn,
-                f"UPDATE `{CHECKPOINTS}` SET `lastKey` = %s, `rowsWritten` = `rowsWritten` + %s, "  # noqa: S608
-                "`dtmUpdated` = UTC_TIMESTAMP() WHERE `tableName` = %s",
-                (upper, written, self.plan.name),
-            )
+    async def _save_checkpoint(
+        self, conn: Any, upper: int | None, written: int, moved: tuple[int, int] = (0, 0)
+    ) -> None:
+        """The chunk done; ``moved``: how the chunk changed the target's row count and checksum."""
+        done = "`complete` = 1" if upper is None else "`lastKey` = %s"
+        final = ", `dtmFinal` = UTC_TIMESTAMP()" if upper is None and self.final else ""
+        await execute(
+            conn,
+            f"UPDATE `{CHECKPOINTS}` SET {done}, `rowsWritten` = `rowsWritten` + %s, `targetRows` = `targetRows` + %s, "  # noqa: S608
+            f"`targetSum` = `targetSum` + %s, `dtmUpdated` = UTC_TIMESTAMP(){final} WHERE `tableName` = %s",
+            (*(() if upper is None else (upper,)), written, moved[0], moved[1], self.plan.name),
+        )
 
     def _upsert_sql(self, rows: int) -> str:
         cols = self.columns.select_list()
@@ -295,9 +411,13 @@ class TableCopy:
             f"ON DUPLICATE KEY UPDATE {updates}"
         )
 
-    async def _write(self, rows: list[tuple[Any, ...]], deletes: list[Any], upper: int | None) -> None:
+    async def _write(
+        self, rows: list[tuple[Any, ...]], deletes: list[Any], upper: int | None,
+        chunk: tuple[str, tuple[Any, ...]], before: tuple[int, int],
+    ) -> None:  # fmt: skip
         """Upserts, deletes and the checkpoint in one transaction; a chunk the server refuses as a whole is
-        redone row by row, and each refused row is reported with the server's reason."""
+        redone row by row, and each refused row is reported with the server's reason. The checkpoint's record of
+        the target moves by the chunk's aggregate after the writes less ``before``, in the same transaction."""
         conn = self.target
         await conn.begin()
         try:
@@ -312,7 +432,9 @@ class TableCopy:
             if deletes:
                 marks = ", ".join(["%s"] * len(deletes))
                 await execute(conn, f"DELETE FROM {self.table} WHERE {self.key} IN ({marks})", deletes)  # noqa: S608
-            await self._save_checkpoint(conn, upper, written + len(deletes))
+            after = await self._aggregate(conn, *chunk)
+            moved = (after[0] - before[0], after[1] - before[1])
+            await self._save_checkpoint(conn, upper, written + len(deletes), moved)
         except BaseException:
             await conn.rollback()
             raise
@@ -338,14 +460,25 @@ class TableCopy:
 
     async def _align_auto_increment(self) -> None:
         """Keep ids never handed out again that the original already handed out (its counter can be past the
-        highest row left: deleted notifications, rolled-back inserts)."""
+        highest row left: deleted notifications, rolled-back inserts). The counter is information_schema's, fresh
+        because the source session asks for uncached statistics (db.connect_source); MAX(key) + 1 bounds it from
+        below should a server still answer a cached one."""
         row = await fetch_one(
             self.source,
-            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
-            (self.plan.name,),
+            "SELECT t.AUTO_INCREMENT, c.COLUMN_NAME FROM information_schema.TABLES t "
+            "LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME "
+            "AND c.EXTRA LIKE %s "
+            "WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = %s",
+            ("%auto_increment%", self.plan.name),
         )
-        if row and row[0] is not None:
-            await execute(self.target, f"ALTER TABLE {self.table} AUTO_INCREMENT = {int(row[0])}")
+        if not row or row[0] is None:
+            return
+        counter = int(row[0])
+        if row[1] is not None:
+            highest = await fetch_one(self.source, f"SELECT MAX({quote(row[1])}) FROM {self.table}")  # noqa: S608
+            if highest and highest[0] is not None:
+                counter = max(counter, int(highest[0]) + 1)
+        await execute(self.target, f"ALTER TABLE {self.table} AUTO_INCREMENT = {counter}")
 
     async def _report_orphans(self) -> None:
         for orphan in self.plan.orphans:

@@ -6,8 +6,10 @@ Builds a legacy `conference` database with tests/legacy.py's generator (``--scal
 rooms, 27k data-log rows, 100k usage rows, with users, chats, cases and records; ``--scale 10``: ten times that),
 starts its own copy of the suite (free ports, private NATS and Redis, its own databases), and times each step
 of the runbook as separate processes: the copy with the read-model rebuild, ``--verify``, a ``--catch-up`` with
-nothing changed, and a catch-up after changes. Prints per-table rows/s (the command's own table) and one
-table of the steps with seconds, rows/s and the peak memory of the migrate process. Not a test: figures only.
+nothing changed, the final catch-up (``--final``) after changes, and ``--verify`` after it (its table printed:
+the final check of the cutover). Prints per-table rows/s (the command's own table) and one table of the steps with
+seconds, rows/s and the peak memory of the migrate process. Not a test: figures only (a step that fails, the last
+``--verify`` included, stops it with the command's output).
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"legacy source: {total:,} rows in {len(counts)} tables, generated in {seconds:.1f} s", file=sys.stderr)
     steps: list[tuple[str, float, int, int]] = []
     try:
-        with private_suite(
-            ["auth", "conference", "link", "telemetry", "recording", "realtime"], {}, label="bench-migrate"
-        ) as suite:
+        # no sweeps, as the runbook says: one closing a room between steps would make the guard refuse the catch-up
+        services = ["auth", "conference", "link", "telemetry", "recording", "realtime"]
+        with private_suite(services, {"SCHEDULED_JOBS": "false"}, label="bench-migrate") as suite:
             base = [sys.executable, "-m", "deploy.migrate", "--source", str(source), "--db-prefix", suite.db_prefix,
                     "--nats-url", suite.nats_url, "--batch-size", str(args.batch_size)]  # fmt: skip
             seconds, peak, out, err = run(base)
@@ -79,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             steps.append(("--verify", seconds, total, peak))
             seconds, peak, out, _ = run([*base, "--catch-up", "--no-rebuild"])
             steps.append(("--catch-up, nothing changed", seconds, rows_of(out), peak))
-            asyncio.run(_change_source(source))
-            seconds, peak, out, _ = run([*base, "--catch-up"])
-            steps.append(("--catch-up after 1,000 changes + rebuild", seconds, rows_of(out), peak))
+            added = asyncio.run(_change_source(source))
+            seconds, peak, out, _ = run([*base, "--catch-up", "--final"])
+            steps.append(("--catch-up --final after 1,000 changes + rebuild", seconds, rows_of(out), peak))
+            seconds, peak, out, _ = run([*base, "--verify"])
+            print(out)
+            steps.append(("--verify after the final catch-up", seconds, total + added, peak))
     finally:
         if not args.keep:
             asyncio.run(drop_source(source))
@@ -92,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _change_source(source: Dsn) -> None:
-    """What an old gateway still serving does in a few minutes: new usage rows, links changed, a link added."""
+async def _change_source(source: Dsn) -> int:
+    """What an old gateway still serving does in a few minutes: links changed, new usage rows (returned: how many)."""
     conn = await source.connect()
     try:
         async with conn.cursor() as cur:
             await cur.execute("UPDATE link_connect SET enabled = 0 ORDER BY id DESC LIMIT 500")
-            await cur.execute(
+            return await cur.execute(
                 "INSERT INTO usage_status_log (linkID, room, status, dtmCreated) "
                 "SELECT linkID, room, 'catch-up', NOW() FROM link_connect ORDER BY id DESC LIMIT 500"
             )

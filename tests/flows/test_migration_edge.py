@@ -26,13 +26,10 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
-import jwt
 import pytest
 
 from deploy.local import LocalSuite, discover_services
@@ -44,8 +41,6 @@ from tests.legacy import SMALL, SOURCE_TIME_ZONE, Dsn, Filled, build, clone_with
 
 ROOT = Path(__file__).resolve().parents[2]
 API_URL = "https://api.example"
-BANGKOK = ZoneInfo("Asia/Bangkok")
-TOKEN_PARTS = ("identity", "token", "conference", "color")  # random per request in the original too
 
 
 @dataclass
@@ -153,44 +148,9 @@ async def whole_source(migrated: Migrated) -> AsyncIterator[Any]:
     conn.close()
 
 
-def _now() -> datetime:
-    return datetime.now(BANGKOK).replace(tzinfo=None)
-
-
-def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """Where ``actual`` differs from ``expected`` (JSON values), one line per leaf; empty when equal."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        out = []
-        for key in sorted(set(expected) | set(actual), key=str):
-            if key not in actual:
-                out.append(f"{path}.{key}: missing (expected {expected[key]!r})")
-            elif key not in expected:
-                out.append(f"{path}.{key}: unexpected {actual[key]!r}")
-            else:
-                out += differences(expected[key], actual[key], f"{path}.{key}")
-        return out
-    if isinstance(expected, list) and isinstance(actual, list):
-        if len(expected) != len(actual):
-            return [f"{path}: {len(actual)} items, expected {len(expected)}"]
-        return [line for i, (e, a) in enumerate(zip(expected, actual, strict=True))
-                for line in differences(e, a, f"{path}[{i}]")]  # fmt: skip
-    if expected != actual and not (_number(expected) and _number(actual) and float(expected) == float(actual)):
-        return [f"{path}: {actual!r}, expected {expected!r}"]
-    return []
-
-
-def same(expected: Any, actual: Any, label: Any = "") -> None:
-    """Assert ``actual`` equals ``expected``, naming every differing field."""
-    lines = differences(expected, actual)
-    assert not lines, f"{label}: " + "; ".join(lines[:12]) + (f" (+{len(lines) - 12} more)" if len(lines) > 12 else "")
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-async def _get(edge: httpx.AsyncClient, path: str, **params: Any) -> httpx.Response:
-    return await edge.get(path, params={k: v for k, v in params.items() if v is not None})
+_now = original.bangkok_now
+same = original.same
+_get = original.edge_get
 
 
 # ---- the copy and the rebuild --------------------------------------------------------------------------------------
@@ -452,51 +412,14 @@ SUMMARY_QUERIES: list[dict[str, str]] = [
 ]
 
 
-async def _compare_summary(edge: httpx.AsyncClient, source: Any, query: dict[str, str]) -> None:
-    want = await original.stats_summary(source, **query)
-    reply = await _get(edge, "/stats/summary", **query)
-    assert reply.status_code == 200, reply.text
-    got = reply.json()
-    # rows tie on the sort column (a link fans out per case; links made in one second): the order of the sort
-    # column must be the original's, the rows a set (of the whole result when one page holds it)
-    column = query.get("sortBy", "dtmCreated")
-    mine, theirs = [(r[column], r["id"]) for r in got["data"]], [(r[column], r["id"]) for r in want["data"]]
-    first = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a[0] != b[0]), 0)
-    assert [m[0] for m in mine] == [t[0] for t in theirs], (
-        f"sort order: count {got['count']} vs {want['count']}, rows {len(mine)} vs {len(theirs)}, from {first}:"
-        f" {mine[first : first + 3]} vs {theirs[first : first + 3]}; ids only in the suite's"
-        f" {sorted({m[1] for m in mine} - {t[1] for t in theirs})}, only in the original's"
-        f" {sorted({t[1] for t in theirs} - {m[1] for m in mine})}"
-    )
-    key = lambda row: (row["id"], row["caseId"])  # noqa: E731
-    if want["count"] <= want["limit"]:
-        same({**want, "data": sorted(want["data"], key=key)}, {**got, "data": sorted(got["data"], key=key)}, query)
-    else:
-        same({**want, "data": len(want["data"])}, {**got, "data": len(got["data"])}, query)
-
-
 @pytest.mark.parametrize("query", SUMMARY_QUERIES, ids=lambda q: "&".join(f"{k}={v}" for k, v in q.items()) or "-")
 async def test_stats_summary_equals_the_originals(
     query: dict[str, str], migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
-    await _compare_summary(edge, source, query)
+    await original.compare_summary(edge, source, query)
 
 
 DEVICE_SPANS = [(None, None), ("2024-06-01 00:00:00", "2025-06-30 23:59:59"), ("2024-06-01", None)]
-
-
-async def _compare_counts(
-    route: str, span: tuple[str | None, str | None], edge: httpx.AsyncClient, source: Any
-) -> None:
-    compute = original.stats_device if route == "/stats/device" else original.stats_type
-    # a start without an end: the original's BETWEEN start AND 'undefined' matched nothing; the suite takes it as
-    # open-ended, as the spec asks (http-telemetry.md §8, defect 12)
-    start, end = span[0], span[1] if span[1] is not None or span[0] is None else "9999-12-31 23:59:59"
-    want = await compute(source, start, end)
-    reply = await _get(edge, route, dateTimeStart=span[0], dateTimeEnd=span[1])
-    assert reply.status_code == 200, reply.text
-    order = lambda row: json.dumps(row, sort_keys=True)  # noqa: E731 - the original's group order was unspecified
-    same(sorted(want, key=order), sorted(reply.json(), key=order), span)
 
 
 @pytest.mark.parametrize("route", ["/stats/device", "/stats/type"])
@@ -504,7 +427,7 @@ async def _compare_counts(
 async def test_stats_device_and_type_equal_the_originals(
     route: str, span: tuple[str | None, str | None], migrated: Migrated, edge: httpx.AsyncClient, source: Any
 ) -> None:
-    await _compare_counts(route, span, edge, source)
+    await original.compare_counts(route, span, edge, source)
 
 
 GEN_QUERIES = [{}, {"os": "iOS"}, {"os": "other"}, {"dtmStart": "2025-01-01", "dtmEnd": "2025-12-31"}]
@@ -570,53 +493,8 @@ async def test_stats_user_of_a_participant_in_a_long_room_name(
 
 
 # ---- GET /link/getdetail (last: it writes usage rows and the link's user agent, as the original did) ---------------
-def _check_token(migrated: Migrated, data: dict[str, Any], expected: dict[str, Any]) -> None:
-    key, secret = (
-        (expected["node"]["key"], expected["node"]["secret"]) if expected["node"] else (migrated.key, migrated.secret)
-    )
-    claims = jwt.decode(data["token"], secret, algorithms=["HS256"], options={"verify_aud": False})
-    assert claims["iss"] == key
-    assert claims["sub"] == data["identity"] and data["identity"]
-    assert claims["video"]["room"] == expected["room"]
-    assert claims["video"]["roomJoin"] is expected["roomJoin"]
-    assert claims["exp"] > datetime.now().timestamp()
-    metadata = json.loads(claims["metadata"])
-    want = {k: v for k, v in expected["metadata"].items() if v is not None}
-    assert {k: metadata.get(k) for k in want} == want, metadata
-    if expected["name"] is not None:
-        assert claims["name"] == expected["name"] == data["userName"]
-    else:
-        assert data["userName"] and claims["name"] == data["userName"]  # a generated name, as the original made
-    assert data["color"], data
-
-
 async def _compare_detail(migrated: Migrated, edge: httpx.AsyncClient, conn: Any, link_id: str) -> dict[str, Any]:
-    want = await original.link_detail(conn, link_id, _now())
-    reply = await _get(edge, "/link/getdetail", linkId=link_id)
-    assert reply.status_code == 200, reply.text
-    got = reply.json()
-    if want["status"] != "OK":
-        same(want, got, (link_id, got))
-        return got
-    expected = dict(want["data"])
-    token = expected.pop("expected_token", None)
-    actual = dict(got.get("data") or {})
-    for key in TOKEN_PARTS:
-        actual.pop(key, None)
-    assert actual.pop("listParticipants", None) == expected.pop("listParticipants"), got
-    if token is None or token["name"] is None:
-        actual.pop("userName", None)
-        expected.pop("userName", None)
-    if expected.get("recordDuration") == original.TIME_DEPENDENT:
-        assert isinstance(actual.pop("recordDuration", None), int)
-        expected.pop("recordDuration")
-    assert got["status"] == "OK", got
-    same(expected, actual, link_id)
-    if token is not None:
-        _check_token(migrated, got["data"], token)
-    else:
-        assert "token" not in got["data"], got  # a password link: no token before the password is given
-    return got
+    return await original.compare_detail(edge, conn, link_id, migrated.key, migrated.secret)
 
 
 async def test_getdetail_of_an_old_link_gives_the_originals_room_users_positions_and_a_fresh_token(

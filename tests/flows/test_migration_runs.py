@@ -23,7 +23,8 @@ import pytest
 
 from deploy.local import free_port
 from deploy.migrate import Options, default_targets, run
-from deploy.migrate.db import Dsn
+from deploy.migrate.db import Dsn, connect_source, uncached_statistics
+from deploy.migrate.engine import Refused
 from deploy.migrate.plan import SERVICES, TABLES
 from tests.legacy import SMALL, build, drop_source
 from tests.legacy import Dsn as LegacyDsn
@@ -231,7 +232,8 @@ def test_help_explains_the_command() -> None:
     out = subprocess.run([sys.executable, "-m", "deploy.migrate", "--help"], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "COLUMNS": "120"}, timeout=60)  # fmt: skip
     assert out.returncode == 0
-    for word in ("--source", "--catch-up", "--verify", "--report", "READ ONLY", "kill -9", *SERVICES):
+    for word in ("--source", "--catch-up", "--verify", "--report", "READ ONLY", "kill -9", "--final", "--force",
+                 "5 refused", *SERVICES):  # fmt: skip
         assert word in out.stdout
 
 
@@ -259,3 +261,128 @@ def test_a_copy_whose_read_models_cannot_hold_a_row_names_it_and_exits_4(monkeyp
         if left:
             assert "not rebuilt: telemetry.stats_participant: room_users R1/x: room has 120 characters" in err
             assert "not rebuilt: telemetry.stats_participant: 1 more (see its log)" in err
+
+
+# ---- the guards: a copy or catch-up never silently deletes or overwrites what the suite stored ------------------
+async def _checkpoints(target: Dsn) -> dict[str, Any]:
+    return dict(await query(target, "SELECT tableName, dtmFinal FROM migration_checkpoint"))
+
+
+async def test_after_the_final_catch_up_a_catch_up_is_refused_unless_forced(setup: Setup) -> None:
+    targets = default_targets(setup.prefix, {})
+    await run(setup.options())
+    final = await run(setup.options(final=True))
+    assert {r.state for r in final.results} == {"copied"}  # a new pass over every table
+    marks = {t: v for service in SERVICES for t, v in (await _checkpoints(targets[service])).items()}
+    assert set(marks) == {p.name for p in TABLES} and None not in marks.values(), marks
+    # the old gateway is stopped, yet a change reaches the source (a forgotten writer): a refused run carries nothing
+    await query(setup.source, "UPDATE car_track SET userName = 'after cutover' ORDER BY id LIMIT 1")
+
+    with pytest.raises(Refused) as refused:
+        await run(setup.options(catch_up=True))
+    assert {r.table for r in refused.value.refusals} == {p.name for p in TABLES}
+    assert all("final catch-up" in r.reason for r in refused.value.refusals)
+    code, _, err = await cli(setup.argv("--catch-up"))
+    assert code == 5 and "REFUSED, nothing written" in err and "telemetry.car_track: the final catch-up" in err, err
+    assert await query(targets["telemetry"], "SELECT COUNT(*) FROM car_track WHERE userName = 'after cutover'") == [
+        (0,)
+    ]
+    # the final catch-up itself may be repeated (a crashed one is resumed so) while the suite has written nothing
+    again = await run(setup.options(final=True))
+    assert sum(r.written for r in again.results) == 1
+
+    # --force goes on (and clears the marker: the next catch-up is an ordinary one)
+    code, out, err = await cli(setup.argv("--catch-up", "--force"))
+    assert code == 0 and "--force: telemetry.car_track: the final catch-up" in err, out + err
+    assert set((await _checkpoints(targets["telemetry"])).values()) == {None}
+    assert sum(r.written + r.deleted for r in (await run(setup.options(catch_up=True))).results) == 0
+
+
+async def test_a_catch_up_that_would_overwrite_the_suites_writes_is_refused_unless_forced(setup: Setup) -> None:
+    targets = default_targets(setup.prefix, {})
+    await run(setup.options())
+    # the suite serves (nobody ran --final): a new link past the copied ids, a changed case, a deleted chat line
+    (last,) = (await query(targets["link"], "SELECT MAX(id) FROM link_connect"))[0]
+    await query(targets["link"], "INSERT INTO link_connect (id, linkID, mobile, room, dtmCreated) VALUES "
+                                 "(%s, 'SuiteNew1', '0811111111', 'SuiteRoom', NOW())", (last + 1,))  # fmt: skip
+    await query(targets["conference"], "UPDATE case_data SET status = 'suite' ORDER BY id LIMIT 1")
+    await query(targets["conference"], "DELETE FROM chat_message ORDER BY id DESC LIMIT 1")
+    await query(setup.source, "UPDATE car_track SET userName = 'old gateway' ORDER BY id LIMIT 1")
+
+    with pytest.raises(Refused) as refused:
+        await run(setup.options(catch_up=True))
+    reasons = {r.table: r.reason for r in refused.value.refusals}
+    assert set(reasons) == {"link_connect", "case_data", "chat_message"}, reasons
+    assert reasons["link_connect"].startswith("written since the migration left it (1 row(s) more")
+    assert reasons["case_data"].startswith("written since the migration left it (rows changed")
+    assert reasons["chat_message"].startswith("written since the migration left it (1 row(s) fewer")
+    with pytest.raises(Refused):  # the final catch-up is no exception
+        await run(setup.options(final=True))
+    code, _, err = await cli(setup.argv("--catch-up", "--table", "link_connect"))
+    assert code == 5 and "link.link_connect: written since" in err, err
+    # nothing was written, not even to the tables the suite left alone
+    assert await query(targets["link"], "SELECT linkID FROM link_connect WHERE id = %s", (last + 1,)) == [
+        ("SuiteNew1",)
+    ]
+    assert await query(targets["telemetry"], "SELECT COUNT(*) FROM car_track WHERE userName = 'old gateway'") == [(0,)]
+    # --force gives the suite's rows up for the source's, and carries the rest as usual; guarded again afterwards
+    forced = await run(setup.options(catch_up=True, force=True))
+    by_table = {r.table: r for r in forced.results}
+    assert by_table["link_connect"].deleted == 1 and by_table["case_data"].written == 1
+    assert by_table["chat_message"].written == 1 and by_table["car_track"].written == 1
+    assert all(c.ok for c in (await run(setup.options(verify_only=True))).checks)
+    assert sum(r.written + r.deleted for r in (await run(setup.options(catch_up=True))).results) == 0
+
+
+async def test_the_auto_increment_counter_is_carried_past_the_highest_row(setup: Setup) -> None:
+    # the newest notifications were deleted in the original: its counter is past the highest row left, and the suite
+    # must not hand those ids out again (an SMS already named them)
+    await query(setup.source, "DELETE FROM notification ORDER BY notificationId DESC LIMIT 2")
+    counter = "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+    ((expected,),) = await query(setup.source, counter, (setup.source.database, "notification"))
+    ((highest,),) = await query(setup.source, "SELECT MAX(notificationId) FROM notification")
+    assert int(expected) == int(highest) + 3
+    await run(setup.options(tables=("notification",)))
+    target = default_targets(setup.prefix, {})["conference"]
+    assert await query(target, counter, (target.database, "notification")) == [(expected,)]
+
+
+class _Session:
+    """A source connection as deploy.migrate.db uses one (cursor().execute/fetchall), answering SHOW VARIABLES as a
+    MySQL 8 server does: the server this machine lacks."""
+
+    def __init__(self, variables: dict[str, str]) -> None:
+        self.variables = variables
+        self.statements: list[str] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+    def cursor(self) -> _Session:
+        return self
+
+    async def __aenter__(self) -> _Session:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+    async def execute(self, sql: str, args: Any = ()) -> int:
+        self.statements.append(sql)
+        name = args[0] if args else None
+        known = sql.startswith("SHOW VARIABLES") and name in self.variables
+        self.rows = [(name, self.variables[name])] if known else []
+        return len(self.rows)
+
+    async def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+
+async def test_the_source_session_reads_uncached_table_statistics_where_the_server_caches_them(setup: Setup) -> None:
+    mysql8 = _Session({"information_schema_stats_expiry": "86400"})
+    assert await uncached_statistics(mysql8)
+    assert mysql8.statements[-1] == "SET SESSION information_schema_stats_expiry = 0"
+    # MariaDB has no such cache nor variable: nothing is set, and the session opens as before
+    conn = await connect_source(setup.source)
+    try:
+        assert not await uncached_statistics(conn)
+    finally:
+        conn.close()
