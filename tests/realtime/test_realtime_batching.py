@@ -48,12 +48,46 @@ async def test_claims_and_done_marks_of_one_turn_share_a_pipeline(redis: Redis, 
     # claimed but not done: another instance must wait; done: skipped; released: applied again
     assert await asyncio.gather(*(handled.claim(consumer, i) for i in ids[:2])) == ["pending", "pending"]
     assert pipelines[1:] == [2, 2]  # the failed SETs, then the GETs telling pending from done
-    await asyncio.gather(*(handled.done(consumer, i) for i in ids))
+    for i in ids:
+        handled.done(consumer, i)  # nothing waits for the marks: they go out within later_seconds
+    assert pipelines[-1] == 2
+    await asyncio.sleep(handled.commands.later_seconds + 0.05)
     assert pipelines[-1] == 40
     assert await handled.claim(consumer, ids[0]) == "done"
     assert await redis.ttl(f"realtime:handled:{consumer}:{ids[0]}") > 3600
     await handled.release(consumer, ids[1])  # (release is only for claims whose handling failed)
     assert await handled.claim(consumer, ids[1]) == "claimed"
+
+
+async def test_done_marks_ride_with_the_next_claims(redis: Redis, monkeypatch: Any) -> None:
+    """A batch's done marks and the next batch's claims share one round trip (each event costs one, not two)."""
+    handled = HandledEvents(redis)
+    sent: list[list[str]] = []
+    make_pipeline = redis.pipeline
+
+    def recording_pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = make_pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        async def recorded(*a: Any, **k: Any) -> Any:
+            # SET key <value> ...: the value; GET key: "GET"
+            sent.append(
+                [str(command[0][2] if len(command[0]) > 2 else command[0][0]) for command in pipe.command_stack]
+            )
+            return await execute(*a, **k)
+
+        pipe.execute = recorded
+        return pipe
+
+    monkeypatch.setattr(redis, "pipeline", recording_pipeline)
+    consumer = "test-" + uuid.uuid4().hex[:8]
+    first, second = [uuid.uuid4().hex for _ in range(3)], [uuid.uuid4().hex for _ in range(3)]
+    assert await asyncio.gather(*(handled.claim(consumer, i) for i in first)) == ["claimed"] * 3
+    for i in first:
+        handled.done(consumer, i)
+    assert await asyncio.gather(*(handled.claim(consumer, i) for i in second)) == ["claimed"] * 3
+    assert sent == [["pending"] * 3, ["done"] * 3 + ["pending"] * 3]
+    assert await asyncio.gather(*(handled.claim(consumer, i) for i in first)) == ["done"] * 3
 
 
 async def test_a_failed_command_fails_only_its_caller(redis: Redis) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 NAMESPACES_KEY = "realtime:namespaces"
 HANDLED_PREFIX = "realtime:handled:"
@@ -48,35 +51,64 @@ class PipelinedCommands:
     issued together: one round trip per batch instead of one per event. Each caller still gets its own reply.
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, later_seconds: float = 0.05) -> None:
         self.redis = redis
-        self._queued: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self.later_seconds = later_seconds
+        self._queued: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any] | None]] = []
+        self._later: list[tuple[tuple[Any, ...], dict[str, Any], None]] = []  # run_later's, not yet sent
         self._flush: asyncio.Task[None] | None = None
+        self._later_timer: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()  # strong references to the pipelines in flight
 
     def run(self, *args: Any, **options: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued.append((args, options, future))
-        if self._flush is None:
-            self._flush = asyncio.create_task(self._send())
-            self._sending.add(self._flush)
-            self._flush.add_done_callback(self._sending.discard)
+        self._start_flush()
         return future
+
+    def run_later(self, *args: Any, **options: Any) -> None:
+        """A command nobody waits for: it rides with the next pipeline (the next batch's claims), or goes out on its
+        own within ``later_seconds``; a failure is logged. Saves a round trip per batch where nothing waits."""
+        self._later.append((args, options, None))
+        if self._later_timer is None:
+            self._later_timer = self._track(asyncio.create_task(self._send_later()))
+
+    async def _send_later(self) -> None:
+        await asyncio.sleep(self.later_seconds)
+        self._later_timer = None
+        if self._later:
+            self._start_flush()
+
+    def _start_flush(self) -> None:
+        if self._flush is None:
+            self._flush = self._track(asyncio.create_task(self._send()))
+
+    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        return task
 
     async def _send(self) -> None:
         await asyncio.sleep(0)  # let the other handlers of this turn queue theirs
-        queued, self._queued, self._flush = self._queued, [], None  # later commands start the next pipeline
+        # Later commands start the next pipeline; the ones nobody waits for go first, as they were issued first.
+        queued, self._queued, self._flush = [*self._later, *self._queued], [], None
+        self._later = []
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for args, options, _ in queued:
                     pipe.execute_command(*args, **options)
                 replies = await pipe.execute(raise_on_error=False)
         except Exception as exc:
+            log.warning("Redis pipeline failed", extra={"commands": len(queued), "error": repr(exc)})
             for *_, future in queued:
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_exception(exc)
             return
         for (*_, future), reply in zip(queued, replies, strict=True):
+            if future is None:
+                if isinstance(reply, Exception):
+                    log.warning("Redis command failed", extra={"error": repr(reply)})
+                continue
             if future.done():
                 continue
             if isinstance(reply, Exception):
@@ -107,8 +139,11 @@ class HandledEvents:
         value = await self.commands.run("GET", key)  # a redelivery: rare, so not in the first pipeline
         return "done" if value in (b"done", "done") else "pending"
 
-    async def done(self, consumer: str, event_id: str) -> None:
-        await self.commands.run("SET", f"{HANDLED_PREFIX}{consumer}:{event_id}", "done", "EX", HANDLED_TTL_SECONDS)
+    def done(self, consumer: str, event_id: str) -> None:
+        """Mark the event applied, without waiting: the mark rides with the next claims (run_later). Nothing is lost
+        if it never arrives: the event is acknowledged, so JetStream sends it again only if that ack was lost too,
+        and then after the claim lapsed, when it is emitted again (emits are at least once)."""
+        self.commands.run_later("SET", f"{HANDLED_PREFIX}{consumer}:{event_id}", "done", "EX", HANDLED_TTL_SECONDS)
 
     async def release(self, consumer: str, event_id: str) -> None:
         """Undo a claim whose handling failed, so the redelivery is applied."""

@@ -134,7 +134,7 @@ class EventHandlers:
             except Exception:
                 await self.handled.release(consumer, event.id)  # let the redelivery apply it
                 raise
-            await self.handled.done(consumer, event.id)
+            self.handled.done(consumer, event.id)
 
         return handle
 
@@ -165,11 +165,12 @@ class EventHandlers:
     async def link_location_updated(self, data: dict[str, Any]) -> None:
         link_id = str(data.get("linkID") or "")
         link_ns = data_namespace(link_id)
-        if link_ns:
-            await self.sockets.emit("position", position_payload(data), link_ns)
         room_ns = room_namespace(str(data.get("room") or ""))
-        if room_ns:
-            await self.sockets.emit("case-data", dict(UPDATE_LATLNG_CASE_DATA), room_ns)
+        # Two namespaces, no order between them: emitted together, so one Redis message carries both.
+        await asyncio.gather(
+            *([self.sockets.emit("position", position_payload(data), link_ns)] if link_ns else []),
+            *([self.sockets.emit("case-data", dict(UPDATE_LATLNG_CASE_DATA), room_ns)] if room_ns else []),
+        )
         if link_ns:
             self.schedule_history(link_id, "location")
 
