@@ -9,7 +9,8 @@ runner's, compose's or the cluster's private one, e.g. through a port-forward).
 
 SERVICE: recording, conference, link, telemetry, realtime or all (recording first, then the others at once). The
 NATS URL is ``--nats-url``, else ``NATS_URL``, else the local runner's (nats://127.0.0.1:4222). Repeatable: a second
-run changes nothing.
+run changes nothing. A read model that prunes (servicekit.rebuild.Prune) says how many rows whose owner row is gone
+it deleted (``pruned N``), or why it did not (``not pruned: ...``).
 
 Exit status: 0 every read model rebuilt; 1 a service did not answer or failed; 2 bad arguments; 3 rebuilt, but
 rows of the owners that a read model cannot hold were left out (each named on stderr and in that service's log,
@@ -103,8 +104,12 @@ def report(summary: RebuildSummary) -> list[str]:
     for model in summary.readModels:
         rate = f"{model.rows / model.seconds:,.0f} rows/s" if model.seconds > 0 else "-"
         left = f"  NOT REBUILT: {model.notRebuilt:,} rows" if model.notRebuilt else ""
+        # rows whose owner row is gone, deleted after the pass (only steps that prune say so)
+        pruned = f"  pruned {model.pruned:,}" if model.pruned is not None else ""
+        kept = f"  not pruned: {model.notPruned}" if model.notPruned else ""
         lines.append(
-            f"{summary.service:<11} {model.readModel:<20} {model.rows:>10,} rows {model.seconds:>9.2f} s  {rate}{left}"
+            f"{summary.service:<11} {model.readModel:<20} {model.rows:>10,} rows {model.seconds:>9.2f} s  {rate}"
+            f"{pruned}{left}{kept}"
         )
     return lines
 

@@ -591,6 +591,9 @@ MIGRATION_JOBS: dict[str, tuple[list[str], bool]] = {
     "migrate": (["sh", "-c", _WITH_REPORT, "migrate"], True),
     # rows added, changed or deleted since the last copy (run while the old gateway serves, and once after it stopped)
     "migrate-catch-up": (["sh", "-c", _WITH_REPORT, "migrate", "--catch-up"], True),
+    # the cutover's last catch-up, once the old gateway stopped: it marks the targets, so a later copy or catch-up
+    # fails with exit 5 (unless --force); rerunning this one (a retried pod) resumes it
+    "migrate-final": (["sh", "-c", _WITH_REPORT, "migrate", "--catch-up", "--final"], True),
     # counts and checksums of both sides; exit 1 (the Job fails) on any difference
     "migrate-verify": (["python", "-m", "deploy.migrate", "--verify"], True),
     # every read model rebuilt from its owners (needs only NATS); exit 3 when a row could not be held
@@ -675,11 +678,11 @@ _MIGRATION_POD = {"app.kubernetes.io/component": MIGRATION_COMPONENT}
 MIGRATION_SOURCE_EXAMPLE: dict[str, Any] = {"to": [{"ipBlock": {"cidr": "192.0.2.50/32"}}], "ports": [_tcp(3306)]}
 MIGRATION_HEADER = (
     '# Optional component for moving an installation of the original onto the suite (README "Moving an\n'
-    '# installation onto the suite", its runbook): the Jobs migrate, migrate-catch-up, migrate-verify and\n'
-    "# rebuild-read-models, all suspended. Needs the Secret ems-migration (key MIGRATE_SOURCE, the original's\n"
-    "# database as mysql://reader:PASS@old-db:3306/conference) besides ems-secrets. With the network policies on, add\n"
-    "# the migration-network component too. Start a Job: kubectl -n ems patch job migrate --type=merge \\\n"
-    '#   -p \'{"spec":{"suspend":false}}\'; follow it: kubectl -n ems logs -f job/migrate.\n'
+    '# installation onto the suite", its runbook): the Jobs migrate, migrate-catch-up, migrate-final,\n'
+    "# migrate-verify and rebuild-read-models, all suspended. Needs the Secret ems-migration (key MIGRATE_SOURCE,\n"
+    "# the original's database as mysql://reader:PASS@old-db:3306/conference) besides ems-secrets. With the network\n"
+    "# policies on, add the migration-network component too. Start a Job: kubectl -n ems patch job migrate \\\n"
+    '#   --type=merge -p \'{"spec":{"suspend":false}}\'; follow it: kubectl -n ems logs -f job/migrate.\n'
 )
 MIGRATION_NETWORK_HEADER = (
     "# Optional component, beside k8s/components/migration when the network policies are on: the Jobs' egress (DNS,\n"

@@ -300,7 +300,7 @@ def test_autoscaling_component(kubectl, tmp_path) -> None:
 MIGRATION = ROOT / "k8s" / "components" / "migration"
 MIGRATION_NETWORK = ROOT / "k8s" / "components" / "migration-network"
 NETWORK_POLICIES = ROOT / "k8s" / "components" / "network-policies"
-MIGRATION_JOBS = {"migrate", "migrate-catch-up", "migrate-verify", "rebuild-read-models"}
+MIGRATION_JOBS = {"migrate", "migrate-catch-up", "migrate-final", "migrate-verify", "rebuild-read-models"}
 
 
 def test_migration_components(kubectl, tmp_path) -> None:
@@ -351,7 +351,11 @@ def test_migration_components(kubectl, tmp_path) -> None:
             assert secrets == {("MIGRATE_SOURCE", "ems-migration"), ("MYSQL_PASSWORD", SECRET)}, name
             assert configs == {"ems-common", "ems-mysql"}, name
     assert "--verify" in jobs["migrate-verify"]["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert "--catch-up" in jobs["migrate-catch-up"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    commands = {name: job["spec"]["template"]["spec"]["containers"][0]["command"] for name, job in jobs.items()}
+    assert "--catch-up" in commands["migrate-catch-up"] and "--final" not in commands["migrate-catch-up"]
+    # the cutover's final catch-up: the only Job that marks the targets
+    assert {"--catch-up", "--final"} <= set(commands["migrate-final"])
+    assert [name for name, command in commands.items() if "--final" in command] == ["migrate-final"]
     # the Jobs' pods may reach DNS, NATS, MariaDB and the original's database, as network-peers.yaml places them
     policy = by_kind(docs, "NetworkPolicy")["migration"]["spec"]
     selector = policy["podSelector"]["matchLabels"]

@@ -22,6 +22,15 @@ named by :func:`not_rebuilt` (``fits`` of :func:`rebuild_from`): logged as a WAR
 summary (``notRebuilt``, the first NOT_REBUILT_LISTED named in ``notRebuiltRows``), which deploy/rebuild.py prints
 and turns into its exit status. Rows a read model does not take by design (``keep``: what its consumer would not
 store from the same event either) are not reported.
+
+Upserts alone never remove a row whose owner row is gone (a row the original deleted between two catch-ups of a
+migration). A step that keeps one row per owner entity may opt in to **pruning** (``prune`` of :func:`rebuild_from`,
+a :class:`Prune`): once its pass over the snapshot has completed, the rows of its table whose ``version`` is older
+than the pass's oldest page version are deleted (:func:`prune_older`), and the count is in the step's summary
+(``pruned``). Every row the pass wrote carries at least its page's version, and a live event applied meanwhile
+carries its own time, newer than that (VERSION_MARGIN_MS), so only rows of entities the owner no longer has are
+left older. A pass that fails prunes nothing; nor does one that left an owner row unwritten (``keep``, ``fits``),
+since that row's old copy would look gone (``notPruned`` says why).
 """
 
 from __future__ import annotations
@@ -29,9 +38,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -39,7 +50,7 @@ import msgspec
 from asyncmy.errors import OperationalError
 
 from servicekit.bus import Bus, Event
-from servicekit.db import Database
+from servicekit.db import Connection, Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,6 +68,8 @@ REBUILD_SUBJECT = "rpc.{service}.rebuild"
 RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock (with a live consumer writing the same rows): run it again
 WRITE_ATTEMPTS = 5
 NOT_REBUILT_LISTED = 20  # rows named per step in the summary (all are logged)
+PRUNE_ROWS = 500  # rows deleted per transaction by prune_older (each by its key: only those rows are locked)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SnapshotQuery(msgspec.Struct, kw_only=True):
@@ -80,6 +93,8 @@ class RebuiltModel(msgspec.Struct, kw_only=True):
     seconds: float
     notRebuilt: int = 0  # rows of the owners the read model could not hold (not_rebuilt): each one logged
     notRebuiltRows: list[str] = []  # the first NOT_REBUILT_LISTED of them, "<row>: <why>"
+    pruned: int | None = None  # rows deleted after the pass (their owner row is gone); None: the step never prunes
+    notPruned: str = ""  # why a step that prunes did not this time
 
 
 class RebuildSummary(msgspec.Struct, kw_only=True):
@@ -93,11 +108,26 @@ Reader = Callable[[int, int], Awaitable[tuple[list[Any], int | None]]]
 Step = Callable[[], Awaitable[int]]
 
 
+@dataclass(frozen=True)
+class Prune:
+    """A step's opt-in to pruning (:func:`rebuild_from`): its read model's ``table``, which has a ``version`` column,
+    and the columns of its primary ``key``. Names come from code, never from input."""
+
+    table: str
+    key: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.key or not all(_IDENTIFIER.fullmatch(name) for name in (self.table, *self.key)):
+            raise ValueError(f"not a table and key: {self.table!r} {self.key!r}")
+
+
 class _NotRebuilt:
     def __init__(self, read_model: str) -> None:
         self.read_model = read_model
         self.count = 0
         self.rows: list[str] = []
+        self.pruned: int | None = None
+        self.not_pruned = ""
 
 
 _not_rebuilt: ContextVar[_NotRebuilt | None] = ContextVar("not_rebuilt", default=None)
@@ -217,15 +247,22 @@ async def rebuild_from(
     keep: Callable[[list[T]], list[Any]] | None = None,
     fits: Callable[[T], str | None] | None = None,
     describe: Callable[[T], str] = repr,
+    prune: Prune | None = None,
 ) -> int:
     """Every page of ``entity`` from its owner (:func:`pages`), the rows the read model takes (``keep``, default all)
     written by ``save(conn, rows, version)`` in one transaction per page (:func:`write`); returns the rows written.
 
     ``fits``: why a row cannot be held by the read model (None: it can); such a row is left out and reported
     (:func:`not_rebuilt`, the row named by ``describe``), never dropped silently. ``keep`` is for rows the read model
-    does not take by design (as its consumer would not from the same event): they are not reported."""
-    count = 0
+    does not take by design (as its consumer would not from the same event): they are not reported.
+
+    ``prune``: after the last page, delete the rows of ``prune.table`` older than every page (:func:`prune_older`),
+    unless a row of the owner was left unwritten."""
+    count, left_out = 0, 0
+    oldest: int | None = None  # the clock may step back during a pass: the oldest page decides
     async for version, rows in pages(bus, subject, entity, row_type):
+        oldest = version if oldest is None else min(oldest, version)
+        total = len(rows)
         if fits is not None:
             fitting = []
             for row in rows:
@@ -238,7 +275,49 @@ async def rebuild_from(
         kept = rows if keep is None else keep(rows)
         await write(db, save, kept, version)
         count += len(kept)
+        left_out += total - len(kept)
+    if prune is not None and oldest is not None:
+        tally = _not_rebuilt.get()
+        if left_out:
+            reason = f"{left_out} rows of the owner not written (their old copies would look gone)"
+            log.warning("read model not pruned", extra={"table": prune.table, "reason": reason})
+            if tally is not None:
+                tally.not_pruned = reason
+        else:
+            pruned = await prune_older(db, prune, oldest)
+            if tally is not None:
+                tally.pruned = pruned
     return count
+
+
+async def prune_older(db: Database, prune: Prune, before: int) -> int:
+    """Delete the rows of ``prune.table`` whose ``version`` is below ``before``; returns how many. Candidates are
+    read without locks, then deleted by key with the version tested again, so a row a live event rewrote meanwhile
+    stays and only the deleted rows are locked."""
+    columns = ", ".join(f"`{name}`" for name in prune.key)
+    where = f"FROM `{prune.table}` WHERE `version` < %s"
+    select = f"SELECT {columns} {where} ORDER BY {columns} LIMIT {PRUNE_ROWS}"  # noqa: S608 - names from code
+    match = "(" + " AND ".join(f"`{name}` = %s" for name in prune.key) + ")"
+    deleted = [0]  # of the transaction that committed (write may run it again)
+
+    async def delete(conn: Connection, keys: list[tuple[Any, ...]]) -> None:
+        sql = f"DELETE {where} AND ({' OR '.join([match] * len(keys))})"  # noqa: S608 - names from code
+        deleted[0] = await conn.execute(sql, [before, *(value for key in keys for value in key)])
+
+    total = 0
+    while True:
+        rows = await db.fetch_all(select, (before,))
+        if not rows:
+            return total
+        keys = [tuple(row[name] for name in prune.key) for row in rows]
+        await write(db, delete, keys)
+        total += deleted[0]
+        log.info(
+            "read-model rows pruned",
+            extra={"table": prune.table, "rows": deleted[0], "keys": [list(map(str, k)) for k in keys[:10]]},
+        )
+        if not deleted[0]:  # every candidate was rewritten meanwhile: nothing older is left
+            return total
 
 
 async def write(db: Database, apply: Callable[..., Awaitable[Any]], *args: Any) -> None:
@@ -276,13 +355,17 @@ async def serve_rebuild(bus: Bus, steps: dict[str, Step]) -> None:
             seconds = round(time.monotonic() - started, 3)
             log.info(
                 "read model rebuilt",
-                extra={"read_model": name, "rows": rows, "seconds": seconds, "not_rebuilt": tally.count},
-            )
+                extra={
+                    "read_model": name, "rows": rows, "seconds": seconds, "not_rebuilt": tally.count,
+                    "pruned": tally.pruned,
+                },
+            )  # fmt: skip
             done.append(
                 RebuiltModel(
-                    readModel=name, rows=rows, seconds=seconds, notRebuilt=tally.count, notRebuiltRows=tally.rows
+                    readModel=name, rows=rows, seconds=seconds, notRebuilt=tally.count, notRebuiltRows=tally.rows,
+                    pruned=tally.pruned, notPruned=tally.not_pruned,
                 )
-            )
+            )  # fmt: skip
         return RebuildSummary(service=bus.service, readModels=done)
 
     await bus.serve(REBUILD_SUBJECT.format(service=bus.service), RebuildRequest, answer)

@@ -12,6 +12,11 @@
   - ``room_case_view``: conference's cases; ``room_record_view``: recording's egresses;
   - ``palette_view``: asked of conference (rpc.conference.palette), as the periodic refresh does.
 
+  room_view, room_user_view and room_case_view are pruned after a complete pass (servicekit.rebuild.Prune): a row
+  whose owner row is gone (deleted in an original between two catch-ups) goes. Not room_record_view: recording's
+  events announce every egress of a room (another tool's too), while its snapshot has only record_media's, so a row
+  missing from the snapshot may still be current.
+
   - ``room_participant_view`` (and each room's ``room_participant_list``): who is in a room now is LiveKit's
     state, which no service keeps in a table: for every open room (and every room the view shows someone in),
     conference is asked for LiveKit's participant list (RPC_CONFERENCE_PARTICIPANTS), and the view is made to
@@ -110,6 +115,7 @@ async def rebuild_rooms(runtime: Runtime) -> int:
         RoomState,
         _store_rooms,
         keep=lambda rooms: [room for room in rooms if room.detail],  # as apply_conference_event
+        prune=rebuild.Prune("room_view", ("room",)),
     )
 
 
@@ -132,6 +138,7 @@ async def rebuild_room_users(runtime: Runtime) -> int:
         # as apply_conference_event; conference's room_user is as wide, so none is expected
         fits=lambda u: rebuild.too_wide({"room": u.room, "identity": u.identity}, USER_WIDTHS),
         describe=lambda u: f"{u.room}/{u.identity}",
+        prune=rebuild.Prune("room_user_view", ("room", "identity")),
     )
     # Every user of every room known now is in the view, and later ones come as events: what ``complete`` means.
     await repository.readmodels.mark_rooms_complete(runtime.db)
@@ -155,6 +162,7 @@ async def rebuild_cases(runtime: Runtime) -> int:
         keep=lambda cases: [v for v in map(readmodels.case_values, cases) if v is not None],
         fits=lambda c: None if readmodels.case_values(c) is not None else "caseId or service out of the view's range",
         describe=lambda c: f"{c.service}/{c.caseId}",
+        prune=rebuild.Prune("room_case_view", ("service", "caseId")),
     )
 
 

@@ -4,7 +4,8 @@
   room_record_view) and files (FileStored from ``files``, for conference's GET /room/picture read model).
 * Consumer (``rpc.recording.rebuild``): ``room_setting`` from conference's rooms, written as the room consumer
   writes it (domain.setting_from_event, repository.upsert_room_setting), stamped with the time taken before the
-  page was asked for, so a room event applied meanwhile (newer ``version``) is kept.
+  page was asked for, so a room event applied meanwhile (newer ``version``) is kept; after a complete pass the
+  settings of rooms conference no longer has are pruned (servicekit.rebuild.Prune).
 
 room_egress, track_state and encode_job are recording's own working state, not copies of anyone's rows: the
 start-up reconcile with LiveKit keeps room_egress true; they are not rebuilt here.
@@ -80,25 +81,27 @@ async def _save_settings(conn: Connection, settings: list[tuple[str, dict[str, A
     await repository.upsert_room_settings(conn, settings, version)
 
 
+def _settings(rooms: list[RoomState]) -> list[tuple[str, dict[str, Any]]]:
+    """The rooms' settings as the room consumer reads an event (a room without one is not taken)."""
+    settings = [(room.room, domain.setting_from_event(msgspec.to_builtins(room))) for room in rooms]
+    return [(name, setting) for name, setting in settings if setting is not None]
+
+
 async def rebuild_room_settings(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
-    count = 0
-    async for version, rooms in rebuild.pages(
-        runtime.bus, RPC_CONFERENCE_SNAPSHOT, ConferenceSnapshot.ROOMS, RoomState
-    ):
-        settings = []
-        for room in rooms:
-            setting = domain.setting_from_event(msgspec.to_builtins(room))  # as the room consumer reads an event
-            if setting is None:
-                continue
-            too_wide = rebuild.too_wide({"room": room.room}, {"room": MAX_ROOM})
-            if too_wide is None:
-                settings.append((room.room, setting))
-            else:  # conference's room names are as wide: not expected, never truncated nor dropped silently
-                rebuild.not_rebuilt(f"room {room.room}", too_wide)
-        await rebuild.write(runtime.db, _save_settings, settings, version)
-        count += len(settings)
-    return count
+    return await rebuild.rebuild_from(
+        runtime.bus,
+        runtime.db,
+        RPC_CONFERENCE_SNAPSHOT,
+        ConferenceSnapshot.ROOMS,
+        RoomState,
+        _save_settings,
+        keep=_settings,
+        # conference's room names are as wide: not expected, never truncated nor dropped silently
+        fits=lambda room: rebuild.too_wide({"room": room.room}, {"room": MAX_ROOM}),
+        describe=lambda room: room.room,
+        prune=rebuild.Prune("room_setting", ("room",)),
+    )
 
 
 async def serve(runtime: Runtime) -> None:

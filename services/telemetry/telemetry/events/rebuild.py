@@ -11,6 +11,10 @@ what it wrote, an older write only fills what a row lacks.
 * ``car_room``: conference's rooms (their tenant); ``stats_case``: its cases; ``stats_participant``: its room users.
 * ``stats_track``: telemetry's own data_log (the raw LiveKit webhooks; a migration copies it): its
   ``track_published`` rows, keyed as the live consumer keys them (recording's receipt key), so none is kept twice.
+
+car_room_link, stats_link, stats_case and stats_participant are pruned after a complete pass (servicekit.rebuild.Prune):
+a row whose owner row is gone (deleted in an original between two catch-ups) goes. Not car_room: rooms without a
+tenant are not written (as apply_room_event), so the tenant an earlier event gave such a room would look gone.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ async def rebuild_car_links(runtime: Runtime) -> int:
         fits=lambda link: _link_key_missing(link) or rebuild.too_wide(
             {"linkID": link.linkID, "room": link.room, "userType": link.userType}, CAR_LINK_WIDTHS
         ),
-        describe=_describe_link,
+        describe=_describe_link, prune=rebuild.Prune("car_room_link", ("id",)),
     )  # fmt: skip
 
 
@@ -118,7 +122,7 @@ async def rebuild_stats_links(runtime: Runtime) -> int:
     assert runtime.bus is not None and runtime.db is not None
     return await rebuild.rebuild_from(
         runtime.bus, runtime.db, RPC_LINK_SNAPSHOT, LinkSnapshot.LINKS, LinkState, _save_stats_links,
-        fits=_link_key_missing, describe=_describe_link,
+        fits=_link_key_missing, describe=_describe_link, prune=rebuild.Prune("stats_link", ("id",)),
     )  # fmt: skip
 
 
@@ -138,6 +142,7 @@ async def rebuild_stats_cases(runtime: Runtime) -> int:
         _save_stats_cases,
         fits=lambda case: rebuild.too_wide({"room": case.room}, CASE_WIDTHS),
         describe=lambda case: f"{case.service}/{case.caseId}",
+        prune=rebuild.Prune("stats_case", ("id",)),
     )
 
 
@@ -159,6 +164,7 @@ async def rebuild_stats_participants(runtime: Runtime) -> int:
             {"room": u.room, "identity": u.identity, "userType": u.userType}, PARTICIPANT_WIDTHS
         ),
         describe=lambda u: f"{u.room}/{u.identity}",
+        prune=rebuild.Prune("stats_participant", ("id",)),
     )
 
 
