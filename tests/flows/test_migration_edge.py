@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import csv
+import hashlib
 import json
 import re
 import sys
@@ -38,6 +39,7 @@ from deploy.rebuild import RebuildFailed, not_rebuilt, rebuild
 from tests import legacy_answers as original
 from tests.instances import private_suite
 from tests.legacy import SMALL, SOURCE_TIME_ZONE, Dsn, Filled, build, clone_without, drop_source
+from tests.support import query
 
 ROOT = Path(__file__).resolve().parents[2]
 API_URL = "https://api.example"
@@ -566,3 +568,27 @@ async def test_getdetail_of_duplicated_link_ids(migrated: Migrated, edge: httpx.
     for link_id in (low, high):  # one row carried; utf8mb4_unicode_ci finds it by either spelling
         got = (await _get(edge, "/link/getdetail", linkId=link_id)).json()
         assert got["status"] == "OK" and got["data"]["linkID"] == low, got
+
+
+async def test_a_migrated_md5_password_works_and_is_rehashed_on_its_first_success(
+    migrated: Migrated, edge: httpx.AsyncClient
+) -> None:
+    """Passwords are carried as the original stored them (MD5), none re-hashed in bulk; the first right password
+    through the edge is accepted and re-hashes that one link's (the rest stay MD5 until theirs)."""
+    link_id, secret = migrated.filled.cases["password_link"]
+    link_db = migrated.local.db_name("link")
+
+    async def stored() -> str:
+        rows = await query(link_db, "SELECT password FROM link_connect WHERE BINARY linkID = %s", (link_id,))
+        return str(rows[0]["password"])
+
+    carried = await stored()
+    assert carried == hashlib.md5(secret.encode()).hexdigest()  # noqa: S324 - the original's stored hash
+    wrong = await edge.post("/auth/verifyuser", json={"linkID": link_id, "password": secret + "x"})
+    assert wrong.json() == {"status": "FAIL", "message": "invalid id or password"}
+    assert await stored() == carried
+    right = await edge.post("/auth/verifyuser", json={"linkID": link_id, "password": secret})
+    assert right.json()["status"] == "OK", right.text
+    assert (await stored()).startswith("$argon2")
+    still_md5 = await query(link_db, "SELECT COUNT(*) AS n FROM link_connect WHERE password REGEXP '^[0-9a-f]{32}$'")
+    assert still_md5[0]["n"] > 0  # every other link keeps its MD5 until its own first check

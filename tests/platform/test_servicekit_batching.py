@@ -150,8 +150,7 @@ async def test_a_batch_reads_once_what_each_of_its_events_needs(kit) -> None:
     async with db.transaction() as conn:
         await _insert_items(conn, [(n, f"note{n}") for n in range(40)])
         assert batch_lookups(conn, "notes") is None  # not a batch: each event reads for itself
-        for n in range(40):
-            await add_event(conn, "batchtest.ping.sent", Ping(n=n))
+        mine = {(await add_event(conn, "batchtest.ping.sent", Ping(n=n))).id for n in range(40)}
     relay = OutboxRelay(db, bus)
     relay.start()
     durable = f"b{uuid.uuid4().hex[:8]}"
@@ -159,6 +158,8 @@ async def test_a_batch_reads_once_what_each_of_its_events_needs(kit) -> None:
     seen: dict[int, str] = {}
 
     async def handler(event: Event) -> None:
+        if event.id not in mine:  # the stream's events of the module's other tests (replay)
+            return
         n = int(event.data["n"])
 
         async def apply(conn: Connection) -> None:
@@ -170,7 +171,7 @@ async def test_a_batch_reads_once_what_each_of_its_events_needs(kit) -> None:
                 return
             events, notes = lookups
             if n not in notes:
-                wanted = sorted({int(e.data["n"]) for e in events})
+                wanted = sorted({int(e.data["n"]) for e in events if e.id in mine})
                 marks = ", ".join(["%s"] * len(wanted))
                 rows = await conn.fetch_all(f"SELECT n, note FROM item WHERE n IN ({marks})", wanted)  # noqa: S608
                 reads.append(len(wanted))
