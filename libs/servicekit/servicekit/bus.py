@@ -391,7 +391,7 @@ class _Batch:
         self.event_ids = [event.id for event in events]
         self.handled: dict[str, set[str]] = {}
         self.recorded: list[tuple[str, str]] = []
-        self.memo: dict[str, Any] = {}  # batch_memo()
+        self.memo: dict[str, Any] = {}  # batch_lookups' dicts, by name
 
     async def first_time(self, consumer: str, event_id: str) -> bool:
         seen = self.handled.get(consumer)

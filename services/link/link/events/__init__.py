@@ -190,15 +190,7 @@ async def status_history(
 ) -> list[dict[str, Any]] | bool:
     """A link's usage rows as the original's ``history`` emit carried them (false when there are none); a full
     timeline from ``full`` once read."""
-    assert runtime.db is not None
-    every_user_type = request.linkType == "location"
-    key = (request.linkID, every_user_type)
-    rows = full.get(key)
-    if rows is None:
-        async with runtime.db.connection() as conn:
-            rows = await repository.usage.active_log(conn, request.linkID, every_user_type=every_user_type)
-        full.put(key, rows)
-    return rows or False
+    return (await status_histories(runtime, LinkHistoriesQuery(links=[request]), full))[0]
 
 
 async def status_histories(

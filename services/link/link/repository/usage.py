@@ -105,20 +105,10 @@ async def room_status_log(conn: Connection, room: str) -> list[dict[str, Any]]:
     )
 
 
-_ACTIVE_LOG = (
-    "SELECT linkID, mobile, status, linkType, dtmCreated, userType, latitude, longitude, data FROM usage_status_log "
-    "WHERE linkID = %s AND status IN (%s, %s, %s, %s, %s, %s) AND (userType = 'user' OR %s) "
-    "ORDER BY dtmCreated ASC, id ASC LIMIT %s"
-)
-
-
 async def active_log(conn: Connection, link_id: str, every_user_type: bool = False) -> list[dict[str, Any]]:
     """The original's getCRMLinkStatusLog: a link's activity rows, oldest first (user rows only unless
     ``every_user_type``, which the original used for location links)."""
-    rows = await conn.fetch_all(
-        _ACTIVE_LOG, (link_id, *domain.links.ACTIVE_LOG_STATUSES, every_user_type, domain.history.TIMELINE_ROWS)
-    )
-    return [_timeline_item(row) for row in rows]
+    return (await active_logs(conn, [(link_id, every_user_type)]))[0]
 
 
 async def active_logs(conn: Connection, links: Sequence[tuple[str, bool]]) -> list[list[dict[str, Any]]]:
